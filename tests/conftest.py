@@ -1,0 +1,47 @@
+"""Shared fixtures: temporary CA homes with a fixed clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tui_ca.engine import Actor, CertificateAuthority, NameFields
+
+# A fixed instant for reproducible artefacts; far enough from year boundaries
+# that validity arithmetic never straddles UTCTime/GeneralizedTime (2050).
+FIXED_NOW = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
+
+DEMO_NAMES = NameFields(
+    country="GB", state="England", locality="London", organization="Example Networks",
+    org_unit="PKI", common_name="Example Issuing CA", email="pki@example.net",
+)  # fmt: skip
+
+
+class Clock:
+    """A settable clock for engine tests."""
+
+    def __init__(self, now: datetime = FIXED_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def ca(home: Path, clock: Clock) -> CertificateAuthority:
+    """An initialised CA (EC P-256) with a base URL, on a fixed clock."""
+    authority = CertificateAuthority(home, clock=clock, actor=Actor("alice", "192.0.2.10"))
+    authority.init(DEMO_NAMES, base_url="http://127.0.0.1:8080")
+    return authority

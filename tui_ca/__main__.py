@@ -1,0 +1,3 @@
+from tui_ca.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,115 @@
+"""CRL assembly that stays linear in the number of revoked certificates.
+
+cryptography's ``CertificateRevocationListBuilder`` re-copies its entry list on
+every ``add_revoked_certificate`` call, which is quadratic (about 19 s for
+100,000 entries). Here cryptography builds and signs an *empty* CRL with the
+right issuer, times and extensions; its TBSCertList is then re-assembled with
+the pre-encoded entries spliced in after ``nextUpdate`` and signed again.
+Entry encodings are cached per store shard by the caller, so publishing a CRL
+mostly costs one join and one signature.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+from tui_ca.engine.profile import signature_hash
+
+_REASON_EXTENSION_PREFIX = bytes.fromhex("300c300a0603551d1504030a01")
+
+
+def der_length(length: int) -> bytes:
+    if length < 0x80:
+        return bytes([length])
+    body = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def der_tlv(tag: int, body: bytes) -> bytes:
+    return bytes([tag]) + der_length(len(body)) + body
+
+
+def der_integer(value: int) -> bytes:
+    body = value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True)
+    return der_tlv(0x02, body)
+
+
+def der_time(moment: datetime) -> bytes:
+    """UTCTime through 2049, GeneralizedTime after (RFC 5280 §5.1.2.4)."""
+    if 1950 <= moment.year < 2050:
+        return der_tlv(0x17, moment.strftime("%y%m%d%H%M%SZ").encode())
+    return der_tlv(0x18, moment.strftime("%Y%m%d%H%M%SZ").encode())
+
+
+def encode_entry(serial: int, revoked_at: datetime, reason_code: int) -> bytes:
+    """One revokedCertificates entry; reason 0 (unspecified) carries no reasonCode."""
+    body = der_integer(serial) + der_time(revoked_at)
+    if reason_code:
+        body += _REASON_EXTENSION_PREFIX + bytes([reason_code])
+    return der_tlv(0x30, body)
+
+
+def _split(der: bytes) -> list[bytes]:
+    """Top-level TLVs of a DER SEQUENCE body."""
+    parts, offset = [], 0
+    while offset < len(der):
+        start = offset
+        offset += 1
+        first = der[offset]
+        offset += 1
+        if first & 0x80:
+            count = first & 0x7F
+            length = int.from_bytes(der[offset : offset + count], "big")
+            offset += count
+        else:
+            length = first
+        offset += length
+        parts.append(der[start:offset])
+    return parts
+
+
+def _body(tlv: bytes) -> bytes:
+    return _split_header(tlv)[1]
+
+
+def _split_header(tlv: bytes) -> tuple[bytes, bytes]:
+    first = tlv[1]
+    header = 2 + (first & 0x7F if first & 0x80 else 0)
+    return tlv[:header], tlv[header:]
+
+
+def sign_crl(
+    issuer_cert: x509.Certificate, issuer_key, number: int, this_update: datetime,
+    next_update: datetime, entries: list[bytes],
+) -> bytes:  # fmt: skip
+    """A DER CRL (v2, AKI, CRL number) listing ``entries`` (from encode_entry)."""
+    ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    algorithm = signature_hash(issuer_key)
+    empty = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer_cert.subject)
+        .last_update(this_update)
+        .next_update(next_update)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .add_extension(x509.CRLNumber(number), critical=False)
+        .sign(issuer_key, algorithm)
+    )
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    outer = _split(_body(empty.public_bytes(Encoding.DER)))
+    signature_algorithm = outer[1]
+    tbs_parts = _split(_body(empty.tbs_certlist_bytes))
+    # version, signature, issuer, thisUpdate, nextUpdate, [revoked], [0] extensions
+    if entries:
+        tbs_parts.insert(5, der_tlv(0x30, b"".join(entries)))
+    tbs = der_tlv(0x30, b"".join(tbs_parts))
+    if isinstance(issuer_key, rsa.RSAPrivateKey):
+        signature = issuer_key.sign(tbs, padding.PKCS1v15(), algorithm)
+    elif isinstance(issuer_key, ec.EllipticCurvePrivateKey):
+        signature = issuer_key.sign(tbs, ec.ECDSA(algorithm))
+    else:  # pragma: no cover - CA keys are RSA or EC by construction
+        raise TypeError("unsupported CA key type")
+    return der_tlv(0x30, tbs + signature_algorithm + der_tlv(0x03, b"\x00" + signature))

@@ -1,0 +1,89 @@
+"""Conversions between stored documents (plain JSON) and the model dataclasses.
+
+Keys are short because they repeat in every document of every shard.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from tui_ca.engine.models import (
+    Actor,
+    Certificate,
+    CsrDetails,
+    NameFields,
+    Request,
+    RequestStatus,
+    RevocationReason,
+)
+
+_FIELD_KEYS = ("country", "state", "locality", "organization", "org_unit", "common_name", "email")
+
+
+def actor_doc(actor: Actor | None) -> dict | None:
+    return None if actor is None else {"u": actor.user, "a": actor.address}
+
+
+def actor_model(doc: dict | None) -> Actor | None:
+    return None if doc is None else Actor(user=doc["u"], address=doc.get("a"))
+
+
+def time_doc(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def time_model(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def fields_doc(fields: NameFields) -> dict:
+    return {key: value for key in _FIELD_KEYS if (value := getattr(fields, key)) is not None}
+
+
+def request_doc(request_id: int, requester: str, details: CsrDetails, csr_pem: str, at: datetime,
+                by: Actor, source: str, renewal_of: int | None) -> dict:  # fmt: skip
+    return {
+        "id": request_id, "requester": requester, "status": RequestStatus.QUEUED.value, "csr": csr_pem,
+        "subject": details.subject, "fields": fields_doc(details.subject_fields), "sans": list(details.sans),
+        "key_type": details.key_type, "key_size": details.key_size, "spki": details.spki_sha256,
+        "csr_sha": details.csr_sha256, "at": time_doc(at), "by": actor_doc(by), "source": source,
+        "decided_at": None, "decided_by": None, "reason": None, "renewal_of": renewal_of,
+    }  # fmt: skip
+
+
+def request_model(doc: dict) -> Request:
+    fields = NameFields(**doc.get("fields", {}))
+    details = CsrDetails(
+        subject=doc["subject"], subject_fields=fields, common_name=fields.common_name, sans=tuple(doc["sans"]),
+        key_type=doc["key_type"], key_size=doc["key_size"], signature_valid=True, spki_sha256=doc["spki"],
+        csr_sha256=doc["csr_sha"],
+    )  # fmt: skip
+    return Request(
+        id=doc["id"], requester=doc["requester"], status=RequestStatus(doc["status"]), details=details,
+        csr_pem=doc["csr"], submitted_at=time_model(doc["at"]), submitted_by=actor_model(doc["by"]),
+        source=doc["source"], decided_at=time_model(doc.get("decided_at")),
+        decided_by=actor_model(doc.get("decided_by")), reason=doc.get("reason"), renewal_of=doc.get("renewal_of"),
+    )  # fmt: skip
+
+
+def certificate_doc(request: dict, serial: int, sha256: str, not_before: datetime, not_after: datetime,
+                    at: datetime, by: Actor) -> dict:  # fmt: skip
+    return {
+        "id": request["id"], "requester": request["requester"], "serial": format(serial, "x"),
+        "subject": request["subject"], "cn": request.get("fields", {}).get("common_name"), "sans": request["sans"],
+        "key_type": request["key_type"], "spki": request["spki"], "sha256": sha256, "nb": time_doc(not_before),
+        "na": time_doc(not_after), "at": time_doc(at), "by": actor_doc(by), "revoked_at": None,
+        "revoked_by": None, "reason": None,
+    }  # fmt: skip
+
+
+def certificate_model(doc: dict) -> Certificate:
+    reason = doc.get("reason")
+    return Certificate(
+        id=doc["id"], requester=doc["requester"], serial=int(doc["serial"], 16), subject=doc["subject"],
+        common_name=doc.get("cn"), sans=tuple(doc["sans"]), key_type=doc["key_type"], spki_sha256=doc["spki"],
+        sha256=doc["sha256"], not_before=time_model(doc["nb"]), not_after=time_model(doc["na"]),
+        issued_at=time_model(doc["at"]), issued_by=actor_model(doc["by"]),
+        revoked_at=time_model(doc.get("revoked_at")), revoked_by=actor_model(doc.get("revoked_by")),
+        revocation_reason=RevocationReason(reason) if reason else None,
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The network face: EST enrollment, CRL, OCSP and CA certificates. No Textual."""
