@@ -1,4 +1,4 @@
-"""The certificate authority: every operation the faces call.
+"""The certificate authority: every operation that changes a CA home.
 
 Each changing operation is one store transaction: the rules are checked on
 state re-read inside the inter-process lock, the change and its audit record
@@ -9,12 +9,11 @@ lock is taken so that the lock is held briefly.
 
 from __future__ import annotations
 
-import os
 import re
 import stat
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -23,17 +22,16 @@ from tinydb.table import Document
 
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
+from tui_ca.engine import repository as repo
 from tui_ca.engine.crl import encode_entry, sign_crl
-from tui_ca.engine.csr_policy import check_and_describe, load_csr, name_fields
+from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError, RuleError, UnsafeHomeError
 from tui_ca.engine.keys import dump_key, generate_key, is_encrypted, load_key
 from tui_ca.engine.models import (
     Actor,
     ApproveOutcome,
-    AuditRecord,
     CAInfo,
     Certificate,
-    CertStatus,
     CrlInfo,
     NameFields,
     Request,
@@ -42,15 +40,18 @@ from tui_ca.engine.models import (
     SubmitResult,
 )
 from tui_ca.engine.profile import LeafIssuer, build_issuing, build_issuing_csr, build_name, build_root
-from tui_ca.engine.store import Store, Transaction, View, id_shard, key_shard
-
-ROOT_CERT = "ca/root.crt.pem"
-ROOT_KEY = "ca/root.key"
-ISSUING_CERT = "ca/issuing.crt.pem"
-ISSUING_KEY = "ca/issuing.key"
-ISSUING_CSR = "ca/issuing.csr.pem"
-CRL_DER = "crl/ca.crl"
-CRL_PEM = "crl/ca.crl.pem"
+from tui_ca.engine.reader import (
+    CRL_DER,
+    CRL_PEM,
+    ISSUING_CERT,
+    ISSUING_CSR,
+    ISSUING_KEY,
+    ROOT_CERT,
+    ROOT_KEY,
+    CAReader,
+    cert_blob_path,
+)
+from tui_ca.engine.store import Transaction, View, id_shard
 
 DEFAULT_CA_DAYS = 3650
 DEFAULT_LEAF_DAYS = 365
@@ -58,22 +59,12 @@ DEFAULT_CRL_DAYS = 7
 MAX_LEAF_DAYS = 3650
 MAX_REASON_CHARS = 500
 MAX_REQUESTER_CHARS = 128
-# Certificate IDs are small decimal numbers; anything longer is a serial in hex.
-_MAX_ID_DIGITS = 12
 
 Passphrase = bytes | Callable[[], bytes | None] | None
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def cert_blob_path(cert_id: int) -> str:
-    return f"certs/{id_shard(cert_id)}/{cert_id}.pem"
-
-
-class CertificateAuthority:
-    """One CA home. Thread-safe for the UI's workers; safe across processes."""
+class CertificateAuthority(CAReader):
+    """One CA home, with its keys. Thread-safe for the UI's workers; safe across processes."""
 
     def __init__(
         self,
@@ -83,67 +74,16 @@ class CertificateAuthority:
         actor: Actor | None = None,
         passphrase: Passphrase = None,
     ) -> None:
-        self.home = Path(home)
-        self.store = Store(self.home)
-        self._clock = clock or _utc_now
+        super().__init__(home, clock=clock)
         self.actor = actor or Actor.from_environment()
         self._passphrase = passphrase
         self._keys: dict[str, object] = {}
-        self._parsed: dict[str, tuple[object, object]] = {}
-        self._scan_memo: dict[Path, tuple[object, list]] = {}
         self._entry_memo: dict[Path, tuple[object, list[bytes]]] = {}
 
-    # ------------------------------------------------------------ basics
-
-    def now(self) -> datetime:
-        """The injected clock (UTC, whole seconds)."""
-        return self._clock()
-
-    def exists(self) -> bool:
-        """Whether this home holds a ready CA."""
-        return (self.home / ISSUING_CERT).exists()
-
-    def awaiting_import(self) -> bool:
-        """An external-root setup wrote its CSR and waits for ``import_ca_cert``."""
-        return (self.home / ISSUING_CSR).exists() and not self.exists()
-
-    def change_token(self) -> object:
-        """Cheap value that changes whenever any process commits (one stat call)."""
-        return self.store.signature(self.store.shard_path("meta", "meta"))
-
-    def _require_ca(self) -> None:
-        if not self.exists():
-            if self.awaiting_import():
-                raise NoCAError(f"the issuing CA in {self.home} waits for its certificate: run import-ca-cert")
-            raise NoCAError(f"no CA in {self.home}: run 'tui-ca init' first")
-
-    def _parsed_blob(self, relpath: str, parse: Callable[[bytes], object]) -> object:
-        path = self.home / relpath
-        signature = self.store.signature(path)
-        cached = self._parsed.get(relpath)
-        if cached is not None and cached[0] == signature:
-            return cached[1]
-        value = parse(path.read_bytes())
-        self._parsed[relpath] = (signature, value)
-        return value
-
-    def issuing_cert(self) -> x509.Certificate:
-        self._require_ca()
-        return self._parsed_blob(ISSUING_CERT, x509.load_pem_x509_certificate)
-
-    def root_cert(self) -> x509.Certificate:
-        self._require_ca()
-        return self._parsed_blob(ROOT_CERT, x509.load_pem_x509_certificate)
-
-    # --------------------------------------------------------------- keys
 
     def _resolve_passphrase(self) -> bytes | None:
-        value = self._passphrase() if callable(self._passphrase) else self._passphrase
-        return value
+        return self._passphrase() if callable(self._passphrase) else self._passphrase
 
-    def key_is_encrypted(self) -> bool:
-        path = self.home / ISSUING_KEY
-        return path.exists() and is_encrypted(path.read_bytes())
 
     def _check_private(self, path: Path) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -151,6 +91,7 @@ class CertificateAuthority:
             raise UnsafeHomeError(
                 f"refusing to use {path}: other users can access it (mode {mode:04o}); run chmod 600 on it"
             )
+
 
     def signing_key(self, relpath: str = ISSUING_KEY):
         """The unlocked CA key, kept in memory only (asked for once)."""
@@ -163,26 +104,12 @@ class CertificateAuthority:
             self._keys[relpath] = load_key(data, self._resolve_passphrase() if is_encrypted(data) else None)
         return self._keys[relpath]
 
+
     def unlock(self) -> None:
         """Load the issuing key now (the UI asks for the passphrase up front)."""
         self._require_ca()
         self.signing_key()
 
-    # ----------------------------------------------------------- meta/audit
-
-    @staticmethod
-    def _meta(view: View) -> dict:
-        doc = view.table("meta", "meta").get(doc_id=1)
-        return dict(doc) if doc else {"next_id": 1, "crl_number": 0, "audit_seq": 0, "audit_head": "", "queued": 0}
-
-    @staticmethod
-    def _config(view: View) -> dict:
-        doc = view.table("meta", "meta").get(doc_id=2)
-        return dict(doc) if doc else {}
-
-    @staticmethod
-    def _put_meta(txn: Transaction, meta: dict, doc_id: int = 1) -> None:
-        txn.table("meta", "meta").upsert(Document(meta, doc_id=doc_id))
 
     def _audit(self, txn: Transaction, meta: dict, actor: Actor, action: str, target: str, outcome: str,
                **extra) -> None:  # fmt: skip
@@ -194,11 +121,11 @@ class CertificateAuthority:
         txn.table("audit", id_shard(seq)).insert(Document(doc, doc_id=seq))
         meta["audit_seq"], meta["audit_head"] = seq, doc["hash"]
 
+
     def _finish(self, txn: Transaction, meta: dict) -> None:
         meta["generation"] = meta.get("generation", 0) + 1
-        self._put_meta(txn, meta)
+        repo.put_meta(txn, meta)
 
-    # --------------------------------------------------------------- init
 
     def init(
         self,
@@ -232,13 +159,13 @@ class CertificateAuthority:
         with self.store.transaction() as txn:
             if self.exists() or self.awaiting_import():
                 raise RuleError(f"a CA already exists in {self.home}; refusing to overwrite it")
-            meta = self._meta(txn)
+            meta = repo.get_meta(txn)
             txn.write_blob(ISSUING_KEY, dump_key(issuing_key, passphrase), 0o600)
             if external_root:
                 csr = build_issuing_csr(issuing_key, issuing_subject)
                 pem = csr.public_bytes(serialization.Encoding.PEM)
                 txn.write_blob(ISSUING_CSR, pem)
-                self._put_meta(txn, config, doc_id=2)
+                repo.put_config(txn, config)
                 self._audit(txn, meta, actor, "init", "issuing CA", "CSR written for an external root",
                             subject=issuing_subject.rfc4514_string())  # fmt: skip
                 self._finish(txn, meta)
@@ -253,7 +180,7 @@ class CertificateAuthority:
             txn.write_blob(ROOT_KEY, dump_key(root_key, passphrase), 0o600)
             txn.write_blob(ROOT_CERT, root.public_bytes(serialization.Encoding.PEM))
             txn.write_blob(ISSUING_CERT, issuing.public_bytes(serialization.Encoding.PEM))
-            self._put_meta(txn, config, doc_id=2)
+            repo.put_config(txn, config)
             self._audit(txn, meta, actor, "init", "root and issuing CA", "created",
                         subject=issuing_subject.rfc4514_string(), key_type=key_type,
                         encrypted=passphrase is not None)  # fmt: skip
@@ -261,6 +188,7 @@ class CertificateAuthority:
             self._publish_crl(txn, meta, actor, issuing, issuing_key)
             self._finish(txn, meta)
         return self.info()
+
 
     def import_ca_cert(self, root_pem: bytes, issuing_pem: bytes, *, actor: Actor | None = None) -> CAInfo:
         """Finish an external-root setup with the certificates the other root signed."""
@@ -291,7 +219,7 @@ class CertificateAuthority:
             raise RuleError("the issuing certificate lacks a subject key identifier")
         del csr
         with self.store.transaction() as txn:
-            meta = self._meta(txn)
+            meta = repo.get_meta(txn)
             txn.write_blob(ROOT_CERT, root.public_bytes(serialization.Encoding.PEM))
             txn.write_blob(ISSUING_CERT, issuing.public_bytes(serialization.Encoding.PEM))
             self._audit(txn, meta, actor, "import-ca", "issuing CA", "imported",
@@ -301,7 +229,6 @@ class CertificateAuthority:
         (self.home / ISSUING_CSR).unlink()
         return self.info()
 
-    # -------------------------------------------------------------- intake
 
     def _normalise_requester(self, requester: str | None, details) -> str:
         if requester is not None:
@@ -317,6 +244,7 @@ class CertificateAuthority:
             return details.common_name
         return details.sans[0].split(":", 1)[1]
 
+
     def submit(
         self, data: bytes, *, requester: str | None = None, source: str = "cli", actor: Actor | None = None,
         renewal_of: int | None = None, max_queued: int | None = None,
@@ -324,6 +252,7 @@ class CertificateAuthority:
         """Queue a CSR (PEM or DER); the identical CSR while queued returns the same request."""
         return self.submit_many([(data, requester)], source=source, actor=actor, renewal_of=renewal_of,
                                 max_queued=max_queued)[0]  # fmt: skip
+
 
     def submit_many(
         self, items: Sequence[tuple[bytes, str | None]], *, source: str = "cli", actor: Actor | None = None,
@@ -339,30 +268,31 @@ class CertificateAuthority:
             prepared.append((csr, details, self._normalise_requester(requester, details)))
         results: list[SubmitResult] = []
         with self.store.transaction() as txn:
-            meta = self._meta(txn)
+            meta = repo.get_meta(txn)
             for csr, details, name in prepared:
                 results.append(self._submit_one(txn, meta, actor, csr, details, name, source, renewal_of, max_queued))
             if any(r.created for r in results):
                 self._finish(txn, meta)
         return results
 
+
     def _submit_one(self, txn, meta, actor, csr, details, requester, source, renewal_of, max_queued) -> SubmitResult:
         now = self.now()
-        known = self._index_get(txn, "csrs", details.csr_sha256)
+        known = repo.index_get(txn, "csrs", details.csr_sha256)
         if known is not None:
-            previous = self._request_doc(txn, known["id"])
+            previous = repo.get_doc(txn, "requests", known["id"])
             if previous["status"] == RequestStatus.QUEUED:
                 return SubmitResult(records.request_model(previous), created=False)
             if previous["status"] == RequestStatus.REJECTED:
                 raise RuleError(f"this CSR was rejected as request {previous['id']}: {previous['reason']}")
-        entry = self._index_get(txn, "requesters", requester.casefold()) or {}
+        entry = repo.index_get(txn, "requesters", requester.casefold()) or {}
         if entry.get("queued") is not None:
             raise RuleError(
                 f"requester {requester!r} already has request {entry['queued']} in the queue; "
                 "approve or reject it first"
             )
         if entry.get("active") is not None and entry["active"] != renewal_of:
-            active = self._cert_doc(txn, entry["active"])
+            active = repo.get_doc(txn, "certs", entry["active"])
             if active is not None and records.certificate_model(active).is_active(now):
                 raise RuleError(
                     f"requester {requester!r} holds active certificate {active['id']} "
@@ -375,49 +305,13 @@ class CertificateAuthority:
         meta["queued"] = meta.get("queued", 0) + 1
         pem = csr.public_bytes(serialization.Encoding.PEM).decode()
         doc = records.request_doc(request_id, requester, details, pem, now, actor, source, renewal_of)
-        txn.table("requests", id_shard(request_id)).insert(Document(doc, doc_id=request_id))
-        self._index_put(txn, "requesters", requester.casefold(), {**entry, "name": requester, "queued": request_id})
-        self._index_put(txn, "csrs", details.csr_sha256, {"id": request_id})
+        repo.insert_doc(txn, "requests", request_id, doc)
+        repo.index_put(txn, "requesters", requester.casefold(), {**entry, "name": requester, "queued": request_id})
+        repo.index_put(txn, "csrs", details.csr_sha256, {"id": request_id})
         self._audit(txn, meta, actor, "submit", f"request {request_id}", "queued", requester=requester,
                     source=source, spki_sha256=details.spki_sha256)  # fmt: skip
         return SubmitResult(records.request_model(doc), created=True)
 
-    def find_by_csr(self, data: bytes) -> Request | None:
-        """The request made from exactly this CSR, if any (EST polling)."""
-        csr = load_csr(data)
-        sha = check_and_describe(csr).csr_sha256
-        view = self.store.view()
-        known = self._index_get(view, "csrs", sha)
-        return None if known is None else records.request_model(self._request_doc(view, known["id"]))
-
-    # ------------------------------------------------------------- indexes
-
-    @staticmethod
-    def _index_get(view: View, name: str, key: str) -> dict | None:
-        docs = view.table(name, key_shard(key)).search(lambda doc: doc.get("k") == key)
-        return dict(docs[0]) if docs else None
-
-    @staticmethod
-    def _index_put(txn: Transaction, name: str, key: str, value: dict) -> None:
-        table = txn.table(name, key_shard(key))
-        value = {**value, "k": key}
-        existing = table.search(lambda doc: doc.get("k") == key)
-        if existing:
-            table.update(value, doc_ids=[existing[0].doc_id])
-        else:
-            table.insert(value)
-
-    @staticmethod
-    def _request_doc(view: View, request_id: int) -> dict | None:
-        doc = view.table("requests", id_shard(request_id)).get(doc_id=request_id)
-        return dict(doc) if doc else None
-
-    @staticmethod
-    def _cert_doc(view: View, cert_id: int) -> dict | None:
-        doc = view.table("certs", id_shard(cert_id)).get(doc_id=cert_id)
-        return dict(doc) if doc else None
-
-    # ------------------------------------------------------------ decisions
 
     def approve(self, ids: Iterable[int], *, days: int | None = None, actor: Actor | None = None) -> list[ApproveOutcome]:
         """Issue certificates for queued requests, in one pass and one commit."""
@@ -431,8 +325,8 @@ class CertificateAuthority:
         outcomes: list[ApproveOutcome] = []
         renewed: list[int] = []
         with self.store.transaction() as txn:
-            meta = self._meta(txn)
-            config = self._config(txn)
+            meta = repo.get_meta(txn)
+            config = repo.get_config(txn)
             issuer = LeafIssuer(issuing, key, config.get("base_url"))
             lifetime = timedelta(days=days or config.get("leaf_days", DEFAULT_LEAF_DAYS))
             for request_id in ids:
@@ -452,17 +346,18 @@ class CertificateAuthority:
                 self._finish(txn, meta)
         return outcomes
 
+
     def _approve_one(self, txn, meta, actor, issuer: LeafIssuer, request_id: int, lifetime: timedelta):
-        doc = self._request_doc(txn, request_id)
+        doc = repo.get_doc(txn, "requests", request_id)
         if doc is None:
             raise NotFoundError(f"no request with Certificate ID {request_id}")
         if doc["status"] != RequestStatus.QUEUED:
             raise RuleError(f"request {request_id} is {doc['status']}, not queued; nothing to approve")
         now = self.now()
-        entry = self._index_get(txn, "requesters", doc["requester"].casefold()) or {}
+        entry = repo.index_get(txn, "requesters", doc["requester"].casefold()) or {}
         superseded = None
         if entry.get("active") is not None:
-            active = self._cert_doc(txn, entry["active"])
+            active = repo.get_doc(txn, "certs", entry["active"])
             if active is not None and records.certificate_model(active).is_active(now):
                 if doc.get("renewal_of") != active["id"]:
                     raise RuleError(f"requester {doc['requester']!r} holds active certificate {active['id']}; "
@@ -470,7 +365,7 @@ class CertificateAuthority:
                 superseded = active["id"]
         while True:
             serial = x509.random_serial_number()
-            if self._index_get(txn, "serials", format(serial, "x")) is None:
+            if repo.index_get(txn, "serials", format(serial, "x")) is None:
                 break
         csr = x509.load_pem_x509_csr(doc["csr"].encode())
         cert = issuer.issue(csr, serial, now - timedelta(minutes=5), now + lifetime)
@@ -478,19 +373,20 @@ class CertificateAuthority:
         sha256 = cert.fingerprint(hashes.SHA256()).hex()
         cert_doc = records.certificate_doc(doc, serial, sha256, cert.not_valid_before_utc, cert.not_valid_after_utc,
                                            now, actor)  # fmt: skip
-        txn.table("certs", id_shard(request_id)).insert(Document(cert_doc, doc_id=request_id))
+        repo.insert_doc(txn, "certs", request_id, cert_doc)
         txn.write_blob(cert_blob_path(request_id), pem)
         txn.table("requests", id_shard(request_id)).update(
             {"status": RequestStatus.APPROVED.value, "decided_at": records.time_doc(now),
              "decided_by": records.actor_doc(actor)}, doc_ids=[request_id],
         )  # fmt: skip
-        self._index_put(txn, "serials", format(serial, "x"), {"id": request_id})
-        self._index_put(txn, "requesters", doc["requester"].casefold(),
+        repo.index_put(txn, "serials", format(serial, "x"), {"id": request_id})
+        repo.index_put(txn, "requesters", doc["requester"].casefold(),
                         {**entry, "name": doc["requester"], "queued": None, "active": request_id})  # fmt: skip
         meta["queued"] = max(0, meta.get("queued", 1) - 1)
         self._audit(txn, meta, actor, "approve", f"request {request_id}", "issued",
                     serial=format(serial, "x"), requester=doc["requester"], not_after=cert_doc["na"])  # fmt: skip
         return records.certificate_model(cert_doc), superseded
+
 
     def reject(self, request_id: int, reason: str, *, actor: Actor | None = None) -> Request:
         """Refuse a queued request; its ID stays burnt."""
@@ -502,8 +398,8 @@ class CertificateAuthority:
             raise InputError(f"the reason is longer than {MAX_REASON_CHARS} characters")
         self._require_ca()
         with self.store.transaction() as txn:
-            meta = self._meta(txn)
-            doc = self._request_doc(txn, request_id)
+            meta = repo.get_meta(txn)
+            doc = repo.get_doc(txn, "requests", request_id)
             if doc is None:
                 raise NotFoundError(f"no request with Certificate ID {request_id}")
             if doc["status"] != RequestStatus.QUEUED:
@@ -514,16 +410,18 @@ class CertificateAuthority:
             self._finish(txn, meta)
         return self.request(request_id)
 
+
     def _close_request(self, txn, meta, doc, status: RequestStatus, reason: str, actor: Actor) -> None:
         now = self.now()
         txn.table("requests", id_shard(doc["id"])).update(
             {"status": status.value, "reason": reason, "decided_at": records.time_doc(now),
              "decided_by": records.actor_doc(actor)}, doc_ids=[doc["id"]],
         )  # fmt: skip
-        entry = self._index_get(txn, "requesters", doc["requester"].casefold())
+        entry = repo.index_get(txn, "requesters", doc["requester"].casefold())
         if entry is not None and entry.get("queued") == doc["id"]:
-            self._index_put(txn, "requesters", doc["requester"].casefold(), {**entry, "queued": None})
+            repo.index_put(txn, "requesters", doc["requester"].casefold(), {**entry, "queued": None})
         meta["queued"] = max(0, meta.get("queued", 1) - 1)
+
 
     def expire_queue(self, max_age: timedelta, *, actor: Actor | None = None) -> list[int]:
         """Expire queued requests older than ``max_age`` (each gets an audit record)."""
@@ -534,9 +432,9 @@ class CertificateAuthority:
             return []
         expired = []
         with self.store.transaction() as txn:
-            meta = self._meta(txn)
+            meta = repo.get_meta(txn)
             for request_id in stale:
-                doc = self._request_doc(txn, request_id)
+                doc = repo.get_doc(txn, "requests", request_id)
                 if doc is None or doc["status"] != RequestStatus.QUEUED:
                     continue
                 reason = f"expired after waiting more than {max_age.days} days"
@@ -547,6 +445,7 @@ class CertificateAuthority:
                 self._finish(txn, meta)
         return expired
 
+
     def revoke(self, target: int | str, reason: RevocationReason = RevocationReason.UNSPECIFIED, *,
                actor: Actor | None = None) -> Certificate:  # fmt: skip
         """Revoke by Certificate ID or serial (hex) and publish a new CRL in the same commit."""
@@ -556,14 +455,15 @@ class CertificateAuthority:
         issuing = self.issuing_cert()
         cert_id = self.certificate(target).id
         with self.store.transaction() as txn:
-            meta = self._meta(txn)
+            meta = repo.get_meta(txn)
             self._revoke_doc(txn, meta, actor, cert_id, reason)
             self._publish_crl(txn, meta, actor, issuing, key)
             self._finish(txn, meta)
         return self.certificate(cert_id)
 
+
     def _revoke_doc(self, txn, meta, actor, cert_id: int, reason: RevocationReason) -> None:
-        doc = self._cert_doc(txn, cert_id)
+        doc = repo.get_doc(txn, "certs", cert_id)
         if doc is None:
             raise NotFoundError(f"no certificate with Certificate ID {cert_id}")
         if doc["revoked_at"] is not None:
@@ -576,13 +476,12 @@ class CertificateAuthority:
         txn.table("revoked", id_shard(cert_id)).insert(
             Document({"serial": doc["serial"], "at": records.time_doc(now), "code": reason.code}, doc_id=cert_id)
         )
-        entry = self._index_get(txn, "requesters", doc["requester"].casefold())
+        entry = repo.index_get(txn, "requesters", doc["requester"].casefold())
         if entry is not None and entry.get("active") == cert_id:
-            self._index_put(txn, "requesters", doc["requester"].casefold(), {**entry, "active": None})
+            repo.index_put(txn, "requesters", doc["requester"].casefold(), {**entry, "active": None})
         self._audit(txn, meta, actor, "revoke", f"certificate {cert_id}", f"revoked ({reason.value})",
                     serial=doc["serial"], reason=reason.value, requester=doc["requester"])  # fmt: skip
 
-    # ------------------------------------------------------------------ CRL
 
     def _revoked_entries(self, view: View) -> list[bytes]:
         """DER entries of every revoked certificate; unchanged shards come from memory."""
@@ -605,8 +504,9 @@ class CertificateAuthority:
             entries.extend(encoded)
         return entries
 
+
     def _publish_crl(self, txn: Transaction, meta: dict, actor: Actor, issuing, key) -> CrlInfo:
-        config = self._config(txn)
+        config = repo.get_config(txn)
         now = self.now()
         number = meta.get("crl_number", 0) + 1
         next_update = now + timedelta(days=config.get("crl_days", DEFAULT_CRL_DAYS))
@@ -621,20 +521,18 @@ class CertificateAuthority:
                     next_update=meta["crl_next_update"])  # fmt: skip
         return CrlInfo(number=number, this_update=now, next_update=next_update, entries=len(entries))
 
+
     def publish_crl(self, *, actor: Actor | None = None) -> CrlInfo:
         """Sign and publish a fresh CRL now (cron, stale CRL, admin request)."""
         actor = actor or self.actor
         self._require_ca()
         key, issuing = self.signing_key(), self.issuing_cert()
         with self.store.transaction() as txn:
-            meta = self._meta(txn)
+            meta = repo.get_meta(txn)
             info = self._publish_crl(txn, meta, actor, issuing, key)
             self._finish(txn, meta)
         return info
 
-    def crl_is_stale(self) -> bool:
-        info = self.info()
-        return info.crl_next_update is None or self.now() >= info.crl_next_update
 
     def crl(self, *, der: bool = True, republish_if_stale: bool = True) -> bytes:
         """The current CRL; re-published first if it is missing or stale."""
@@ -643,134 +541,3 @@ class CertificateAuthority:
             self.publish_crl()
         return self.store.read_blob(CRL_DER if der else CRL_PEM)
 
-    # -------------------------------------------------------------- reading
-
-    def info(self) -> CAInfo:
-        """The signing certificate as the header shows it."""
-        issuing = self.issuing_cert()
-        view = self.store.view()
-        meta, config = self._meta(view), self._config(view)
-        from tui_ca.engine.csr_policy import describe_key
-
-        return CAInfo(
-            issuer=name_fields(issuing.issuer), subject=name_fields(issuing.subject),
-            not_before=issuing.not_valid_before_utc, not_after=issuing.not_valid_after_utc,
-            serial=issuing.serial_number, key_type=describe_key(issuing.public_key())[0],
-            base_url=config.get("base_url"), crl_number=meta.get("crl_number") or None,
-            crl_this_update=records.time_model(meta.get("crl_this_update")),
-            crl_next_update=records.time_model(meta.get("crl_next_update")), key_encrypted=self.key_is_encrypted(),
-        )  # fmt: skip
-
-    def config(self) -> dict:
-        return self._config(self.store.view())
-
-    def _scan(self, collection: str, convert: Callable[[dict], object]) -> list:
-        """Every record of a collection as models; unchanged shards come from memory."""
-        view = self.store.view()
-        items: list = []
-        for shard in view.shards(collection):
-            path = self.store.shard_path(collection, shard)
-            signature = self.store.signature(path)
-            memo = self._scan_memo.get(path)
-            if memo is None or memo[0] != signature:
-                data = self.store.load(path) or {}
-                memo = (signature, [convert(doc) for doc in data.get(collection, {}).values()])
-                self._scan_memo[path] = memo
-            items.extend(memo[1])
-        return items
-
-    def requests(self, status: RequestStatus | None = None) -> list[Request]:
-        """Requests by Certificate ID, optionally of one status."""
-        items = sorted(self._scan("requests", records.request_model), key=lambda r: r.id)
-        return items if status is None else [r for r in items if r.status == status]
-
-    def certificates(self, status: CertStatus | None = None) -> list[Certificate]:
-        """Certificates by Certificate ID, optionally of one status (expiry from the clock)."""
-        items = sorted(self._scan("certs", records.certificate_model), key=lambda c: c.id)
-        if status is None:
-            return items
-        now = self.now()
-        return [c for c in items if c.status_at(now) == status]
-
-    def request(self, request_id: int) -> Request:
-        doc = self._request_doc(self.store.view(), request_id)
-        if doc is None:
-            raise NotFoundError(f"no request with Certificate ID {request_id}")
-        return records.request_model(doc)
-
-    @staticmethod
-    def parse_target(target: int | str) -> tuple[str, int]:
-        """``("id", n)`` for a Certificate ID, ``("serial", n)`` for a hex serial."""
-        if isinstance(target, int):
-            return "id", target
-        text = target.strip().lower()
-        if text.isdigit() and len(text) <= _MAX_ID_DIGITS:
-            return "id", int(text)
-        cleaned = text.removeprefix("0x").replace(":", "")
-        if cleaned and re.fullmatch(r"[0-9a-f]+", cleaned) and len(cleaned) <= 64:
-            return "serial", int(cleaned, 16)
-        raise InputError(f"{target!r} is neither a Certificate ID nor a serial number in hex")
-
-    def certificate(self, target: int | str) -> Certificate:
-        """A certificate by Certificate ID or serial in hex."""
-        kind, number = self.parse_target(target)
-        view = self.store.view()
-        if kind == "serial":
-            found = self._index_get(view, "serials", format(number, "x"))
-            if found is None:
-                raise NotFoundError(f"no certificate with serial {format(number, 'x')}")
-            number = found["id"]
-        doc = self._cert_doc(view, number)
-        if doc is None:
-            raise NotFoundError(f"no certificate with Certificate ID {number}")
-        return records.certificate_model(doc)
-
-    def lookup(self, target: int | str) -> tuple[Request | None, Certificate | None]:
-        """What ``show`` displays: the request and its certificate, either may be absent."""
-        kind, number = self.parse_target(target)
-        if kind == "serial":
-            cert = self.certificate(target)
-            return self.request(cert.id), cert
-        view = self.store.view()
-        request_doc, cert_doc = self._request_doc(view, number), self._cert_doc(view, number)
-        if request_doc is None and cert_doc is None:
-            raise NotFoundError(f"no request or certificate with Certificate ID {number}")
-        return (
-            records.request_model(request_doc) if request_doc else None,
-            records.certificate_model(cert_doc) if cert_doc else None,
-        )
-
-    def certificate_pem(self, target: int | str, *, chain: bool = False) -> bytes:
-        """The certificate as PEM, optionally followed by the issuing CA and the root."""
-        cert = self.certificate(target)
-        pem = self.store.read_blob(cert_blob_path(cert.id))
-        return pem + self.ca_cert_pem(chain=True) if chain else pem
-
-    def ca_cert_pem(self, *, chain: bool = False) -> bytes:
-        """The signing certificate (and the root after it)."""
-        self._require_ca()
-        pem = self.store.read_blob(ISSUING_CERT)
-        return pem + self.store.read_blob(ROOT_CERT) if chain else pem
-
-    def audit_records(self) -> list[AuditRecord]:
-        return [audit_log.to_model(doc) for doc in self._audit_docs()]
-
-    def _audit_docs(self) -> list[dict]:
-        view = self.store.view()
-        docs: list[dict] = []
-        for shard in view.shards("audit"):
-            data = self.store.load(self.store.shard_path("audit", shard)) or {}
-            docs.extend(data.get("audit", {}).values())
-        return sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0)
-
-    def verify_audit(self) -> list[str]:
-        """Problems in the audit chain; empty when intact."""
-        meta = self._meta(self.store.view())
-        return audit_log.verify_chain(self._audit_docs(), meta["audit_seq"], meta["audit_head"])
-
-    def home_permissions_problems(self) -> list[str]:
-        problems = []
-        mode = stat.S_IMODE(os.stat(self.home).st_mode)
-        if mode & 0o077:
-            problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
-        return problems

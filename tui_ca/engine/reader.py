@@ -1,0 +1,265 @@
+"""Read-only access to a CA home: what every face shows, with no key access.
+
+The network server builds on this (plus intake), so the code that can open
+the CA's private key is not even reachable from most of what it calls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+
+from tui_ca.engine import audit as audit_log
+from tui_ca.engine import records
+from tui_ca.engine import repository as repo
+from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
+from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
+from tui_ca.engine.keys import is_encrypted
+from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, Request, RequestStatus
+from tui_ca.engine.store import Store, id_shard
+
+ROOT_CERT = "ca/root.crt.pem"
+ROOT_KEY = "ca/root.key"
+ISSUING_CERT = "ca/issuing.crt.pem"
+ISSUING_KEY = "ca/issuing.key"
+ISSUING_CSR = "ca/issuing.csr.pem"
+CRL_DER = "crl/ca.crl"
+CRL_PEM = "crl/ca.crl.pem"
+# Certificate IDs are small decimal numbers; anything longer is a serial in hex.
+_MAX_ID_DIGITS = 12
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def cert_blob_path(cert_id: int) -> str:
+    return f"certs/{id_shard(cert_id)}/{cert_id}.pem"
+
+
+class CAReader:
+    """What can be known about a CA home without its keys. Safe across processes."""
+
+    def __init__(self, home: Path | str, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.home = Path(home)
+        self.store = Store(self.home)
+        self._clock = clock or utc_now
+        self._parsed: dict[str, tuple[object, object]] = {}
+        self._scan_memo: dict[Path, tuple[object, list]] = {}
+
+    def now(self) -> datetime:
+        """The injected clock (UTC, whole seconds)."""
+        return self._clock()
+
+
+    def exists(self) -> bool:
+        """Whether this home holds a ready CA."""
+        return (self.home / ISSUING_CERT).exists()
+
+
+    def awaiting_import(self) -> bool:
+        """An external-root setup wrote its CSR and waits for ``import_ca_cert``."""
+        return (self.home / ISSUING_CSR).exists() and not self.exists()
+
+
+    def change_token(self) -> object:
+        """Cheap value that changes whenever any process commits (one stat call)."""
+        return self.store.signature(self.store.shard_path("meta", "meta"))
+
+
+    def _require_ca(self) -> None:
+        if not self.exists():
+            if self.awaiting_import():
+                raise NoCAError(f"the issuing CA in {self.home} waits for its certificate: run import-ca-cert")
+            raise NoCAError(f"no CA in {self.home}: run 'tui-ca init' first")
+
+
+    def _parsed_blob(self, relpath: str, parse: Callable[[bytes], object]) -> object:
+        path = self.home / relpath
+        signature = self.store.signature(path)
+        cached = self._parsed.get(relpath)
+        if cached is not None and cached[0] == signature:
+            return cached[1]
+        value = parse(path.read_bytes())
+        self._parsed[relpath] = (signature, value)
+        return value
+
+
+    def issuing_cert(self) -> x509.Certificate:
+        self._require_ca()
+        return self._parsed_blob(ISSUING_CERT, x509.load_pem_x509_certificate)
+
+
+    def root_cert(self) -> x509.Certificate:
+        self._require_ca()
+        return self._parsed_blob(ROOT_CERT, x509.load_pem_x509_certificate)
+
+
+    def key_is_encrypted(self) -> bool:
+        path = self.home / ISSUING_KEY
+        return path.exists() and is_encrypted(path.read_bytes())
+
+
+    def find_by_csr(self, data: bytes) -> Request | None:
+        """The request made from exactly this CSR, if any (EST polling)."""
+        csr = load_csr(data)
+        sha = check_and_describe(csr).csr_sha256
+        view = self.store.view()
+        known = repo.index_get(view, "csrs", sha)
+        return None if known is None else records.request_model(repo.get_doc(view, "requests", known["id"]))
+
+
+    def crl_is_stale(self) -> bool:
+        info = self.info()
+        return info.crl_next_update is None or self.now() >= info.crl_next_update
+
+
+    def info(self) -> CAInfo:
+        """The signing certificate as the header shows it."""
+        issuing = self.issuing_cert()
+        view = self.store.view()
+        meta, config = repo.get_meta(view), repo.get_config(view)
+
+        return CAInfo(
+            issuer=name_fields(issuing.issuer), subject=name_fields(issuing.subject),
+            not_before=issuing.not_valid_before_utc, not_after=issuing.not_valid_after_utc,
+            serial=issuing.serial_number, key_type=describe_key(issuing.public_key())[0],
+            base_url=config.get("base_url"), crl_number=meta.get("crl_number") or None,
+            crl_this_update=records.time_model(meta.get("crl_this_update")),
+            crl_next_update=records.time_model(meta.get("crl_next_update")), key_encrypted=self.key_is_encrypted(),
+        )  # fmt: skip
+
+
+    def config(self) -> dict:
+        return repo.get_config(self.store.view())
+
+
+    def _scan(self, collection: str, convert: Callable[[dict], object]) -> list:
+        """Every record of a collection as models; unchanged shards come from memory."""
+        view = self.store.view()
+        items: list = []
+        for shard in view.shards(collection):
+            path = self.store.shard_path(collection, shard)
+            signature = self.store.signature(path)
+            memo = self._scan_memo.get(path)
+            if memo is None or memo[0] != signature:
+                data = self.store.load(path) or {}
+                memo = (signature, [convert(doc) for doc in data.get(collection, {}).values()])
+                self._scan_memo[path] = memo
+            items.extend(memo[1])
+        return items
+
+
+    def requests(self, status: RequestStatus | None = None) -> list[Request]:
+        """Requests by Certificate ID, optionally of one status."""
+        items = sorted(self._scan("requests", records.request_model), key=lambda r: r.id)
+        return items if status is None else [r for r in items if r.status == status]
+
+
+    def certificates(self, status: CertStatus | None = None) -> list[Certificate]:
+        """Certificates by Certificate ID, optionally of one status (expiry from the clock)."""
+        items = sorted(self._scan("certs", records.certificate_model), key=lambda c: c.id)
+        if status is None:
+            return items
+        now = self.now()
+        return [c for c in items if c.status_at(now) == status]
+
+
+    def request(self, request_id: int) -> Request:
+        doc = repo.get_doc_requests(self.store.view(), request_id)
+        if doc is None:
+            raise NotFoundError(f"no request with Certificate ID {request_id}")
+        return records.request_model(doc)
+
+
+    @staticmethod
+    def parse_target(target: int | str) -> tuple[str, int]:
+        """``("id", n)`` for a Certificate ID, ``("serial", n)`` for a hex serial."""
+        if isinstance(target, int):
+            return "id", target
+        text = target.strip().lower()
+        if text.isdigit() and len(text) <= _MAX_ID_DIGITS:
+            return "id", int(text)
+        cleaned = text.removeprefix("0x").replace(":", "")
+        if cleaned and re.fullmatch(r"[0-9a-f]+", cleaned) and len(cleaned) <= 64:
+            return "serial", int(cleaned, 16)
+        raise InputError(f"{target!r} is neither a Certificate ID nor a serial number in hex")
+
+
+    def certificate(self, target: int | str) -> Certificate:
+        """A certificate by Certificate ID or serial in hex."""
+        kind, number = self.parse_target(target)
+        view = self.store.view()
+        if kind == "serial":
+            found = repo.index_get(view, "serials", format(number, "x"))
+            if found is None:
+                raise NotFoundError(f"no certificate with serial {format(number, 'x')}")
+            number = found["id"]
+        doc = repo.get_doc(view, "certs", number)
+        if doc is None:
+            raise NotFoundError(f"no certificate with Certificate ID {number}")
+        return records.certificate_model(doc)
+
+
+    def lookup(self, target: int | str) -> tuple[Request | None, Certificate | None]:
+        """What ``show`` displays: the request and its certificate, either may be absent."""
+        kind, number = self.parse_target(target)
+        if kind == "serial":
+            cert = self.certificate(target)
+            return self.request(cert.id), cert
+        view = self.store.view()
+        request_doc, cert_doc = repo.get_doc(view, "requests", number), repo.get_doc(view, "certs", number)
+        if request_doc is None and cert_doc is None:
+            raise NotFoundError(f"no request or certificate with Certificate ID {number}")
+        return (
+            records.request_model(request_doc) if request_doc else None,
+            records.certificate_model(cert_doc) if cert_doc else None,
+        )
+
+
+    def certificate_pem(self, target: int | str, *, chain: bool = False) -> bytes:
+        """The certificate as PEM, optionally followed by the issuing CA and the root."""
+        cert = self.certificate(target)
+        pem = self.store.read_blob(cert_blob_path(cert.id))
+        return pem + self.ca_cert_pem(chain=True) if chain else pem
+
+
+    def ca_cert_pem(self, *, chain: bool = False) -> bytes:
+        """The signing certificate (and the root after it)."""
+        self._require_ca()
+        pem = self.store.read_blob(ISSUING_CERT)
+        return pem + self.store.read_blob(ROOT_CERT) if chain else pem
+
+
+    def audit_records(self) -> list[AuditRecord]:
+        return [audit_log.to_model(doc) for doc in self._audit_docs()]
+
+
+    def _audit_docs(self) -> list[dict]:
+        view = self.store.view()
+        docs: list[dict] = []
+        for shard in view.shards("audit"):
+            data = self.store.load(self.store.shard_path("audit", shard)) or {}
+            docs.extend(data.get("audit", {}).values())
+        return sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0)
+
+
+    def verify_audit(self) -> list[str]:
+        """Problems in the audit chain; empty when intact."""
+        meta = repo.get_meta(self.store.view())
+        return audit_log.verify_chain(self._audit_docs(), meta["audit_seq"], meta["audit_head"])
+
+
+    def home_permissions_problems(self) -> list[str]:
+        problems = []
+        mode = stat.S_IMODE(os.stat(self.home).st_mode)
+        if mode & 0o077:
+            problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
+        return problems
+
