@@ -73,8 +73,13 @@ class CertificateAuthority(CAReader):
         clock: Callable[[], datetime] | None = None,
         actor: Actor | None = None,
         passphrase: Passphrase = None,
+        serials: Callable[[], int] | None = None,
     ) -> None:
         super().__init__(home, clock=clock)
+        # Injectable so that tests and snapshots get reproducible serials; in
+        # production this is cryptography's random_serial_number() (159 bits
+        # from the OS CSPRNG).
+        self._new_serial = serials or x509.random_serial_number
         self.actor = actor or Actor.from_environment()
         self._passphrase = passphrase
         self._keys: dict[str, object] = {}
@@ -172,10 +177,10 @@ class CertificateAuthority(CAReader):
                 return pem
             root_key = generate_key(key_type)
             root_names = NameFields(**{**names.__dict__, "common_name": f"{names.common_name} Root CA"})
-            root = build_root(root_key, build_name(root_names), x509.random_serial_number(),
+            root = build_root(root_key, build_name(root_names), self._new_serial(),
                               now - timedelta(minutes=5), now + timedelta(days=days))  # fmt: skip
             issuing = build_issuing(issuing_key.public_key(), issuing_subject, root, root_key,
-                                    x509.random_serial_number(), now - timedelta(minutes=5),
+                                    self._new_serial(), now - timedelta(minutes=5),
                                     now + timedelta(days=days))  # fmt: skip
             txn.write_blob(ROOT_KEY, dump_key(root_key, passphrase), 0o600)
             txn.write_blob(ROOT_CERT, root.public_bytes(serialization.Encoding.PEM))
@@ -364,7 +369,7 @@ class CertificateAuthority(CAReader):
                                     "revoke it first")  # fmt: skip
                 superseded = active["id"]
         while True:
-            serial = x509.random_serial_number()
+            serial = self._new_serial()
             if repo.index_get(txn, "serials", format(serial, "x")) is None:
                 break
         csr = x509.load_pem_x509_csr(doc["csr"].encode())
