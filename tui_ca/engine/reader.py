@@ -172,7 +172,7 @@ class CAReader:
 
 
     def request(self, request_id: int) -> Request:
-        doc = repo.get_doc_requests(self.store.view(), request_id)
+        doc = repo.get_doc(self.store.view(), "requests", request_id)
         if doc is None:
             raise NotFoundError(f"no request with Certificate ID {request_id}")
         return records.request_model(doc)
