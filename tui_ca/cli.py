@@ -272,9 +272,7 @@ def _enum(kind, value):
 
 
 def _request_json(r) -> dict:
-    data = _jsonable(r)
-    data.pop("csr_pem", None)
-    return data
+    return _jsonable(r)
 
 
 def _cert_json(c, now) -> dict:

@@ -50,6 +50,7 @@ from tui_ca.engine.reader import (
     ROOT_KEY,
     CAReader,
     cert_blob_path,
+    csr_blob_path,
 )
 from tui_ca.engine.store import Transaction, View, id_shard
 
@@ -308,9 +309,9 @@ class CertificateAuthority(CAReader):
         request_id = meta["next_id"]
         meta["next_id"] = request_id + 1
         meta["queued"] = meta.get("queued", 0) + 1
-        pem = csr.public_bytes(serialization.Encoding.PEM).decode()
-        doc = records.request_doc(request_id, requester, details, pem, now, actor, source, renewal_of)
+        doc = records.request_doc(request_id, requester, details, now, actor, source, renewal_of)
         repo.insert_doc(txn, "requests", request_id, doc)
+        txn.write_blob(csr_blob_path(request_id), csr.public_bytes(serialization.Encoding.PEM), 0o600)
         repo.index_put(txn, "requesters", requester.casefold(), {**entry, "name": requester, "queued": request_id})
         repo.index_put(txn, "csrs", details.csr_sha256, {"id": request_id})
         self._audit(txn, meta, actor, "submit", f"request {request_id}", "queued", requester=requester,
@@ -372,7 +373,7 @@ class CertificateAuthority(CAReader):
             serial = self._new_serial()
             if repo.index_get(txn, "serials", format(serial, "x")) is None:
                 break
-        csr = x509.load_pem_x509_csr(doc["csr"].encode())
+        csr = x509.load_pem_x509_csr(txn.read_blob(csr_blob_path(request_id)))
         cert = issuer.issue(csr, serial, now - timedelta(minutes=5), now + lifetime)
         pem = cert.public_bytes(serialization.Encoding.PEM)
         sha256 = cert.fingerprint(hashes.SHA256()).hex()

@@ -195,8 +195,6 @@ class Request:
     """queued, approved, rejected or expired."""
     details: CsrDetails
     """What the CSR says."""
-    csr_pem: str
-    """The CSR as submitted (PEM)."""
     submitted_at: datetime
     """When it arrived."""
     submitted_by: Actor

@@ -43,6 +43,12 @@ def cert_blob_path(cert_id: int) -> str:
     return f"certs/{id_shard(cert_id)}/{cert_id}.pem"
 
 
+def csr_blob_path(request_id: int) -> str:
+    # CSRs are kept out of the request documents: they are most of a request's
+    # bytes and are only needed to approve or to show one request.
+    return f"csrs/{id_shard(request_id)}/{request_id}.pem"
+
+
 class CAReader:
     """What can be known about a CA home without its keys. Safe across processes."""
 
@@ -222,6 +228,11 @@ class CAReader:
             records.certificate_model(cert_doc) if cert_doc else None,
         )
 
+
+    def csr_pem(self, request_id: int) -> bytes:
+        """The CSR of a request, as PEM."""
+        self.request(request_id)
+        return self.store.read_blob(csr_blob_path(request_id))
 
     def certificate_pem(self, target: int | str, *, chain: bool = False) -> bytes:
         """The certificate as PEM, optionally followed by the issuing CA and the root."""

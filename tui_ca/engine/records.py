@@ -40,10 +40,10 @@ def fields_doc(fields: NameFields) -> dict:
     return {key: value for key in _FIELD_KEYS if (value := getattr(fields, key)) is not None}
 
 
-def request_doc(request_id: int, requester: str, details: CsrDetails, csr_pem: str, at: datetime,
+def request_doc(request_id: int, requester: str, details: CsrDetails, at: datetime,
                 by: Actor, source: str, renewal_of: int | None) -> dict:  # fmt: skip
     return {
-        "id": request_id, "requester": requester, "status": RequestStatus.QUEUED.value, "csr": csr_pem,
+        "id": request_id, "requester": requester, "status": RequestStatus.QUEUED.value,
         "subject": details.subject, "fields": fields_doc(details.subject_fields), "sans": list(details.sans),
         "key_type": details.key_type, "key_size": details.key_size, "spki": details.spki_sha256,
         "csr_sha": details.csr_sha256, "at": time_doc(at), "by": actor_doc(by), "source": source,
@@ -60,7 +60,7 @@ def request_model(doc: dict) -> Request:
     )  # fmt: skip
     return Request(
         id=doc["id"], requester=doc["requester"], status=RequestStatus(doc["status"]), details=details,
-        csr_pem=doc["csr"], submitted_at=time_model(doc["at"]), submitted_by=actor_model(doc["by"]),
+        submitted_at=time_model(doc["at"]), submitted_by=actor_model(doc["by"]),
         source=doc["source"], decided_at=time_model(doc.get("decided_at")),
         decided_by=actor_model(doc.get("decided_by")), reason=doc.get("reason"), renewal_of=doc.get("renewal_of"),
     )  # fmt: skip

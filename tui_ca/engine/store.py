@@ -28,6 +28,7 @@ import os
 import secrets
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,8 @@ from tinydb.table import Table
 ID_SHARD_SIZE = 256
 
 _JOURNAL = "journal.json"
+# Threads issuing fsyncs at commit; more than ~8 stopped helping (bench/).
+_SYNC_THREADS = 8
 _Signature = tuple[int, int, int]
 
 
@@ -63,6 +66,27 @@ def _write_all(fd: int, payload: bytes) -> None:
     view = memoryview(payload)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def _make_folder(path: Path) -> None:
+    """mkdir -p whose new entries are durable (each new folder's parent fsynced)."""
+    if path.is_dir():
+        return
+    _make_folder(path.parent)
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        return
+    _fsync_dir(path.parent)
+
+
+def _write_durably(path: Path, payload: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        _write_all(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -196,7 +220,7 @@ class Store:
             for tmp_rel, final_rel in plan["renames"]:
                 tmp, final = self.home / tmp_rel, self.home / final_rel
                 if tmp.exists():
-                    final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    _make_folder(final.parent)
                     os.replace(tmp, final)
                     touched.add(final.parent)
                 self._cache.pop(final, None)
@@ -259,6 +283,11 @@ class Transaction(View):
         names.update(p.name[:-5] for p in self._dirty if p.parent == folder)
         return sorted(names)
 
+    def read_blob(self, relpath: str) -> bytes:
+        """A file as this transaction will leave it (staged, else on disk)."""
+        staged = self._blobs.get(self.store.home / relpath)
+        return staged[0] if staged is not None else self.store.read_blob(relpath)
+
     def write_blob(self, relpath: str, data: bytes, mode: int = 0o644) -> None:
         """Stage a whole file under the home (certificate, CRL, key)."""
         self._blobs[self.store.home / relpath] = (data, mode)
@@ -276,20 +305,23 @@ class Transaction(View):
         for path, (data, mode) in self._blobs.items():
             payloads[path] = data
             modes[path] = mode
-        for index, (path, payload) in enumerate(payloads.items()):
-            tmp = store._tmp_dir / f"{token}-{index}"
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, modes[path])
-            try:
-                _write_all(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            renames.append((tmp, path))
+        renames = [(store._tmp_dir / f"{token}-{index}", path) for index, path in enumerate(payloads)]
+        jobs = [(tmp, payloads[path], modes[path]) for tmp, path in renames]
+        if len(jobs) == 1:
+            _write_durably(*jobs[0])
+        else:
+            # fsyncs issued one after another cost an ext4 journal commit each
+            # (~4 ms here: 2 s for a 200-certificate approval); issued from a
+            # few threads at once they share commits (~0.4 ms a file, measured
+            # by bench/). Every file is still durable before the journal.
+            with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(jobs))) as pool:
+                list(pool.map(lambda job: _write_durably(*job), jobs))
         _fsync_dir(store._tmp_dir)
         self._write_journal(renames)
         folders = set()
+        for _, final in renames:
+            _make_folder(final.parent)
         for tmp, final in renames:
-            final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.replace(tmp, final)
             folders.add(final.parent)
         for folder in folders:
