@@ -1,0 +1,93 @@
+"""Small shared pieces for the hardening tests: homes, CSRs, store snapshots.
+
+Homes with an encrypted key are made in-process with a cheap scrypt cost: the
+envelope records its own parameters, so the real ``tui-ca`` child processes
+unlock them with the same code path in milliseconds instead of a second each.
+One test (test_key_protection) runs ``init`` at the production cost.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tui_ca.engine import Actor, CertificateAuthority, NameFields
+from tui_ca.engine import keys
+
+from helpers import TUI_CA  # tests/ is on sys.path (rootdir conftest)
+
+PASSPHRASE = b"hardening passphrase \xc3\xa9"
+# 2**12 costs ~4 ms: the format and code path are the production ones.
+TEST_SCRYPT_N = 2**12
+NAMES = NameFields(country="GB", organization="Hardening Ltd", common_name="Hardening Issuing CA")
+LONG = os.environ.get("TUI_CA_LONG") == "1"
+
+
+def init_home(home: Path, *, passphrase: bytes | None = None, clock=None, crl_days: int = 7,
+              scrypt_n: int = TEST_SCRYPT_N) -> CertificateAuthority:  # fmt: skip
+    """An initialised CA home (EC P-256); encrypted when a passphrase is given."""
+    saved = keys.SCRYPT_N
+    keys.SCRYPT_N = scrypt_n
+    try:
+        ca = CertificateAuthority(home, clock=clock, actor=Actor("tester"), passphrase=passphrase)
+        ca.init(NAMES, crl_days=crl_days)
+    finally:
+        keys.SCRYPT_N = saved
+    return ca
+
+
+def write_passphrase_file(directory: Path, secret: bytes = PASSPHRASE) -> Path:
+    path = directory / "passphrase"
+    path.write_bytes(secret + b"\n")
+    path.chmod(0o600)
+    return path
+
+
+_EC_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def csr_bytes(cn: str | None = "client", *, sans: tuple[str, ...] = (), key=None, der: bool = False) -> bytes:
+    """A valid EC P-256 CSR (PEM unless ``der``); one key reused unless given."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else [])
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject)
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(s) for s in sans]), critical=False)
+    csr = builder.sign(key or _EC_KEY, hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM)
+
+
+def snapshot(home: Path) -> dict[str, bytes]:
+    """Every file under the home with its bytes and mode (lock file excluded: no state)."""
+    return {
+        str(p.relative_to(home)): p.read_bytes() + oct(p.stat().st_mode).encode()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def cli(home: Path, *args: str, input: bytes | None = None, env: dict | None = None, timeout: float = 120):
+    """The real ``tui-ca`` as cron would run it: no terminal (stdin from /dev/null
+    unless ``input``, own session so /dev/tty is unreachable), clean environment."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("SSH_", "TUI_CA_"))}
+    environment.update(env or {})
+    return subprocess.run(
+        [*TUI_CA, "--home", str(home), *args], input=input, stdin=None if input is not None else subprocess.DEVNULL,
+        capture_output=True, env=environment, timeout=timeout, start_new_session=True,
+    )  # fmt: skip
+
+
+def one_line_error(result, code: int, *fragments: str) -> str:
+    """A user error: exit ``code``, exactly one line on stderr, no traceback."""
+    err = result.stderr.decode(errors="replace")
+    assert result.returncode == code, (result.returncode, err)
+    assert "Traceback" not in err and err.startswith("tui-ca: "), err
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    return err
