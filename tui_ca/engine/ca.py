@@ -291,6 +291,12 @@ class CertificateAuthority(CAReader):
                 return SubmitResult(records.request_model(previous), created=False)
             if previous["status"] == RequestStatus.REJECTED:
                 raise RuleError(f"this CSR was rejected as request {previous['id']}: {previous['reason']}")
+        compromised = repo.index_get(txn, "compromised", details.spki_sha256)
+        if compromised is not None:
+            raise RuleError(
+                f"this public key was revoked for keyCompromise (certificate {compromised['id']}); "
+                "the requester must generate a new key"
+            )
         entry = repo.index_get(txn, "requesters", requester.casefold()) or {}
         if entry.get("queued") is not None:
             raise RuleError(
@@ -482,6 +488,8 @@ class CertificateAuthority(CAReader):
         txn.table("revoked", id_shard(cert_id)).insert(
             Document({"serial": doc["serial"], "at": records.time_doc(now), "code": reason.code}, doc_id=cert_id)
         )
+        if reason is RevocationReason.KEY_COMPROMISE:
+            repo.index_put(txn, "compromised", doc["spki"], {"id": cert_id})
         entry = repo.index_get(txn, "requesters", doc["requester"].casefold())
         if entry is not None and entry.get("active") == cert_id:
             repo.index_put(txn, "requesters", doc["requester"].casefold(), {**entry, "active": None})

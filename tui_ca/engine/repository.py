@@ -4,8 +4,9 @@ Collections (each a folder of TinyDB shard files under ``db/``):
 
 * ``requests``, ``certs``, ``revoked`` — keyed by Certificate ID (doc_id).
 * ``audit`` — keyed by sequence number.
-* ``serials``, ``requesters``, ``csrs`` — indexes keyed by a string ``k``
-  (serial hex, casefolded requester, CSR SHA-256), sharded by its hash.
+* ``serials``, ``requesters``, ``csrs``, ``compromised`` — indexes keyed by
+  a string ``k`` (serial hex, casefolded requester, CSR SHA-256, SPKI SHA-256
+  of keys revoked for keyCompromise), sharded by its hash.
 * ``meta`` — doc 1: counters (next ID, CRL number, audit head, queue size,
   generation); doc 2: configuration set at ``init``.
 """
