@@ -1,0 +1,141 @@
+"""Certificates for the network server, issued by the admin with the CA key.
+
+The server process must never hold the issuing CA's key (DESIGN §6), so the
+two keys it does need are made here, in an admin step: a TLS certificate for
+the names the server answers to, and a delegated OCSP signing certificate
+(RFC 6960 §4.2.2.2) whose short life stands in for revocation checking of the
+responder itself (id-pkix-ocsp-nocheck, §4.2.2.2.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tui_ca.engine import repository as repo
+from tui_ca.engine.errors import InputError
+from tui_ca.engine.keys import dump_key
+from tui_ca.engine.profile import BACKDATE, signature_hash
+
+SERVER_DIR = "server"
+TLS_KEY = f"{SERVER_DIR}/tls.key"
+TLS_CERT = f"{SERVER_DIR}/tls.crt"
+OCSP_KEY = f"{SERVER_DIR}/ocsp.key"
+OCSP_CERT = f"{SERVER_DIR}/ocsp.crt"
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+DEFAULT_TLS_DAYS = 365
+# Short, because an OCSP signer with ocsp-nocheck cannot itself be revoked:
+# its expiry is the only way it stops being trusted. Renewed from cron.
+DEFAULT_OCSP_DAYS = 7
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+@dataclass(frozen=True)
+class ServiceCerts:
+    """What ``server-setup`` wrote."""
+
+    tls_names: tuple[str, ...]
+    """DNS names and IP addresses in the TLS certificate."""
+    tls_not_after: datetime | None
+    """End of the TLS certificate (None when only the OCSP one was renewed)."""
+    ocsp_not_after: datetime
+    """End of the OCSP signing certificate."""
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    text = name.strip().lower().rstrip(".")
+    if len(text) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in text.split(".")):
+        raise InputError(f"--name {name!r} is neither an IP address nor a DNS name")
+    return x509.DNSName(text)
+
+
+def _base_builder(issuing: x509.Certificate, subject: x509.Name, public_key, not_before, not_after):
+    ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuing.subject)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(min(not_after, issuing.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                          data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                          encipher_only=False, decipher_only=False), critical=True)  # fmt: skip
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    )
+
+
+def build_tls_cert(issuing, issuing_key, public_key, names: list[x509.GeneralName], now: datetime, days: int):
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tui-ca EST server")])
+    builder = (
+        _base_builder(issuing, subject, public_key, now - BACKDATE, now + timedelta(days=days))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+    )
+    return builder.sign(issuing_key, signature_hash(issuing_key))
+
+
+def build_ocsp_cert(issuing, issuing_key, public_key, now: datetime, days: int):
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tui-ca OCSP responder")])
+    builder = (
+        _base_builder(issuing, subject, public_key, now - BACKDATE, now + timedelta(days=days))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
+        .add_extension(x509.OCSPNoCheck(), critical=False)
+    )
+    return builder.sign(issuing_key, signature_hash(issuing_key))
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = DEFAULT_TLS_DAYS,
+                        ocsp_days: int = DEFAULT_OCSP_DAYS, ocsp_only: bool = False) -> ServiceCerts:  # fmt: skip
+    """Issue (or renew) the server's TLS and OCSP signing certificates, with their audit record.
+
+    ``ca`` is a :class:`~tui_ca.engine.ca.CertificateAuthority`; this is the one
+    place outside it that signs with the CA key, and it commits like its
+    operations do: files and audit record in one transaction.
+    """
+    for label, days in (("--days", tls_days), ("--ocsp-days", ocsp_days)):
+        if not 1 <= days <= 3650:
+            raise InputError(f"{label} must be between 1 and 3650, not {days}")
+    ca._require_ca()
+    general = [] if ocsp_only else [_general_name(n) for n in (names or LOOPBACK_NAMES)]
+    key, issuing = ca.signing_key(), ca.issuing_cert()
+    now = ca.now()
+    ocsp_key = ec.generate_private_key(ec.SECP256R1())
+    ocsp_cert = build_ocsp_cert(issuing, key, ocsp_key.public_key(), now, ocsp_days)
+    tls_cert = None
+    with ca.store.transaction() as txn:
+        meta = repo.get_meta(txn)
+        if not ocsp_only:
+            tls_key = ec.generate_private_key(ec.SECP256R1())
+            tls_cert = build_tls_cert(issuing, key, tls_key.public_key(), general, now, tls_days)
+            txn.write_blob(TLS_KEY, dump_key(tls_key, None), 0o600)
+            txn.write_blob(TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
+        txn.write_blob(OCSP_KEY, dump_key(ocsp_key, None), 0o600)
+        txn.write_blob(OCSP_CERT, _pem(ocsp_cert))
+        shown = [str(g.value) for g in general]
+        ca._audit(txn, meta, ca.actor, "server-setup", "server certificates",
+                  "OCSP signer renewed" if ocsp_only else "TLS and OCSP signer issued",
+                  tls_names=shown, ocsp_serial=format(ocsp_cert.serial_number, "x"),
+                  tls_serial=format(tls_cert.serial_number, "x") if tls_cert else None)  # fmt: skip
+        ca._finish(txn, meta)
+    return ServiceCerts(tuple(shown), tls_cert.not_valid_after_utc if tls_cert else None,
+                        ocsp_cert.not_valid_after_utc)  # fmt: skip
