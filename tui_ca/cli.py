@@ -112,6 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-anonymous", action="store_true", help="require an EST user or client certificate")
     serve.add_argument("--rate", type=float, default=1.0, help="new requests per client per second (default 1)")
     serve.add_argument("--max-queued", type=int, default=1000, help="refuse new requests past this many queued")
+    serve.add_argument("--timeout", type=float, default=10.0, help="seconds a client may take per request (default 10)")
+    serve.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
+
+    setup = sub.add_parser("server-setup", help="issue the server's TLS and OCSP signing certificates (uses the CA key)")
+    setup.add_argument("--name", action="append", help="DNS name or IP for the TLS certificate (repeat; default loopback)")
+    setup.add_argument("--days", type=int, default=365, help="TLS certificate validity (default 365)")
+    setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
+    setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
+
+    estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
+    estuser.add_argument("name")
+    estuser.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
     return parser
 
 
@@ -415,10 +427,17 @@ def cmd_serve(ca: CertificateAuthority, args) -> int:
     return serve(ca, args)
 
 
+def cmd_server_setup(ca: CertificateAuthority, args) -> int:
+    from tui_ca.server.admin import cmd_server_setup as setup
+
+    return setup(ca, args)
+
+
 COMMANDS = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
+    "server-setup": cmd_server_setup,
 }  # fmt: skip
 
 
@@ -427,6 +446,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "est-user":
+            from tui_ca.server.admin import cmd_est_user
+
+            return cmd_est_user(args)
         home = resolve_home(args.home)
         if args.command in (None, "tui"):
             return run_ui(home, args)
