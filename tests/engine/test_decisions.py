@@ -10,13 +10,25 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import DEMO_NAMES
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ExtensionOID, NameOID
-
-from conftest import DEMO_NAMES
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    ExtensionOID,
+    NameOID,
+)
 from helpers import csr_pem, make_csr, snapshot_home
-from tui_ca.engine import CertificateAuthority, CertStatus, InputError, RequestStatus, RevocationReason, RuleError
+
+from tui_ca.engine import (
+    CertificateAuthority,
+    CertStatus,
+    InputError,
+    RequestStatus,
+    RevocationReason,
+    RuleError,
+)
 
 BASE = "http://127.0.0.1:8080"
 
@@ -99,7 +111,7 @@ def test_only_the_san_is_copied_from_the_csr(ca):
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING, ExtendedKeyUsageOID.CODE_SIGNING]), False),
         (x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=True,
                        data_encipherment=True, key_agreement=True, key_cert_sign=False, crl_sign=False,
-                       encipher_only=False, decipher_only=False), True),  # fmt: skip
+                       encipher_only=False, decipher_only=False), True),
         (x509.OCSPNoCheck(), False),
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00"), False),

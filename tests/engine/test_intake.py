@@ -10,8 +10,16 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from helpers import (
+    csr_der,
+    csr_pem,
+    make_csr,
+    make_key,
+    refused_inputs,
+    snapshot_home,
+    spki_sha256,
+)
 
-from helpers import csr_der, csr_pem, make_csr, make_key, refused_inputs, snapshot_home, spki_sha256
 from tui_ca.engine import InputError, RequestStatus, RevocationReason, RuleError
 
 REFUSED = refused_inputs()
@@ -39,7 +47,7 @@ def test_allowed_keys_are_queued_with_their_details(ca, kind):
     assert details.common_name == f"host-{kind}"
     assert details.sans == ("DNS:host.example", "IP:192.0.2.7")
     assert details.spki_sha256 == spki_sha256(csr)
-    assert details.key_size == key.key_size if kind.startswith("rsa") else key.curve.key_size
+    assert details.key_size == (key.key_size if kind.startswith("rsa") else key.curve.key_size)
     assert details.key_type == {"ec-p256": "EC P-256", "ec-p384": "EC P-384", "ec-p521": "EC P-521",
                                 "rsa-2048": "RSA 2048", "rsa-3072": "RSA 3072"}[kind]  # fmt: skip
     assert ca.request(result.request.id).status is RequestStatus.QUEUED
