@@ -1,0 +1,114 @@
+"""Shared pieces of the UI tests: fixed clock, fixed serials, checked-in keys.
+
+No conftest.py here on purpose: the suite imports ``conftest`` by name from
+tests/, and a second one would shadow it. Test modules import the fixtures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from textual.widgets import Input
+
+from tui_ca.demo import create_demo_home
+from tui_ca.engine import Actor
+from tui_ca.tui.app import CAApp
+
+FIXTURES = Path(__file__).parent / "fixtures"
+# Same instant as tests/conftest.py: a fixed "now" for every artefact.
+FIXED_NOW = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
+ADMIN = Actor("alice", "192.0.2.10")
+# Serials are random in production; here they count up from a fixed 64-bit value.
+FIRST_SERIAL = 0x5EED_0000_0000_1001
+
+
+class Clock:
+    """A settable clock shared by the demo builder and the app."""
+
+    def __init__(self, now: datetime = FIXED_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def pilot_test(test):
+    """Run an async test on its own event loop (the suite has no async plugin)."""
+
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return asyncio.run(test(*args, **kwargs))
+
+    return run
+
+
+def serial_counter():
+    return itertools.count(FIRST_SERIAL).__next__
+
+
+def fixture_keys() -> list:
+    """The checked-in requester keys, in the order the demo uses them."""
+    names = [f"requester-{n}.ec.key.pem" for n in range(1, 5)] + ["requester-rsa.key.pem"]
+    names += [f"requester-{n}.ec.key.pem" for n in range(5, 9)]
+    return [serialization.load_pem_private_key((FIXTURES / n).read_bytes(), None) for n in names]
+
+
+def build_demo(home: Path, clock: Clock) -> Path:
+    return create_demo_home(home, clock=clock, serials=serial_counter(), keys=fixture_keys())
+
+
+def make_app(home: Path, clock: Clock, **kwargs) -> CAApp:
+    kwargs.setdefault("poll_interval", 0.2)
+    app = CAApp(home, clock=clock, actor=ADMIN, serials=serial_counter(), **kwargs)
+    # Snapshots must not depend on where the tests run.
+    app.export_dir = Path("/srv/exports")
+    return app
+
+
+async def settle(pilot) -> None:
+    """Wait until the app has read the CA and every worker has finished."""
+    app = pilot.app
+    if app.ca.exists():
+        await app.ready_event.wait()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    for field in app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
+
+
+async def until(pilot, predicate, timeout: float = 5.0, step: float = 0.05) -> float:
+    """Pause until ``predicate()`` holds; return how long it took (fails on timeout)."""
+    waited = 0.0
+    while not predicate():
+        if waited >= timeout:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await pilot.pause(step)
+        waited += step
+    return waited
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def demo_home(tmp_path: Path, clock: Clock) -> Path:
+    return build_demo(tmp_path / "home", clock)
+
+
+def text_of(strip) -> str:
+    return "".join(segment.text for segment in strip)
+
+
+def list_lines(record_list) -> list[str]:
+    """What a record list draws, line by line (header first)."""
+    return [text_of(record_list.render_line(y)).rstrip() for y in range(record_list.size.height)]

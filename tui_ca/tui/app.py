@@ -1,0 +1,205 @@
+"""The Textual application: one CA home, its screens, and the engine workers.
+
+Every engine call runs in a thread worker and posts its result back as a
+message, so neither disk nor crypto ever holds up a key press. Changes made by
+other processes are noticed by polling the store's change token (one stat call)
+and re-reading in a worker only when it moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding
+
+from tui_ca.engine import Actor, CAError, CertificateAuthority
+from tui_ca.engine.errors import KeyLockedError
+from tui_ca.tui.data import read_snapshot
+from tui_ca.tui.messages import OperationDone, SnapshotLoaded
+
+Passphrase = bytes | Callable[[], bytes | None] | None
+
+# The issue asks for other processes' changes within 2 s; one stat a second
+# is cheap enough to never matter.
+POLL_SECONDS = 1.0
+
+
+def stylesheet() -> Path:
+    """The shipped stylesheet (inside the wheel as the package ``tui_ca.styles``)."""
+    return Path(str(files("tui_ca.styles").joinpath("app.tcss")))
+
+
+class CAApp(App[int]):
+    """Certificate management for one CA home."""
+
+    CSS_PATH = [stylesheet()]
+    TITLE = "tui-ca"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("q", "quit", "Quit", tooltip="Leave tui-ca", id="app.quit"),
+        Binding("question_mark", "help", "Keys", tooltip="Every key, and what it does", id="app.help"),
+    ]
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        passphrase: Passphrase = None,
+        clock: Callable[[], datetime] | None = None,
+        actor: Actor | None = None,
+        serials: Callable[[], int] | None = None,
+        poll_interval: float = POLL_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.home = Path(home)
+        self._passphrase = passphrase
+        self._secret: bytes | None = passphrase if isinstance(passphrase, bytes) else None
+        self.ca = CertificateAuthority(self.home, clock=clock, actor=actor, passphrase=self._current_secret,
+                                       serials=serials)  # fmt: skip
+        self.poll_interval = poll_interval
+        self.ready_event = asyncio.Event()
+        """Set once the main screen shows its first read of the CA."""
+        self._token: object = None
+        self.export_dir = Path.cwd()
+        """Where the export dialog proposes to write."""
+
+    def _current_secret(self) -> bytes | None:
+        return self._secret
+
+    # ------------------------------------------------------------ start
+
+    def on_mount(self) -> None:
+        from tui_ca.tui.screens.first_run import FirstRunScreen
+
+        if not self.ca.exists():
+            self.push_screen(FirstRunScreen(), self._created)
+            return
+        self.open_main()
+
+    def _created(self, created: bool | None) -> None:
+        if created:
+            self.open_main()
+        else:
+            self.exit(0)
+
+    def open_main(self) -> None:
+        from tui_ca.tui.screens.main import MainScreen
+
+        self.push_screen(MainScreen())
+        self.set_interval(self.poll_interval, self.poll, name="poll-change-token")
+        if self.ca.key_is_encrypted() and self._secret is None:
+            if callable(self._passphrase):
+                self._secret = self._passphrase()
+            if self._secret is None:
+                self.ask_passphrase()
+            else:
+                self.check_passphrase()
+        self.reload()
+
+    def ask_passphrase(self, error: str | None = None) -> None:
+        from tui_ca.tui.screens.dialogs import PassphraseDialog
+
+        dialog = PassphraseDialog("Unlock the CA key", "The issuing CA's key is encrypted. "
+                                  "Without it you can look, but not approve or revoke.")  # fmt: skip
+        self.push_screen(dialog, self._got_passphrase)
+        if error:
+            self.call_after_refresh(dialog.show_error, error)
+
+    def _got_passphrase(self, secret: bytes | None) -> None:
+        if secret is None:
+            self.notify("The CA key stays locked: approving and revoking will ask again.", severity="warning")
+            return
+        self._secret = secret
+        self.check_passphrase()
+
+    @work(thread=True, group="unlock")
+    def check_passphrase(self) -> None:
+        try:
+            self.ca.unlock()
+        except KeyLockedError as exc:
+            self._secret = None
+            self.call_from_thread(self.ask_passphrase, str(exc))
+        except CAError as exc:
+            self.post_message(OperationDone(str(exc), ok=False))
+
+    # ------------------------------------------------------------ reading
+
+    def poll(self) -> None:
+        try:
+            token = self.ca.change_token()
+        except OSError:
+            return
+        if token != self._token:
+            self.reload()
+
+    @work(thread=True, exclusive=True, group="load")
+    def reload(self) -> None:
+        try:
+            snapshot = read_snapshot(self.ca)
+        except CAError as exc:
+            self.post_message(OperationDone(str(exc), ok=False))
+            return
+        self.post_message(SnapshotLoaded(snapshot))
+
+    def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        changed = message.snapshot.token != self._token
+        self._token = message.snapshot.token
+        for screen in self.screen_stack:
+            apply = getattr(screen, "apply_snapshot", None)
+            if apply is not None:
+                apply(message.snapshot, changed)
+        self.ready_event.set()
+
+    # ------------------------------------------------------------ changing
+
+    @work(thread=True, group="operation")
+    def operate(self, call: Callable[[], Any], describe: Callable[[Any], str],
+                after: Callable[[Any], None] | None = None) -> None:  # fmt: skip
+        """Run one engine operation; announce its outcome; re-read the CA."""
+        try:
+            result = call()
+            summary = describe(result)
+        except CAError as exc:
+            self.post_message(OperationDone(str(exc), ok=False))
+            return
+        except OSError as exc:
+            self.post_message(OperationDone(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), ok=False))
+            return
+        if after is not None:
+            self.call_from_thread(after, result)
+        self.post_message(OperationDone(summary))
+
+    def on_operation_done(self, message: OperationDone) -> None:
+        self.notify(message.summary, severity="information" if message.ok else "error",
+                    timeout=6 if message.ok else 10)  # fmt: skip
+        self.reload()
+
+    def action_help(self) -> None:
+        from tui_ca.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+
+def run_app(home: Path, passphrase: Passphrase) -> int:
+    """Open the UI on ``home`` (the ``tui-ca`` and ``tui-ca demo`` commands)."""
+    from tui_ca.engine.reader import CAReader
+
+    secret = passphrase if isinstance(passphrase, bytes) else None
+    # A callable may ask on the terminal, so it runs before the UI takes the
+    # screen over; when it gives nothing the UI asks in a dialog instead.
+    reader = CAReader(home)
+    if callable(passphrase) and reader.exists() and reader.key_is_encrypted():
+        try:
+            secret = passphrase()
+        except CAError:
+            secret = None
+    result = CAApp(home, passphrase=secret).run()
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,190 @@
+"""One certificate: its facts, and revoke or export it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label
+
+from tui_ca.engine import CAError, Certificate, CertStatus, InputError, RevocationReason
+from tui_ca.engine.models import group_fingerprint
+from tui_ca.tui.data import Snapshot
+from tui_ca.tui.screens.dialogs import ConfirmDialog, ExportDialog, RevokeDialog
+from tui_ca.tui.text import reading_lines, days_left, literal, visible, when
+from tui_ca.tui.widgets.details import Details
+
+# The product's own warning (seed text), kept in its words.
+REVOKE_WARNING = (
+    "Do not revoke to disable a phone set or device: revoking is for a certificate that must never be trusted "
+    "again (lost, stolen, replaced). The requester can then make another request. A new CRL is published at once."
+)
+
+
+def certificate_facts(cert: Certificate, issuer: str, now) -> list[tuple[str, Text | str]]:
+    status = cert.status_at(now)
+    status_text = Text(status.value, style={"valid": "bold green", "revoked": "bold red"}.get(status.value, "bold"))
+    if status is CertStatus.VALID:
+        status_text.append(f" ({days_left(cert.not_after, now)} days left)", style="")
+    rows: list[tuple[str, Text | str]] = [
+        ("Certificate ID", str(cert.id)),
+        ("Status", status_text),
+        ("Requester", literal(cert.requester)),
+        ("Serial", cert.serial_hex),
+        ("Subject", literal(cert.subject, limit=400)),
+        ("Issuer", literal(issuer, limit=400)),
+        ("Not before", when(cert.not_before)),
+        ("Not after", when(cert.not_after)),
+        ("SANs", literal(", ".join(cert.sans)) if cert.sans else Text("none", style="dim")),
+        ("Key", cert.key_type),
+        ("SPKI SHA-256", Text(reading_lines(group_fingerprint(cert.spki_sha256)), style="bold")),
+    ]
+    issued = Text(f"{when(cert.issued_at)} by ")
+    issued.append(visible(cert.issued_by.describe(), 80))
+    rows.append(("Issued", issued))
+    if cert.revoked_at is not None:
+        revoked = Text(f"{when(cert.revoked_at)} by ")
+        revoked.append(visible(cert.revoked_by.describe() if cert.revoked_by else None, 80))
+        revoked.append(f", reason {cert.revocation_reason.value}")
+        rows.append(("Revoked", revoked))
+    return rows
+
+
+def default_export_path(folder: Path, cert: Certificate) -> Path:
+    return folder / f"certificate-{cert.id}.pem"
+
+
+def write_pem(path: Path, data: bytes, *, overwrite: bool) -> None:
+    """Write the export, refusing a missing folder and (unless told) an existing file."""
+    if not path.parent.is_dir():
+        raise InputError(f"The folder {path.parent} does not exist; nothing was written.")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder; type a file name.")
+    try:
+        with open(path, "wb" if overwrite else "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except FileExistsError:
+        raise _Exists(str(path)) from None
+    except OSError as exc:
+        raise InputError(f"Cannot write {path}: {exc.strerror}.") from None
+
+
+class _Exists(InputError):
+    """The export target exists and overwriting was not confirmed."""
+
+
+class CertificateScreen(Screen):
+    """A certificate's details; revoke or export it."""
+
+    BINDINGS = [
+        Binding("v", "revoke", "Revoke", tooltip="Revoke and publish a new CRL", id="certificate.revoke"),
+        Binding("e", "export", "Export", tooltip="Write the PEM with its chain to a file", id="certificate.export"),
+        Binding("escape", "close", "Back", tooltip="Back to the lists", id="certificate.close"),
+    ]
+
+    def __init__(self, cert_id: int) -> None:
+        super().__init__()
+        self.cert_id = cert_id
+        self.cert: Certificate | None = None
+        self.now = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Certificate {self.cert_id}", classes="screen-title")
+        with VerticalScroll(id="certificate-body"):
+            yield Details("Reading the certificate…", id="certificate-details")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def apply_snapshot(self, snapshot: Snapshot, changed: bool) -> None:
+        if changed:
+            self.load()
+
+    @work(thread=True, exclusive=True, group="certificate-load")
+    def load(self) -> None:
+        ca = self.app.ca
+        try:
+            cert = ca.certificate(self.cert_id)
+            issuer = ca.issuing_cert().subject.rfc4514_string()
+            now = ca.now()
+        except CAError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._show, cert, issuer, now)
+
+    def _show(self, cert: Certificate, issuer: str, now) -> None:
+        self.cert, self.now = cert, now
+        self.query_one("#certificate-details", Details).show(certificate_facts(cert, issuer, now))
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "revoke":
+            return True if self.cert is not None and self.cert.revoked_at is None else None
+        if action == "export":
+            return True if self.cert is not None else None
+        return True
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+    # ------------------------------------------------------------ revoke
+
+    def action_revoke(self) -> None:
+        if self.cert is None or self.cert.revoked_at is not None:
+            return
+        body = Text(f"Certificate {self.cert.id}, serial {self.cert.serial_hex}, held by ")
+        body.append(visible(self.cert.requester, 60), style="bold")
+        body.append(f"\n\n{REVOKE_WARNING}\n\nReason (RFC 5280):")
+        self.app.push_screen(RevokeDialog(f"Revoke certificate {self.cert.id}?", body), self._revoke)
+
+    def _revoke(self, reason: RevocationReason | None) -> None:
+        if reason is None:
+            return
+        ca, cert_id = self.app.ca, self.cert_id
+
+        def call():
+            cert = ca.revoke(cert_id, reason)
+            return cert, ca.info().crl_number
+
+        self.app.operate(call, lambda result: f"Certificate {cert_id} (serial {result[0].short_serial}…) revoked, "
+                                              f"reason {reason.value}; CRL {result[1]} published.")  # fmt: skip
+
+    # ------------------------------------------------------------ export
+
+    def action_export(self) -> None:
+        if self.cert is None:
+            return
+        body = Text(f"Certificate {self.cert.id}, serial {self.cert.serial_hex}")
+        self.app.push_screen(ExportDialog(f"Export certificate {self.cert.id}", body,
+                                          default_export_path(self.app.export_dir, self.cert)), self._export)  # fmt: skip
+
+    def _export(self, path: Path | None, overwrite: bool = False) -> None:
+        if path is None:
+            return
+        self.export_to(path, overwrite)
+
+    @work(thread=True, group="export")
+    def export_to(self, path: Path, overwrite: bool) -> None:
+        try:
+            write_pem(path, self.app.ca.certificate_pem(self.cert_id, chain=True), overwrite=overwrite)
+        except _Exists:
+            self.app.call_from_thread(self._ask_overwrite, path)
+            return
+        except CAError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error", timeout=10)
+            return
+        self.app.call_from_thread(self.app.notify, f"Certificate {self.cert_id} and its chain written to {path}.")
+
+    def _ask_overwrite(self, path: Path) -> None:
+        dialog = ConfirmDialog("Replace the file?", Text(f"{path} exists. Replace it?"), confirm_label="Replace")
+        self.app.push_screen(dialog, lambda yes: self.export_to(path, True) if yes else
+                             self.app.notify(f"Nothing written; {path} was left as it was.", severity="warning"))

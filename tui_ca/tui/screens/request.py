@@ -1,0 +1,182 @@
+"""Confirm the requester: what the CSR says, then approve or reject it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Static
+
+from tui_ca.engine import CAError, Certificate, Request, RequestStatus
+from tui_ca.engine.ca import DEFAULT_LEAF_DAYS, MAX_LEAF_DAYS
+from tui_ca.tui.data import Snapshot, active_certificate_of
+from tui_ca.tui.screens.dialogs import ApproveDialog, RejectDialog
+from tui_ca.tui.text import reading_lines, literal, span, visible, when
+from tui_ca.tui.widgets.details import Details
+
+
+@dataclass(frozen=True)
+class RequestView:
+    """A request with what the screen warns about."""
+
+    request: Request
+    """The request."""
+    active: Certificate | None
+    """The requester's active certificate, if any."""
+    default_days: int
+    """The CA's default validity for new certificates."""
+
+
+def request_facts(view: RequestView, now) -> list[tuple[str, Text | str]]:
+    r, d = view.request, view.request.details
+    sig = Text("verifies", style="bold green") if d.signature_valid else Text("DOES NOT VERIFY", style="bold red")
+    rows: list[tuple[str, Text | str]] = [
+        ("Certificate ID", str(r.id)),
+        ("Status", r.status.value),
+        ("Requester", literal(r.requester)),
+    ]
+    for key, value in d.subject_fields.as_pairs():
+        if value is not None:
+            rows.append((f"Subject {key}", literal(value)))
+    rows.append(("Subject (full)", literal(d.subject, limit=400)))
+    rows.append(("SANs", literal(", ".join(d.sans)) if d.sans else Text("none", style="dim")))
+    rows.append(("Key", f"{d.key_type} ({d.key_size} bits)"))
+    rows.append(("CSR signature", sig))
+    rows.append(("SPKI SHA-256", Text(reading_lines(d.fingerprint_groups), style="bold")))
+    arrived = Text(f"{when(r.submitted_at)} ({span(now - r.submitted_at)} ago) via {r.source}, sent by ")
+    arrived.append(visible(r.submitted_by.describe(), 80))
+    rows.append(("Arrived", arrived))
+    if r.decided_at is not None:
+        decided = Text(f"{r.status.value} {when(r.decided_at)} by ")
+        decided.append(visible(r.decided_by.describe() if r.decided_by else None, 80))
+        rows.append(("Decided", decided))
+    if r.reason:
+        rows.append(("Reason", literal(r.reason)))
+    if r.renewal_of is not None:
+        rows.append(("Renews", f"certificate {r.renewal_of}"))
+    return rows
+
+
+def warnings(view: RequestView) -> list[str]:
+    found = []
+    if view.active is not None and view.active.id != view.request.renewal_of:
+        found.append(f"The requester holds active certificate {view.active.id} (serial {view.active.short_serial}…); "
+                     "approval will be refused until it is revoked.")  # fmt: skip
+    if not view.request.details.signature_valid:
+        found.append("The CSR's signature does not verify: the requester may not hold the key.")
+    if view.request.details.common_name is None:
+        found.append("The subject has no CN; the certificate is named by its SANs only.")
+    return found
+
+
+class RequestScreen(Screen):
+    """One request: confirm who sent it (compare the fingerprint), then decide."""
+
+    BINDINGS = [
+        Binding("a", "approve", "Approve", tooltip="Issue a certificate for this request", id="request.approve"),
+        Binding("r", "reject", "Reject", tooltip="Refuse this request, with a reason", id="request.reject"),
+        Binding("escape", "close", "Back", tooltip="Back to the lists", id="request.close"),
+    ]
+
+    def __init__(self, request_id: int) -> None:
+        super().__init__()
+        self.request_id = request_id
+        self.view: RequestView | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Confirm the requester — request {self.request_id}", classes="screen-title")
+        with VerticalScroll(id="request-body"):
+            yield Static("", id="warnings", classes="warnings")
+            yield Details("Reading the request…", id="request-details")
+            yield Static(Text("Ask the requester to read out their SPKI SHA-256 and compare every group.",
+                              style="italic"), classes="hint")  # fmt: skip
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def apply_snapshot(self, snapshot: Snapshot, changed: bool) -> None:
+        if changed:
+            self.load()
+
+    @work(thread=True, exclusive=True, group="request-load")
+    def load(self) -> None:
+        ca = self.app.ca
+        try:
+            request = ca.request(self.request_id)
+            view = RequestView(request, active_certificate_of(ca, request.requester),
+                               ca.config().get("leaf_days", DEFAULT_LEAF_DAYS))  # fmt: skip
+            now = ca.now()
+        except CAError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._show, view, now)
+
+    def _show(self, view: RequestView, now) -> None:
+        self.view = view
+        self.query_one("#request-details", Details).show(request_facts(view, now))
+        found = warnings(view)
+        box = self.query_one("#warnings", Static)
+        box.update(Text("\n".join(f"⚠ {w}" for w in found)))
+        box.set_class(bool(found), "shown")
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "reject"):
+            return True if self.view is not None and self.view.request.status is RequestStatus.QUEUED else None
+        return True
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+    def _summary(self) -> Text:
+        r = self.view.request
+        text = Text(f"Request {r.id} from ")
+        text.append(visible(r.requester, 60), style="bold")
+        text.append(f"\nSPKI SHA-256 {r.details.fingerprint_groups}")
+        return text
+
+    def action_approve(self) -> None:
+        if self.view is None:
+            return
+        dialog = ApproveDialog(f"Approve request {self.request_id}?", self._summary(), self.view.default_days,
+                               MAX_LEAF_DAYS)  # fmt: skip
+        self.app.push_screen(dialog, self._approve)
+
+    def _approve(self, days: int | None) -> None:
+        if days is None:
+            return
+        ca, request_id = self.app.ca, self.request_id
+
+        def call():
+            outcome = ca.approve([request_id], days=days)[0]
+            if outcome.certificate is None:
+                raise _Refused(outcome.error)
+            return outcome.certificate
+
+        self.app.operate(call, lambda c: f"Request {request_id} approved: certificate serial {c.serial_hex}, "
+                                         f"valid until {c.not_after:%Y-%m-%d}.", self._decided)  # fmt: skip
+
+    def action_reject(self) -> None:
+        if self.view is None:
+            return
+        self.app.push_screen(RejectDialog(f"Reject request {self.request_id}?", self._summary()), self._reject)
+
+    def _reject(self, reason: str | None) -> None:
+        if reason is None:
+            return
+        ca, request_id = self.app.ca, self.request_id
+        self.app.operate(lambda: ca.reject(request_id, reason), lambda r: f"Request {r.id} rejected.", self._decided)
+
+    def _decided(self, _result) -> None:
+        if self.is_current:
+            self.dismiss()
+
+
+class _Refused(CAError):
+    """An approval the engine refused for this ID (its reason is the message)."""
