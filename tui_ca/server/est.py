@@ -132,8 +132,12 @@ class EstHandler(Handler):
                                  f"({one_line(renewal.subject, 200)})")  # fmt: skip
         known = app.reader.find_by_csr(csr_data)
         if known is not None:
+            # Polling: once the renewal is approved the old certificate is
+            # revoked (superseded), yet it is still what the client presents.
             self._answer(known)
             return
+        if renewal is not None and not renewal.is_active(app.reader.now()):
+            raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {renewal.id} is revoked or expired; enroll anew instead")
         wait = app.limiter.take(self.peer)
         if wait:
             raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many new requests from this address; slow down",
@@ -163,8 +167,6 @@ class EstHandler(Handler):
             stored = None
         if stored is None or stored.sha256 != cert.fingerprint(hashes.SHA256()).hex():
             raise HttpError(HTTPStatus.FORBIDDEN, "the client certificate was not issued to a requester of this CA")
-        if not stored.is_active(app.reader.now()):
-            raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {stored.id} is revoked or expired; enroll anew instead")
         return stored
 
     def _answer(self, request: Request) -> None:

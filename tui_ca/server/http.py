@@ -28,6 +28,7 @@ DEFAULT_MAX_CONNECTIONS = 128
 # handshake before a 503 can be read); these are capped too, then dropped.
 _MAX_REFUSERS = 32
 _REFUSE_TIMEOUT = 2.0
+_DRAIN_LIMIT = 1024 * 1024
 
 
 class HttpError(Exception):
@@ -90,6 +91,8 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         if not hasattr(self, "command") or self.command is None:
             self.command = "GET"
+        # HTTP/0.9 answers have no status line; a garbage line is not worth one.
+        self.request_version = self.protocol_version
         self.reply(code, message or phrase)
 
     def log_message(self, format: str, *args) -> None:
@@ -102,6 +105,8 @@ class Handler(BaseHTTPRequestHandler):
         # The stock version treats a timeout as "close silently"; here the
         # client is told (408), and unexpected failures give a 500 line, not a traceback.
         self.command = None
+        self._body_read = False
+        self.requestline, self.request_version = "", self.protocol_version
         try:
             self.raw_requestline = self.rfile.readline(65537)
             if not self.raw_requestline:
@@ -124,6 +129,7 @@ class Handler(BaseHTTPRequestHandler):
                 except HttpError as exc:
                     if exc.close:
                         self.close_connection = True
+                    self._drain_unread()
                     self.reply(exc.status, exc.reason, headers=exc.headers)
             self.wfile.flush()
         except TimeoutError:
@@ -145,8 +151,21 @@ class Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             pass
 
+    def _drain_unread(self) -> None:
+        """Read a body the refusal left unread, so that closing does not reset the connection."""
+        if self._body_read:
+            return
+        self._body_read = True
+        text = (self.headers.get("Content-Length") or "").strip()
+        if text.isdigit() and int(text) <= _DRAIN_LIMIT:
+            try:
+                self._read_exactly(int(text), keep=False)
+            except (HttpError, OSError):
+                self.close_connection = True
+
     def read_body(self) -> bytes:
         """The request body, refused before reading when too large or unbounded."""
+        self._body_read = True
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked", close=True)
         length_text = self.headers.get("Content-Length")
@@ -156,8 +175,14 @@ class Handler(BaseHTTPRequestHandler):
             raise HttpError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number", close=True)
         length = int(length_text)
         if length > MAX_BODY:
+            # Closing on unread data makes the kernel reset the connection and
+            # the client may never see the 413; modest excess is read and dropped.
+            self._body_read = False
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                             f"the body is {length} bytes; the limit is {MAX_BODY}", close=True)  # fmt: skip
+        return self._read_exactly(length)
+
+    def _read_exactly(self, length: int, *, keep: bool = True) -> bytes:
         deadline = time.monotonic() + self.server.options.timeout
         chunks, remaining = [], length
         while remaining:
@@ -168,7 +193,8 @@ class Handler(BaseHTTPRequestHandler):
             chunk = self.rfile.read1(min(remaining, 16384))
             if not chunk:
                 raise HttpError(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length bytes", close=True)
-            chunks.append(chunk)
+            if keep:
+                chunks.append(chunk)
             remaining -= len(chunk)
         return b"".join(chunks)
 

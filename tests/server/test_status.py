@@ -1,0 +1,100 @@
+"""The plain-HTTP side: CRL, CA certificates, and OCSP answers from the live store."""
+
+from __future__ import annotations
+
+import base64
+import os
+from urllib.parse import quote
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from tests.server.conftest import assert_plain_line, make_csr
+from tui_ca.engine import RevocationReason
+from tui_ca.engine.service_certs import OCSP_CERT
+
+
+def issue(client, live_ca, cn="phone") -> x509.Certificate:
+    client.enroll(make_csr(cn)[0])
+    request_id = live_ca.requests()[-1].id
+    live_ca.approve([request_id])
+    return x509.load_pem_x509_certificate(live_ca.certificate_pem(request_id))
+
+
+def ocsp_request(cert, issuer, nonce: bytes | None = None, algorithm=hashes.SHA1()) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm)
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def post_ocsp(client, der: bytes) -> ocsp.OCSPResponse:
+    reply = client.plain("POST", "/ocsp", der, {"Content-Type": "application/ocsp-request"})
+    assert reply.status == 200 and reply.headers["content-type"] == "application/ocsp-response"
+    return ocsp.load_der_ocsp_response(reply.body)
+
+
+def test_crl_and_ca_certificates_are_served_as_der(client, live_ca):
+    crl = client.plain("GET", "/ca.crl")
+    assert crl.status == 200 and crl.headers["content-type"] == "application/pkix-crl"
+    assert x509.load_der_x509_crl(crl.body).is_signature_valid(live_ca.issuing_cert().public_key())
+    assert x509.load_der_x509_certificate(client.plain("GET", "/ca.crt").body) == live_ca.issuing_cert()
+    assert x509.load_der_x509_certificate(client.plain("GET", "/root.crt").body) == live_ca.root_cert()
+    missing = client.plain("GET", "/../ca/issuing.key")
+    assert missing.status == 404
+    assert_plain_line(missing)
+
+
+def test_crl_shows_a_revocation_at_once(client, live_ca):
+    cert = issue(client, live_ca)
+    live_ca.revoke(1, RevocationReason.KEY_COMPROMISE)
+    crl = x509.load_der_x509_crl(client.plain("GET", "/ca.crl").body)
+    assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
+
+
+def test_ocsp_good_then_revoked_with_reason_and_nonce(client, live_ca):
+    cert = issue(client, live_ca)
+    issuer = live_ca.issuing_cert()
+    nonce = os.urandom(16)
+    good = post_ocsp(client, ocsp_request(cert, issuer, nonce))
+    assert good.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    assert good.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert good.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce == nonce
+    signer = x509.load_pem_x509_certificate((live_ca.home / OCSP_CERT).read_bytes())
+    assert good.certificates == [signer]
+    signer.public_key().verify(good.signature, good.tbs_response_bytes, ec.ECDSA(good.signature_hash_algorithm))
+    eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(eku) == [ExtendedKeyUsageOID.OCSP_SIGNING]
+    assert signer.extensions.get_extension_for_class(x509.OCSPNoCheck)
+    live_ca.revoke(1, RevocationReason.KEY_COMPROMISE)
+    revoked = post_ocsp(client, ocsp_request(cert, issuer, algorithm=hashes.SHA256()))
+    assert revoked.certificate_status == ocsp.OCSPCertStatus.REVOKED
+    assert revoked.revocation_reason == x509.ReasonFlags.key_compromise
+    assert revoked.revocation_time_utc == live_ca.certificate(1).revoked_at
+
+
+def test_ocsp_over_get_and_unknown_serial(client, live_ca):
+    cert = issue(client, live_ca)
+    der = ocsp_request(cert, live_ca.issuing_cert())
+    reply = client.plain("GET", "/ocsp/" + quote(base64.b64encode(der).decode(), safe=""))
+    assert ocsp.load_der_ocsp_response(reply.body).certificate_status == ocsp.OCSPCertStatus.GOOD
+    tls = x509.load_pem_x509_certificate((live_ca.home / "server/tls.crt").read_bytes())
+    unknown = post_ocsp(client, ocsp_request(tls, live_ca.issuing_cert()))
+    assert unknown.certificate_status == ocsp.OCSPCertStatus.UNKNOWN
+
+
+def test_ocsp_refusals_are_ocsp_errors(client, live_ca):
+    assert post_ocsp(client, b"not der").response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    issuing = live_ca.issuing_cert()
+    # A certificate of another issuer: the issuing CA itself, issued by the root.
+    other = post_ocsp(client, ocsp_request(issuing, live_ca.root_cert()))
+    assert other.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
+    bad_get = client.plain("GET", "/ocsp/%%%not-base64")
+    assert bad_get.status == 400
+    assert_plain_line(bad_get)
+    wrong = client.plain("POST", "/ca.crl", b"x")
+    assert wrong.status == 405
+    assert_plain_line(wrong)
