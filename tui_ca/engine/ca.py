@@ -221,8 +221,11 @@ class CertificateAuthority(CAReader):
             constraints = None
         if constraints is None or not constraints.ca:
             raise RuleError("the issuing certificate is not a CA certificate (BasicConstraints CA:TRUE missing)")
-        if not issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier):
-            raise RuleError("the issuing certificate lacks a subject key identifier")
+        try:
+            issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        except x509.ExtensionNotFound:
+            # CRLs and issued certificates name the CA by this key identifier (AKI).
+            raise RuleError("the issuing certificate lacks a subject key identifier") from None
         del csr
         with self.store.transaction() as txn:
             meta = repo.get_meta(txn)
