@@ -10,6 +10,7 @@ import hashlib
 import re
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import NameOID
@@ -129,11 +130,17 @@ def format_general_name(general_name: x509.GeneralName) -> str:
 
 def check_and_describe(csr: x509.CertificateSigningRequest) -> CsrDetails:
     """Apply the intake policy and return what the admin will be shown."""
-    if not csr.is_signature_valid:
+    try:
+        signature_valid = csr.is_signature_valid
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        # Found by fuzzing: a flipped bit in the key's curve or algorithm OID
+        # leaves a CSR that parses but names nothing cryptography can verify.
+        raise InputError("the CSR's key or signature algorithm is not supported") from None
+    if not signature_valid:
         raise InputError("the CSR's signature does not verify: it is corrupt or was altered")
     try:
         public_key = csr.public_key()
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise InputError("the CSR's public key cannot be read") from None
     check_key(public_key)
     try:
