@@ -34,7 +34,7 @@ from hardening_support import LONG, cli, init_home
 from tui_ca.engine import CAError, RequestStatus
 from tui_ca.engine.csr_policy import MAX_CSR_BYTES
 
-ENGINE_EXAMPLES = 2600 if LONG else 60
+ENGINE_EXAMPLES = 4000 if LONG else 60  # long: 4000 + 4000 + 2000 engine cases
 CLI_EXAMPLES = 150 if LONG else 8
 _SETTINGS = dict(deadline=None, database=None, derandomize=not LONG,
                  suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
