@@ -146,6 +146,19 @@ def test_an_unencrypted_key_others_can_read_is_refused_too(tmp_path):
     assert snapshot(home) == before
 
 
+@pytest.mark.parametrize("content", [
+    b'{"format": 1}', b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    b'{"kdf":{"n":1073741824,"r":8,"p":1,"salt":"AAAA"},"cipher":{"nonce":"AAAA"},"ciphertext":"AAAA"}',
+    b'{"kdf":{"n":16,"r":8,"p":1,"salt":"AAAA"},"cipher":{"nonce":"AAAA"},"ciphertext":"AAAA"}',
+], ids=["no-kdf", "bad-pem", "absurd-scrypt-n", "short-nonce"])  # fmt: skip
+def test_a_damaged_key_file_is_one_line(locked, content):
+    home, secret = locked
+    (home / ISSUING_KEY).write_bytes(content)
+    before = snapshot(home)
+    one_line_error(cli(home, "--passphrase-file", str(secret), "approve", "1"), 1, "damaged", "backup")
+    assert snapshot(home) == before
+
+
 def _drive_pty(argv: list[str], answers: list[tuple[bytes, bytes]], timeout: float = 60) -> tuple[int, bytes]:
     """Run argv on a real pseudo-terminal; on seeing each prompt, type its answer."""
     pid, fd = pty.fork()

@@ -8,6 +8,7 @@ PBKDF2 iterations, far too cheap for a CA key that may be copied with a backup.
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import os
 
@@ -71,19 +72,29 @@ def is_encrypted(data: bytes) -> bool:
 
 def load_key(data: bytes, passphrase: bytes | None):
     """Load a key written by :func:`dump_key`."""
+    # A hand-edited or truncated key file must be one line, not a traceback;
+    # MemoryError is cryptography refusing absurd scrypt parameters.
+    damaged = (ValueError, KeyError, TypeError, MemoryError, binascii.Error)
     if not is_encrypted(data):
-        return serialization.load_pem_private_key(data, password=None)
+        try:
+            return serialization.load_pem_private_key(data, password=None)
+        except damaged:
+            raise KeyLockedError("the CA key file is damaged (not a PEM private key); restore it from a backup") from None
     if passphrase is None:
         raise KeyLockedError("the CA key is encrypted: give --passphrase-file or run on a terminal to be asked")
-    envelope = json.loads(data)
-    kdf = envelope["kdf"]
-    secret = _kdf(_unb64(kdf["salt"]), kdf["n"], kdf["r"], kdf["p"]).derive(passphrase)
     try:
-        der = AESGCM(secret).decrypt(
-            _unb64(envelope["cipher"]["nonce"]), _unb64(envelope["ciphertext"]), ENVELOPE_FORMAT.encode()
-        )
+        envelope = json.loads(data)
+        kdf = envelope["kdf"]
+        secret = _kdf(_unb64(kdf["salt"]), kdf["n"], kdf["r"], kdf["p"]).derive(passphrase)
+        nonce, ciphertext = _unb64(envelope["cipher"]["nonce"]), _unb64(envelope["ciphertext"])
+    except damaged:
+        raise KeyLockedError("the CA key file is damaged (unreadable envelope); restore it from a backup") from None
+    try:
+        der = AESGCM(secret).decrypt(nonce, ciphertext, ENVELOPE_FORMAT.encode())
     except InvalidTag:
         raise KeyLockedError("wrong passphrase for the CA key") from None
+    except ValueError:  # e.g. a nonce of the wrong length
+        raise KeyLockedError("the CA key file is damaged (unreadable envelope); restore it from a backup") from None
     return serialization.load_der_private_key(der, password=None)
 
 
