@@ -109,6 +109,14 @@ def text_of(strip) -> str:
     return "".join(segment.text for segment in strip)
 
 
+def screen_lines(app) -> list[str]:
+    """The whole screen as the terminal would show it, one string per line."""
+    return [text_of(strip) for strip in app.screen._compositor.render_strips()]
+
+
 def list_lines(record_list) -> list[str]:
     """What a record list draws, line by line (header first)."""
     return [text_of(record_list.render_line(y)).rstrip() for y in range(record_list.size.height)]
+
+
+from tui_ca.demo import DEMO_CA as DEMO_CA_NAMES  # noqa: E402  (re-exported for tests)
