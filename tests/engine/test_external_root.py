@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-
 from helpers import assert_refused, csr_pem, make_csr, run_cli, snapshot_home
 
 OPENSSL = "/usr/bin/openssl"

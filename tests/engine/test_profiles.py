@@ -11,13 +11,13 @@ import stat
 from datetime import timedelta
 
 import pytest
+from conftest import DEMO_NAMES
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
-
-from conftest import DEMO_NAMES
 from helpers import assert_refused, csr_pem, make_csr, run_cli, snapshot_home
+
 from tui_ca.engine import CertificateAuthority, InputError, RuleError
 
 FLAGS = ["--country", "GB", "--state", "England", "--locality", "London", "--org", "Example Networks",
