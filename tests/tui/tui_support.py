@@ -24,8 +24,10 @@ FIXTURES = Path(__file__).parent / "fixtures"
 # Same instant as tests/conftest.py: a fixed "now" for every artefact.
 FIXED_NOW = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
 ADMIN = Actor("alice", "192.0.2.10")
-# Serials are random in production; here they count up from a fixed 64-bit value.
-FIRST_SERIAL = 0x5EED_0000_0000_1001
+# Serials are random in production; here they are a fixed sequence of 63-bit
+# values that differ in their leading digits, as random ones do (the lists
+# show the first eight hex digits).
+SERIAL_STEP = 0x9E37_79B9_7F4A_7C15
 
 
 class Clock:
@@ -49,7 +51,8 @@ def pilot_test(test):
 
 
 def serial_counter():
-    return itertools.count(FIRST_SERIAL).__next__
+    numbers = itertools.count(1)
+    return lambda: (next(numbers) * SERIAL_STEP) % 2**63 | 2**62
 
 
 def fixture_keys() -> list:
