@@ -126,6 +126,13 @@ def corrupt_signature(der: bytes) -> bytes:
     return der[:-1] + bytes([der[-1] ^ 0x01])
 
 
+def with_version(der: bytes, version: int) -> bytes:
+    """The CSR with its version INTEGER (the first one in the DER) changed;
+    only v1 (0) exists, so anything else must be refused as not a CSR."""
+    at = der.index(b"\x02\x01\x00")
+    return der[:at] + bytes([2, 1, version]) + der[at + 3 :]
+
+
 def spki_sha256(csr: x509.CertificateSigningRequest) -> str:
     der = csr.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
@@ -184,6 +191,7 @@ def refused_inputs() -> dict[str, tuple[bytes, int, str]]:
                         "not a certificate signing request"),
         "empty": (b"", 2, "empty"),
         "bad-signature": (corrupt_signature(good), 2, "signature does not verify"),
+        "bad-version": (with_version(good, 5), 2, "not a certificate signing request"),
         "rsa-1024": (csr_pem(make_csr("rsa-1024", cn="small")), 1, "RSA key of 1024 bits"),
         "rsa-2047": (csr_pem(make_csr("rsa-2047", cn="small")), 1, "RSA key of 2047 bits"),
         "dsa": (csr_pem(make_csr("dsa-2048", cn="dsa")), 1, "DSA"),

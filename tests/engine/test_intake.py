@@ -19,8 +19,17 @@ from helpers import (
     snapshot_home,
     spki_sha256,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from tui_ca.engine import InputError, RequestStatus, RevocationReason, RuleError
+from tui_ca.engine import (
+    CAError,
+    InputError,
+    RequestStatus,
+    RevocationReason,
+    RuleError,
+)
+from tui_ca.engine.csr_policy import check_and_describe, load_csr
 
 REFUSED = refused_inputs()
 
@@ -165,3 +174,20 @@ def test_submit_is_audited(ca):
     assert (record.user, record.address) == ("alice", "192.0.2.10")
     assert record.extra["requester"] == "Front door"
     assert record.extra["spki_sha256"] == request.details.spki_sha256
+
+
+_FUZZ_BASE = csr_der(make_csr("ec-p256", cn="fuzz", sans=["DNS:fuzz.example"]))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.integers(0, len(_FUZZ_BASE) - 1), st.integers(0, 255)), min_size=1, max_size=3))
+def test_damaged_csr_is_refused_cleanly_never_crashes(edits):
+    """Any damaged CSR is either still acceptable or refused with an engine
+    error (a one-line message), never another exception (a traceback)."""
+    data = bytearray(_FUZZ_BASE)
+    for position, value in edits:
+        data[position] = value
+    try:
+        check_and_describe(load_csr(bytes(data)))
+    except CAError as exc:
+        assert "\n" not in str(exc)

@@ -46,7 +46,7 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
             pem = b"-----BEGIN CERTIFICATE REQUEST-----" + body + b"-----END CERTIFICATE REQUEST-----\n"
             return x509.load_pem_x509_csr(pem)
         return x509.load_der_x509_csr(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):  # InvalidVersion is not a ValueError
         raise InputError("input is not a certificate signing request (PEM or DER)") from None
 
 
