@@ -222,3 +222,10 @@ async def test_the_virtual_list_handles_100k_rows_and_draws_only_what_is_visible
         assert big.keys() == list(range(99_990, 100_000))
         big.set_rows(rows[::2])
         assert big.cursor_key is not None
+
+
+def test_no_color_is_honoured(monkeypatch, demo_home, clock):
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert make_app(demo_home, clock).no_color
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert not make_app(demo_home, clock).no_color
