@@ -30,7 +30,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tui_ca.engine import Actor, CAError, CertificateAuthority, RequestStatus, RevocationReason
+from tui_ca.engine import (
+    Actor,
+    CAError,
+    CertificateAuthority,
+    RequestStatus,
+    RevocationReason,
+)
 from tui_ca.engine.models import CertStatus
 
 # Reasons the worker revokes with; keyCompromise is left out because it also

@@ -10,23 +10,35 @@ from __future__ import annotations
 
 import os
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-
-from tui_ca.engine import Actor, CertificateAuthority, NameFields
-from tui_ca.engine import keys
-
 from helpers import TUI_CA  # tests/ is on sys.path (rootdir conftest)
+
+from tui_ca.engine import Actor, CertificateAuthority, NameFields, keys
 
 PASSPHRASE = b"hardening passphrase \xc3\xa9"
 # 2**12 costs ~4 ms: the format and code path are the production ones.
 TEST_SCRYPT_N = 2**12
 NAMES = NameFields(country="GB", organization="Hardening Ltd", common_name="Hardening Issuing CA")
 LONG = os.environ.get("TUI_CA_LONG") == "1"
+# A fixed instant (as in tests/conftest.py, which is not imported here: a
+# second conftest.py under tests/server makes `import conftest` ambiguous).
+FIXED_NOW = datetime(2026, 3, 14, 9, 26, 53, tzinfo=UTC)
+
+
+class Clock:
+    """A settable clock for the engine."""
+
+    def __init__(self, now: datetime = FIXED_NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
 
 
 def init_home(home: Path, *, passphrase: bytes | None = None, clock=None, crl_days: int = 7,
@@ -78,7 +90,7 @@ def cli(home: Path, *args: str, input: bytes | None = None, env: dict | None = N
     environment.update(env or {})
     return subprocess.run(
         [*TUI_CA, "--home", str(home), *args], input=input, stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True, env=environment, timeout=timeout, start_new_session=True,
+        capture_output=True, env=environment, timeout=timeout, start_new_session=True, check=False,
     )  # fmt: skip
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from hardening_support import cli, csr_bytes, init_home
+
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine.store import ID_SHARD_SIZE
 

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-
 from hardening_support import LONG, PASSPHRASE, cli, csr_bytes, init_home
+
 from tui_ca.engine import CertificateAuthority, RequestStatus
 from tui_ca.engine import repository as repo
 from tui_ca.engine.reader import CRL_DER, CRL_PEM

@@ -6,9 +6,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 from cryptography import x509
+from hardening_support import (
+    FIXED_NOW,
+    PASSPHRASE,
+    Clock,
+    cli,
+    csr_bytes,
+    init_home,
+    one_line_error,
+    snapshot,
+    write_passphrase_file,
+)
 
-from conftest import FIXED_NOW, Clock
-from hardening_support import PASSPHRASE, cli, csr_bytes, init_home, one_line_error, snapshot, write_passphrase_file
 from tui_ca.engine.reader import CRL_DER, utc_now
 
 

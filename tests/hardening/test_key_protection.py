@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
 from hardening_support import (
     PASSPHRASE,
     TUI_CA,
@@ -25,6 +24,7 @@ from hardening_support import (
     snapshot,
     write_passphrase_file,
 )
+
 from tui_ca.engine import keys
 from tui_ca.engine.reader import ISSUING_CERT, ISSUING_KEY, ROOT_KEY
 

@@ -6,8 +6,17 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from conftest import FIXED_NOW, Clock
-from hardening_support import PASSPHRASE, cli, csr_bytes, init_home, one_line_error, snapshot
+from hardening_support import (
+    FIXED_NOW,
+    PASSPHRASE,
+    Clock,
+    cli,
+    csr_bytes,
+    init_home,
+    one_line_error,
+    snapshot,
+)
+
 from tui_ca.engine import RequestStatus
 from tui_ca.engine import repository as repo
 from tui_ca.engine.reader import utc_now
