@@ -21,7 +21,7 @@ from textual.binding import Binding
 
 from tui_ca.engine import Actor, CAError, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
-from tui_ca.tui.data import read_snapshot
+from tui_ca.tui.data import ShardCache, read_snapshot
 from tui_ca.tui.messages import OperationDone, SnapshotLoaded
 
 Passphrase = bytes | Callable[[], bytes | None] | None
@@ -67,6 +67,8 @@ class CAApp(App[int]):
         self.ready_event = asyncio.Event()
         """Set once the main screen shows its first read of the CA."""
         self._token: object = None
+        self.cache = ShardCache()
+        """Raw store documents, shared by the workers, re-read per changed shard."""
         self.export_dir = Path.cwd()
         """Where the export dialog proposes to write."""
 
@@ -142,7 +144,7 @@ class CAApp(App[int]):
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:
         try:
-            snapshot = read_snapshot(self.ca)
+            snapshot = read_snapshot(self.ca, self.cache)
         except CAError as exc:
             self.post_message(OperationDone(str(exc), ok=False))
             return

@@ -66,7 +66,7 @@ class MainScreen(Screen):
         self.query_one(CAHeader).show(snapshot.info, snapshot.now)
         for list_id, rows in (("queued", snapshot.queued), ("certs", snapshot.certificates),
                               ("closed", snapshot.closed)):  # fmt: skip
-            self.query_one(f"#{list_id}", RecordList).set_rows(rows)
+            self.query_one(f"#{list_id}", RecordList).set_source(rows.keys, rows.fetch)
         self._update_titles()
 
     def _update_titles(self) -> None:

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import CAError, Certificate, Request, RequestStatus
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS, MAX_LEAF_DAYS
-from tui_ca.tui.data import Snapshot, active_certificate_of
+from tui_ca.tui.data import Snapshot, active_certificate_id
 from tui_ca.tui.screens.dialogs import ApproveDialog, RejectDialog
 from tui_ca.tui.text import reading_lines, literal, span, visible, when
 from tui_ca.tui.widgets.details import Details
@@ -109,7 +109,9 @@ class RequestScreen(Screen):
         ca = self.app.ca
         try:
             request = ca.request(self.request_id)
-            view = RequestView(request, active_certificate_of(ca, request.requester),
+            active_id = active_certificate_id(ca, self.app.cache, request.requester)
+            active = ca.certificate(active_id) if active_id is not None else None
+            view = RequestView(request, active,
                                ca.config().get("leaf_days", DEFAULT_LEAF_DAYS))  # fmt: skip
             now = ca.now()
         except CAError as exc:

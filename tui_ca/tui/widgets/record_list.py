@@ -9,6 +9,7 @@ Certificate ID; the cursor follows its key across reloads and filters.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.segment import Segment
@@ -91,8 +92,10 @@ class RecordList(ScrollView, can_focus=True):
         super().__init__(**kwargs)
         self.columns = columns
         self.empty_text = empty_text
-        self._all: list[Row] = []
-        self._rows: list[Row] = []
+        self._all: list[int] = []
+        self._fetch: Callable[[int], Row] = _missing
+        self._made: dict[int, Row] = {}
+        self._shown: list[int] = []
         self._index: dict[int, int] = {}
         self._filter = ""
         self.cursor = 0
@@ -104,7 +107,7 @@ class RecordList(ScrollView, can_focus=True):
     @property
     def row_count(self) -> int:
         """Rows shown (after the filter)."""
-        return len(self._rows)
+        return len(self._shown)
 
     @property
     def total_count(self) -> int:
@@ -116,19 +119,30 @@ class RecordList(ScrollView, can_focus=True):
 
     @property
     def cursor_key(self) -> int | None:
-        return self._rows[self.cursor].key if self._rows else None
+        return self._shown[self.cursor] if self._shown else None
 
     def row(self, key: int) -> Row | None:
-        index = self._index.get(key)
-        return None if index is None else self._rows[index]
+        """The row for ``key``, built on first use (only drawn rows are ever built)."""
+        made = self._made.get(key)
+        if made is None:
+            try:
+                made = self._made[key] = self._fetch(key)
+            except KeyError:
+                return None
+        return made
 
     def keys(self) -> list[int]:
-        return [r.key for r in self._rows]
+        return list(self._shown)
 
     def set_rows(self, rows: list[Row]) -> None:
         """Replace the rows; the cursor stays on the same key when it still exists."""
+        by_key = {r.key: r for r in rows}
+        self.set_source([r.key for r in rows], by_key.__getitem__)
+
+    def set_source(self, keys: list[int], fetch: Callable[[int], Row]) -> None:
+        """Replace the rows by their keys, in display order, and a way to build one row."""
         keep = self.cursor_key
-        self._all = rows
+        self._all, self._fetch, self._made = keys, fetch, {}
         self._apply(keep)
 
     def set_filter(self, text: str) -> None:
@@ -138,14 +152,18 @@ class RecordList(ScrollView, can_focus=True):
 
     def _apply(self, keep: int | None) -> None:
         wanted = self._filter
-        self._rows = [r for r in self._all if wanted in r.search] if wanted else list(self._all)
-        self._index = {r.key: i for i, r in enumerate(self._rows)}
+        if wanted:
+            # Builds every row once; after that, filtering is a scan of strings.
+            self._shown = [k for k in self._all if wanted in self.row(k).search]
+        else:
+            self._shown = list(self._all)
+        self._index = {k: i for i, k in enumerate(self._shown)}
         if keep is not None and keep in self._index:
             self.cursor = self._index[keep]
         else:
-            self.cursor = min(self.cursor, max(len(self._rows) - 1, 0))
+            self.cursor = min(self.cursor, max(len(self._shown) - 1, 0))
         # One header line plus the rows; the width follows the widget.
-        self.virtual_size = Size(self.size.width, len(self._rows) + 1)
+        self.virtual_size = Size(self.size.width, len(self._shown) + 1)
         self._scroll_cursor_into_view()
         self.refresh()
 
@@ -159,9 +177,9 @@ class RecordList(ScrollView, can_focus=True):
     # -------------------------------------------------------------- cursor
 
     def _set_cursor(self, index: int) -> None:
-        if not self._rows:
+        if not self._shown:
             return
-        self.cursor = max(0, min(index, len(self._rows) - 1))
+        self.cursor = max(0, min(index, len(self._shown) - 1))
         self._scroll_cursor_into_view()
         self.refresh()
 
@@ -180,20 +198,20 @@ class RecordList(ScrollView, can_focus=True):
         self._set_cursor(self.cursor + direction * max(self.scrollable_content_region.height - 2, 1))
 
     def action_jump(self, where: int) -> None:
-        self._set_cursor(0 if where == 0 else len(self._rows) - 1)
+        self._set_cursor(0 if where == 0 else len(self._shown) - 1)
 
     def action_open(self) -> None:
-        if self._rows:
-            self.post_message(self.Opened(self, self._rows[self.cursor].key))
+        if self._shown:
+            self.post_message(self.Opened(self, self._shown[self.cursor]))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "open" and not self._rows:
+        if action == "open" and not self._shown:
             return None
         return True
 
     def on_click(self, event: events.Click) -> None:
         index = int(self.scroll_offset.y) + event.y - 1
-        if event.y < 1 or not 0 <= index < len(self._rows):
+        if event.y < 1 or not 0 <= index < len(self._shown):
             return
         self.focus()
         if index == self.cursor or event.chain >= 2:
@@ -203,7 +221,7 @@ class RecordList(ScrollView, can_focus=True):
             self._set_cursor(index)
 
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(event.size.width, len(self._rows) + 1)
+        self.virtual_size = Size(event.size.width, len(self._shown) + 1)
         self._scroll_cursor_into_view()
 
     # -------------------------------------------------------------- drawing
@@ -246,15 +264,15 @@ class RecordList(ScrollView, can_focus=True):
             strip = self._line(tuple(c.label for c in self.columns), width, base + header)
             return strip.crop_extend(0, width, base + header)
         index = int(self.scroll_offset.y) + y - 1
-        if not self._rows:
+        if not self._shown:
             if y == 1:
                 empty = self.get_component_rich_style("record-list--empty")
                 text = self.empty_text if not self._filter else f"No match for the filter {self._filter!r}."
                 return Strip([Segment(text[:width], base + empty)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
-        if index >= len(self._rows):
+        if index >= len(self._shown):
             return Strip.blank(width, base)
-        row = self._rows[index]
+        row = self.row(self._shown[index])
         style = base + Style.parse(row.style) if row.style else base
         if index == self.cursor:
             style = style + self.get_component_rich_style("record-list--cursor")
@@ -262,3 +280,7 @@ class RecordList(ScrollView, can_focus=True):
 
     def region_of_cursor(self) -> Region:
         return Region(0, self.cursor + 1, self.size.width, 1)
+
+
+def _missing(key: int) -> Row:
+    raise KeyError(key)
