@@ -65,7 +65,15 @@ class CsrFactory:
 
 
 def tui_ca_command() -> list[str]:
-    """The installed console script, as an admin would type it."""
+    """The console script installed with this interpreter, as an admin would run it.
+
+    Looked up next to ``sys.executable`` before $PATH: on a pyenv machine the
+    ``tui-ca`` on $PATH is a bash shim that re-resolves the version on every
+    call (~0.3 s, more than the approval itself), which no installed copy pays.
+    """
+    beside = Path(sys.executable).parent / "tui-ca"
+    if beside.exists():
+        return [str(beside)]
     found = shutil.which("tui-ca")
     return [found] if found else [sys.executable, "-m", "tui_ca"]
 
