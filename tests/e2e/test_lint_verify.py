@@ -1,7 +1,7 @@
 """Output judged by others: pkilint's RFC 5280 linters and ``openssl verify``.
 
-The CAs are made by the real ``tui-ca`` command on the real clock (openssl
-checks validity and CRL freshness against the wall clock). pkilint runs as
+The CAs run on the real clock (openssl checks validity and CRL freshness
+against the wall clock). pkilint runs as
 its own command, several at once, because each start costs about a second.
 """
 
@@ -15,7 +15,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
-from helpers import csr_pem, make_csr, run_cli
+from helpers import csr_pem, make_csr
+
+from tui_ca.engine import CertificateAuthority, NameFields, RevocationReason
 
 OPENSSL = "/usr/bin/openssl"
 
@@ -41,28 +43,32 @@ def _assert_clean(results: dict[str, tuple[int, str]]) -> None:
 
 
 def _make_ca(home: Path, out: Path, key_type: str) -> dict[str, Path]:
-    """A CA with an RSA and an EC leaf, one revoked; every artefact as a file."""
+    """A CA with an RSA and an EC leaf, two revoked; every artefact as a file.
+
+    Made through the engine in this process (the command's own outputs are
+    tested in tests/cli); the files are exactly what ``export``/``crl`` print.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    run_cli(home, "init", "--cn", f"Lint {key_type} CA", "--org", "Example Networks", "--ou", "PKI",
-            "--country", "GB", "--state", "England", "--locality", "London", "--email", "pki@example.net",
-            "--key-type", key_type, "--base-url", "http://ca.example.net:8080", check=True)  # fmt: skip
-    files = {"root": home / "ca/root.crt.pem"}
-    (out / "issuing.pem").write_bytes(run_cli(home, "ca-cert", check=True).stdout)
-    files["issuing"] = out / "issuing.pem"
-    run_cli(home, "crl", "-o", str(out / "crl-empty.pem"), check=True)
-    files["crl-empty"] = out / "crl-empty.pem"
+    ca = CertificateAuthority(home)
+    ca.init(NameFields(country="GB", state="England", locality="London", organization="Example Networks",
+                       org_unit="PKI", common_name=f"Lint {key_type} CA", email="pki@example.net"),
+            key_type=key_type, base_url="http://ca.example.net:8080")  # fmt: skip
+    files = {"root": out / "root.pem", "issuing": out / "issuing.pem", "crl-empty": out / "crl-empty.pem"}
+    files["root"].write_bytes(ca.ca_cert_pem(chain=True)[len(ca.ca_cert_pem()) :])
+    files["issuing"].write_bytes(ca.ca_cert_pem())
+    files["crl-empty"].write_bytes(ca.crl(der=False))
     for n, kind in enumerate(["rsa-2048", "ec-p256", "ec-p384"], start=1):
         csr = make_csr(kind, cn=f"device-{n}.example.net", sans=[f"DNS:device-{n}.example.net"])
-        run_cli(home, "submit", "-", input=csr_pem(csr), check=True)
-    run_cli(home, "approve", "1", "2", "3", check=True)
+        ca.submit(csr_pem(csr))
+    assert all(o.certificate for o in ca.approve([1, 2, 3]))
     for n, name in [(1, "leaf-rsa"), (2, "leaf-ec")]:
-        run_cli(home, "export", str(n), "--chain", "-o", str(out / f"{name}.chain.pem"), check=True)
-        run_cli(home, "export", str(n), "-o", str(out / f"{name}.pem"), check=True)
+        (out / f"{name}.chain.pem").write_bytes(ca.certificate_pem(n, chain=True))
         files[name] = out / f"{name}.pem"
-    run_cli(home, "revoke", "3", "--reason", "keyCompromise", check=True)
-    run_cli(home, "revoke", "2", "--reason", "unspecified", check=True)
-    run_cli(home, "crl", "-o", str(out / "crl.pem"), check=True)
+        files[name].write_bytes(ca.certificate_pem(n))
+    ca.revoke(3, RevocationReason.KEY_COMPROMISE)
+    ca.revoke(2, RevocationReason.UNSPECIFIED)
     files["crl"] = out / "crl.pem"
+    files["crl"].write_bytes(ca.crl(der=False))
     return files
 
 
