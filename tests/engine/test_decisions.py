@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import DEMO_NAMES
+from conftest import DEMO_NAMES, FIXED_NOW
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import (
@@ -259,5 +259,27 @@ def test_every_change_is_audited_in_order(ca):
         ("revoke", f"certificate {request_id}", "revoked (cessationOfOperation)"), ("crl", "CRL 2", "published"),
         ("submit", f"request {other}", "queued"), ("reject", f"request {other}", "rejected"),
     ]  # fmt: skip
-    assert all((r.user, r.address) == ("alice", "192.0.2.10") for r in ca.audit_records())
+    assert all((r.user, r.address, r.at) == ("alice", "192.0.2.10", FIXED_NOW) for r in ca.audit_records())
     assert ca.verify_audit() == []
+
+
+def test_a_serial_already_used_is_never_issued_twice(tmp_path, clock):
+    # Injected serials: root, issuing, then the first leaf's serial offered again.
+    offered = iter([0x1000, 0x1001, 0x5EED0001, 0x5EED0001, 0x5EED0002])
+    authority = CertificateAuthority(tmp_path / "h", clock=clock, serials=lambda: next(offered))
+    authority.init(DEMO_NAMES)
+    first, second = (authority.submit(csr_pem(make_csr(cn=f"u{n}"))).request.id for n in range(2))
+    serials = [o.certificate.serial for o in authority.approve([first, second])]
+    assert serials == [0x5EED0001, 0x5EED0002]
+
+
+def test_expired_queue_entries_are_audited_and_free_the_requester(ca, clock):
+    stale = ca.submit(csr_pem(make_csr(cn="sleepy"))).request.id
+    clock.now += timedelta(days=31)
+    assert ca.expire_queue(timedelta(days=30)) == [stale]
+    assert ca.request(stale).status is RequestStatus.EXPIRED
+    record = ca.audit_records()[-1]
+    assert (record.action, record.target, record.outcome, record.at) == (
+        "expire", f"request {stale}", "expired", clock.now)  # fmt: skip
+    again = ca.submit(csr_pem(make_csr(cn="sleepy"))).request.id
+    assert again == stale + 1
