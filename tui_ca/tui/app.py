@@ -21,7 +21,7 @@ from textual.binding import Binding
 
 from tui_ca.engine import Actor, CAError, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
-from tui_ca.tui.data import ShardCache, read_snapshot
+from tui_ca.tui.data import ShardCache, read_first_screen, read_snapshot
 from tui_ca.tui.messages import OperationDone, SnapshotLoaded
 
 Passphrase = bytes | Callable[[], bytes | None] | None
@@ -66,6 +66,8 @@ class CAApp(App[int]):
         self.poll_interval = poll_interval
         self.ready_event = asyncio.Event()
         """Set once the main screen shows its first read of the CA."""
+        self.loaded_event = asyncio.Event()
+        """Set once every record has been read (after ``ready_event`` on a big CA)."""
         self._token: object = None
         self.cache = ShardCache()
         """Raw store documents, shared by the workers, re-read per changed shard."""
@@ -144,6 +146,10 @@ class CAApp(App[int]):
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:
         try:
+            if self._token is None:
+                # First start: show the queue and a screenful at once; a CA
+                # with 100,000 certificates takes seconds to read in full.
+                self.post_message(SnapshotLoaded(read_first_screen(self.ca, self.cache)))
             snapshot = read_snapshot(self.ca, self.cache)
         except CAError as exc:
             self.post_message(OperationDone(str(exc), ok=False))
@@ -158,6 +164,8 @@ class CAApp(App[int]):
             if apply is not None:
                 apply(message.snapshot, changed)
         self.ready_event.set()
+        if not message.snapshot.partial:
+            self.loaded_event.set()
 
     # ------------------------------------------------------------ changing
 

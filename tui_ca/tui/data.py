@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from tui_ca.engine import CAInfo, CertificateAuthority
+from tui_ca.engine import repository as repo
 from tui_ca.engine.models import group_fingerprint  # noqa: F401  (re-exported for screens)
 from tui_ca.tui.text import day, days_left, span, visible
 from tui_ca.tui.widgets.record_list import Row
 
 # The issue asks that certificates close to their end stand out.
 EXPIRY_WARNING = timedelta(days=30)
+# Enough valid certificates for the tallest terminal before the full read.
+FIRST_SCREEN_ROWS = 200
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ class Snapshot:
     """The Approved Certificates list (valid ones)."""
     closed: ListData
     """Revoked and expired certificates, rejected and expired requests."""
+    partial: bool = False
+    """A first screenful only (the whole queue, the first certificates); the full read follows."""
 
 
 class ShardCache:
@@ -60,19 +65,26 @@ class ShardCache:
         self._memo: dict[object, tuple[object, list[dict]]] = {}
         self._lock = threading.Lock()
 
-    def docs(self, ca: CertificateAuthority, collection: str) -> list[dict]:
+    def shards(self, ca: CertificateAuthority, collection: str) -> list[str]:
+        """Shard names in ID order."""
+        return sorted(ca.store.view().shards(collection))
+
+    def shard_docs(self, ca: CertificateAuthority, collection: str, shard: str) -> list[dict]:
         store = ca.store
-        found: list[dict] = []
+        path = store.shard_path(collection, shard)
         with self._lock:
-            for shard in store.view().shards(collection):
-                path = store.shard_path(collection, shard)
-                signature = store.signature(path)
-                memo = self._memo.get(path)
-                if memo is None or memo[0] != signature:
-                    data = store.load(path) or {}
-                    memo = (signature, list(data.get(collection, {}).values()))
-                    self._memo[path] = memo
-                found.extend(memo[1])
+            signature = store.signature(path)
+            memo = self._memo.get(path)
+            if memo is None or memo[0] != signature:
+                data = store.load(path) or {}
+                memo = (signature, list(data.get(collection, {}).values()))
+                self._memo[path] = memo
+            return memo[1]
+
+    def docs(self, ca: CertificateAuthority, collection: str) -> list[dict]:
+        found: list[dict] = []
+        for shard in self.shards(ca, collection):
+            found.extend(self.shard_docs(ca, collection, shard))
         return found
 
 
@@ -124,6 +136,45 @@ def closed_request_row(doc: dict) -> Row:
     return Row(doc["id"], cells, style="dim", search=" ".join(cells).casefold(), kind="request")
 
 
+def _snapshot(token, now, info, queued: dict, valid: dict, closed: dict, partial: bool) -> Snapshot:
+    def closed_row(key: int) -> Row:
+        kind, doc = closed[key]
+        return closed_request_row(doc) if kind == "request" else closed_certificate_row(doc, now)
+
+    return Snapshot(
+        token=token, now=now, info=info, partial=partial,
+        queued=ListData(sorted(queued), lambda key: queued_row(queued[key], now)),
+        certificates=ListData(sorted(valid), lambda key: certificate_row(valid[key], now)),
+        closed=ListData(sorted(closed), closed_row),
+    )  # fmt: skip
+
+
+def read_first_screen(ca: CertificateAuthority, cache: ShardCache, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:
+    """The header, the whole queue and the first certificates, without reading every shard.
+
+    Queued requests are the newest, so request shards are read newest first
+    until the store's count of queued requests is reached; certificate shards
+    oldest first until a screenful of valid ones is found.
+    """
+    token = ca.change_token()
+    now = ca.now()
+    info = ca.info()
+    now_text = now.isoformat()
+    want = repo.get_meta(ca.store.view()).get("queued", 0)
+    queued: dict[int, dict] = {}
+    for shard in reversed(cache.shards(ca, "requests")):
+        if len(queued) >= want:
+            break
+        queued.update((d["id"], d) for d in cache.shard_docs(ca, "requests", shard) if d["status"] == "queued")
+    valid: dict[int, dict] = {}
+    for shard in cache.shards(ca, "certs"):
+        if len(valid) >= rows:
+            break
+        valid.update((d["id"], d) for d in cache.shard_docs(ca, "certs", shard)
+                     if d.get("revoked_at") is None and d["na"] > now_text)  # fmt: skip
+    return _snapshot(token, now, info, queued, valid, {}, partial=True)
+
+
 def read_snapshot(ca: CertificateAuthority, cache: ShardCache) -> Snapshot:
     """Everything the main screen shows. Runs in a worker thread."""
     token = ca.change_token()
@@ -134,32 +185,18 @@ def read_snapshot(ca: CertificateAuthority, cache: ShardCache) -> Snapshot:
     queued: dict[int, dict] = {}
     closed: dict[int, tuple[str, dict]] = {}
     valid: dict[int, dict] = {}
-    for doc in ca_docs(cache, ca, "requests"):
+    for doc in cache.docs(ca, "requests"):
         status = doc["status"]
         if status == "queued":
             queued[doc["id"]] = doc
         elif status in ("rejected", "expired"):
             closed[doc["id"]] = ("request", doc)
-    for doc in ca_docs(cache, ca, "certs"):
+    for doc in cache.docs(ca, "certs"):
         if doc.get("revoked_at") is None and doc["na"] > now_text:
             valid[doc["id"]] = doc
         else:
             closed[doc["id"]] = ("certificate", doc)
-
-    def closed_row(key: int) -> Row:
-        kind, doc = closed[key]
-        return closed_request_row(doc) if kind == "request" else closed_certificate_row(doc, now)
-
-    return Snapshot(
-        token=token, now=now, info=info,
-        queued=ListData(sorted(queued), lambda key: queued_row(queued[key], now)),
-        certificates=ListData(sorted(valid), lambda key: certificate_row(valid[key], now)),
-        closed=ListData(sorted(closed), closed_row),
-    )  # fmt: skip
-
-
-def ca_docs(cache: ShardCache, ca: CertificateAuthority, collection: str) -> list[dict]:
-    return cache.docs(ca, collection)
+    return _snapshot(token, now, info, queued, valid, closed, partial=False)
 
 
 def active_certificate_id(ca: CertificateAuthority, cache: ShardCache, requester: str) -> int | None:

@@ -74,7 +74,9 @@ class MainScreen(Screen):
         for list_id, title in titles.items():
             records = self.query_one(f"#{list_id}", RecordList)
             count = f"{records.total_count:,}"
-            if records.filter_text:
+            if self.snapshot is not None and self.snapshot.partial:
+                count = f"{count} so far, reading…" if list_id != "queued" else count
+            elif records.filter_text:
                 count = f"{records.row_count:,} of {count}, filter {records.filter_text!r}"
             self.query_one(f"#{list_id}-title", Label).update(f"{title} ({count})")
 
