@@ -207,6 +207,9 @@ def _write_output(data: bytes, output: Path | None) -> None:
 def cmd_init(ca: CertificateAuthority, args) -> int:
     names = NameFields(country=args.country, state=args.state, locality=args.locality, organization=args.org,
                        org_unit=args.ou, common_name=args.cn, email=args.email)  # fmt: skip
+    if args.external_root and args.output and not os.access(args.output.parent, os.W_OK):
+        # Checked first: a key stored without its CSR would block every later init.
+        raise InputError(f"cannot write {args.output}: its folder is missing or not writable")
     result = ca.init(names, days=args.days, key_type=args.key_type, base_url=args.base_url,
                      external_root=args.external_root, crl_days=args.crl_days)  # fmt: skip
     if isinstance(result, bytes):
@@ -451,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return cmd_est_user(args)
         home = resolve_home(args.home)
+        if home.exists() and not home.is_dir():
+            raise InputError(f"the CA home {home} is not a directory")
         if args.command in (None, "tui"):
             return run_ui(home, args)
         ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"))

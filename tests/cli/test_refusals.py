@@ -134,3 +134,22 @@ def test_commands_without_a_ca(tmp_path, args):
     message = assert_refused(run_cli(empty, *args, input=stdin), code)
     assert "init" in message or "no " in message
     assert sorted(p.name for p in empty.rglob("*") if p.is_file() and p.name != ".lock") == []
+
+
+@pytest.mark.parametrize("args", [["init", "--cn", "X"], ["list"], ["audit"], ["submit", "-"]])
+def test_home_that_is_a_file_is_bad_input(tmp_path, args):
+    not_a_dir = tmp_path / "plain-file"
+    not_a_dir.write_bytes(b"keep me")
+    stdin = csr_pem(make_csr(cn="x")) if args == ["submit", "-"] else None
+    assert_refused(run_cli(not_a_dir, *args, input=stdin), 2, "not a directory")
+    assert not_a_dir.read_bytes() == b"keep me"
+
+
+def test_external_root_csr_to_an_unwritable_place_stores_nothing(tmp_path):
+    home = tmp_path / "home"
+    result = run_cli(home, "init", "--external-root", "--cn", "X", "-o", str(tmp_path / "missing-dir/csr.pem"))
+    assert_refused(result, 2, "cannot write")
+    # Nothing was kept, so the admin can simply run the command again.
+    assert not home.exists() or snapshot_home(home) == {}
+    again = run_cli(home, "init", "--external-root", "--cn", "X", "-o", str(tmp_path / "csr.pem"))
+    assert again.returncode == 0, again.stderr
