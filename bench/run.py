@@ -109,9 +109,22 @@ def normalise_extra(raw: dict, label: str, goal: str, name: str) -> dict:
     shown = {k: v for k, v in raw.items() if k not in ("figure", "ratio", "goal", "met", "name")}
     figure = raw.get("figure") or f"{label} ({', '.join(f'{k}={v}' for k, v in shown.items() if not isinstance(v, float))})"
     note = raw.get("note") or ", ".join(f"{k}={v}" for k, v in shown.items() if isinstance(v, float))
+    goal = raw.get("goal", goal)
     return {"name": name, "figure": figure, "ours_s": raw.get("ours_s"), "baseline_s": raw.get("baseline_s"),
-            "ratio": raw.get("ratio"), "goal": raw.get("goal", goal), "met": raw.get("met"), "unit": raw.get("unit", "s"),
-            "note": note}  # fmt: skip
+            "ratio": raw.get("ratio"), "goal": goal, "met": raw.get("met", _meets(raw.get("ratio"), goal)),
+            "unit": raw.get("unit", "s"), "note": note}  # fmt: skip
+
+
+def _meets(ratio, goal: str) -> bool | None:
+    """Judge a foreign row by a goal written as '≤ N …' or '≥ N …'; None if either is missing."""
+    parts = goal.split()
+    if not isinstance(ratio, (int, float)) or len(parts) < 2 or parts[0] not in ("≤", "≥"):
+        return None
+    try:
+        bound = float(parts[1])
+    except ValueError:
+        return None
+    return ratio <= bound if parts[0] == "≤" else ratio >= bound
 
 
 def _fmt_time(seconds, unit: str) -> str:
