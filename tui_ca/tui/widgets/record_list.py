@@ -256,17 +256,34 @@ class RecordList(ScrollView, can_focus=True):
         segments = list(line.render(self.app.console))
         return Strip(segments).apply_style(style)
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Resolving styles walks the DOM; once per paint, not once per line.
+        self._paint_styles = (
+            self.rich_style, self.get_component_rich_style("record-list--header"),
+            self.get_component_rich_style("record-list--cursor"), self.get_component_rich_style("record-list--empty"),
+        )  # fmt: skip
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._paint_styles = None
+
+    def _styles(self) -> tuple[Style, Style, Style, Style]:
+        styles = getattr(self, "_paint_styles", None)
+        if styles is None:
+            styles = (self.rich_style, self.get_component_rich_style("record-list--header"),
+                      self.get_component_rich_style("record-list--cursor"),
+                      self.get_component_rich_style("record-list--empty"))  # fmt: skip
+        return styles
+
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base, header, cursor, empty = self._styles()
         if y == 0:
-            header = self.get_component_rich_style("record-list--header")
             strip = self._line(tuple(c.label for c in self.columns), width, base + header)
             return strip.crop_extend(0, width, base + header)
         index = int(self.scroll_offset.y) + y - 1
         if not self._shown:
             if y == 1:
-                empty = self.get_component_rich_style("record-list--empty")
                 text = self.empty_text if not self._filter else f"No match for the filter {self._filter!r}."
                 return Strip([Segment(text[:width], base + empty)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
@@ -275,7 +292,7 @@ class RecordList(ScrollView, can_focus=True):
         row = self.row(self._shown[index])
         style = base + Style.parse(row.style) if row.style else base
         if index == self.cursor:
-            style = style + self.get_component_rich_style("record-list--cursor")
+            style = style + cursor
         return self._line(row.cells, width, style).crop_extend(0, width, style)
 
     def region_of_cursor(self) -> Region:
