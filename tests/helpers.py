@@ -28,6 +28,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.x509.oid import NameOID
 
+from tui_ca.engine import NameFields
+
+# Names for CAs that tests create themselves. (Test modules import this rather
+# than ``conftest``: with several conftest.py files that name is ambiguous.)
+CA_NAMES = NameFields(
+    country="GB", state="England", locality="London", organization="Example Networks",
+    org_unit="PKI", common_name="Test Issuing CA", email="pki@example.net",
+)  # fmt: skip
+
 _CURVES = {
     "ec-p256": ec.SECP256R1,
     "ec-p384": ec.SECP384R1,

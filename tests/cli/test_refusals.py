@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_NAMES
 from helpers import (
+    CA_NAMES,
     assert_refused,
     csr_der,
     csr_pem,
@@ -33,7 +33,7 @@ REFUSED = refused_inputs()
 def home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("cli-refusals") / "home"
     ca = CertificateAuthority(home, actor=Actor("setup"))
-    ca.init(DEMO_NAMES)
+    ca.init(CA_NAMES)
     for name in ("holder", "waiter", "gone"):
         ca.submit(csr_pem(make_csr(cn=f"{name}.example")), requester=name)
     ca.approve([1, 3])

@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import DEMO_NAMES, FIXED_NOW
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import (
@@ -19,7 +18,7 @@ from cryptography.x509.oid import (
     ExtensionOID,
     NameOID,
 )
-from helpers import csr_pem, make_csr, snapshot_home
+from helpers import CA_NAMES, csr_pem, make_csr, snapshot_home
 
 from tui_ca.engine import (
     CertificateAuthority,
@@ -141,7 +140,7 @@ def test_multi_attribute_subject_and_san_only_subject(ca):
 
 def test_no_base_url_means_no_cdp_or_aia(tmp_path, clock):
     authority = CertificateAuthority(tmp_path / "plain", clock=clock)
-    authority.init(DEMO_NAMES)
+    authority.init(CA_NAMES)
     csr = make_csr(cn="plain")
     _, cert = _issue(authority, csr)
     assert_is_leaf(cert, authority.issuing_cert(), csr, None)
@@ -149,7 +148,7 @@ def test_no_base_url_means_no_cdp_or_aia(tmp_path, clock):
 
 def test_not_after_is_clipped_to_the_issuing_ca(tmp_path, clock):
     authority = CertificateAuthority(tmp_path / "short", clock=clock)
-    authority.init(DEMO_NAMES, days=30)
+    authority.init(CA_NAMES, days=30)
     _, cert = _issue(authority, make_csr(cn="long"), days=365)
     assert cert.not_valid_after_utc == authority.issuing_cert().not_valid_after_utc
     _, short = _issue(authority, make_csr(cn="short"), days=2)
@@ -246,7 +245,7 @@ def test_revoke_unknown_leaves_store_alone(ca, home):
     assert snapshot_home(home) == before
 
 
-def test_every_change_is_audited_in_order(ca):
+def test_every_change_is_audited_in_order(ca, clock):
     request_id = ca.submit(csr_pem(make_csr(cn="trail"))).request.id
     ca.approve([request_id])
     ca.revoke(request_id, RevocationReason.CESSATION_OF_OPERATION)
@@ -259,7 +258,7 @@ def test_every_change_is_audited_in_order(ca):
         ("revoke", f"certificate {request_id}", "revoked (cessationOfOperation)"), ("crl", "CRL 2", "published"),
         ("submit", f"request {other}", "queued"), ("reject", f"request {other}", "rejected"),
     ]  # fmt: skip
-    assert all((r.user, r.address, r.at) == ("alice", "192.0.2.10", FIXED_NOW) for r in ca.audit_records())
+    assert all((r.user, r.address, r.at) == ("alice", "192.0.2.10", clock.now) for r in ca.audit_records())
     assert ca.verify_audit() == []
 
 
@@ -267,7 +266,7 @@ def test_a_serial_already_used_is_never_issued_twice(tmp_path, clock):
     # Injected serials: root, issuing, then the first leaf's serial offered again.
     offered = iter([0x1000, 0x1001, 0x5EED0001, 0x5EED0001, 0x5EED0002])
     authority = CertificateAuthority(tmp_path / "h", clock=clock, serials=lambda: next(offered))
-    authority.init(DEMO_NAMES)
+    authority.init(CA_NAMES)
     first, second = (authority.submit(csr_pem(make_csr(cn=f"u{n}"))).request.id for n in range(2))
     serials = [o.certificate.serial for o in authority.approve([first, second])]
     assert serials == [0x5EED0001, 0x5EED0002]

@@ -11,12 +11,11 @@ import stat
 from datetime import timedelta
 
 import pytest
-from conftest import DEMO_NAMES
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
-from helpers import assert_refused, csr_pem, make_csr, run_cli, snapshot_home
+from helpers import CA_NAMES, assert_refused, csr_pem, make_csr, run_cli, snapshot_home
 
 from tui_ca.engine import CertificateAuthority, InputError, RuleError
 
@@ -99,7 +98,7 @@ def test_init_from_flags_puts_every_name_field_in_place(tmp_path):
 )
 def test_every_key_type(tmp_path, clock, key_type, check, algorithm):
     ca = CertificateAuthority(tmp_path / key_type, clock=clock)
-    info = ca.init(DEMO_NAMES, key_type=key_type, days=400)
+    info = ca.init(CA_NAMES, key_type=key_type, days=400)
     root, issuing = ca.root_cert(), ca.issuing_cert()
     assert check(root.public_key()) and check(issuing.public_key())
     assert isinstance(root.signature_hash_algorithm, algorithm)
@@ -122,7 +121,7 @@ def test_default_key_type_is_ec_p256(tmp_path):
 def test_init_refuses_when_a_ca_exists(ca, home):
     before = snapshot_home(home)
     with pytest.raises(RuleError, match="already exists"):
-        ca.init(DEMO_NAMES)
+        ca.init(CA_NAMES)
     assert_refused(run_cli(home, "init", "--cn", "Second"), 1, "already exists")
     assert snapshot_home(home) == before
 
@@ -146,8 +145,8 @@ def test_init_bad_input_stores_nothing(tmp_path, args, fragment):
 
 def test_crl_days_sets_next_update(tmp_path, clock):
     ca = CertificateAuthority(tmp_path / "h", clock=clock)
-    ca.init(DEMO_NAMES, crl_days=2)
+    ca.init(CA_NAMES, crl_days=2)
     crl = x509.load_der_x509_crl(ca.crl(republish_if_stale=False))
     assert crl.next_update_utc == clock.now + timedelta(days=2)
     with pytest.raises(InputError):
-        CertificateAuthority(tmp_path / "other", clock=clock).init(DEMO_NAMES, days=36501)
+        CertificateAuthority(tmp_path / "other", clock=clock).init(CA_NAMES, days=36501)

@@ -18,8 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import DEMO_NAMES
-from helpers import csr_pem, make_csr, snapshot_home
+from helpers import CA_NAMES, csr_pem, make_csr, snapshot_home
 
 from tui_ca.engine import CertificateAuthority, RequestStatus
 
@@ -129,7 +128,7 @@ def test_hand_made_journal_is_rolled_forward(ca, home):
 
 def test_two_objects_in_one_process_see_each_other_at_once(home, clock):
     first = CertificateAuthority(home, clock=clock)
-    first.init(DEMO_NAMES)
+    first.init(CA_NAMES)
     second = CertificateAuthority(home, clock=clock)
     assert second.exists() and second.info().crl_number == 1
     # Alternate writers: TinyDB's per-table next-id cache must not collide.
