@@ -12,7 +12,7 @@ import subprocess
 
 from helpers import TUI_CA, csr_pem, make_csr
 
-from tui_ca.engine import CertificateAuthority, RequestStatus
+from tui_ca.engine import CertificateAuthority, RequestStatus, RuleError
 
 ROUNDS = 25
 APPROVERS = 4
@@ -35,6 +35,18 @@ def _submitter(home: str, tag: str, barrier, results) -> None:
     payloads = [csr_pem(make_csr("ec-p256", cn=f"{tag}-{n}")) for n in range(PER_SUBMITTER)]
     barrier.wait()
     results.put([ca.submit(p).request.id for p in payloads])
+
+
+def _same_requester(home: str, tag: str, barrier, jobs, results) -> None:
+    """Each round: submit a CSR of its own under the shared requester name."""
+    ca = CertificateAuthority(home)
+    while (round_no := jobs.get()) is not None:
+        payload = csr_pem(make_csr("ec-p256", cn=f"{tag}-{round_no}"))
+        barrier.wait()
+        try:
+            results.put((tag, ca.submit(payload, requester=f"shared-{round_no}").request.id))
+        except RuleError as exc:
+            results.put((tag, str(exc)))
 
 
 def _reader(home: str, stop, results) -> None:
@@ -123,3 +135,30 @@ def test_two_processes_submitting_at_once_lose_nothing(ca, home):
                                                           for n in range(PER_SUBMITTER))  # fmt: skip
     assert ca.verify_audit() == []
     assert [r.action for r in ca.audit_records()].count("submit") == SUBMITTERS * PER_SUBMITTER
+
+
+def test_one_requester_from_two_processes_at_once_gets_one_queued_request(ca, home):
+    """The one-queued-request rule is checked inside the lock, not before it."""
+    rounds, barrier, results = 10, CTX.Barrier(2), CTX.Queue()
+    jobs = [CTX.Queue(), CTX.Queue()]
+    workers = [CTX.Process(target=_same_requester, args=(str(home), tag, barrier, q, results))
+               for tag, q in zip(("a", "b"), jobs, strict=True)]  # fmt: skip
+    for w in workers:
+        w.start()
+    try:
+        for round_no in range(rounds):
+            for q in jobs:
+                q.put(round_no)
+            outcomes = [results.get(timeout=60) for _ in workers]
+            accepted = [o for o in outcomes if isinstance(o[1], int)]
+            refused = [o for o in outcomes if isinstance(o[1], str)]
+            assert len(accepted) == 1 and len(refused) == 1, outcomes
+            assert f"already has request {accepted[0][1]} in the queue" in refused[0][1]
+    finally:
+        for q in jobs:
+            q.put(None)
+        for w in workers:
+            w.join(timeout=30)
+    assert [w.exitcode for w in workers] == [0, 0]
+    assert len(ca.requests(RequestStatus.QUEUED)) == rounds
+    assert [r.id for r in ca.requests()] == list(range(1, rounds + 1))

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from tui_ca.engine import (
     CAError,
+    CertStatus,
     InputError,
     RequestStatus,
     RevocationReason,
@@ -121,6 +122,8 @@ def test_expired_certificate_does_not_block(ca, clock):
     request = ca.submit(csr_pem(make_csr(cn="old-phone"))).request
     cert = ca.approve([request.id], days=1)[0].certificate
     clock.now = cert.not_after + timedelta(seconds=1)
+    assert [c.id for c in ca.certificates(CertStatus.EXPIRED)] == [cert.id]
+    assert ca.certificates(CertStatus.VALID) == []
     assert ca.submit(csr_pem(make_csr(cn="old-phone"))).created
 
 
