@@ -28,8 +28,7 @@ CHECK = textwrap.dedent(
             await app.ready_event.wait()
             await pilot.pause()
             # Rules that exist only in styles/app.tcss:
-            assert app.screen.query_one("#filter").styles.display == "none"
-            assert app.screen.query_one("#closed-pane").styles.display == "none"
+            assert app.screen.query_one("#queued-pane").styles.min_height.value == 4
             assert app.screen.query_one("#ca-header").styles.max_height.value == 8
             print("styled", len(app.screen.query_one("#queued").keys()))
 

@@ -69,6 +69,7 @@ class CAApp(App[int]):
         self.loaded_event = asyncio.Event()
         """Set once every record has been read (after ``ready_event`` on a big CA)."""
         self._token: object = None
+        self._load_worker = None
         self.cache = ShardCache()
         """Raw store documents, shared by the workers, re-read per changed shard."""
         self.export_dir = Path.cwd()
@@ -105,7 +106,7 @@ class CAApp(App[int]):
                 self.ask_passphrase()
             else:
                 self.check_passphrase()
-        self.reload()
+        self._load_worker = self.reload()
 
     def ask_passphrase(self, error: str | None = None) -> None:
         from tui_ca.tui.screens.dialogs import PassphraseDialog
@@ -140,8 +141,9 @@ class CAApp(App[int]):
             token = self.ca.change_token()
         except OSError:
             return
-        if token != self._token:
-            self.reload()
+        loading = self._load_worker is not None and not self._load_worker.is_finished
+        if token != self._token and not loading:
+            self._load_worker = self.reload()
 
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:

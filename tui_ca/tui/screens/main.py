@@ -50,10 +50,8 @@ class MainScreen(Screen):
         with Vertical(id="certs-pane", classes="pane"):
             yield Label("Approved Certificates", id="certs-title", classes="pane-title")
             yield RecordList(CERT_COLUMNS, id="certs", empty_text="No valid certificates.")
-        with Vertical(id="closed-pane", classes="pane"):
-            yield Label("Revoked, expired and rejected", id="closed-title", classes="pane-title")
-            yield RecordList(CLOSED_COLUMNS, id="closed", empty_text="Nothing revoked, expired or rejected.")
-        yield Input(placeholder="filter: ID, requester, CN, serial…", id="filter")
+        # The history pane and the filter field are mounted when first used:
+        # every widget at start-up costs styling time before the first frame.
         yield Footer()
 
     def on_mount(self) -> None:
@@ -66,13 +64,17 @@ class MainScreen(Screen):
         self.query_one(CAHeader).show(snapshot.info, snapshot.now)
         for list_id, rows in (("queued", snapshot.queued), ("certs", snapshot.certificates),
                               ("closed", snapshot.closed)):  # fmt: skip
-            self.query_one(f"#{list_id}", RecordList).set_source(rows.keys, rows.fetch)
+            for records in self.query(f"#{list_id}").results(RecordList):
+                records.set_source(rows.keys, rows.fetch)
         self._update_titles()
 
     def _update_titles(self) -> None:
         titles = {"queued": "Queued CSRs", "certs": "Approved Certificates", "closed": "Revoked, expired and rejected"}
         for list_id, title in titles.items():
-            records = self.query_one(f"#{list_id}", RecordList)
+            found = list(self.query(f"#{list_id}").results(RecordList))
+            if not found:
+                continue
+            records = found[0]
             count = f"{records.total_count:,}"
             if self.snapshot is not None and self.snapshot.partial:
                 count = f"{count} so far, reading…" if list_id != "queued" else count
@@ -113,14 +115,22 @@ class MainScreen(Screen):
         return True
 
     def _filter_shown(self) -> bool:
-        return self.query_one("#filter", Input).has_class("shown")
+        return any(field.has_class("shown") for field in self.query("#filter").results(Input))
 
-    def action_filter(self) -> None:
+    async def _filter_field(self) -> Input:
+        found = list(self.query("#filter").results(Input))
+        if found:
+            return found[0]
+        field = Input(placeholder="filter: ID, requester, CN, serial…", id="filter")
+        await self.mount(field, before=self.query_one(Footer))
+        return field
+
+    async def action_filter(self) -> None:
         target = self._focused_list()
         if target is None:
             return
         self._filter_target = target
-        field = self.query_one("#filter", Input)
+        field = await self._filter_field()
         field.value = target.filter_text
         field.placeholder = f"filter {self.query_one(f'#{target.id}-title', Label).content}: ID, requester, CN…"
         field.add_class("shown")
@@ -138,8 +148,8 @@ class MainScreen(Screen):
         self._close_filter()
 
     def _close_filter(self) -> None:
-        field = self.query_one("#filter", Input)
-        field.remove_class("shown")
+        for field in self.query("#filter").results(Input):
+            field.remove_class("shown")
         if self._filter_target is not None:
             self._filter_target.focus()
         self.refresh_bindings()
@@ -149,12 +159,26 @@ class MainScreen(Screen):
         if target is not None:
             self._filter_target = target
             target.set_filter("")
-            self.query_one("#filter", Input).value = ""
+            for field in self.query("#filter").results(Input):
+                field.value = ""
             self._update_titles()
         self._close_filter()
 
-    def action_toggle_closed(self) -> None:
-        pane = self.query_one("#closed-pane")
+    async def _closed_pane(self) -> Vertical:
+        found = list(self.query("#closed-pane").results(Vertical))
+        if found:
+            return found[0]
+        records = RecordList(CLOSED_COLUMNS, id="closed", empty_text="Nothing revoked, expired or rejected.")
+        pane = Vertical(Label("Revoked, expired and rejected", id="closed-title", classes="pane-title"), records,
+                        id="closed-pane", classes="pane")  # fmt: skip
+        await self.mount(pane, before=self.query_one(Footer))
+        if self.snapshot is not None:
+            records.set_source(self.snapshot.closed.keys, self.snapshot.closed.fetch)
+            self._update_titles()
+        return pane
+
+    async def action_toggle_closed(self) -> None:
+        pane = await self._closed_pane()
         pane.toggle_class("shown")
         if pane.has_class("shown"):
             self.query_one("#closed", RecordList).focus()
