@@ -60,7 +60,12 @@ def _make_ca(home: Path, out: Path, key_type: str) -> dict[str, Path]:
     for n, kind in enumerate(["rsa-2048", "ec-p256", "ec-p384"], start=1):
         csr = make_csr(kind, cn=f"device-{n}.example.net", sans=[f"DNS:device-{n}.example.net"])
         ca.submit(csr_pem(csr))
-    assert all(o.certificate for o in ca.approve([1, 2, 3]))
+    # A subject with an e-mail address and no SAN (RFC 5280 wants it in the SAN).
+    ca.submit(csr_pem(make_csr(subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mailer"),
+                                                  x509.NameAttribute(NameOID.EMAIL_ADDRESS, "m@example.net")]))))  # fmt: skip
+    assert all(o.certificate for o in ca.approve([1, 2, 3, 4]))
+    files["leaf-email"] = out / "leaf-email.pem"
+    files["leaf-email"].write_bytes(ca.certificate_pem(4))
     for n, name in [(1, "leaf-rsa"), (2, "leaf-ec")]:
         (out / f"{name}.chain.pem").write_bytes(ca.certificate_pem(n, chain=True))
         files[name] = out / f"{name}.pem"
@@ -79,7 +84,7 @@ def ec_ca(tmp_path_factory) -> dict[str, Path]:
 
 
 def test_pkilint_finds_nothing_in_ec_ca_output(ec_ca):
-    jobs = {name: _cert_lint(ec_ca[name]) for name in ("root", "issuing", "leaf-rsa", "leaf-ec")}
+    jobs = {name: _cert_lint(ec_ca[name]) for name in ("root", "issuing", "leaf-rsa", "leaf-ec", "leaf-email")}
     jobs |= {name: _crl_lint(ec_ca[name]) for name in ("crl-empty", "crl")}
     _assert_clean(_lint_all(jobs))
 

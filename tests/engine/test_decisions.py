@@ -43,6 +43,8 @@ def assert_is_leaf(cert: x509.Certificate, issuing: x509.Certificate, csr: x509.
         expected.add(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     except x509.ExtensionNotFound:
         csr_san = None
+    if csr.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS):
+        expected.add(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     if base_url:
         expected |= {ExtensionOID.CRL_DISTRIBUTION_POINTS, ExtensionOID.AUTHORITY_INFORMATION_ACCESS}
     assert set(ext) == expected
@@ -71,9 +73,12 @@ def assert_is_leaf(cert: x509.Certificate, issuing: x509.Certificate, csr: x509.
     aki = ext[ExtensionOID.AUTHORITY_KEY_IDENTIFIER]
     issuing_ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert not aki.critical and aki.value.key_identifier == issuing_ski.digest
-    if csr_san is not None:
+    # RFC 5280 §4.1.2.6: an e-mail address in the subject is also in the SAN.
+    emails = [x509.RFC822Name(a.value) for a in csr.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)]
+    wanted = list(csr_san or []) + [e for e in emails if e not in list(csr_san or [])]
+    if wanted:
         san = ext[ExtensionOID.SUBJECT_ALTERNATIVE_NAME]
-        assert san.value == csr_san
+        assert list(san.value) == wanted
         assert san.critical == (len(cert.subject) == 0)
     if base_url:
         cdp = ext[ExtensionOID.CRL_DISTRIBUTION_POINTS]
@@ -136,6 +141,21 @@ def test_multi_attribute_subject_and_san_only_subject(ca):
     _, cert = _issue(ca, empty)
     assert len(cert.subject) == 0
     assert_is_leaf(cert, ca.issuing_cert(), empty, BASE)
+
+
+def test_subject_email_is_added_to_the_san(ca):
+    def subject(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn),
+                          x509.NameAttribute(NameOID.EMAIL_ADDRESS, "ops@example.net")])  # fmt: skip
+
+    for csr in (make_csr(subject=subject("m1")), make_csr(subject=subject("m2"), sans=["DNS:mailer.example"]),
+                make_csr(subject=x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "listed"),
+                                            x509.NameAttribute(NameOID.EMAIL_ADDRESS, "l@example.net")]),
+                         sans=["email:l@example.net"])):  # fmt: skip
+        _, cert = _issue(ca, csr)
+        assert_is_leaf(cert, ca.issuing_cert(), csr, BASE)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert len(san.get_values_for_type(x509.RFC822Name)) == 1
 
 
 def test_no_base_url_means_no_cdp_or_aia(tmp_path, clock):

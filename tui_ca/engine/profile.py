@@ -180,6 +180,14 @@ class LeafIssuer:
             san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         except x509.ExtensionNotFound:
             san = None
+        # RFC 5280 §4.1.2.6: an e-mail address in the subject must also be in the
+        # SAN (pkilint reports it as an error otherwise); it is added, not copied.
+        names = list(san) if san is not None else []
+        emails = [x509.RFC822Name(a.value) for a in subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+                  if isinstance(a.value, str) and a.value.isascii()]  # fmt: skip
+        missing = [e for e in emails if e not in names]
+        if missing:
+            san = x509.SubjectAlternativeName(names + missing)
         if san is not None:
             # RFC 5280 §4.2.1.6: with an empty subject the SAN must be critical.
             builder = builder.add_extension(san, critical=len(subject) == 0)
