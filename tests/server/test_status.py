@@ -98,3 +98,16 @@ def test_ocsp_refusals_are_ocsp_errors(client, live_ca):
     wrong = client.plain("POST", "/ca.crl", b"x")
     assert wrong.status == 405
     assert_plain_line(wrong)
+
+
+def test_a_renewed_ocsp_signer_is_used_without_a_restart(client, live_ca):
+    from tui_ca.engine.service_certs import setup_service_certs
+
+    cert = issue(client, live_ca)
+    before = post_ocsp(client, ocsp_request(cert, live_ca.issuing_cert())).certificates[0]
+    setup_service_certs(live_ca, ocsp_only=True)
+    after = post_ocsp(client, ocsp_request(cert, live_ca.issuing_cert()))
+    assert after.certificates[0] != before
+    assert after.certificates[0] == x509.load_pem_x509_certificate((live_ca.home / OCSP_CERT).read_bytes())
+    after.certificates[0].public_key().verify(after.signature, after.tbs_response_bytes,
+                                              ec.ECDSA(after.signature_hash_algorithm))  # fmt: skip

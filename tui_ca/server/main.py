@@ -68,7 +68,7 @@ class App:
     options: Options
     users: Users | None
     limiter: RateLimiter
-    responder: OcspResponder
+    responder: FreshResponder
     status_paths: dict[str, str]
 
 
@@ -81,19 +81,55 @@ def _server_file(home: Path, relpath: str, *, private: bool = False) -> bytes:
     return path.read_bytes()
 
 
+class FreshResponder:
+    """The OCSP responder, re-read when cron's ``server-setup --ocsp-only`` renews the signer.
+
+    The signer lives only days (it cannot be revoked), so picking up the new
+    one without a restart keeps answers valid across renewals.
+    """
+
+    def __init__(self, ca) -> None:
+        self._ca = ca
+        self._lock = threading.Lock()
+        self._stamp: tuple | None = None
+        self._responder: OcspResponder | None = None
+        self._load()
+
+    def _load(self) -> None:
+        home = self._ca.home
+        try:
+            stamp = tuple((os.stat(home / rel).st_ino, os.stat(home / rel).st_mtime_ns) for rel in (OCSP_CERT, OCSP_KEY))
+        except FileNotFoundError:
+            stamp = None
+        if stamp is not None and stamp == self._stamp:
+            return
+        cert = x509.load_pem_x509_certificate(_server_file(home, OCSP_CERT))
+        key = load_pem_private_key(_server_file(home, OCSP_KEY, private=True), None)
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():
+            return  # caught between the two renames; the next request sees both
+        self._responder, self._stamp = OcspResponder(self._ca, cert, key), stamp
+
+    def respond(self, der: bytes) -> tuple[bytes, str]:
+        with self._lock:
+            try:
+                self._load()
+            except (OSError, ValueError, RuleError):
+                pass  # keep answering with the signer already loaded
+            responder = self._responder
+        return responder.respond(der)
+
+
 def build_app(ca, options: Options, users_path: Path | None = None) -> App:
     """Everything the listeners need, from the home; refuses with one line if setup is missing."""
     ca._require_ca()
-    home = ca.home
-    ocsp_cert = x509.load_pem_x509_certificate(_server_file(home, OCSP_CERT))
-    ocsp_key = load_pem_private_key(_server_file(home, OCSP_KEY, private=True), None)
+    responder = FreshResponder(ca)
     if options.max_queued < 0 or options.rate < 0 or options.timeout <= 0:
         raise InputError("--max-queued and --rate must not be negative")
     users = Users(load_users(users_path)) if users_path is not None else None
     if not options.anonymous and users is None:
         raise InputError("--no-anonymous needs --users FILE (EST users), or clients could only re-enroll")
     return App(ca=ca, reader=ca, options=options, users=users, limiter=RateLimiter(options.rate),
-               responder=OcspResponder(ca, ocsp_cert, ocsp_key),
+               responder=responder,
                status_paths=status_paths(ca.config().get("base_url")))  # fmt: skip
 
 
