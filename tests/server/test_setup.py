@@ -6,6 +6,7 @@ import stat
 import subprocess
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, TLS_CERT, TLS_KEY
@@ -101,3 +102,12 @@ def test_users_file_rules(tmp_path):
     except Exception as exc:
         assert "line 1" in str(exc)
 
+
+
+def test_service_certificates_pass_pkilint(ca, home, tmp_path):
+    assert cli(home, "server-setup", "--name", "ca.example.net", "--name", "127.0.0.1").returncode == 0
+    leaf = tmp_path / "tls.pem"
+    leaf.write_bytes(x509.load_pem_x509_certificates((home / TLS_CERT).read_bytes())[0].public_bytes(Encoding.PEM))
+    for path in (leaf, home / OCSP_CERT):
+        result = subprocess.run(["lint_pkix_cert", "lint", "-s", "WARNING", str(path)], capture_output=True, timeout=120)
+        assert result.returncode == 0 and result.stdout.strip() == b"", result.stdout.decode()
