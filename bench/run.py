@@ -184,7 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         for name, runner in runners.items():
             print(f"bench: {name} ...", file=sys.stderr, flush=True)
             try:
-                rows += runner(ws)
+                done = runner(ws)
+                rows += done
+                # Progress for long runs: the rows so far, in case the run is cut short.
+                print(render(done), file=sys.stderr, flush=True)
             except Exception as exc:  # one broken figure must not hide the others
                 failed = True
                 traceback.print_exc()
