@@ -107,7 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8443)
     serve.add_argument("--http-port", type=int, default=8080)
-    serve.add_argument("--server-name", action="append", help="DNS name or IP for the TLS certificate (repeat)")
     serve.add_argument("--users", type=Path, help="file of EST users (name:scrypt-hash), see README")
     serve.add_argument("--no-anonymous", action="store_true", help="require an EST user or client certificate")
     serve.add_argument("--rate", type=float, default=1.0, help="new requests per client per second (default 1)")
