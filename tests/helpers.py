@@ -190,6 +190,10 @@ def assert_refused(result: subprocess.CompletedProcess, code: int, *fragments: s
     return err
 
 
+def _unchecked_name(*pairs) -> x509.Name:
+    return x509.Name([x509.NameAttribute(oid, value, _validate=False) for oid, value in pairs])
+
+
 def refused_inputs() -> dict[str, tuple[bytes, int, str]]:
     """Every intake the policy (DESIGN §1) refuses: name -> (input bytes,
     CLI exit code, a fragment the one-line message must contain)."""
@@ -211,6 +215,12 @@ def refused_inputs() -> dict[str, tuple[bytes, int, str]]:
         "ca-true": (csr_pem(make_csr("ec-p256", cn="ca", extensions=[ca_true_extension()])), 1, "CA:TRUE"),
         "key-cert-sign": (csr_pem(make_csr("ec-p256", cn="kcs", extensions=[key_cert_sign_extension()])), 1,
                           "keyCertSign"),
+        # Names past X.520's upper bounds (cryptography only warns when told
+        # not to validate; other tools make such CSRs freely).
+        "cn-over-64": (csr_pem(make_csr(subject=_unchecked_name((NameOID.COMMON_NAME, "z" * 65)))), 2,
+                       "1 to 64 are allowed"),
+        "country-not-2": (csr_pem(make_csr(subject=_unchecked_name((NameOID.COUNTRY_NAME, "GBR"),
+                                                                   (NameOID.COMMON_NAME, "c")))), 2, "two letters"),
         # A valid CSR followed by padding: refused for size before parsing.
         "over-64KiB": (csr_pem(make_csr("ec-p256", cn="big")) + b"\n" * (64 * 1024), 2, "64 KiB"),
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -128,6 +129,28 @@ def format_general_name(general_name: x509.GeneralName) -> str:
     return f"other:{type(general_name).__name__}"
 
 
+# X.520 upper bounds (RFC 5280 Appendix A). Values past them are copied into
+# the subject, and the certificate then fails to decode in strict parsers.
+_NAME_BOUNDS = {
+    NameOID.COMMON_NAME: 64, NameOID.ORGANIZATION_NAME: 64, NameOID.ORGANIZATIONAL_UNIT_NAME: 64,
+    NameOID.LOCALITY_NAME: 128, NameOID.STATE_OR_PROVINCE_NAME: 128, NameOID.EMAIL_ADDRESS: 255,
+    NameOID.SERIAL_NUMBER: 64, NameOID.TITLE: 64,
+}  # fmt: skip
+
+
+def check_name_bounds(name: x509.Name) -> None:
+    """Refuse subject values outside X.520's size limits."""
+    for attribute in name:
+        value, label = attribute.value, attribute.rfc4514_attribute_name
+        if not isinstance(value, str):
+            continue
+        if attribute.oid == NameOID.COUNTRY_NAME and len(value) != 2:
+            raise InputError(f"the CSR's country (C) must be two letters, not {len(value)} characters")
+        bound = _NAME_BOUNDS.get(attribute.oid)
+        if bound is not None and not 1 <= len(value) <= bound:
+            raise InputError(f"the CSR's {label} is {len(value)} characters long; 1 to {bound} are allowed")
+
+
 def check_and_describe(csr: x509.CertificateSigningRequest) -> CsrDetails:
     """Apply the intake policy and return what the admin will be shown."""
     try:
@@ -157,8 +180,14 @@ def check_and_describe(csr: x509.CertificateSigningRequest) -> CsrDetails:
         if isinstance(value, x509.SubjectAlternativeName):
             sans = tuple(format_general_name(name) for name in value)
     try:
-        subject = csr.subject.rfc4514_string()
-        fields = name_fields(csr.subject)
+        # cryptography warns (on stderr) about out-of-bounds values as it reads
+        # the name; check_name_bounds turns them into a one-line refusal instead.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            name = csr.subject
+        subject = name.rfc4514_string()
+        fields = name_fields(name)
+        check_name_bounds(name)
     except ValueError:
         raise InputError("the CSR's subject cannot be read") from None
     if not fields.common_name and not sans:
