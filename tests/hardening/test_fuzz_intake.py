@@ -232,6 +232,9 @@ def test_engine_intake_survives_odd_unicode(intake, data, name):
     pytest.param(_pem(_SEEDS[0]) * (MAX_CSR_BYTES // len(_pem(_SEEDS[0]))), id="many-pem-blocks"),
     pytest.param(b"A" * (MAX_CSR_BYTES + 1), id="over-limit"),
     pytest.param(b"A" * (16 * 1024 * 1024), id="16-MiB"),
+    # Found by the long profile: version 1 raised InvalidVersion (not a ValueError).
+    pytest.param(_SEEDS[0].replace(b"\x02\x01\x00", b"\x02\x01\x01", 1), id="csr-version-1"),
+    pytest.param(_pem(_SEEDS[1].replace(b"\x02\x01\x00", b"\x02\x01\x05", 1)), id="csr-version-5-pem"),
 ], )  # fmt: skip
 def test_engine_intake_huge_and_nested(intake, data):
     _submit_and_check(intake, data, None)
