@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from tests.server.conftest import assert_plain_line, b64, make_csr, serving
+from tests.server.support import assert_plain_line, b64, make_csr, serving
 from tui_ca.engine import RequestStatus, RevocationReason
 from tui_ca.server.users import set_user
 

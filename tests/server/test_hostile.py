@@ -7,7 +7,7 @@ import ssl
 import threading
 import time
 
-from tests.server.conftest import Client, assert_plain_line, b64, make_csr, serving
+from tests.server.support import Client, assert_plain_line, b64, make_csr, serving
 from tui_ca.server.http import MAX_BODY
 
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tests.server.conftest import assert_plain_line, make_csr
+from tests.server.support import assert_plain_line, make_csr
 from tui_ca.engine import RevocationReason
 from tui_ca.engine.service_certs import OCSP_CERT
 
