@@ -21,7 +21,7 @@ from textual.binding import Binding
 
 from tui_ca.engine import Actor, CAError, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
-from tui_ca.tui.data import ShardCache, read_first_screen, read_snapshot
+from tui_ca.tui.data import ShardCache, read_first_screen, read_snapshot, worth_a_first_screen
 from tui_ca.tui.messages import OperationDone, SnapshotLoaded
 
 Passphrase = bytes | Callable[[], bytes | None] | None
@@ -148,7 +148,7 @@ class CAApp(App[int]):
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:
         try:
-            if self._token is None:
+            if self._token is None and worth_a_first_screen(self.ca, self.cache):
                 # First start: show the queue and a screenful at once; a CA
                 # with 100,000 certificates takes seconds to read in full.
                 self.post_message(SnapshotLoaded(read_first_screen(self.ca, self.cache)))

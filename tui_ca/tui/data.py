@@ -26,6 +26,9 @@ from tui_ca.tui.widgets.record_list import Row
 EXPIRY_WARNING = timedelta(days=30)
 # Enough valid certificates for the tallest terminal before the full read.
 FIRST_SCREEN_ROWS = 200
+# Up to this many shard files (~1,000 records) one full read is as quick as a
+# first screen, and a second paint would only cost time.
+SMALL_CA_SHARDS = 8
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,11 @@ def read_first_screen(ca: CertificateAuthority, cache: ShardCache, rows: int = F
         valid.update((d["id"], d) for d in cache.shard_docs(ca, "certs", shard)
                      if d.get("revoked_at") is None and d["na"] > now_text)  # fmt: skip
     return _snapshot(token, now, info, queued, valid, {}, partial=True)
+
+
+def worth_a_first_screen(ca: CertificateAuthority, cache: ShardCache) -> bool:
+    """Whether the full read is big enough to show a first screen before it (a few shards are not)."""
+    return len(cache.shards(ca, "requests")) + len(cache.shards(ca, "certs")) > SMALL_CA_SHARDS
 
 
 def read_snapshot(ca: CertificateAuthority, cache: ShardCache) -> Snapshot:
