@@ -443,6 +443,9 @@ COMMANDS = {
 }  # fmt: skip
 
 
+_SETUP_COMMANDS = ("init", "import-ca-cert")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -458,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in (None, "tui"):
             return run_ui(home, args)
         ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"))
+        if args.command not in _SETUP_COMMANDS:
+            # A mistyped --home must not look like an empty CA.
+            ca.require_ca()
         return COMMANDS[args.command](ca, args)
     except CAError as exc:
         return _die(str(exc), exc.exit_code)

@@ -79,6 +79,10 @@ class CAReader:
         return self.store.signature(self.store.shard_path("meta", "meta"))
 
 
+    def require_ca(self) -> None:
+        """Refuse (NoCAError) unless this home holds a ready CA."""
+        self._require_ca()
+
     def _require_ca(self) -> None:
         if not self.exists():
             if self.awaiting_import():
