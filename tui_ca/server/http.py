@@ -24,6 +24,10 @@ MAX_BODY = 64 * 1024
 # held by a stalled client should cost.
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 128
+# One address may hold this many of the slots; without it a single client
+# could take all of them for up to --timeout seconds. Enough for a NAT of a
+# few devices polling at once.
+DEFAULT_MAX_PER_ADDRESS = 16
 # Refusing past the cap still takes a thread for a moment (TLS needs a
 # handshake before a 503 can be read); these are capped too, then dropped.
 _MAX_REFUSERS = 32
@@ -157,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._body_read = True
         text = (self.headers.get("Content-Length") or "").strip()
-        if text.isdigit() and int(text) <= _DRAIN_LIMIT:
+        if text.isascii() and text.isdigit() and int(text) <= _DRAIN_LIMIT:
             try:
                 self._read_exactly(int(text), keep=False)
             except (HttpError, OSError):
@@ -171,7 +175,8 @@ class Handler(BaseHTTPRequestHandler):
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required", close=True)
-        if not length_text.strip().isdigit():
+        # str.isdigit() also accepts '²' (latin-1 0xB2), which int() refuses: ASCII digits only.
+        if not (length_text.strip().isascii() and length_text.strip().isdigit()):
             raise HttpError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number", close=True)
         length = int(length_text)
         if length > MAX_BODY:
@@ -212,20 +217,43 @@ class Server(ThreadingHTTPServer):
         self.tls = tls
         self._slots = threading.BoundedSemaphore(options.max_connections)
         self._refusers = threading.BoundedSemaphore(_MAX_REFUSERS)
+        self._per_address: dict[str, int] = {}
+        self._count_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, handler)
 
+    def _take_address(self, address: str) -> bool:
+        with self._count_lock:
+            held = self._per_address.get(address, 0)
+            if held >= self.options.max_per_address:
+                return False
+            self._per_address[address] = held + 1
+            return True
+
+    def _release_address(self, address: str) -> None:
+        with self._count_lock:
+            held = self._per_address.pop(address, 1) - 1
+            if held > 0:
+                self._per_address[address] = held
+
     def process_request(self, request, client_address) -> None:
-        if self._slots.acquire(blocking=False):
+        address = client_address[0] if isinstance(client_address, tuple) else str(client_address)
+        if not self._take_address(address):
+            reason = b"too many connections from this address; close some and try again\n"
+        elif self._slots.acquire(blocking=False):
             try:
                 super().process_request(request, client_address)
             except Exception:
                 self._slots.release()
+                self._release_address(address)
                 raise
             return
+        else:
+            self._release_address(address)
+            reason = b"the server is busy; try again in a few seconds\n"
         if self._refusers.acquire(blocking=False):
-            threading.Thread(target=self._refuse, args=(request,), daemon=True).start()
+            threading.Thread(target=self._refuse, args=(request, reason), daemon=True).start()
         else:
             self.shutdown_request(request)
 
@@ -234,9 +262,9 @@ class Server(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+            self._release_address(client_address[0] if isinstance(client_address, tuple) else str(client_address))
 
-    def _refuse(self, request) -> None:
-        body = b"the server is busy; try again in a few seconds\n"
+    def _refuse(self, request, body: bytes) -> None:
         message = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
                    b"Retry-After: 5\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s") % (len(body), body)  # fmt: skip
         try:
@@ -244,6 +272,13 @@ class Server(ThreadingHTTPServer):
             sock = self.tls.wrap_socket(request, server_side=True) if self.tls else request
             try:
                 sock.sendall(message)
+                # Closing with the client's request unread makes the kernel reset the
+                # connection, which can destroy the 503 before it is read: end our side
+                # (the client sees the answer is complete), then read until it closes.
+                sock.shutdown(socket.SHUT_WR)
+                deadline = time.monotonic() + _REFUSE_TIMEOUT
+                while time.monotonic() < deadline and sock.recv(16384):
+                    pass
             finally:
                 sock.close()
         except (OSError, ssl.SSLError):

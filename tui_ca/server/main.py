@@ -53,6 +53,8 @@ class Options:
     """Seconds a client may take to send a request."""
     max_connections: int = http.DEFAULT_MAX_CONNECTIONS
     """Concurrent connections per listener before 503."""
+    max_per_address: int = http.DEFAULT_MAX_PER_ADDRESS
+    """Concurrent connections per listener from one client address before 503."""
     retry_after: int = DEFAULT_RETRY_AFTER
     """Retry-After for a queued request, in seconds."""
     quiet: bool = False
