@@ -71,10 +71,10 @@ class EstHandler(Handler):
             if op == "cacerts":
                 raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "cacerts takes a GET", {"Allow": "GET"}, close=True)
             self._unknown(op)
-        user = self._authenticate()
+        user, actor_user = self._authenticate(op)
         body = self.read_body()
         try:
-            self._enroll(op, user, decode_csr_body(body))
+            self._enroll(op, user, actor_user, decode_csr_body(body))
         except RuleError as exc:
             if str(exc).startswith("the queue is full"):
                 raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "60"}) from None
@@ -97,13 +97,20 @@ class EstHandler(Handler):
     def _unknown(self, op: str) -> None:
         raise HttpError(HTTPStatus.NOT_FOUND, "not an EST operation offered here (cacerts, simpleenroll, simplereenroll)")
 
-    def _authenticate(self) -> str | None:
-        """The EST user name, or None for anonymous; refuses bad or missing credentials."""
+    def _authenticate(self, op: str) -> tuple[str | None, str]:
+        """(requester named by the credentials or None, who the audit records); refuses bad or missing credentials."""
         app = self.server.app
         header = self.headers.get("Authorization")
         if header is None:
-            if app.options.anonymous or self._client_cert_der() is not None:
-                return None
+            holder = self._certificate_holder(active_only=op == "simpleenroll")
+            if holder is not None:
+                # The certificate names who asks; the CSR still names the requester.
+                return None, f"cert:{holder}"
+            if app.options.anonymous:
+                return None, ANONYMOUS
+            if self._client_cert_der() is not None:
+                raise HttpError(HTTPStatus.UNAUTHORIZED, "the client certificate is revoked, expired or not one this "
+                                "CA issued to a requester; use an EST user name and password", _REALM)  # fmt: skip
             raise HttpError(HTTPStatus.UNAUTHORIZED, "this server needs an EST user name and password", _REALM)
         scheme, _, token = header.partition(" ")
         try:
@@ -114,7 +121,28 @@ class EstHandler(Handler):
             raise HttpError(HTTPStatus.UNAUTHORIZED, "only HTTP Basic credentials are accepted", _REALM)
         if app.users is None or not app.users.check(name, password):
             raise HttpError(HTTPStatus.UNAUTHORIZED, "wrong EST user name or password", _REALM)
-        return name
+        return name, name
+
+    def _certificate_holder(self, *, active_only: bool) -> str | None:
+        """The requester of the stored certificate presented as TLS client certificate, if any.
+
+        Re-enrollment may present a certificate its own renewal has just
+        superseded (polling), so only ``simpleenroll`` insists on an active one.
+        """
+        der = self._client_cert_der()
+        if der is None:
+            return None
+        app = self.server.app
+        cert = x509.load_der_x509_certificate(der)
+        try:
+            stored = app.reader.certificate(f"0x{cert.serial_number:x}")
+        except NotFoundError:
+            return None
+        if stored.sha256 != cert.fingerprint(hashes.SHA256()).hex():
+            return None
+        if active_only and not stored.is_active(app.reader.now()):
+            return None
+        return stored.requester
 
     def _client_cert_der(self) -> bytes | None:
         getpeercert = getattr(self.connection, "getpeercert", None)
@@ -122,7 +150,7 @@ class EstHandler(Handler):
 
     # ------------------------------------------------------------- enrollment
 
-    def _enroll(self, op: str, user: str | None, csr_data: bytes) -> None:
+    def _enroll(self, op: str, user: str | None, actor_user: str, csr_data: bytes) -> None:
         app = self.server.app
         renewal = self._renewed_certificate() if op == "simplereenroll" else None
         if renewal is not None:
@@ -147,7 +175,7 @@ class EstHandler(Handler):
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                             f"the queue is full ({queued} requests wait for a decision); try again later",
                             {"Retry-After": "60"})  # fmt: skip
-        actor = Actor(user=user or ANONYMOUS, address=self.peer)
+        actor = Actor(user=actor_user, address=self.peer)
         requester = renewal.requester if renewal is not None else user
         result = app.ca.submit(csr_data, requester=requester, source="est", actor=actor,
                                renewal_of=renewal.id if renewal else None,
