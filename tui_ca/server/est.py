@@ -205,10 +205,18 @@ class EstHandler(Handler):
                        headers={"Retry-After": str(app.options.retry_after)})  # fmt: skip
             return
         if request.status == RequestStatus.APPROVED:
-            cert = app.reader.certificate(request.id)
+            try:
+                cert, pem = app.reader.certificate(request.id), app.reader.certificate_pem(request.id)
+            except (NotFoundError, FileNotFoundError):
+                # Lock-free reads can see the request approved before the rest of
+                # that commit (certificate record, PEM file) is renamed into place.
+                # The commit holds the store lock: once we get it, all of it is there.
+                with app.reader.store.transaction():
+                    pass
+                cert, pem = app.reader.certificate(request.id), app.reader.certificate_pem(request.id)
             if cert.revoked_at is not None:
                 raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {cert.id} issued for this CSR has been revoked")
-            der = x509.load_pem_x509_certificate(app.reader.certificate_pem(cert.id))
+            der = x509.load_pem_x509_certificate(pem)
             self.reply(HTTPStatus.OK, certs_only([der]), PKCS7_TYPE)
             return
         reason = one_line(request.reason or "no reason given", 300)
