@@ -9,6 +9,7 @@ and re-reading in a worker only when it moved.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
@@ -70,6 +71,7 @@ class CAApp(App[int]):
         """Set once every record has been read (after ``ready_event`` on a big CA)."""
         self._token: object = None
         self._load_worker = None
+        self._painted = threading.Event()
         self.cache = ShardCache()
         """Raw store documents, shared by the workers, re-read per changed shard."""
         self.export_dir = Path.cwd()
@@ -151,7 +153,11 @@ class CAApp(App[int]):
             if self._token is None and worth_a_first_screen(self.ca, self.cache):
                 # First start: show the queue and a screenful at once; a CA
                 # with 100,000 certificates takes seconds to read in full.
+                # The full read holds the GIL for seconds; let the first
+                # screen reach the terminal before it starts.
+                self._painted.clear()
                 self.post_message(SnapshotLoaded(read_first_screen(self.ca, self.cache)))
+                self._painted.wait(timeout=2.0)
             snapshot = read_snapshot(self.ca, self.cache)
         except CAError as exc:
             self.post_message(OperationDone(str(exc), ok=False))
@@ -165,8 +171,13 @@ class CAApp(App[int]):
             apply = getattr(screen, "apply_snapshot", None)
             if apply is not None:
                 apply(message.snapshot, changed)
+        # "Ready" means on screen: set once the refresh with these rows is done.
+        self.call_after_refresh(self._shown, message.snapshot.partial)
+
+    def _shown(self, partial: bool) -> None:
         self.ready_event.set()
-        if not message.snapshot.partial:
+        self._painted.set()
+        if not partial:
             self.loaded_event.set()
 
     # ------------------------------------------------------------ changing

@@ -12,6 +12,7 @@ the list draws it. Nothing here touches Textual widgets.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -78,11 +79,15 @@ class ShardCache:
         with self._lock:
             signature = store.signature(path)
             memo = self._memo.get(path)
-            if memo is None or memo[0] != signature:
-                data = store.load(path) or {}
-                memo = (signature, list(data.get(collection, {}).values()))
-                self._memo[path] = memo
-            return memo[1]
+            if memo is not None and memo[0] == signature:
+                return memo[1]
+            data = store.load(path) or {}
+            memo = (signature, list(data.get(collection, {}).values()))
+            self._memo[path] = memo
+        # Parsing holds the GIL; after each parsed shard, give the UI thread
+        # a real turn so scrolling stays smooth during a big first read.
+        time.sleep(0.001)
+        return memo[1]
 
     def docs(self, ca: CertificateAuthority, collection: str) -> list[dict]:
         found: list[dict] = []
