@@ -205,14 +205,10 @@ class EstHandler(Handler):
                        headers={"Retry-After": str(app.options.retry_after)})  # fmt: skip
             return
         if request.status == RequestStatus.APPROVED:
-            try:
-                cert, pem = app.reader.certificate(request.id), app.reader.certificate_pem(request.id)
-            except (NotFoundError, FileNotFoundError):
-                # Lock-free reads can see the request approved before the rest of
-                # that commit (certificate record, PEM file) is renamed into place.
-                # The commit holds the store lock: once we get it, all of it is there.
-                with app.reader.store.transaction():
-                    pass
+            # Lock-free reads can see the request approved before the rest of that
+            # commit (certificate record, PEM) is renamed into place. Commits hold
+            # the store lock, so under it the certificate is whole. Once per certificate.
+            with app.reader.store.transaction():
                 cert, pem = app.reader.certificate(request.id), app.reader.certificate_pem(request.id)
             if cert.revoked_at is not None:
                 raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {cert.id} issued for this CSR has been revoked")
