@@ -6,7 +6,8 @@ For STRESS_SECONDS, on one home:
   mix, logging each success only after the engine returned it;
 * a real ``tui-ca serve`` takes new requests from EST_CLIENTS client
   threads, which enroll fresh CSRs under a few requester names each and
-  re-poll them until they collect the certificate or learn the decision.
+  re-poll them until they collect the certificate or learn the decision;
+  some new CSRs are sent twice at once, as a client retrying too early would.
 
 Then the home must show:
 * no lost update: everything a worker or client logged is stored; every
@@ -55,6 +56,8 @@ EST_CLIENTS = 6
 # active (refused) or after it was revoked (accepted again): the requester
 # rules are exercised, not just the happy path.
 NAMES_PER_CLIENT = 4
+# Share of new CSRs sent twice at once, to race the intake against itself.
+DOUBLE_SEND = 0.2
 _SERVER_FAILURES = ("Traceback", "internal error", "unexpected error")
 
 
@@ -72,6 +75,29 @@ class Log:
         return [json.loads(line) for line in self.path.read_text().splitlines()]
 
 
+def _double_send(client: Client, der: bytes, tally: Counter, failures: list, index: int):
+    """The same new CSR from two connections at once (a client retrying too early): one request, both told so."""
+    replies: list = [None, None]
+
+    def send(slot: int) -> None:
+        replies[slot] = client.enroll(der)
+
+    helper = threading.Thread(target=send, args=(1,))
+    helper.start()
+    send(0)
+    helper.join()
+    tally["est_double"] += 1
+    # An admin may act between the two (revoke the requester's certificate,
+    # reject the new request), so their answers may differ; but they never
+    # name two different requests, and a refusal is a 403 with its reason.
+    named = {found.group(1) for reply in replies if (found := re.search(r"request (\d+)", reply.text))}
+    odd = [reply for reply in replies if reply.status not in (202, 403)]
+    if len(named) > 1 or odd:
+        failures.append(f"client {index}: the same CSR twice at once: "
+                        + " vs ".join(f"{reply.status} {reply.text!r}" for reply in replies))  # fmt: skip
+    return next((reply for reply in replies if reply.status == 202), replies[0])
+
+
 def est_client(index: int, client: Client, deadline: float, log: Log, tally: Counter, failures: list) -> None:
     """Enroll, re-poll until decided, enroll again; log what the server confirmed."""
     rng = random.Random(index)
@@ -82,7 +108,10 @@ def est_client(index: int, client: Client, deadline: float, log: Log, tally: Cou
             if pending is None:
                 name = rng.choice(names)
                 der, _ = make_csr(name)
-                reply = client.enroll(der)
+                if rng.random() < DOUBLE_SEND:
+                    reply = _double_send(client, der, tally, failures, index)
+                else:
+                    reply = client.enroll(der)
                 tally["est_new"] += 1
                 if reply.status == 202:
                     request_id = int(re.search(r"request (\d+) waits", reply.text).group(1))
@@ -163,7 +192,7 @@ def test_four_admins_and_est_clients_on_one_home(tmp_path):
                f"{changes} changes ({changes / elapsed:.1f}/s): "
                + ", ".join(f"{op} {counts[op]} ({rate:.1f}/s)" for op, rate in rates.items())
                + f"; EST requests {est_requests} ({est_requests / elapsed:.1f}/s), refused while active "
-               f"{tally['est_refused_active']}; admin races lost {lost}")  # fmt: skip
+               f"{tally['est_refused_active']}, sent twice at once {tally['est_double']}; admin races lost {lost}")  # fmt: skip
     print("\n" + summary)
     (tmp_path / "stress-summary.txt").write_text(summary + "\n")
     # The run proves nothing unless every kind of operation happened, and raced.
