@@ -122,7 +122,10 @@ class CAReader:
         sha = check_and_describe(csr).csr_sha256
         view = self.store.view()
         known = repo.index_get(view, "csrs", sha)
-        return None if known is None else records.request_model(repo.get_doc(view, "requests", known["id"]))
+        doc = None if known is None else repo.get_doc(view, "requests", known["id"])
+        # A commit renames its files one by one: the index can show a request a
+        # moment before the request itself is there. Until then it is not known.
+        return None if doc is None else records.request_model(doc)
 
 
     def crl_is_stale(self) -> bool:
