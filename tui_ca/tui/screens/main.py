@@ -65,7 +65,7 @@ class MainScreen(Screen):
         for list_id, rows in (("queued", snapshot.queued), ("certs", snapshot.certificates),
                               ("closed", snapshot.closed)):  # fmt: skip
             for records in self.query(f"#{list_id}").results(RecordList):
-                records.set_source(rows.keys, rows.fetch)
+                records.set_source(rows.keys, rows.fetch, rows.search)
         self._update_titles()
 
     def _update_titles(self) -> None:
