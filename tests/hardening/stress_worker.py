@@ -20,7 +20,13 @@ import sys
 import time
 import traceback
 
-from tui_ca.engine import Actor, CAError, CertificateAuthority, RequestStatus, RevocationReason
+from tui_ca.engine import (
+    Actor,
+    CAError,
+    CertificateAuthority,
+    RequestStatus,
+    RevocationReason,
+)
 from tui_ca.engine.models import CertStatus
 
 # keyCompromise is left out: it bans the key, and the EST clients reuse none anyway.

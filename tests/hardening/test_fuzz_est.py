@@ -42,9 +42,16 @@ from cryptography.hazmat.primitives import serialization
 from hardening_support import LONG, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fuzz_intake import _SEEDS, _nested, garbage, mutated_csr, odd_text, unicode_csr
+from test_fuzz_intake import (
+    _SEEDS,
+    _nested,
+    garbage,
+    mutated_csr,
+    odd_text,
+    unicode_csr,
+)
 
-from tests.server.live import make_home, serve, wait_for
+from tests.server.live import make_home, run, serve, wait_for
 from tests.server.support import make_csr
 from tui_ca.engine import CertificateAuthority, RequestStatus
 from tui_ca.server.http import DEFAULT_MAX_PER_ADDRESS, MAX_BODY
@@ -126,8 +133,6 @@ class Live:
     cases: int = 0
 
     def cli(self, *args: str):
-        from tests.server.live import run
-
         return run(["tui-ca", "--home", str(self.home), *args])
 
 
