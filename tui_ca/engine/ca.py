@@ -23,7 +23,7 @@ from tinydb.table import Document
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
 from tui_ca.engine import repository as repo
-from tui_ca.engine.crl import encode_entry, sign_crl
+from tui_ca.engine.crl import der_to_pem, encode_entry, sign_crl
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError, RuleError, UnsafeHomeError
 from tui_ca.engine.keys import dump_key, generate_key, is_encrypted, load_key
@@ -49,11 +49,10 @@ from tui_ca.engine.reader import (
     ROOT_CERT,
     ROOT_KEY,
     CAReader,
-    cert_blob_path,
-    csr_blob_path,
 )
-from tui_ca.engine.store import Transaction, View, id_shard
+from tui_ca.engine.store import Transaction, id_shard
 
+CRL_ENTRIES_DIR = "crl/entries"
 DEFAULT_CA_DAYS = 3650
 DEFAULT_LEAF_DAYS = 365
 DEFAULT_CRL_DAYS = 7
@@ -84,7 +83,6 @@ class CertificateAuthority(CAReader):
         self.actor = actor or Actor.from_environment()
         self._passphrase = passphrase
         self._keys: dict[str, object] = {}
-        self._entry_memo: dict[Path, tuple[object, list[bytes]]] = {}
 
 
     def _resolve_passphrase(self) -> bytes | None:
@@ -320,7 +318,7 @@ class CertificateAuthority(CAReader):
         meta["queued"] = meta.get("queued", 0) + 1
         doc = records.request_doc(request_id, requester, details, now, actor, source, renewal_of)
         repo.insert_doc(txn, "requests", request_id, doc)
-        txn.write_blob(csr_blob_path(request_id), csr.public_bytes(serialization.Encoding.PEM), 0o600)
+        repo.insert_doc(txn, "csr_pems", request_id, {"pem": csr.public_bytes(serialization.Encoding.PEM).decode()})
         repo.index_put(txn, "requesters", requester.casefold(), {**entry, "name": requester, "queued": request_id})
         repo.index_put(txn, "csrs", details.csr_sha256, {"id": request_id})
         self._audit(txn, meta, actor, "submit", f"request {request_id}", "queued", requester=requester,
@@ -382,14 +380,14 @@ class CertificateAuthority(CAReader):
             serial = self._new_serial()
             if repo.index_get(txn, "serials", format(serial, "x")) is None:
                 break
-        csr = x509.load_pem_x509_csr(txn.read_blob(csr_blob_path(request_id)))
+        csr = x509.load_pem_x509_csr(repo.get_doc(txn, "csr_pems", request_id)["pem"].encode())
         cert = issuer.issue(csr, serial, now - timedelta(minutes=5), now + lifetime)
         pem = cert.public_bytes(serialization.Encoding.PEM)
         sha256 = cert.fingerprint(hashes.SHA256()).hex()
         cert_doc = records.certificate_doc(doc, serial, sha256, cert.not_valid_before_utc, cert.not_valid_after_utc,
                                            now, actor)  # fmt: skip
         repo.insert_doc(txn, "certs", request_id, cert_doc)
-        txn.write_blob(cert_blob_path(request_id), pem)
+        repo.insert_doc(txn, "cert_pems", request_id, {"pem": pem.decode()})
         txn.table("requests", id_shard(request_id)).update(
             {"status": RequestStatus.APPROVED.value, "decided_at": records.time_doc(now),
              "decided_by": records.actor_doc(actor)}, doc_ids=[request_id],
@@ -488,6 +486,7 @@ class CertificateAuthority(CAReader):
             {"revoked_at": records.time_doc(now), "revoked_by": records.actor_doc(actor), "reason": reason.value},
             doc_ids=[cert_id],
         )
+        txn.before_commit("crl-entries", self._refresh_crl_entries)
         txn.table("revoked", id_shard(cert_id)).insert(
             Document({"serial": doc["serial"], "at": records.time_doc(now), "code": reason.code}, doc_id=cert_id)
         )
@@ -500,26 +499,39 @@ class CertificateAuthority(CAReader):
                     serial=doc["serial"], reason=reason.value, requester=doc["requester"])  # fmt: skip
 
 
-    def _revoked_entries(self, view: View) -> list[bytes]:
-        """DER entries of every revoked certificate; unchanged shards come from memory."""
-        entries: list[bytes] = []
-        dirty = getattr(view, "_dirty", set())
-        for shard in view.shards("revoked"):
-            path = self.store.shard_path("revoked", shard)
-            signature = None if path in dirty else self.store.signature(path)
-            memo = self._entry_memo.get(path)
-            if signature is not None and memo is not None and memo[0] == signature:
-                entries.extend(memo[1])
-                continue
-            data = view.shard_data(path) or {}
-            encoded = [
-                encode_entry(int(doc["serial"], 16), datetime.fromisoformat(doc["at"]), doc["code"])
-                for doc in data.get("revoked", {}).values()
-            ]
-            if signature is not None:
-                self._entry_memo[path] = (signature, encoded)
-            entries.extend(encoded)
-        return entries
+    # Each revoked shard's CRL entries are kept encoded beside it
+    # (crl/entries/<shard>.der: a 4-byte count, then the DER entries), written
+    # by every transaction that changes the shard, so a fresh process publishes
+    # 100,000 entries by reading a few hundred small files instead of parsing
+    # and re-encoding every record (bench/: cold publish was 1.2-2x openssl).
+
+    def _encode_revoked_shard(self, txn: Transaction, shard: str) -> bytes:
+        docs = (txn.shard_data(self.store.shard_path("revoked", shard)) or {}).get("revoked", {}).values()
+        body = b"".join(
+            encode_entry(int(doc["serial"], 16), datetime.fromisoformat(doc["at"]), doc["code"]) for doc in docs
+        )
+        return len(docs).to_bytes(4, "big") + body
+
+    def _refresh_crl_entries(self, txn: Transaction) -> None:
+        for shard in txn.shards("revoked"):
+            if txn.is_dirty(self.store.shard_path("revoked", shard)):
+                txn.write_blob(f"{CRL_ENTRIES_DIR}/{shard}.der", self._encode_revoked_shard(txn, shard))
+
+    def _revoked_entries(self, txn: Transaction) -> tuple[list[bytes], int]:
+        """The CRL's revokedCertificates content, as one DER chunk per shard, and the count."""
+        chunks: list[bytes] = []
+        total = 0
+        for shard in txn.shards("revoked"):
+            relpath = f"{CRL_ENTRIES_DIR}/{shard}.der"
+            if txn.is_dirty(self.store.shard_path("revoked", shard)) or not (self.home / relpath).exists():
+                blob = self._encode_revoked_shard(txn, shard)
+                # A home written before these files existed heals on its next publish.
+                txn.write_blob(relpath, blob)
+            else:
+                blob = self._parsed_blob(relpath, bytes)
+            total += int.from_bytes(blob[:4], "big")
+            chunks.append(blob[4:])
+        return chunks, total
 
 
     def _publish_crl(self, txn: Transaction, meta: dict, actor: Actor, issuing, key) -> CrlInfo:
@@ -527,16 +539,16 @@ class CertificateAuthority(CAReader):
         now = self.now()
         number = meta.get("crl_number", 0) + 1
         next_update = now + timedelta(days=config.get("crl_days", DEFAULT_CRL_DAYS))
-        entries = self._revoked_entries(txn)
-        der = sign_crl(issuing, key, number, now, next_update, entries)
+        chunks, count = self._revoked_entries(txn)
+        der = sign_crl(issuing, key, number, now, next_update, chunks)
         txn.write_blob(CRL_DER, der)
-        txn.write_blob(CRL_PEM, x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM))
+        txn.write_blob(CRL_PEM, der_to_pem(der, "X509 CRL"))
         meta["crl_number"] = number
         meta["crl_this_update"] = records.time_doc(now)
         meta["crl_next_update"] = records.time_doc(next_update)
-        self._audit(txn, meta, actor, "crl", f"CRL {number}", "published", entries=len(entries),
+        self._audit(txn, meta, actor, "crl", f"CRL {number}", "published", entries=count,
                     next_update=meta["crl_next_update"])  # fmt: skip
-        return CrlInfo(number=number, this_update=now, next_update=next_update, entries=len(entries))
+        return CrlInfo(number=number, this_update=now, next_update=next_update, entries=count)
 
 
     def publish_crl(self, *, actor: Actor | None = None) -> CrlInfo:

@@ -11,6 +11,7 @@ mostly costs one join and one signature.
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 
 from cryptography import x509
@@ -52,6 +53,13 @@ def encode_entry(serial: int, revoked_at: datetime, reason_code: int) -> bytes:
     return der_tlv(0x30, body)
 
 
+def der_to_pem(der: bytes, label: str) -> bytes:
+    """PEM armour (64-column base64), without parsing a 4 MB CRL to re-emit it."""
+    text = base64.b64encode(der).decode()
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return (f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n").encode()
+
+
 def _split(der: bytes) -> list[bytes]:
     """Top-level TLVs of a DER SEQUENCE body."""
     parts, offset = [], 0
@@ -85,7 +93,7 @@ def sign_crl(
     issuer_cert: x509.Certificate, issuer_key, number: int, this_update: datetime,
     next_update: datetime, entries: list[bytes],
 ) -> bytes:  # fmt: skip
-    """A DER CRL (v2, AKI, CRL number) listing ``entries`` (from encode_entry)."""
+    """A DER CRL (v2, AKI, CRL number) listing ``entries`` (from encode_entry, or joins of them)."""
     ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     algorithm = signature_hash(issuer_key)
     empty = (

@@ -22,7 +22,7 @@ from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr,
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, Request, RequestStatus
-from tui_ca.engine.store import Store, id_shard
+from tui_ca.engine.store import Store
 
 ROOT_CERT = "ca/root.crt.pem"
 ROOT_KEY = "ca/root.key"
@@ -39,14 +39,11 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def cert_blob_path(cert_id: int) -> str:
-    return f"certs/{id_shard(cert_id)}/{cert_id}.pem"
-
-
-def csr_blob_path(request_id: int) -> str:
-    # CSRs are kept out of the request documents: they are most of a request's
-    # bytes and are only needed to approve or to show one request.
-    return f"csrs/{id_shard(request_id)}/{request_id}.pem"
+# PEMs live in collections of their own ("cert_pems", "csr_pems", keyed by
+# Certificate ID): they are most of a record's bytes but are needed only to
+# approve, export or show one item, so scans of "requests" and "certs" stay
+# small; and one shard per 256 IDs (not a file each) keeps a bulk approval's
+# commit to a handful of files.
 
 
 class CAReader:
@@ -239,12 +236,12 @@ class CAReader:
     def csr_pem(self, request_id: int) -> bytes:
         """The CSR of a request, as PEM."""
         self.request(request_id)
-        return self.store.read_blob(csr_blob_path(request_id))
+        return repo.get_doc(self.store.view(), "csr_pems", request_id)["pem"].encode()
 
     def certificate_pem(self, target: int | str, *, chain: bool = False) -> bytes:
         """The certificate as PEM, optionally followed by the issuing CA and the root."""
         cert = self.certificate(target)
-        pem = self.store.read_blob(cert_blob_path(cert.id))
+        pem = repo.get_doc(self.store.view(), "cert_pems", cert.id)["pem"].encode()
         return pem + self.ca_cert_pem(chain=True) if chain else pem
 
 
