@@ -21,6 +21,7 @@ from tui_ca.engine import repository as repo
 from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.keys import is_encrypted
+from tui_ca.engine.listing import Overview, ShardDocs, read_overview
 from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, Request, RequestStatus
 from tui_ca.engine.store import Store
 
@@ -55,6 +56,7 @@ class CAReader:
         self._clock = clock or utc_now
         self._parsed: dict[str, tuple[object, object]] = {}
         self._scan_memo: dict[Path, tuple[object, list]] = {}
+        self._shard_docs = ShardDocs(self.store)
 
     def now(self) -> datetime:
         """The injected clock (UTC, whole seconds)."""
@@ -180,6 +182,25 @@ class CAReader:
         now = self.now()
         return [c for c in items if c.status_at(now) == status]
 
+
+    def overview(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Overview:
+        """Every list of the main screen, models built only on demand (see listing.py)."""
+        if pause is not None:
+            self._shard_docs.pause = pause
+        token, now, info = self.change_token(), self.now(), self.info()
+        return read_overview(self.store, self._shard_docs, token, now, info, first_screen_rows)
+
+    def active_certificate(self, requester: str) -> Certificate | None:
+        """The requester's valid, unexpired certificate, if any (one index lookup)."""
+        view = self.store.view()
+        entry = repo.index_get(view, "requesters", requester.casefold())
+        if entry is None or entry.get("active") is None:
+            return None
+        doc = repo.get_doc(view, "certs", entry["active"])
+        if doc is None:
+            return None
+        cert = records.certificate_model(doc)
+        return cert if cert.is_active(self.now()) else None
 
     def request(self, request_id: int) -> Request:
         doc = repo.get_doc(self.store.view(), "requests", request_id)
