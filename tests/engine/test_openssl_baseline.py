@@ -2,7 +2,7 @@
 certificates and CRLs, so benchmark numbers compare like with like."""
 
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 # bench/ is a plain directory (not an installed package) and pytest only puts
@@ -33,7 +33,7 @@ def ca(tmp_path):
     """A throwaway self-signed EC P-256 CA laid out for `openssl ca`."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Baseline Test CA")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -94,7 +94,7 @@ def test_gencrl_lists_every_revoked_serial(ca, tmp_path):
     config, ca_cert = ca
     # Include small serials (odd hex length, leading zero) and 159-bit ones.
     serials = [1, 0xABC, 0x10] + [x509.random_serial_number() for _ in range(47)]
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     write_revoked_index(config.parent, serials, now - timedelta(days=1), now + timedelta(days=300))
     out = tmp_path / "crl.pem"
 
@@ -126,6 +126,6 @@ def test_bad_config_raises(tmp_path):
 
 
 def test_revocation_date_must_fit_utctime(tmp_path):
-    far = datetime(2051, 1, 1, tzinfo=timezone.utc)
+    far = datetime(2051, 1, 1, tzinfo=UTC)
     with pytest.raises(ValueError):
         write_revoked_index(tmp_path, [1], far, far)
