@@ -22,7 +22,7 @@ from textual.binding import Binding
 
 from tui_ca.engine import Actor, CAError, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
-from tui_ca.tui.data import ShardCache, read_first_screen, read_snapshot, worth_a_first_screen
+from tui_ca.tui.data import covers_everything, read_first_screen, read_snapshot
 from tui_ca.tui.messages import OperationDone, SnapshotLoaded
 
 Passphrase = bytes | Callable[[], bytes | None] | None
@@ -72,8 +72,6 @@ class CAApp(App[int]):
         self._token: object = None
         self._load_worker = None
         self._painted = threading.Event()
-        self.cache = ShardCache()
-        """Raw store documents, shared by the workers, re-read per changed shard."""
         self.export_dir = Path.cwd()
         """Where the export dialog proposes to write."""
 
@@ -150,15 +148,17 @@ class CAApp(App[int]):
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:
         try:
-            if self._token is None and worth_a_first_screen(self.ca, self.cache):
+            if self._token is None:
                 # First start: show the queue and a screenful at once; a CA
                 # with 100,000 certificates takes seconds to read in full.
-                # The full read holds the GIL for seconds; let the first
-                # screen reach the terminal before it starts.
-                self._painted.clear()
-                self.post_message(SnapshotLoaded(read_first_screen(self.ca, self.cache)))
-                self._painted.wait(timeout=2.0)
-            snapshot = read_snapshot(self.ca, self.cache)
+                first = read_first_screen(self.ca)
+                if not covers_everything(first):
+                    # The full read holds the GIL for seconds; let the first
+                    # screen reach the terminal before it starts.
+                    self._painted.clear()
+                    self.post_message(SnapshotLoaded(first))
+                    self._painted.wait(timeout=2.0)
+            snapshot = read_snapshot(self.ca)
         except CAError as exc:
             self.post_message(OperationDone(str(exc), ok=False))
             return

@@ -1,24 +1,23 @@
-"""What the main screen shows, read from the store in one go (in a worker).
+"""What the main screen shows: the engine's overview, turned into rows on demand.
 
-At 100,000 certificates, turning every stored document into engine models and
-then into display rows takes seconds (measured: 3.7 s for the models, 8 s for
-the rows). The main screen needs neither up front: it needs each list's keys
-in order, and cells for the twenty rows on screen. So this module reads the
-raw documents (re-reading only shards whose file changed), sorts them into
-the three lists by looking at two or three fields, and builds a row only when
-the list draws it. Nothing here touches Textual widgets.
+At 100,000 certificates, building every model and then every display row
+takes seconds (measured: 3.7 s for the models, 8 s for the rows), while a
+screen shows twenty rows. The engine's ``overview`` sorts the records into
+the lists without building models (``LazyList``); this module turns a model
+into a row only when the list draws it, and filters on the lists' cheap
+search text. It reads no store files and knows no stored field names.
+Nothing here touches Textual widgets.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tui_ca.engine import CAInfo, CertificateAuthority
-from tui_ca.engine import repository as repo
+from tui_ca.engine import CAInfo, Certificate, Request
+from tui_ca.engine.listing import LazyList, Overview
 from tui_ca.engine.models import group_fingerprint  # noqa: F401  (re-exported for screens)
 from tui_ca.tui.text import day, days_left, span, visible
 from tui_ca.tui.widgets.record_list import Row
@@ -27,9 +26,11 @@ from tui_ca.tui.widgets.record_list import Row
 EXPIRY_WARNING = timedelta(days=30)
 # Enough valid certificates for the tallest terminal before the full read.
 FIRST_SCREEN_ROWS = 200
-# Up to this many shard files (~1,000 records) one full read is as quick as a
-# first screen, and a second paint would only cost time.
-SMALL_CA_SHARDS = 8
+
+
+def pause() -> None:
+    """Parsing a shard holds the GIL; after each one, the UI thread gets a real turn."""
+    time.sleep(0.001)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class ListData:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One consistent read of a CA home."""
+    """One consistent read of a CA home, as the main screen's lists."""
 
     token: object
     """The store's change token when the read began."""
@@ -64,167 +65,95 @@ class Snapshot:
     """A first screenful only (the whole queue, the first certificates); the full read follows."""
 
 
-class ShardCache:
-    """Raw documents per shard file, re-read only when that file changed."""
-
-    def __init__(self) -> None:
-        self._memo: dict[object, tuple[object, list[dict]]] = {}
-        self._lock = threading.Lock()
-
-    def shards(self, ca: CertificateAuthority, collection: str) -> list[str]:
-        """Shard names in ID order."""
-        return sorted(ca.store.view().shards(collection))
-
-    def shard_docs(self, ca: CertificateAuthority, collection: str, shard: str) -> list[dict]:
-        store = ca.store
-        path = store.shard_path(collection, shard)
-        with self._lock:
-            signature = store.signature(path)
-            memo = self._memo.get(path)
-            if memo is not None and memo[0] == signature:
-                return memo[1]
-            data = store.load(path) or {}
-            memo = (signature, list(data.get(collection, {}).values()))
-            self._memo[path] = memo
-        # Parsing holds the GIL; after each parsed shard, give the UI thread
-        # a real turn so scrolling stays smooth during a big first read.
-        time.sleep(0.001)
-        return memo[1]
-
-    def docs(self, ca: CertificateAuthority, collection: str) -> list[dict]:
-        found: list[dict] = []
-        for shard in self.shards(ca, collection):
-            found.extend(self.shard_docs(ca, collection, shard))
-        return found
-
-
 def _no_row(key: int) -> Row:
     raise KeyError(key)
 
 
-def _parse(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text)
+def _actor(actor) -> str:
+    return "-" if actor is None else visible(actor.describe(), 40)
 
 
-def _actor(doc: dict | None) -> str:
-    if not doc:
-        return "-"
-    return visible(f"{doc['u']} from {doc['a']}" if doc.get("a") else doc["u"], 40)
+def queued_row(request: Request, now: datetime) -> Row:
+    requester, cn = visible(request.requester, 64), visible(request.details.common_name, 64)
+    key_type = request.details.key_type
+    cells = (str(request.id), requester, cn, key_type, span(now - request.submitted_at))
+    return Row(request.id, cells, search=f"{request.id} {requester} {cn} {key_type}".casefold())
 
 
-def _cert_search(doc: dict) -> str:
-    # Same words as certificate_row's search text, minus the status label.
-    return f"{doc['id']} {doc['requester']} {doc.get('cn')} {doc['serial']}".casefold()
-
-
-def queued_row(doc: dict, now: datetime) -> Row:
-    requester, cn = visible(doc["requester"], 64), visible(doc.get("fields", {}).get("common_name"), 64)
-    age = span(now - _parse(doc["at"]))
-    cells = (str(doc["id"]), requester, cn, doc["key_type"], age)
-    return Row(doc["id"], cells, search=f"{doc['id']} {requester} {cn} {doc['key_type']}".casefold())
-
-
-def certificate_row(doc: dict, now: datetime) -> Row:
-    not_after = _parse(doc["na"])
-    requester, cn = visible(doc["requester"], 64), visible(doc.get("cn"), 64)
-    expiring = not_after - now <= EXPIRY_WARNING
+def certificate_row(cert: Certificate, now: datetime) -> Row:
+    requester, cn = visible(cert.requester, 64), visible(cert.common_name, 64)
+    expiring = cert.not_after - now <= EXPIRY_WARNING
     label = "expiring" if expiring else "valid"
-    cells = (str(doc["id"]), requester, cn, doc["serial"][:8], f"{day(not_after)} ({days_left(not_after, now)}d)", label)
-    search = f"{doc['id']} {requester} {cn} {doc['serial']} {label}".casefold()
-    return Row(doc["id"], cells, style="bold yellow" if expiring else "", search=search)
+    cells = (str(cert.id), requester, cn, cert.short_serial,
+             f"{day(cert.not_after)} ({days_left(cert.not_after, now)}d)", label)  # fmt: skip
+    search = f"{cert.id} {requester} {cn} {cert.serial_hex} {label}".casefold()
+    return Row(cert.id, cells, style="bold yellow" if expiring else "", search=search)
 
 
-def closed_certificate_row(doc: dict, now: datetime) -> Row:
-    requester, cn = visible(doc["requester"], 64), visible(doc.get("cn"), 64)
-    if doc.get("revoked_at") is not None:
-        cells = (str(doc["id"]), requester, cn, "revoked", day(_parse(doc["revoked_at"])), _actor(doc.get("revoked_by")),
-                 doc.get("reason") or "unspecified")  # fmt: skip
+def closed_certificate_row(cert: Certificate) -> Row:
+    requester, cn = visible(cert.requester, 64), visible(cert.common_name, 64)
+    if cert.revoked_at is not None:
+        reason = cert.revocation_reason.value if cert.revocation_reason else "unspecified"
+        cells = (str(cert.id), requester, cn, "revoked", day(cert.revoked_at), _actor(cert.revoked_by), reason)
     else:
-        cells = (str(doc["id"]), requester, cn, "expired", day(_parse(doc["na"])), "-", "validity ended")
-    return Row(doc["id"], cells, style="dim", search=" ".join(cells).casefold() + f" {doc['serial']}", kind="certificate")
+        cells = (str(cert.id), requester, cn, "expired", day(cert.not_after), "-", "validity ended")
+    return Row(cert.id, cells, style="dim", search=" ".join(cells).casefold() + f" {cert.serial_hex}",
+               kind="certificate")  # fmt: skip
 
 
-def closed_request_row(doc: dict) -> Row:
-    requester, cn = visible(doc["requester"], 64), visible(doc.get("fields", {}).get("common_name"), 64)
-    cells = (str(doc["id"]), requester, cn, doc["status"], day(_parse(doc.get("decided_at"))),
-             _actor(doc.get("decided_by")), visible(doc.get("reason"), 120))  # fmt: skip
-    return Row(doc["id"], cells, style="dim", search=" ".join(cells).casefold(), kind="request")
+def closed_request_row(request: Request) -> Row:
+    requester, cn = visible(request.requester, 64), visible(request.details.common_name, 64)
+    cells = (str(request.id), requester, cn, request.status.value, day(request.decided_at),
+             _actor(request.decided_by), visible(request.reason, 120))  # fmt: skip
+    return Row(request.id, cells, style="dim", search=" ".join(cells).casefold(), kind="request")
 
 
-def _snapshot(token, now, info, queued: dict, valid: dict, closed: dict, partial: bool) -> Snapshot:
-    def closed_row(key: int) -> Row:
-        kind, doc = closed[key]
-        return closed_request_row(doc) if kind == "request" else closed_certificate_row(doc, now)
+def _lazy(items: LazyList, row: Callable[[object], Row]) -> ListData:
+    # The engine's search text (ID, requester, CN, serial) comes from a field
+    # or two of the stored record, so filtering 100,000 builds no model.
+    return ListData(items.ids, lambda key: row(items.get(key)), items.search_text)
 
+
+def _closed(requests: LazyList[Request], certificates: LazyList[Certificate]) -> ListData:
+    # A rejected or expired request never got a certificate, so the two lists
+    # share no ID; merged, they read in ID order like the others.
+    def fetch(key: int) -> Row:
+        if key in requests:
+            return closed_request_row(requests.get(key))
+        return closed_certificate_row(certificates.get(key))
+
+    def search(key: int) -> str:
+        return requests.search_text(key) if key in requests else certificates.search_text(key)
+
+    return ListData(sorted(requests.ids + certificates.ids), fetch, search)
+
+
+def snapshot_of(overview: Overview) -> Snapshot:
+    """The main screen's lists over one engine overview (rows built when drawn)."""
+    now = overview.now
     return Snapshot(
-        token=token, now=now, info=info, partial=partial,
-        queued=ListData(sorted(queued), lambda key: queued_row(queued[key], now)),
-        certificates=ListData(sorted(valid), lambda key: certificate_row(valid[key], now),
-                              lambda key: _cert_search(valid[key])),
-        closed=ListData(sorted(closed), closed_row),
+        token=overview.token, now=now, info=overview.info, partial=overview.partial,
+        queued=_lazy(overview.queued, lambda r: queued_row(r, now)),
+        certificates=_lazy(overview.valid, lambda c: certificate_row(c, now)),
+        closed=_closed(overview.closed_requests, overview.closed_certificates),
     )  # fmt: skip
 
 
-def read_first_screen(ca: CertificateAuthority, cache: ShardCache, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:
-    """The header, the whole queue and the first certificates, without reading every shard.
-
-    Queued requests are the newest, so request shards are read newest first
-    until the store's count of queued requests is reached; certificate shards
-    oldest first until a screenful of valid ones is found.
-    """
-    token = ca.change_token()
-    now = ca.now()
-    info = ca.info()
-    now_text = now.isoformat()
-    want = repo.get_meta(ca.store.view()).get("queued", 0)
-    queued: dict[int, dict] = {}
-    for shard in reversed(cache.shards(ca, "requests")):
-        if len(queued) >= want:
-            break
-        queued.update((d["id"], d) for d in cache.shard_docs(ca, "requests", shard) if d["status"] == "queued")
-    valid: dict[int, dict] = {}
-    for shard in cache.shards(ca, "certs"):
-        if len(valid) >= rows:
-            break
-        valid.update((d["id"], d) for d in cache.shard_docs(ca, "certs", shard)
-                     if d.get("revoked_at") is None and d["na"] > now_text)  # fmt: skip
-    return _snapshot(token, now, info, queued, valid, {}, partial=True)
+def read_first_screen(ca, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:
+    """The header, the whole queue and at least ``rows`` valid certificates, without reading every shard."""
+    return snapshot_of(ca.overview(first_screen_rows=rows, pause=pause))
 
 
-def worth_a_first_screen(ca: CertificateAuthority, cache: ShardCache) -> bool:
-    """Whether the full read is big enough to show a first screen before it (a few shards are not)."""
-    return len(cache.shards(ca, "requests")) + len(cache.shards(ca, "certs")) > SMALL_CA_SHARDS
-
-
-def read_snapshot(ca: CertificateAuthority, cache: ShardCache) -> Snapshot:
+def read_snapshot(ca) -> Snapshot:
     """Everything the main screen shows. Runs in a worker thread."""
-    token = ca.change_token()
-    now = ca.now()
-    info = ca.info()
-    # Stored times are UTC ISO strings of one format, so they compare as text.
-    now_text = now.isoformat()
-    queued: dict[int, dict] = {}
-    closed: dict[int, tuple[str, dict]] = {}
-    valid: dict[int, dict] = {}
-    for doc in cache.docs(ca, "requests"):
-        status = doc["status"]
-        if status == "queued":
-            queued[doc["id"]] = doc
-        elif status in ("rejected", "expired"):
-            closed[doc["id"]] = ("request", doc)
-    for doc in cache.docs(ca, "certs"):
-        if doc.get("revoked_at") is None and doc["na"] > now_text:
-            valid[doc["id"]] = doc
-        else:
-            closed[doc["id"]] = ("certificate", doc)
-    return _snapshot(token, now, info, queued, valid, closed, partial=False)
+    return snapshot_of(ca.overview(pause=pause))
 
 
-def active_certificate_id(ca: CertificateAuthority, cache: ShardCache, requester: str) -> int | None:
-    """The requester's active certificate, if any (a warning before approving)."""
-    wanted = requester.casefold()
-    now_text = ca.now().isoformat()
-    for doc in cache.docs(ca, "certs"):
-        if doc["requester"].casefold() == wanted and doc.get("revoked_at") is None and doc["na"] > now_text:
-            return doc["id"]
-    return None
+def covers_everything(first: Snapshot, rows: int = FIRST_SCREEN_ROWS) -> bool:
+    """Whether a first-screen read already saw every certificate (a small CA).
+
+    The early read stops once it holds ``rows`` valid certificates; with fewer,
+    it read every certificate shard, so the full read that follows comes from
+    memory and a second paint would only cost time.
+    """
+    return len(first.certificates.keys) < rows

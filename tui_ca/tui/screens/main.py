@@ -173,7 +173,7 @@ class MainScreen(Screen):
                         id="closed-pane", classes="pane")  # fmt: skip
         await self.mount(pane, before=self.query_one(Footer))
         if self.snapshot is not None:
-            records.set_source(self.snapshot.closed.keys, self.snapshot.closed.fetch)
+            records.set_source(self.snapshot.closed.keys, self.snapshot.closed.fetch, self.snapshot.closed.search)
             self._update_titles()
         return pane
 

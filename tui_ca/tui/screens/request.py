@@ -14,7 +14,7 @@ from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import CAError, Certificate, Request, RequestStatus
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS, MAX_LEAF_DAYS
-from tui_ca.tui.data import Snapshot, active_certificate_id
+from tui_ca.tui.data import Snapshot
 from tui_ca.tui.screens.dialogs import ApproveDialog, RejectDialog
 from tui_ca.tui.text import reading_lines, literal, span, visible, when
 from tui_ca.tui.widgets.details import Details
@@ -109,8 +109,7 @@ class RequestScreen(Screen):
         ca = self.app.ca
         try:
             request = ca.request(self.request_id)
-            active_id = active_certificate_id(ca, self.app.cache, request.requester)
-            active = ca.certificate(active_id) if active_id is not None else None
+            active = ca.active_certificate(request.requester)
             view = RequestView(request, active,
                                ca.config().get("leaf_days", DEFAULT_LEAF_DAYS))  # fmt: skip
             now = ca.now()
