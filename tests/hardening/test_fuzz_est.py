@@ -132,6 +132,9 @@ class Live:
     dropped: int = 0
     cases: int = 0
 
+    def __repr__(self) -> str:  # hypothesis prints it with every failing case
+        return f"Live({self.home})"
+
     def cli(self, *args: str):
         return run(["tui-ca", "--home", str(self.home), *args])
 
@@ -190,7 +193,7 @@ def check(state: Live, request: bytes, *, may_drop: bool = False, head: bool = F
             if not head:
                 assert answer.body.endswith(b"\n") and answer.body.count(b"\n") == 1, answer.raw[:600]
                 assert b"Traceback" not in answer.body
-    if answer.status in (200, 202):
+    if answer.status == 202:
         _accepted(state, answer)
     else:
         after = snapshot(state.home)
@@ -202,8 +205,8 @@ def check(state: Live, request: bytes, *, may_drop: bool = False, head: bool = F
 
 
 def _accepted(state: Live, answer: Answer) -> None:
-    # Nothing is ever approved here, so a 2xx is a new request: queued, then rejected.
-    assert answer.status == 202, answer.raw[:600]
+    # Nothing is ever approved here, so a 202 is a new request: queued, then rejected.
+    # (A 200 is cacerts, or a bug; either way the home must be unchanged.)
     found = re.search(rb"request (\d+) waits", answer.body)
     assert found, answer.body
     request_id = int(found.group(1))
