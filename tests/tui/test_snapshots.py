@@ -95,3 +95,7 @@ def test_first_run_screen(snap_compare, clock):
     home = Path("/tmp/tui-ca-snapshot-first-run")
     shutil.rmtree(home, ignore_errors=True)
     assert snap_compare(make_app(home, clock), terminal_size=(80, 24), run_before=_keys())
+
+
+def test_audit_screen_80x24(snap_compare, tmp_path, clock):
+    assert snap_compare(_app(tmp_path, clock), terminal_size=(80, 24), run_before=_keys("A"))

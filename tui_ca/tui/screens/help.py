@@ -19,6 +19,7 @@ def _key_name(keys: str) -> str:
 
 def key_table() -> Table:
     from tui_ca.tui.app import CAApp
+    from tui_ca.tui.screens.audit import AuditScreen
     from tui_ca.tui.screens.certificate import CertificateScreen
     from tui_ca.tui.screens.dialogs import Dialog
     from tui_ca.tui.screens.main import MainScreen
@@ -34,6 +35,7 @@ def key_table() -> Table:
         ("Main screen", MainScreen.BINDINGS),
         ("Confirm the requester", RequestScreen.BINDINGS),
         ("Certificate", CertificateScreen.BINDINGS),
+        ("Audit log", AuditScreen.BINDINGS),
         ("Dialogs", [Binding("enter", "", "Accept the defaults and confirm")] + Dialog.BINDINGS),
     ]
     for title, bindings in groups:

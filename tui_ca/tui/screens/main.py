@@ -34,6 +34,7 @@ class MainScreen(Screen):
         Binding("slash", "filter", "Filter", tooltip="Filter the focused list", id="main.filter"),
         Binding("h", "toggle_closed", "History", tooltip="Show revoked, expired and rejected items",
                 id="main.history"),  # fmt: skip
+        Binding("A", "audit", "Audit log", tooltip="The audit log and whether its chain is intact", id="main.audit"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
     ]
 
@@ -99,6 +100,11 @@ class MainScreen(Screen):
                 self.app.push_screen(RequestScreen(event.key))
             else:
                 self.app.push_screen(CertificateScreen(event.key))
+
+    def action_audit(self) -> None:
+        from tui_ca.tui.screens.audit import AuditScreen
+
+        self.app.push_screen(AuditScreen())
 
     # ------------------------------------------------------------ filter, history
 
