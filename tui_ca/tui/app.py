@@ -20,8 +20,9 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from tui_ca.engine import Actor, CAError, CertificateAuthority
+from tui_ca.engine import Actor, CAError, CAInfo, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
+from tui_ca.tui.crl import republish_due
 from tui_ca.tui.data import covers_everything, read_first_screen, read_snapshot
 from tui_ca.tui.messages import OperationDone, SnapshotLoaded
 
@@ -72,6 +73,9 @@ class CAApp(App[int]):
         self._token: object = None
         self._load_worker = None
         self._painted = threading.Event()
+        self._info: CAInfo | None = None
+        self._crl_tried: set[int | None] = set()
+        """CRL numbers already re-published (or refused): each is tried once."""
         self.export_dir = Path.cwd()
         """Where the export dialog proposes to write."""
 
@@ -144,6 +148,68 @@ class CAApp(App[int]):
         loading = self._load_worker is not None and not self._load_worker.is_finished
         if token != self._token and not loading:
             self._load_worker = self.reload()
+        self.watch_crl()
+
+    # ------------------------------------------------------------ CRL
+
+    def watch_crl(self) -> None:
+        """Keep the header's CRL line current and re-publish the CRL at half its life."""
+        info = self._info
+        if info is None:
+            return
+        now = self.ca.now()
+        for screen in self.screen_stack:
+            tick = getattr(screen, "tick", None)
+            if tick is not None:
+                tick(now)
+        number = info.crl_number
+        if number in self._crl_tried or not republish_due(info, now):
+            return
+        from tui_ca.tui.screens.dialogs import PassphraseDialog
+
+        if isinstance(self.screen, PassphraseDialog):
+            return  # one question at a time; ask again on a later tick
+        self._crl_tried.add(number)
+        if info.key_encrypted and self._secret is None:
+            self._ask_for_crl(number)
+        else:
+            self.republish_crl(number)
+
+    def _ask_for_crl(self, number: int | None) -> None:
+        from tui_ca.tui.screens.dialogs import PassphraseDialog
+
+        dialog = PassphraseDialog("Unlock the CA key to re-publish the CRL",
+                                  f"CRL {number} has passed half its life and should be re-published now. "
+                                  "The CA key is encrypted; without it the CRL will go stale.")  # fmt: skip
+        self.push_screen(dialog, lambda secret: self._crl_passphrase(number, secret))
+
+    def _crl_passphrase(self, number: int | None, secret: bytes | None) -> None:
+        if secret is None:
+            self._crl_locked(number, "the CA key stays locked")
+            return
+        self._secret = secret
+        self.republish_crl(number)
+
+    def _crl_locked(self, number: int | None, why: str) -> None:
+        self.notify(f"CRL {number} was not re-published: {why}. Relying parties will refuse every certificate "
+                    "once it goes stale; publish one (tui-ca crl) before then.", severity="warning", timeout=30)  # fmt: skip
+
+    @work(thread=True, exclusive=True, group="crl")
+    def republish_crl(self, number: int | None) -> None:
+        try:
+            # Another admin's UI (or cron) may have published since the last read.
+            if self.ca.info().crl_number != number:
+                return
+            published = self.ca.publish_crl()
+        except KeyLockedError as exc:
+            self._secret = None
+            self.call_from_thread(self._crl_locked, number, str(exc))
+            return
+        except (CAError, OSError) as exc:
+            self.post_message(OperationDone(f"CRL {number} could not be re-published: {exc}", ok=False))
+            return
+        self.post_message(OperationDone(f"CRL {number} had passed half its life: CRL {published.number} "
+                                        f"published, next update {published.next_update:%Y-%m-%d %H:%M} UTC."))
 
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:
@@ -167,6 +233,7 @@ class CAApp(App[int]):
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
         changed = message.snapshot.token != self._token
         self._token = message.snapshot.token
+        self._info = message.snapshot.info
         for screen in self.screen_stack:
             apply = getattr(screen, "apply_snapshot", None)
             if apply is not None:

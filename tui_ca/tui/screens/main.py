@@ -69,6 +69,12 @@ class MainScreen(Screen):
                 records.set_source(rows.keys, rows.fetch, rows.search)
         self._update_titles()
 
+    def tick(self, now) -> None:
+        """The clock moved on (the app polls every second): the CRL line follows it."""
+        # The poll can fire while the app is closing and the header is gone.
+        for header in self.query(CAHeader).results(CAHeader):
+            header.tick(now)
+
     def _update_titles(self) -> None:
         titles = {"queued": "Queued CSRs", "certs": "Approved Certificates", "closed": "Revoked, expired and rejected"}
         for list_id, title in titles.items():

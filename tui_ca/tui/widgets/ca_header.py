@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tui_ca.engine import CAInfo, NameFields
+from tui_ca.tui.crl import needs_warning
 from tui_ca.tui.text import span, visible, when
 from tui_ca.tui.widgets.details import facts
 
@@ -30,13 +31,26 @@ def crl_freshness(info: CAInfo, now: datetime) -> Text:
     if now >= info.crl_next_update:
         return Text(f"CRL {info.crl_number} stale for {span(now - info.crl_next_update)}: publish a new one",
                     style="bold red")  # fmt: skip
+    if needs_warning(info, now):
+        return Text(f"⚠ CRL {info.crl_number} goes stale in {span(info.crl_next_update - now)}: publish a new one",
+                    style="bold yellow")  # fmt: skip
     return Text(f"CRL {info.crl_number}, next update in {span(info.crl_next_update - now)}")
 
 
 class CAHeader(Static):
     """Issuer, Subject, validity of the signing certificate and CRL freshness."""
 
+    _crl_shown: tuple[CAInfo, str] | None = None
+
+    def tick(self, now: datetime) -> None:
+        """Follow the clock: redraw only when the CRL line would read differently."""
+        if self._crl_shown is not None and str(crl_freshness(self._crl_shown[0], now)) != self._crl_shown[1]:
+            self.show(self._crl_shown[0], now)
+
     def show(self, info: CAInfo, now: datetime) -> None:
+        freshness = crl_freshness(info, now)
+        self._crl_shown = (info, str(freshness))
+        self.set_class(needs_warning(info, now), "crl-warning")
         validity = Text()
         validity.append("Not before ", style="dim")
         validity.append(when(info.not_before))
@@ -46,5 +60,5 @@ class CAHeader(Static):
             ("Issuer", _name(info.issuer, with_email=True)),
             ("Subject", _name(info.subject, with_email=False)),
             ("Valid", validity),
-            ("CRL", crl_freshness(info, now)),
+            ("CRL", freshness),
         ], label_width=8))  # fmt: skip
