@@ -82,6 +82,10 @@ class CAApp(App[int]):
     def _current_secret(self) -> bytes | None:
         return self._secret
 
+    def use_passphrase(self, secret: bytes | None) -> None:
+        """The CA keys' passphrase from now on (the first-run screen sets the one it encrypts with)."""
+        self._secret = secret
+
     # ------------------------------------------------------------ start
 
     def on_mount(self) -> None:

@@ -24,6 +24,8 @@ NAME_INPUTS = [
     ("locality", "Locality (L)", "London"),
     ("email", "CA e-mail", "pki@example.net"),
 ]
+# Short passphrases fall to a guessing attack on a stolen key file, scrypt or not.
+MIN_PASSPHRASE = 8
 
 
 class FirstRunScreen(Screen[bool]):
@@ -46,6 +48,10 @@ class FirstRunScreen(Screen[bool]):
                 yield Select([(k, k) for k in KEY_TYPES], value="ec-p256", allow_blank=False, id="key-type")
                 yield Label("Validity (days)")
                 yield Input(str(DEFAULT_CA_DAYS), id="days", type="integer", restrict=r"[0-9]*")
+                yield Label("Key passphrase")
+                yield Input(placeholder="optional: encrypts the CA keys", password=True, id="passphrase")
+                yield Label("Repeat passphrase")
+                yield Input(placeholder="the same again", password=True, id="passphrase-again")
             yield Static("", id="first-run-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Create the CA (ctrl+s)", id="create", variant="primary")
@@ -62,29 +68,42 @@ class FirstRunScreen(Screen[bool]):
         if not days_text.isdigit():
             self._error("The validity must be a number of days.")
             return
+        # Passphrases are taken as typed: spaces count.
+        secret = self.query_one("#passphrase", Input).value
+        if secret != self.query_one("#passphrase-again", Input).value:
+            self._error("The two passphrases differ; type the same one twice.")
+            return
+        if secret and len(secret) < MIN_PASSPHRASE:
+            self._error(f"The passphrase needs at least {MIN_PASSPHRASE} characters (or none, for unencrypted keys).")
+            return
         country = self._value("country")
         names = NameFields(country=country.upper() if country else None, state=self._value("state"),
                            locality=self._value("locality"), organization=self._value("org"),
                            org_unit=self._value("ou"), common_name=self._value("cn"), email=self._value("email"))  # fmt: skip
         self.query_one("#create", Button).disabled = True
         self._error("Creating the root and issuing CA…")
-        self.create(names, int(days_text), str(self.query_one("#key-type", Select).value))
+        self.create(names, int(days_text), str(self.query_one("#key-type", Select).value),
+                    secret.encode() if secret else None)  # fmt: skip
 
     @work(thread=True, exclusive=True, group="init")
-    def create(self, names: NameFields, days: int, key_type: str) -> None:
+    def create(self, names: NameFields, days: int, key_type: str, secret: bytes | None) -> None:
+        # The app's engine reads the passphrase through the app, so the keys it
+        # writes are encrypted with it and the session stays unlocked after.
+        self.app.use_passphrase(secret)
         try:
             self.app.ca.init(names, days=days, key_type=key_type)
         except CAError as exc:
+            self.app.use_passphrase(None)
             self.app.call_from_thread(self._failed, str(exc))
             return
-        self.app.call_from_thread(self._done)
+        self.app.call_from_thread(self._done, secret is not None)
 
     def _failed(self, message: str) -> None:
         self.query_one("#create", Button).disabled = False
         self._error(message)
 
-    def _done(self) -> None:
-        self.app.notify("CA created.")
+    def _done(self, encrypted: bool) -> None:
+        self.app.notify("CA created; its keys are encrypted with the passphrase." if encrypted else "CA created.")
         self.dismiss(True)
 
     def _error(self, message: str) -> None:
