@@ -6,11 +6,13 @@ the CA's private key is not even reachable from most of what it calls.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 from pathlib import Path
 
 from cryptography import x509
@@ -32,6 +34,7 @@ ISSUING_KEY = "ca/issuing.key"
 ISSUING_CSR = "ca/issuing.csr.pem"
 CRL_DER = "crl/ca.crl"
 CRL_PEM = "crl/ca.crl.pem"
+T = TypeVar("T")
 # Certificate IDs are small decimal numbers; anything longer is a serial in hex.
 _MAX_ID_DIGITS = 12
 
@@ -45,6 +48,16 @@ def utc_now() -> datetime:
 # approve, export or show one item, so scans of "requests" and "certs" stay
 # small; and one shard per 256 IDs (not a file each) keeps a bulk approval's
 # commit to a handful of files.
+
+
+def _consistent(method: Callable[..., T]) -> Callable[..., T]:
+    """Make a read of several store files see one committed state (Store.read_consistently)."""
+
+    @functools.wraps(method)
+    def read(self: "CAReader", *args, **kwargs) -> T:
+        return self.store.read_consistently(lambda: method(self, *args, **kwargs))
+
+    return read
 
 
 class CAReader:
@@ -115,6 +128,7 @@ class CAReader:
         return path.exists() and is_encrypted(path.read_bytes())
 
 
+    @_consistent
     def find_by_csr(self, data: bytes) -> Request | None:
         """The request made from exactly this CSR, if any (EST polling)."""
         csr = load_csr(data)
@@ -132,6 +146,7 @@ class CAReader:
         return info.crl_next_update is None or self.now() >= info.crl_next_update
 
 
+    @_consistent
     def info(self) -> CAInfo:
         """The signing certificate as the header shows it."""
         issuing = self.issuing_cert()
@@ -168,12 +183,14 @@ class CAReader:
         return items
 
 
+    @_consistent
     def requests(self, status: RequestStatus | None = None) -> list[Request]:
         """Requests by Certificate ID, optionally of one status."""
         items = sorted(self._scan("requests", records.request_model), key=lambda r: r.id)
         return items if status is None else [r for r in items if r.status == status]
 
 
+    @_consistent
     def certificates(self, status: CertStatus | None = None) -> list[Certificate]:
         """Certificates by Certificate ID, optionally of one status (expiry from the clock)."""
         items = sorted(self._scan("certs", records.certificate_model), key=lambda c: c.id)
@@ -183,6 +200,7 @@ class CAReader:
         return [c for c in items if c.status_at(now) == status]
 
 
+    @_consistent
     def overview(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Overview:
         """Every list of the main screen, models built only on demand (see listing.py)."""
         if pause is not None:
@@ -190,6 +208,7 @@ class CAReader:
         token, now, info = self.change_token(), self.now(), self.info()
         return read_overview(self.store, self._shard_docs, token, now, info, first_screen_rows)
 
+    @_consistent
     def active_certificate(self, requester: str) -> Certificate | None:
         """The requester's valid, unexpired certificate, if any (one index lookup)."""
         view = self.store.view()
@@ -202,6 +221,7 @@ class CAReader:
         cert = records.certificate_model(doc)
         return cert if cert.is_active(self.now()) else None
 
+    @_consistent
     def request(self, request_id: int) -> Request:
         doc = repo.get_doc(self.store.view(), "requests", request_id)
         if doc is None:
@@ -223,6 +243,7 @@ class CAReader:
         raise InputError(f"{target!r} is neither a Certificate ID nor a serial number in hex")
 
 
+    @_consistent
     def certificate(self, target: int | str) -> Certificate:
         """A certificate by Certificate ID or serial in hex."""
         kind, number = self.parse_target(target)
@@ -238,6 +259,7 @@ class CAReader:
         return records.certificate_model(doc)
 
 
+    @_consistent
     def lookup(self, target: int | str) -> tuple[Request | None, Certificate | None]:
         """What ``show`` displays: the request and its certificate, either may be absent."""
         kind, number = self.parse_target(target)
@@ -254,11 +276,13 @@ class CAReader:
         )
 
 
+    @_consistent
     def csr_pem(self, request_id: int) -> bytes:
         """The CSR of a request, as PEM."""
         self.request(request_id)
         return repo.get_doc(self.store.view(), "csr_pems", request_id)["pem"].encode()
 
+    @_consistent
     def certificate_pem(self, target: int | str, *, chain: bool = False) -> bytes:
         """The certificate as PEM, optionally followed by the issuing CA and the root."""
         cert = self.certificate(target)
@@ -273,6 +297,7 @@ class CAReader:
         return pem + self.store.read_blob(ROOT_CERT) if chain else pem
 
 
+    @_consistent
     def audit_records(self) -> list[AuditRecord]:
         return [audit_log.to_model(doc) for doc in self._audit_docs()]
 
@@ -286,6 +311,7 @@ class CAReader:
         return sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0)
 
 
+    @_consistent
     def verify_audit(self) -> list[str]:
         """Problems in the audit chain; empty when intact."""
         meta = repo.get_meta(self.store.view())

@@ -27,10 +27,11 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -44,9 +45,16 @@ from tui_ca.engine.errors import RuleError
 ID_SHARD_SIZE = 256
 
 _JOURNAL = "journal.json"
+# Rewritten by every commit: a lock-free reader compares its signature before
+# and after reading to know whether a commit landed in between (a seqlock).
+_GENERATION = "generation"
+# Lock-free attempts before a reader falls back to a shared lock, so a reader
+# always finishes even while writers commit back to back.
+_READ_ATTEMPTS = 5
 # Threads issuing fsyncs at commit; more than ~8 stopped helping (bench/).
 _SYNC_THREADS = 8
 _Signature = tuple[int, int, int]
+T = TypeVar("T")
 
 
 def id_shard(number: int) -> str:
@@ -213,6 +221,7 @@ class Store:
         # of this process, and re-validated by signature before each use.
         self._cache: dict[Path, tuple[_Signature, dict[str, Any]]] = {}
         self._thread_lock = threading.Lock()
+        self._reading = threading.local()
         self._paths: dict[tuple[str, str], Path] = {}
 
     # ----------------------------------------------------------------- paths
@@ -301,6 +310,43 @@ class Store:
                 txn.commit()
             finally:
                 os.close(fd)  # closing releases the flock
+
+    def read_consistently(self, read: Callable[[], T]) -> T:
+        """Run a read of several files as if at one instant, without blocking writers.
+
+        A commit renames its files one by one, so a plain lock-free reader can
+        see half of it (a request approved, its certificate not yet there).
+        Every commit rewrites ``db/generation`` and holds ``db/journal.json``
+        while it renames; a read that started with no journal and ends with no
+        journal and the same generation saw no commit land, so it stands.
+        Otherwise it is retried, and after a few tries done under a shared lock.
+        """
+        if getattr(self._reading, "active", False):
+            return read()  # nested in an outer consistent read
+        journal, generation = self.db_dir / _JOURNAL, self.db_dir / _GENERATION
+        self._reading.active = True
+        try:
+            for attempt in range(_READ_ATTEMPTS):
+                before = self.signature(generation)
+                if journal.exists():
+                    time.sleep(0.002 * (attempt + 1))
+                    continue
+                result = read()
+                if not journal.exists() and self.signature(generation) == before:
+                    return result
+            return self._read_locked(read)
+        finally:
+            self._reading.active = False
+
+    def _read_locked(self, read: Callable[[], T]) -> T:
+        if not self._lock_path.exists():
+            return read()
+        fd = os.open(self._lock_path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            return read()
+        finally:
+            os.close(fd)
 
     def _recover(self) -> None:
         """Finish a commit whose journal was written, or drop a half-prepared one."""
@@ -408,6 +454,8 @@ class Transaction(View):
         for path, (data, mode) in self._blobs.items():
             payloads[path] = data
             modes[path] = mode
+        payloads[store.db_dir / _GENERATION] = token.encode()
+        modes[store.db_dir / _GENERATION] = 0o600
         renames = [(store._tmp_dir / f"{token}-{index}", path) for index, path in enumerate(payloads)]
         _each(lambda pair: _write_durably(pair[0], payloads[pair[1]], modes[pair[1]]), renames)
         _fsync_dir(store._tmp_dir)
