@@ -135,6 +135,14 @@ class Handler(BaseHTTPRequestHandler):
                         self.close_connection = True
                     self._drain_unread()
                     self.reply(exc.status, exc.reason, headers=exc.headers)
+                except (ConnectionError, ssl.SSLError, TimeoutError):
+                    raise
+                except OSError as exc:
+                    # Not the socket but the store (a missing file, a disk
+                    # error): the client still deserves its one line.
+                    self.close_connection = True
+                    self.log_error("store error: %s: %s", type(exc).__name__, exc)
+                    self._last_words(HTTPStatus.INTERNAL_SERVER_ERROR, "the CA store could not be read; try again later")
             self.wfile.flush()
         except TimeoutError:
             self.close_connection = True
