@@ -11,7 +11,7 @@ def test_cacerts_enroll_approve_collect_verify(tmp_path):
         cacerts = tmp_path / "cacerts.b64"
         run(["curl", "-sS", "--cacert", str(home.chain), "-o", str(cacerts), f"{serving.est}/cacerts"])
         printed = pkcs7_to_pem(home, cacerts, tmp_path / "cacerts.pem")
-        assert "subject=O = Example, CN = E2E Issuing CA" in printed and "E2E Issuing CA Root CA" in printed
+        assert "subject=O = Example, CN = E2E Issuing CA" in printed and "CN = Example Root CA" in printed
 
         key, csr = openssl_csr(tmp_path, "phone-17")
         status, headers = curl_enroll(serving, home, csr, tmp_path / "r1.txt")

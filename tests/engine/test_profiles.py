@@ -66,7 +66,7 @@ def test_init_from_flags_puts_every_name_field_in_place(tmp_path):
     common = [("countryName", "GB"), ("stateOrProvinceName", "England"), ("localityName", "London"),
               ("organizationName", "Example Networks"), ("organizationalUnitName", "PKI")]  # fmt: skip
     # The issuer (root) shows emailAddress, the subject does not (DESIGN §5).
-    assert _attrs(root.subject) == [*common, ("commonName", "Example Issuing CA Root CA"),
+    assert _attrs(root.subject) == [*common, ("commonName", "Example Networks Root CA"),
                                     ("emailAddress", "pki@example.net")]  # fmt: skip
     assert _attrs(issuing.subject) == [*common, ("commonName", "Example Issuing CA")]
     assert_is_ca(root, root, None)
@@ -150,3 +150,14 @@ def test_crl_days_sets_next_update(tmp_path, clock):
     assert crl.next_update_utc == clock.now + timedelta(days=2)
     with pytest.raises(InputError):
         CertificateAuthority(tmp_path / "other", clock=clock).init(CA_NAMES, days=36501)
+
+
+def test_root_is_named_after_the_organisation_or_else_the_ca(tmp_path):
+    from tui_ca.engine import CertificateAuthority, NameFields
+
+    with_org = CertificateAuthority(tmp_path / "a")
+    with_org.init(NameFields(common_name="Voice Issuing CA", organization="Example Networks"))
+    without_org = CertificateAuthority(tmp_path / "b")
+    without_org.init(NameFields(common_name="Lab CA"))
+    assert with_org.info().issuer.common_name == "Example Networks Root CA"
+    assert without_org.info().issuer.common_name == "Lab CA Root CA"

@@ -63,6 +63,11 @@ MAX_REQUESTER_CHARS = 128
 Passphrase = bytes | Callable[[], bytes | None] | None
 
 
+def root_common_name(names: NameFields) -> str:
+    """The root's CN: named after the organisation when there is one, as roots usually are."""
+    return f"{names.organization or names.common_name} Root CA"
+
+
 class CertificateAuthority(CAReader):
     """One CA home, with its keys. Thread-safe for the UI's workers; safe across processes."""
 
@@ -175,7 +180,7 @@ class CertificateAuthority(CAReader):
                 self._finish(txn, meta)
                 return pem
             root_key = generate_key(key_type)
-            root_names = NameFields(**{**names.__dict__, "common_name": f"{names.common_name} Root CA"})
+            root_names = NameFields(**{**names.__dict__, "common_name": root_common_name(names)})
             root = build_root(root_key, build_name(root_names), self._new_serial(),
                               now - timedelta(minutes=5), now + timedelta(days=days))  # fmt: skip
             issuing = build_issuing(issuing_key.public_key(), issuing_subject, root, root_key,
