@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--key-type", default="ec-p256", help="ec-p256 (default), ec-p384, rsa-2048, rsa-3072, rsa-4096")
     init.add_argument("--base-url", help="public HTTP base named in certificates for CRL and OCSP")
     init.add_argument("--crl-days", type=int, default=7, help="CRL nextUpdate in days (default 7)")
+    init.add_argument("--queue-days", type=int, default=30,
+                      help="queued requests older than this expire (default 30)")  # fmt: skip
     init.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
     init.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
 
@@ -100,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     aud.add_argument("--json", action="store_true")
     aud.add_argument("--verify", action="store_true", help="check the hash chain; non-zero exit if broken")
 
-    expire = sub.add_parser("expire-queue", help="expire queued requests older than --days (default 30)")
-    expire.add_argument("--days", type=int, default=30)
+    expire = sub.add_parser("expire-queue", help="expire queued requests older than --days (default: the CA's)")
+    expire.add_argument("--days", type=int, help="age in days (default: init --queue-days, 30)")
 
     serve = sub.add_parser("serve", help="EST over HTTPS; CRL, CA certs and OCSP over HTTP")
     serve.add_argument("--host", default="127.0.0.1")
@@ -210,7 +212,8 @@ def cmd_init(ca: CertificateAuthority, args) -> int:
         # Checked first: a key stored without its CSR would block every later init.
         raise InputError(f"cannot write {args.output}: its folder is missing or not writable")
     result = ca.init(names, days=args.days, key_type=args.key_type, base_url=args.base_url,
-                     external_root=args.external_root, crl_days=args.crl_days)  # fmt: skip
+                     external_root=args.external_root, crl_days=args.crl_days,
+                     queue_days=args.queue_days)  # fmt: skip
     if isinstance(result, bytes):
         if args.output:
             _write_output(result, args.output)
@@ -396,9 +399,9 @@ def cmd_audit(ca: CertificateAuthority, args) -> int:
 def cmd_expire(ca: CertificateAuthority, args) -> int:
     from datetime import timedelta
 
-    if args.days < 1:
+    if args.days is not None and args.days < 1:
         raise InputError("--days must be at least 1")
-    expired = ca.expire_queue(timedelta(days=args.days))
+    expired = ca.expire_queue(None if args.days is None else timedelta(days=args.days))
     print(f"{len(expired)} queued request(s) expired" + (f": {', '.join(map(str, expired))}" if expired else ""))
     return 0
 

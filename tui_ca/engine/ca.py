@@ -56,6 +56,8 @@ CRL_ENTRIES_DIR = "crl/entries"
 DEFAULT_CA_DAYS = 3650
 DEFAULT_LEAF_DAYS = 365
 DEFAULT_CRL_DAYS = 7
+# Queued requests older than this expire (a requester who never phoned in).
+DEFAULT_QUEUE_DAYS = 30
 MAX_LEAF_DAYS = 3650
 MAX_REASON_CHARS = 500
 MAX_REQUESTER_CHARS = 128
@@ -145,6 +147,7 @@ class CertificateAuthority(CAReader):
         base_url: str | None = None,
         external_root: bool = False,
         crl_days: int = DEFAULT_CRL_DAYS,
+        queue_days: int = DEFAULT_QUEUE_DAYS,
         actor: Actor | None = None,
     ) -> CAInfo | bytes:
         """Create root + issuing CA, or (external root) return the issuing CSR PEM."""
@@ -163,7 +166,9 @@ class CertificateAuthority(CAReader):
         now = self.now()
         issuing_key = generate_key(key_type)
         issuing_subject = build_name(names, with_email=False)
-        config = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days,
+        if not 1 <= queue_days <= 3650:
+            raise InputError(f"--queue-days must be between 1 and 3650, not {queue_days}")
+        config = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
                   "key_type": key_type, "external_root": external_root}  # fmt: skip
         with self.store.transaction() as txn:
             if self.exists() or self.awaiting_import():
@@ -441,9 +446,11 @@ class CertificateAuthority(CAReader):
         meta["queued"] = max(0, meta.get("queued", 1) - 1)
 
 
-    def expire_queue(self, max_age: timedelta, *, actor: Actor | None = None) -> list[int]:
-        """Expire queued requests older than ``max_age`` (each gets an audit record)."""
+    def expire_queue(self, max_age: timedelta | None = None, *, actor: Actor | None = None) -> list[int]:
+        """Expire queued requests older than ``max_age`` (default: the CA's queue age), each audited."""
         actor = actor or self.actor
+        if max_age is None:
+            max_age = timedelta(days=self.config().get("queue_days", DEFAULT_QUEUE_DAYS))
         cutoff = self.now() - max_age
         stale = [r.id for r in self.requests(RequestStatus.QUEUED) if r.submitted_at < cutoff]
         if not stale:

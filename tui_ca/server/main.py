@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from tui_ca.engine.errors import InputError, RuleError
+from tui_ca.engine.errors import CAError, InputError, RuleError
 from tui_ca.engine.ocsp import OcspResponder
 from tui_ca.engine.reader import ISSUING_KEY, ROOT_KEY
 from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, TLS_CERT, TLS_KEY
@@ -57,6 +57,8 @@ class Options:
     """Concurrent connections per listener from one client address before 503."""
     retry_after: int = DEFAULT_RETRY_AFTER
     """Retry-After for a queued request, in seconds."""
+    housekeeping_every: float = 3600.0
+    """Seconds between expiries of stale queued requests (run at start too)."""
     quiet: bool = False
     """No access log on stderr."""
 
@@ -162,8 +164,25 @@ class Running:
             raise
         self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
                          for s in (self.est, self.status)]  # fmt: skip
+        self._stopping = threading.Event()
+        self._threads.append(threading.Thread(target=self._housekeeping, daemon=True))
         for thread in self._threads:
             thread.start()
+
+    def _housekeeping(self) -> None:
+        """Expire requests that waited past the CA's queue age, so the queue never
+        grows forever even where no admin set up cron (needs no CA key)."""
+        while True:
+            try:
+                expired = self.app.ca.expire_queue()
+            except CAError as exc:
+                print(f"tui-ca serve: queue expiry: {exc}", file=sys.stderr, flush=True)
+            else:
+                if expired:
+                    print(f"tui-ca serve: expired queued request(s) {', '.join(map(str, expired))}",
+                          file=sys.stderr, flush=True)  # fmt: skip
+            if self._stopping.wait(self.app.options.housekeeping_every):
+                return
 
     @property
     def https_port(self) -> int:
@@ -174,6 +193,7 @@ class Running:
         return self.status.server_address[1]
 
     def stop(self) -> None:
+        self._stopping.set()
         for server in (self.est, self.status):
             server.shutdown()
             server.server_close()
