@@ -67,7 +67,7 @@ def measure() -> list[dict]:
         issuing = x509.load_pem_x509_certificate(_cli(home, "ca-cert"))
         server = subprocess.Popen(
             ["tui-ca", "--home", str(home), "serve", "--port", "0", "--http-port", "0", "--rate", "0",
-             "--max-queued", "1000000"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+             "--max-queued", "1000000", "--max-per-address", "64"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
         try:
             https = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
             plain = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))

@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-anonymous", action="store_true", help="require an EST user or client certificate")
     serve.add_argument("--rate", type=float, default=1.0, help="new requests per client per second (default 1)")
     serve.add_argument("--max-queued", type=int, default=1000, help="refuse new requests past this many queued")
+    serve.add_argument("--max-per-address", type=int, default=16,
+                       help="concurrent connections from one address (default 16; raise it behind NAT)")  # fmt: skip
     serve.add_argument("--timeout", type=float, default=10.0, help="seconds a client may take per request (default 10)")
     serve.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
 

@@ -34,3 +34,14 @@ def test_queue_age_comes_from_init(tmp_path):
     ca = CertificateAuthority(tmp_path / "home")
     ca.init(NameFields(common_name="Short Queue CA"), queue_days=2)
     assert ca.config()["queue_days"] == 2
+
+
+def test_serve_refuses_a_per_address_cap_below_one(live_ca):
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "tui_ca", "--home", str(live_ca.home), "serve", "--port", "0",
+                             "--http-port", "0", "--max-per-address", "0"],
+                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr == "tui-ca: --max-per-address must be at least 1\n"

@@ -129,6 +129,8 @@ def build_app(ca, options: Options, users_path: Path | None = None) -> App:
     responder = FreshResponder(ca)
     if options.max_queued < 0 or options.rate < 0 or options.timeout <= 0:
         raise InputError("--max-queued and --rate must not be negative")
+    if options.max_per_address < 1:
+        raise InputError("--max-per-address must be at least 1")
     users = Users(load_users(users_path)) if users_path is not None else None
     if not options.anonymous and users is None:
         raise InputError("--no-anonymous needs --users FILE (EST users), or clients could only re-enroll")
@@ -220,6 +222,7 @@ def serve(ca, args) -> int:
     """The ``serve`` command; returns when SIGTERM or SIGINT arrives."""
     options = Options(host=args.host, port=args.port, http_port=args.http_port, anonymous=not args.no_anonymous,
                       rate=args.rate, max_queued=args.max_queued,
+                      max_per_address=getattr(args, "max_per_address", http.DEFAULT_MAX_PER_ADDRESS),
                       timeout=getattr(args, "timeout", None) or http.DEFAULT_TIMEOUT,
                       retry_after=getattr(args, "retry_after", None) or DEFAULT_RETRY_AFTER)  # fmt: skip
     guard_ca_keys(ca.home)
