@@ -118,8 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timeout", type=float, default=10.0, help="seconds a client may take per request (default 10)")
     serve.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
 
-    setup = sub.add_parser("server-setup", help="issue the server's TLS and OCSP signing certificates (uses the CA key)")
-    setup.add_argument("--name", action="append", help="DNS name or IP for the TLS certificate (repeat; default loopback)")
+    setup = sub.add_parser(
+        "server-setup", help="issue the server's TLS and OCSP signing certificates (uses the CA key)"
+    )
+    setup.add_argument(
+        "--name", action="append", help="DNS name or IP for the TLS certificate (repeat; default loopback)"
+    )
     setup.add_argument("--days", type=int, default=365, help="TLS certificate validity (default 365)")
     setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
@@ -320,7 +324,9 @@ def cmd_show(ca: CertificateAuthority, args) -> int:
         print(f"Submitted        {request.submitted_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.submitted_by.describe())} "
               f"via {request.source}")  # fmt: skip
         if request.decided_at:
-            print(f"Decided          {request.decided_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.decided_by.describe())}")
+            print(
+                f"Decided          {request.decided_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.decided_by.describe())}"
+            )
         if request.reason:
             print(f"Reason           {_safe(request.reason)}")
     if cert is not None:

@@ -91,10 +91,8 @@ class CertificateAuthority(CAReader):
         self._passphrase = passphrase
         self._keys: dict[str, object] = {}
 
-
     def _resolve_passphrase(self) -> bytes | None:
         return self._passphrase() if callable(self._passphrase) else self._passphrase
-
 
     def _check_private(self, path: Path) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -102,7 +100,6 @@ class CertificateAuthority(CAReader):
             raise UnsafeHomeError(
                 f"refusing to use {path}: other users can access it (mode {mode:04o}); run chmod 600 on it"
             )
-
 
     def signing_key(self, relpath: str = ISSUING_KEY):
         """The unlocked CA key, kept in memory only (asked for once)."""
@@ -115,12 +112,10 @@ class CertificateAuthority(CAReader):
             self._keys[relpath] = load_key(data, self._resolve_passphrase() if is_encrypted(data) else None)
         return self._keys[relpath]
 
-
     def unlock(self) -> None:
         """Load the issuing key now (the UI asks for the passphrase up front)."""
         self._require_ca()
         self.signing_key()
-
 
     def _audit(self, txn: Transaction, meta: dict, actor: Actor, action: str, target: str, outcome: str,
                **extra) -> None:  # fmt: skip
@@ -132,11 +127,9 @@ class CertificateAuthority(CAReader):
         txn.table("audit", id_shard(seq)).insert(Document(doc, doc_id=seq))
         meta["audit_seq"], meta["audit_head"] = seq, doc["hash"]
 
-
     def _finish(self, txn: Transaction, meta: dict) -> None:
         meta["generation"] = meta.get("generation", 0) + 1
         repo.put_meta(txn, meta)
-
 
     def init(
         self,
@@ -203,7 +196,6 @@ class CertificateAuthority(CAReader):
             self._finish(txn, meta)
         return self.info()
 
-
     def import_ca_cert(self, root_pem: bytes, issuing_pem: bytes, *, actor: Actor | None = None) -> CAInfo:
         """Finish an external-root setup with the certificates the other root signed."""
         actor = actor or self.actor
@@ -222,7 +214,9 @@ class CertificateAuthority(CAReader):
         try:
             issuing.verify_directly_issued_by(root)
         except (ValueError, TypeError, Exception) as exc:  # InvalidSignature is not a ValueError
-            raise RuleError(f"the issuing certificate was not signed by the given root ({exc.__class__.__name__})") from None
+            raise RuleError(
+                f"the issuing certificate was not signed by the given root ({exc.__class__.__name__})"
+            ) from None
         try:
             constraints = issuing.extensions.get_extension_for_class(x509.BasicConstraints).value
         except x509.ExtensionNotFound:
@@ -246,7 +240,6 @@ class CertificateAuthority(CAReader):
         (self.home / ISSUING_CSR).unlink()
         return self.info()
 
-
     def _normalise_requester(self, requester: str | None, details) -> str:
         if requester is not None:
             requester = requester.strip()
@@ -261,7 +254,6 @@ class CertificateAuthority(CAReader):
             return details.common_name
         return details.sans[0].split(":", 1)[1]
 
-
     def submit(
         self, data: bytes, *, requester: str | None = None, source: str = "cli", actor: Actor | None = None,
         renewal_of: int | None = None, max_queued: int | None = None,
@@ -269,7 +261,6 @@ class CertificateAuthority(CAReader):
         """Queue a CSR (PEM or DER); the identical CSR while queued returns the same request."""
         return self.submit_many([(data, requester)], source=source, actor=actor, renewal_of=renewal_of,
                                 max_queued=max_queued)[0]  # fmt: skip
-
 
     def submit_many(
         self, items: Sequence[tuple[bytes, str | None]], *, source: str = "cli", actor: Actor | None = None,
@@ -291,7 +282,6 @@ class CertificateAuthority(CAReader):
             if any(r.created for r in results):
                 self._finish(txn, meta)
         return results
-
 
     def _submit_one(self, txn, meta, actor, csr, details, requester, source, renewal_of, max_queued) -> SubmitResult:
         now = self.now()
@@ -335,8 +325,9 @@ class CertificateAuthority(CAReader):
                     source=source, spki_sha256=details.spki_sha256)  # fmt: skip
         return SubmitResult(records.request_model(doc), created=True)
 
-
-    def approve(self, ids: Iterable[int], *, days: int | None = None, actor: Actor | None = None) -> list[ApproveOutcome]:
+    def approve(
+        self, ids: Iterable[int], *, days: int | None = None, actor: Actor | None = None
+    ) -> list[ApproveOutcome]:
         """Issue certificates for queued requests, in one pass and one commit."""
         actor = actor or self.actor
         self._require_ca()
@@ -368,7 +359,6 @@ class CertificateAuthority(CAReader):
             if any(o.certificate for o in outcomes):
                 self._finish(txn, meta)
         return outcomes
-
 
     def _approve_one(self, txn, meta, actor, issuer: LeafIssuer, request_id: int, lifetime: timedelta):
         doc = repo.get_doc(txn, "requests", request_id)
@@ -410,7 +400,6 @@ class CertificateAuthority(CAReader):
                     serial=format(serial, "x"), requester=doc["requester"], not_after=cert_doc["na"])  # fmt: skip
         return records.certificate_model(cert_doc), superseded
 
-
     def reject(self, request_id: int, reason: str, *, actor: Actor | None = None) -> Request:
         """Refuse a queued request; its ID stays burnt."""
         actor = actor or self.actor
@@ -433,7 +422,6 @@ class CertificateAuthority(CAReader):
             self._finish(txn, meta)
         return self.request(request_id)
 
-
     def _close_request(self, txn, meta, doc, status: RequestStatus, reason: str, actor: Actor) -> None:
         now = self.now()
         txn.table("requests", id_shard(doc["id"])).update(
@@ -444,7 +432,6 @@ class CertificateAuthority(CAReader):
         if entry is not None and entry.get("queued") == doc["id"]:
             repo.index_put(txn, "requesters", doc["requester"].casefold(), {**entry, "queued": None})
         meta["queued"] = max(0, meta.get("queued", 1) - 1)
-
 
     def expire_queue(self, max_age: timedelta | None = None, *, actor: Actor | None = None) -> list[int]:
         """Expire queued requests older than ``max_age`` (default: the CA's queue age), each audited."""
@@ -470,7 +457,6 @@ class CertificateAuthority(CAReader):
                 self._finish(txn, meta)
         return expired
 
-
     def revoke(self, target: int | str, reason: RevocationReason = RevocationReason.UNSPECIFIED, *,
                actor: Actor | None = None) -> Certificate:  # fmt: skip
         """Revoke by Certificate ID or serial (hex) and publish a new CRL in the same commit."""
@@ -485,7 +471,6 @@ class CertificateAuthority(CAReader):
             self._publish_crl(txn, meta, actor, issuing, key)
             self._finish(txn, meta)
         return self.certificate(cert_id)
-
 
     def _revoke_doc(self, txn, meta, actor, cert_id: int, reason: RevocationReason) -> None:
         doc = repo.get_doc(txn, "certs", cert_id)
@@ -509,7 +494,6 @@ class CertificateAuthority(CAReader):
             repo.index_put(txn, "requesters", doc["requester"].casefold(), {**entry, "active": None})
         self._audit(txn, meta, actor, "revoke", f"certificate {cert_id}", f"revoked ({reason.value})",
                     serial=doc["serial"], reason=reason.value, requester=doc["requester"])  # fmt: skip
-
 
     # Each revoked shard's CRL entries are kept encoded beside it
     # (crl/entries/<shard>.der: a 4-byte count, then the DER entries), written
@@ -545,7 +529,6 @@ class CertificateAuthority(CAReader):
             chunks.append(blob[4:])
         return chunks, total
 
-
     def _publish_crl(self, txn: Transaction, meta: dict, actor: Actor, issuing, key) -> CrlInfo:
         config = repo.get_config(txn)
         now = self.now()
@@ -562,7 +545,6 @@ class CertificateAuthority(CAReader):
                     next_update=meta["crl_next_update"])  # fmt: skip
         return CrlInfo(number=number, this_update=now, next_update=next_update, entries=count)
 
-
     def publish_crl(self, *, actor: Actor | None = None) -> CrlInfo:
         """Sign and publish a fresh CRL now (cron, stale CRL, admin request)."""
         actor = actor or self.actor
@@ -574,11 +556,9 @@ class CertificateAuthority(CAReader):
             self._finish(txn, meta)
         return info
 
-
     def crl(self, *, der: bool = True, republish_if_stale: bool = True) -> bytes:
         """The current CRL; re-published first if it is missing or stale."""
         self._require_ca()
         if republish_if_stale and self.crl_is_stale():
             self.publish_crl()
         return self.store.read_blob(CRL_DER if der else CRL_PEM)
-

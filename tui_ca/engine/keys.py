@@ -52,9 +52,7 @@ def dump_key(key, passphrase: bytes | None) -> bytes:
         return key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-    der = key.private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     salt, nonce = os.urandom(16), os.urandom(12)
     secret = _kdf(salt, SCRYPT_N, SCRYPT_R, SCRYPT_P).derive(passphrase)
     envelope = {
@@ -79,7 +77,9 @@ def load_key(data: bytes, passphrase: bytes | None):
         try:
             return serialization.load_pem_private_key(data, password=None)
         except damaged:
-            raise KeyLockedError("the CA key file is damaged (not a PEM private key); restore it from a backup") from None
+            raise KeyLockedError(
+                "the CA key file is damaged (not a PEM private key); restore it from a backup"
+            ) from None
     if passphrase is None:
         raise KeyLockedError("the CA key is encrypted: give --passphrase-file or run on a terminal to be asked")
     try:

@@ -56,7 +56,7 @@ class RevocationReason(StrEnum):
         return x509.ReasonFlags(_REASON_FLAG_VALUES[self])
 
     @classmethod
-    def parse(cls, text: str) -> "RevocationReason":
+    def parse(cls, text: str) -> RevocationReason:
         """Accept the RFC name in any case, with or without separators."""
         wanted = text.replace("-", "").replace("_", "").replace(" ", "").lower()
         for reason in cls:
@@ -101,7 +101,7 @@ class Actor:
     """SSH client or network peer address, when there is one."""
 
     @classmethod
-    def from_environment(cls) -> "Actor":
+    def from_environment(cls) -> Actor:
         """The person at this terminal: ``$SSH_CLIENT`` names their address."""
         try:
             user = getpass.getuser()

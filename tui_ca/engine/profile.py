@@ -22,7 +22,12 @@ BACKDATE = timedelta(minutes=5)
 def public_urls(base_url: str) -> dict[str, str]:
     """Where the server publishes what certificates point to (DESIGN §6)."""
     base = base_url.rstrip("/")
-    return {"crl": f"{base}/ca.crl", "ca_cert": f"{base}/ca.crt", "root_cert": f"{base}/root.crt", "ocsp": f"{base}/ocsp"}
+    return {
+        "crl": f"{base}/ca.crl",
+        "ca_cert": f"{base}/ca.crt",
+        "root_cert": f"{base}/root.crt",
+        "ocsp": f"{base}/ocsp",
+    }
 
 
 def build_name(fields: NameFields, *, with_email: bool = True) -> x509.Name:

@@ -12,8 +12,8 @@ import re
 import stat
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography import x509
 
@@ -54,7 +54,7 @@ def _consistent(method: Callable[..., T]) -> Callable[..., T]:
     """Make a read of several store files see one committed state (Store.read_consistently)."""
 
     @functools.wraps(method)
-    def read(self: "CAReader", *args, **kwargs) -> T:
+    def read(self: CAReader, *args, **kwargs) -> T:
         return self.store.read_consistently(lambda: method(self, *args, **kwargs))
 
     return read
@@ -75,21 +75,17 @@ class CAReader:
         """The injected clock (UTC, whole seconds)."""
         return self._clock()
 
-
     def exists(self) -> bool:
         """Whether this home holds a ready CA."""
         return (self.home / ISSUING_CERT).exists()
-
 
     def awaiting_import(self) -> bool:
         """An external-root setup wrote its CSR and waits for ``import_ca_cert``."""
         return (self.home / ISSUING_CSR).exists() and not self.exists()
 
-
     def change_token(self) -> object:
         """Cheap value that changes whenever any process commits (one stat call)."""
         return self.store.signature(self.store.shard_path("meta", "meta"))
-
 
     def require_ca(self) -> None:
         """Refuse (NoCAError) unless this home holds a ready CA."""
@@ -101,7 +97,6 @@ class CAReader:
                 raise NoCAError(f"the issuing CA in {self.home} waits for its certificate: run import-ca-cert")
             raise NoCAError(f"no CA in {self.home}: run 'tui-ca init' first")
 
-
     def _parsed_blob(self, relpath: str, parse: Callable[[bytes], object]) -> object:
         path = self.home / relpath
         signature = self.store.signature(path)
@@ -112,21 +107,17 @@ class CAReader:
         self._parsed[relpath] = (signature, value)
         return value
 
-
     def issuing_cert(self) -> x509.Certificate:
         self._require_ca()
         return self._parsed_blob(ISSUING_CERT, x509.load_pem_x509_certificate)
-
 
     def root_cert(self) -> x509.Certificate:
         self._require_ca()
         return self._parsed_blob(ROOT_CERT, x509.load_pem_x509_certificate)
 
-
     def key_is_encrypted(self) -> bool:
         path = self.home / ISSUING_KEY
         return path.exists() and is_encrypted(path.read_bytes())
-
 
     @_consistent
     def find_by_csr(self, data: bytes) -> Request | None:
@@ -140,11 +131,9 @@ class CAReader:
         # moment before the request itself is there. Until then it is not known.
         return None if doc is None else records.request_model(doc)
 
-
     def crl_is_stale(self) -> bool:
         info = self.info()
         return info.crl_next_update is None or self.now() >= info.crl_next_update
-
 
     @_consistent
     def info(self) -> CAInfo:
@@ -162,10 +151,8 @@ class CAReader:
             crl_next_update=records.time_model(meta.get("crl_next_update")), key_encrypted=self.key_is_encrypted(),
         )  # fmt: skip
 
-
     def config(self) -> dict:
         return repo.get_config(self.store.view())
-
 
     def _scan(self, collection: str, convert: Callable[[dict], object]) -> list:
         """Every record of a collection as models; unchanged shards come from memory."""
@@ -182,13 +169,11 @@ class CAReader:
             items.extend(memo[1])
         return items
 
-
     @_consistent
     def requests(self, status: RequestStatus | None = None) -> list[Request]:
         """Requests by Certificate ID, optionally of one status."""
         items = sorted(self._scan("requests", records.request_model), key=lambda r: r.id)
         return items if status is None else [r for r in items if r.status == status]
-
 
     @_consistent
     def certificates(self, status: CertStatus | None = None) -> list[Certificate]:
@@ -198,7 +183,6 @@ class CAReader:
             return items
         now = self.now()
         return [c for c in items if c.status_at(now) == status]
-
 
     @_consistent
     def overview(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Overview:
@@ -228,7 +212,6 @@ class CAReader:
             raise NotFoundError(f"no request with Certificate ID {request_id}")
         return records.request_model(doc)
 
-
     @staticmethod
     def parse_target(target: int | str) -> tuple[str, int]:
         """``("id", n)`` for a Certificate ID, ``("serial", n)`` for a hex serial."""
@@ -241,7 +224,6 @@ class CAReader:
         if cleaned and re.fullmatch(r"[0-9a-f]+", cleaned) and len(cleaned) <= 64:
             return "serial", int(cleaned, 16)
         raise InputError(f"{target!r} is neither a Certificate ID nor a serial number in hex")
-
 
     @_consistent
     def certificate(self, target: int | str) -> Certificate:
@@ -257,7 +239,6 @@ class CAReader:
         if doc is None:
             raise NotFoundError(f"no certificate with Certificate ID {number}")
         return records.certificate_model(doc)
-
 
     @_consistent
     def lookup(self, target: int | str) -> tuple[Request | None, Certificate | None]:
@@ -275,7 +256,6 @@ class CAReader:
             records.certificate_model(cert_doc) if cert_doc else None,
         )
 
-
     @_consistent
     def csr_pem(self, request_id: int) -> bytes:
         """The CSR of a request, as PEM."""
@@ -289,18 +269,15 @@ class CAReader:
         pem = repo.get_doc(self.store.view(), "cert_pems", cert.id)["pem"].encode()
         return pem + self.ca_cert_pem(chain=True) if chain else pem
 
-
     def ca_cert_pem(self, *, chain: bool = False) -> bytes:
         """The signing certificate (and the root after it)."""
         self._require_ca()
         pem = self.store.read_blob(ISSUING_CERT)
         return pem + self.store.read_blob(ROOT_CERT) if chain else pem
 
-
     @_consistent
     def audit_records(self) -> list[AuditRecord]:
         return [audit_log.to_model(doc) for doc in self._audit_docs()]
-
 
     def _audit_docs(self) -> list[dict]:
         view = self.store.view()
@@ -310,13 +287,11 @@ class CAReader:
             docs.extend(data.get("audit", {}).values())
         return sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0)
 
-
     @_consistent
     def verify_audit(self) -> list[str]:
         """Problems in the audit chain; empty when intact."""
         meta = repo.get_meta(self.store.view())
         return audit_log.verify_chain(self._audit_docs(), meta["audit_seq"], meta["audit_head"])
-
 
     def home_permissions_problems(self) -> list[str]:
         problems = []
@@ -324,4 +299,3 @@ class CAReader:
         if mode & 0o077:
             problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
         return problems
-

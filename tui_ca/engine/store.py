@@ -138,7 +138,7 @@ def _fsync_dir(path: Path) -> None:
 class _ShardStorage(Storage):
     """TinyDB storage over one shard of a transaction (or a read-only view)."""
 
-    def __init__(self, owner: "_ShardOwner", path: Path) -> None:
+    def __init__(self, owner: _ShardOwner, path: Path) -> None:
         self._owner = owner
         self._path = path
 
@@ -285,7 +285,7 @@ class Store:
             return []
         return sorted(n[:-5] for n in names if n.endswith(".json"))
 
-    def view(self) -> "View":
+    def view(self) -> View:
         """A lock-free read view (each file is whole; see module docstring)."""
         return View(self)
 
@@ -295,7 +295,7 @@ class Store:
     # ---------------------------------------------------------- transactions
 
     @contextmanager
-    def transaction(self) -> Iterator["Transaction"]:
+    def transaction(self) -> Iterator[Transaction]:
         """Exclusive, inter-process: recover, yield, commit all or nothing."""
         self.ensure_layout()
         # flock is per open file description, so threads of one process also
@@ -396,7 +396,7 @@ class Transaction(View):
 
     def __init__(self, store: Store) -> None:
         super().__init__(store)
-        self._before_commit: dict[str, Callable[["Transaction"], None]] = {}
+        self._before_commit: dict[str, Callable[[Transaction], None]] = {}
         self._shards: dict[Path, dict[str, Any] | None] = {}
         self._dirty: set[Path] = set()
         self._blobs: dict[Path, tuple[bytes, int]] = {}
@@ -407,9 +407,7 @@ class Transaction(View):
             # and the shared cache must keep the committed state if we abort.
             data = self.store.load(path)
             self._shards[path] = (
-                None
-                if data is None
-                else {name: {k: dict(v) for k, v in docs.items()} for name, docs in data.items()}
+                None if data is None else {name: {k: dict(v) for k, v in docs.items()} for name, docs in data.items()}
             )
         return self._shards[path]
 
@@ -423,7 +421,7 @@ class Transaction(View):
         names.update(p.name[:-5] for p in self._dirty if p.parent == folder)
         return sorted(names)
 
-    def before_commit(self, key: str, action: Callable[["Transaction"], None]) -> None:
+    def before_commit(self, key: str, action: Callable[[Transaction], None]) -> None:
         """Run ``action`` once, just before this transaction commits (derived files)."""
         self._before_commit.setdefault(key, action)
 

@@ -90,12 +90,14 @@ class EstHandler(Handler):
         path = self.path.split("?", 1)[0]
         if not path.startswith(PREFIX):
             return ""
-        parts = path[len(PREFIX):].strip("/").split("/")
+        parts = path[len(PREFIX) :].strip("/").split("/")
         # /.well-known/est/<label>/<op>: one CA here, so any label means the same CA.
         return parts[-1] if 1 <= len(parts) <= 2 else ""
 
     def _unknown(self, op: str) -> None:
-        raise HttpError(HTTPStatus.NOT_FOUND, "not an EST operation offered here (cacerts, simpleenroll, simplereenroll)")
+        raise HttpError(
+            HTTPStatus.NOT_FOUND, "not an EST operation offered here (cacerts, simpleenroll, simplereenroll)"
+        )
 
     def _authenticate(self, op: str) -> tuple[str | None, str]:
         """(requester named by the credentials or None, who the audit records); refuses bad or missing credentials."""
@@ -165,7 +167,9 @@ class EstHandler(Handler):
             self._answer(known)
             return
         if renewal is not None and not renewal.is_active(app.reader.now()):
-            raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {renewal.id} is revoked or expired; enroll anew instead")
+            raise HttpError(
+                HTTPStatus.FORBIDDEN, f"certificate {renewal.id} is revoked or expired; enroll anew instead"
+            )
         wait = app.limiter.take(self.peer)
         if wait:
             raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many new requests from this address; slow down",
@@ -186,7 +190,9 @@ class EstHandler(Handler):
     def _renewed_certificate(self):
         der = self._client_cert_der()
         if der is None:
-            raise HttpError(HTTPStatus.FORBIDDEN, "simplereenroll needs the certificate being renewed as the TLS client certificate")
+            raise HttpError(
+                HTTPStatus.FORBIDDEN, "simplereenroll needs the certificate being renewed as the TLS client certificate"
+            )
         app = self.server.app
         cert = x509.load_der_x509_certificate(der)
         try:
@@ -217,4 +223,3 @@ class EstHandler(Handler):
             return
         reason = one_line(request.reason or "no reason given", 300)
         raise HttpError(HTTPStatus.FORBIDDEN, f"request {request.id} was {request.status.value}: {reason}")
-

@@ -142,7 +142,9 @@ class Handler(BaseHTTPRequestHandler):
                     # error): the client still deserves its one line.
                     self.close_connection = True
                     self.log_error("store error: %s: %s", type(exc).__name__, exc)
-                    self._last_words(HTTPStatus.INTERNAL_SERVER_ERROR, "the CA store could not be read; try again later")
+                    self._last_words(
+                        HTTPStatus.INTERNAL_SERVER_ERROR, "the CA store could not be read; try again later"
+                    )
             self.wfile.flush()
         except TimeoutError:
             self.close_connection = True

@@ -102,7 +102,9 @@ class FreshResponder:
     def _load(self) -> None:
         home = self._ca.home
         try:
-            stamp = tuple((os.stat(home / rel).st_ino, os.stat(home / rel).st_mtime_ns) for rel in (OCSP_CERT, OCSP_KEY))
+            stamp = tuple(
+                (os.stat(home / rel).st_ino, os.stat(home / rel).st_mtime_ns) for rel in (OCSP_CERT, OCSP_KEY)
+            )
         except FileNotFoundError:
             stamp = None
         if stamp is not None and stamp == self._stamp:

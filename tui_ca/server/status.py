@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 
-from tui_ca.engine.reader import CRL_DER
 from tui_ca.engine.profile import public_urls
+from tui_ca.engine.reader import CRL_DER
 from tui_ca.server.http import Handler, HttpError
 
 OCSP_RESPONSE = "application/ocsp-response"
@@ -38,7 +38,7 @@ class StatusHandler(Handler):
                 return kind, ""
         ocsp = paths["ocsp"].rstrip("/") + "/"
         if path.startswith(ocsp):
-            return "ocsp", path[len(ocsp):]
+            return "ocsp", path[len(ocsp) :]
         return "", ""
 
     def do_GET(self) -> None:

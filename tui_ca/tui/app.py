@@ -227,8 +227,12 @@ class CAApp(App[int]):
         except (CAError, OSError) as exc:
             self.post_message(OperationDone(f"CRL {number} could not be re-published: {exc}", ok=False))
             return
-        self.post_message(OperationDone(f"CRL {number} had passed half its life: CRL {published.number} "
-                                        f"published, next update {published.next_update:%Y-%m-%d %H:%M} UTC."))
+        self.post_message(
+            OperationDone(
+                f"CRL {number} had passed half its life: CRL {published.number} "
+                f"published, next update {published.next_update:%Y-%m-%d %H:%M} UTC."
+            )
+        )
 
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:

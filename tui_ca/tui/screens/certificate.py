@@ -17,7 +17,7 @@ from tui_ca.engine import CAError, Certificate, CertStatus, InputError, Revocati
 from tui_ca.engine.models import group_fingerprint
 from tui_ca.tui.data import Snapshot
 from tui_ca.tui.screens.dialogs import ConfirmDialog, ExportDialog, RevokeDialog
-from tui_ca.tui.text import reading_lines, days_left, literal, visible, when
+from tui_ca.tui.text import days_left, literal, reading_lines, visible, when
 from tui_ca.tui.widgets.details import Details
 
 # The product's own warning (seed text), kept in its words.
@@ -186,5 +186,11 @@ class CertificateScreen(Screen):
 
     def _ask_overwrite(self, path: Path) -> None:
         dialog = ConfirmDialog("Replace the file?", Text(f"{path} exists. Replace it?"), confirm_label="Replace")
-        self.app.push_screen(dialog, lambda yes: self.export_to(path, True) if yes else
-                             self.app.notify(f"Nothing written; {path} was left as it was.", severity="warning"))
+        self.app.push_screen(
+            dialog,
+            lambda yes: (
+                self.export_to(path, True)
+                if yes
+                else self.app.notify(f"Nothing written; {path} was left as it was.", severity="warning")
+            ),
+        )

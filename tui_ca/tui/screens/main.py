@@ -32,8 +32,9 @@ class MainScreen(Screen):
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", tooltip="Filter the focused list", id="main.filter"),
-        Binding("h", "toggle_closed", "History", tooltip="Show revoked, expired and rejected items",
-                id="main.history"),  # fmt: skip
+        Binding(
+            "h", "toggle_closed", "History", tooltip="Show revoked, expired and rejected items", id="main.history"
+        ),  # fmt: skip
         Binding("A", "audit", "Audit log", tooltip="The audit log and whether its chain is intact", id="main.audit"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
     ]

@@ -16,7 +16,7 @@ from tui_ca.engine import CAError, Certificate, Request, RequestStatus
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS, MAX_LEAF_DAYS
 from tui_ca.tui.data import Snapshot
 from tui_ca.tui.screens.dialogs import ApproveDialog, RejectDialog
-from tui_ca.tui.text import reading_lines, literal, span, visible, when
+from tui_ca.tui.text import literal, reading_lines, span, visible, when
 from tui_ca.tui.widgets.details import Details
 
 

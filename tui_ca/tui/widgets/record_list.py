@@ -79,13 +79,13 @@ class RecordList(ScrollView, can_focus=True):
     class Opened(Message):
         """Enter (or a click on the selected row) on a record."""
 
-        def __init__(self, record_list: "RecordList", key: int) -> None:
+        def __init__(self, record_list: RecordList, key: int) -> None:
             super().__init__()
             self.record_list = record_list
             self.key = key
 
         @property
-        def control(self) -> "RecordList":
+        def control(self) -> RecordList:
             return self.record_list
 
     def __init__(self, columns: list[Column], *, empty_text: str = "Nothing here.", **kwargs) -> None:
@@ -166,7 +166,7 @@ class RecordList(ScrollView, can_focus=True):
                 # Once per source; after that each keystroke is a scan of strings.
                 text = self._search or (lambda key: self.row(key).search)
                 self._haystack = [text(k) for k in self._all]
-            self._shown = [k for k, hay in zip(self._all, self._haystack) if wanted in hay]
+            self._shown = [k for k, hay in zip(self._all, self._haystack, strict=True) if wanted in hay]
         else:
             self._shown = list(self._all)
         self._index = {k: i for i, k in enumerate(self._shown)}
@@ -253,7 +253,7 @@ class RecordList(ScrollView, can_focus=True):
     def _line(self, cells: tuple[str, ...], width: int, style: Style) -> Strip:
         widths = self._column_widths(width)
         line = Text(no_wrap=True, overflow="ellipsis", end="")
-        for n, (column, cell_width) in enumerate(zip(self.columns, widths)):
+        for n, (column, cell_width) in enumerate(zip(self.columns, widths, strict=True)):
             if n:
                 line.append(" ")
             cell = Text(cells[n] if n < len(cells) else "", no_wrap=True, overflow="ellipsis", end="")
