@@ -49,7 +49,8 @@ from tui_ca.engine import CertificateAuthority, RequestStatus
 from tui_ca.engine import repository as repo
 from tui_ca.engine.reader import CRL_DER
 
-STRESS_SECONDS = 300 if LONG else 45
+# The issue asks for a minute of concurrent admins and clients.
+STRESS_SECONDS = 300 if LONG else 60
 ADMINS = 4
 EST_CLIENTS = 6
 # Few names per client, so a name often comes back while its certificate is
