@@ -207,7 +207,6 @@ class CertificateAuthority(CAReader):
         except ValueError:
             raise InputError("ROOT and ISSUING must be PEM certificates") from None
         key = self.signing_key()
-        csr = x509.load_pem_x509_csr((self.home / ISSUING_CSR).read_bytes())
         if issuing.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo) != \
                 key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo):  # fmt: skip
             raise RuleError("the issuing certificate does not match the key whose CSR was written")
@@ -228,7 +227,6 @@ class CertificateAuthority(CAReader):
         except x509.ExtensionNotFound:
             # CRLs and issued certificates name the CA by this key identifier (AKI).
             raise RuleError("the issuing certificate lacks a subject key identifier") from None
-        del csr
         with self.store.transaction() as txn:
             meta = repo.get_meta(txn)
             txn.write_blob(ROOT_CERT, root.public_bytes(serialization.Encoding.PEM))

@@ -429,11 +429,6 @@ class Transaction(View):
         """Whether this transaction changed the shard at ``path``."""
         return path in self._dirty
 
-    def read_blob(self, relpath: str) -> bytes:
-        """A file as this transaction will leave it (staged, else on disk)."""
-        staged = self._blobs.get(self.store.home / relpath)
-        return staged[0] if staged is not None else self.store.read_blob(relpath)
-
     def write_blob(self, relpath: str, data: bytes, mode: int = 0o644) -> None:
         """Stage a whole file under the home (certificate, CRL, key)."""
         self._blobs[self.store.home / relpath] = (data, mode)

@@ -127,7 +127,7 @@ class FreshResponder:
 
 def build_app(ca, options: Options, users_path: Path | None = None) -> App:
     """Everything the listeners need, from the home; refuses with one line if setup is missing."""
-    ca._require_ca()
+    ca.require_ca()
     responder = FreshResponder(ca)
     if options.max_queued < 0 or options.rate < 0 or options.timeout <= 0:
         raise InputError("--max-queued and --rate must not be negative")
