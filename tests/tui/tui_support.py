@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -87,15 +88,31 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
-async def until(pilot, predicate, timeout: float = 5.0, step: float = 0.05) -> float:
-    """Pause until ``predicate()`` holds; return how long it took (fails on timeout)."""
-    waited = 0.0
+async def until(pilot, predicate, timeout: float = 30.0, step: float = 0.05) -> float:
+    """Pause until ``predicate()`` holds; return how long it took (fails after a generous deadline)."""
+    started = time.monotonic()
     while not predicate():
-        if waited >= timeout:
+        if time.monotonic() - started >= timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await pilot.pause(step)
-        waited += step
-    return waited
+    return time.monotonic() - started
+
+
+async def polls(pilot, count: int) -> None:
+    """Wait until the app has polled the store ``count`` more times (to see that nothing more happens)."""
+    app = pilot.app
+    seen = [0]
+    original = app.watch_crl
+
+    def counted() -> None:
+        seen[0] += 1
+        original()
+
+    app.watch_crl = counted  # poll() calls it once per tick
+    try:
+        await until(pilot, lambda: seen[0] >= count)
+    finally:
+        app.watch_crl = original
 
 
 @pytest.fixture
