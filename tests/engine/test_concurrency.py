@@ -12,6 +12,7 @@ import subprocess
 
 from helpers import TUI_CA, csr_pem, make_csr
 
+from tui_ca.cli import serial_text
 from tui_ca.engine import CertificateAuthority, RequestStatus, RuleError
 
 ROUNDS = 25
@@ -101,7 +102,7 @@ def test_concurrent_cli_approvals_one_wins_three_refused(ca, home):
         winners = [d for d in done if d[0] == 0]
         losers = [d for d in done if d[0] != 0]
         assert len(winners) == 1, done
-        assert winners[0][1] == f"{request_id} {ca.certificate(int(request_id)).serial_hex}\n"
+        assert winners[0][1] == f"{request_id} {serial_text(ca.certificate(int(request_id)).serial)}\n"
         for code, out, err in losers:
             assert code == 1 and out == "" and "Traceback" not in err
             assert err == f"tui-ca: request {request_id}: request {request_id} is approved, not queued; nothing to approve\n"

@@ -345,7 +345,7 @@ class CertificateAuthority(CAReader):
                 try:
                     cert, superseded = self._approve_one(txn, meta, actor, issuer, request_id, lifetime)
                 except (RuleError, InputError) as exc:
-                    outcomes.append(ApproveOutcome(request_id, error=str(exc), exit_code=exc.exit_code))
+                    outcomes.append(ApproveOutcome(request_id, error=str(exc), refusal=type(exc)))
                     continue
                 outcomes.append(ApproveOutcome(request_id, certificate=cert))
                 if superseded is not None:

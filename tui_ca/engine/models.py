@@ -12,8 +12,13 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:
+    # Imported where used: a command that signs nothing should not pay for x509.
+    from cryptography import x509
+
+    from tui_ca.engine.errors import CAError
 
 
 class RequestStatus(StrEnum):
@@ -53,6 +58,8 @@ class RevocationReason(StrEnum):
     @property
     def flag(self) -> x509.ReasonFlags:
         """The matching ``cryptography`` flag."""
+        from cryptography import x509
+
         return x509.ReasonFlags(_REASON_FLAG_VALUES[self])
 
     @classmethod
@@ -323,8 +330,8 @@ class ApproveOutcome:
     """The issued certificate, on success."""
     error: str | None = None
     """Why it was refused, otherwise."""
-    exit_code: int = 0
-    """1 for a rule refusal, 2 for bad input (as the CLI reports)."""
+    refusal: type[CAError] | None = None
+    """The class of the refusal (a ``RuleError`` or ``InputError``), for the faces to map."""
 
 
 @dataclass(frozen=True)
