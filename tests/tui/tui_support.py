@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from textual.css.query import NoMatches
 from textual.widgets import Input
 
 from tui_ca.demo import create_demo_home
@@ -91,11 +92,19 @@ async def settle(pilot) -> None:
 async def until(pilot, predicate, timeout: float = 30.0, step: float = 0.05) -> float:
     """Pause until ``predicate()`` holds; return how long it took (fails after a generous deadline)."""
     started = time.monotonic()
-    while not predicate():
+    while not _holds(predicate):
         if time.monotonic() - started >= timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await pilot.pause(step)
     return time.monotonic() - started
+
+
+def _holds(predicate) -> bool:
+    # A screen that is pushed but not yet composed has no widgets to query: not yet, rather than an error.
+    try:
+        return bool(predicate())
+    except NoMatches:
+        return False
 
 
 async def polls(pilot, count: int) -> None:
