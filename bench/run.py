@@ -108,7 +108,9 @@ def _extra(name: str, quick: bool) -> Callable[[Workspace], list[dict]] | None:
 def normalise_extra(raw: dict, label: str, goal: str, name: str) -> dict:
     """Fit a foreign row to the table: keep its ratio, show its other keys as a note."""
     shown = {k: v for k, v in raw.items() if k not in ("figure", "ratio", "goal", "met", "name")}
-    figure = raw.get("figure") or f"{label} ({', '.join(f'{k}={v}' for k, v in shown.items() if not isinstance(v, float))})"
+    figure = (
+        raw.get("figure") or f"{label} ({', '.join(f'{k}={v}' for k, v in shown.items() if not isinstance(v, float))})"
+    )
     note = raw.get("note") or ", ".join(f"{k}={v}" for k, v in shown.items() if isinstance(v, float))
     goal = raw.get("goal", goal)
     return {"name": name, "figure": figure, "ours_s": raw.get("ours_s"), "baseline_s": raw.get("baseline_s"),
@@ -136,7 +138,10 @@ def _fmt_time(seconds, unit: str) -> str:
 
 def render(rows: list[dict]) -> str:
     """The markdown tables: figures, then setup timings that are not goals."""
-    lines = ["| Figure | tui-ca | Baseline | Ratio | Goal | Met | Note |", "| --- | ---: | ---: | ---: | --- | :-: | --- |"]
+    lines = [
+        "| Figure | tui-ca | Baseline | Ratio | Goal | Met | Note |",
+        "| --- | ---: | ---: | ---: | --- | :-: | --- |",
+    ]
     for r in rows:
         if r.get("setup"):
             continue

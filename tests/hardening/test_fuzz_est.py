@@ -169,7 +169,9 @@ def live(tmp_path_factory):
 
 
 def _still_serving(state: Live) -> None:
-    answer = exchange(state.serving.https_port, b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\n\r\n", state.context)
+    answer = exchange(
+        state.serving.https_port, b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\n\r\n", state.context
+    )
     assert answer.status == 200, answer.raw[:300]
     plain = exchange(state.serving.http_port, b"GET /ca.crt HTTP/1.1\r\nHost: x\r\n\r\n", None)
     assert plain.status == 200, plain.raw[:300]
@@ -217,6 +219,7 @@ def _accepted(state: Live, answer: Answer) -> None:
 
 
 # ------------------------------------------------------------------ strategies
+
 
 def _encodings(der: bytes) -> st.SearchStrategy[bytes]:
     return st.sampled_from([
@@ -312,6 +315,7 @@ def routed_request(draw) -> tuple[bytes, bool, bool]:
 
 # ----------------------------------------------------------------------- tests
 
+
 @settings(max_examples=BODY_EXAMPLES, **_SETTINGS)
 @given(case=enroll_request())
 def test_enroll_bodies_and_headers(live, case):
@@ -348,6 +352,7 @@ def test_fixed_regressions(live, request_bytes):
 
 # ------------------------------------------------------- per-address connection cap
 
+
 def test_one_address_cannot_take_every_connection_slot(live):
     port = live.serving.http_port
     get = b"GET /ca.crt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -383,6 +388,7 @@ def test_the_tls_listener_caps_per_address_too(live):
 
 
 # ------------------------------------------------- client-certificate identity
+
 
 def _post(port: int, context: ssl.SSLContext, der: bytes, extra: bytes = b"") -> Answer:
     body = base64.b64encode(der)
