@@ -17,12 +17,16 @@ that load drift hits both alike:
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from bench.common import CsrFactory, median, new_ca, row, tui_ca_command
-from bench.openssl_baseline import OPENSSL, issue_with_openssl_ca, make_csrs, make_openssl_ca_dir
-from tui_ca.engine.reader import ISSUING_CERT, ISSUING_KEY
+# Run as a script too (python bench/cli_startup.py): make ``bench.*`` importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import CsrFactory, median, new_ca, row, tui_ca_command  # noqa: E402
+from bench.openssl_baseline import OPENSSL, issue_with_openssl_ca, make_csrs, make_openssl_ca_dir  # noqa: E402
+from tui_ca.engine.reader import ISSUING_CERT, ISSUING_KEY  # noqa: E402
 
 SHOW_GOAL = 2.5
 APPROVE_GOAL = 6.0
@@ -92,9 +96,7 @@ def _measure(root: Path, *, runs: int, seeded: int) -> list[dict]:
 
 if __name__ == "__main__":
     import argparse
-    import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the machinery, not the speed")
     for r in measure(quick=parser.parse_args().quick):

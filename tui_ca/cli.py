@@ -51,6 +51,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"tui-ca: {message} (see tui-ca --help)\n")
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter without its import of shutil (and so bz2, lzma...) just to learn the width."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:  # fmt: skip
+        if width is None:
+            try:
+                columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+            except (ValueError, OSError):
+                columns = 80
+            width = columns - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Version(argparse.Action):
     """``--version``; the package is imported only when asked."""
 
@@ -229,13 +243,14 @@ def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
     """The parser; the arguments of the commands in ``only`` (default: all) are added."""
     wanted = set(SPECS) if only is None else set(only)
     parser = _Parser(prog="tui-ca", description="A certificate authority run from a terminal UI.", epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                     formatter_class=_Formatter)  # fmt: skip
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("--home", type=Path, help="CA home directory (default: $TUI_CA_HOME or the user data dir)")
     parser.add_argument("--passphrase-file", type=Path, help="file holding the CA key passphrase")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     for name, spec in SPECS.items():
-        command = sub.add_parser(name, help=spec.help, description=spec.help[:1].upper() + spec.help[1:] + ".")
+        command = sub.add_parser(name, help=spec.help, description=spec.help[:1].upper() + spec.help[1:] + ".",
+                                 formatter_class=_Formatter)  # fmt: skip
         if name in wanted:
             spec.arguments(command)
     return parser
