@@ -136,22 +136,29 @@ def _canonical(doc: Mapping[str, object]) -> bytes:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def sign_policy(policy: ApprovalPolicy, key: object) -> dict[str, object]:
-    """The stored form: the policy and its signature by the issuing CA key."""
-    payload = _canonical(policy.to_doc())
+def sign_policy(policy: ApprovalPolicy, key: object, roles: Mapping[str, str] | None = None) -> dict[str, object]:
+    """The stored form: the policy (and the role groups) with a signature by the issuing CA key."""
+    doc = {**policy.to_doc(), "roles": dict(roles or {})}
+    payload = _canonical(doc)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         signature = key.sign(payload, ec.ECDSA(hashes.SHA256()))
     elif isinstance(key, rsa.RSAPrivateKey):
         signature = key.sign(payload, padding.PKCS1v15(), hashes.SHA256())
     else:
         raise RuleError("the CA key cannot sign the approval policy")
-    return {"policy": policy.to_doc(), "sig": base64.b64encode(signature).decode()}
+    return {"policy": doc, "sig": base64.b64encode(signature).decode()}
 
 
 def verified_policy(stored: Mapping[str, object] | None, public_key: object) -> ApprovalPolicy:
     """The stored policy if its signature verifies with ``public_key``; none stored: the default."""
+    return verified_governance(stored, public_key)[0]
+
+
+def verified_governance(stored: Mapping[str, object] | None,
+                        public_key: object) -> tuple[ApprovalPolicy, Mapping[str, object]]:  # fmt: skip
+    """The stored policy and role groups if their signature verifies; none stored: the defaults."""
     if stored is None:
-        return ApprovalPolicy()
+        return ApprovalPolicy(), {}
     doc, sig = stored.get("policy"), stored.get("sig")
     if not isinstance(doc, Mapping) or not isinstance(sig, str):
         raise PolicyTamperedError("the stored approval policy is damaged; set it again with 'policy set'")
@@ -169,4 +176,7 @@ def verified_policy(stored: Mapping[str, object] | None, public_key: object) -> 
             "the approval policy was changed without the CA key (its signature does not verify); "
             "no approvals count until an admin holding the key sets it again with 'policy set'"
         ) from None
-    return ApprovalPolicy.from_doc(doc)
+    roles = doc.get("roles") or {}
+    if not isinstance(roles, Mapping):
+        raise PolicyTamperedError("the stored role groups are damaged; set them again with 'policy roles'")
+    return ApprovalPolicy.from_doc(doc), roles

@@ -9,23 +9,32 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from tui_ca.engine import records
+from tui_ca.engine.approval_policy import ApprovalPolicy
 from tui_ca.engine.authority import DEFAULT_LEAF_DAYS, DEFAULT_QUEUE_DAYS, MAX_LEAF_DAYS, MAX_REASON_CHARS
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
+from tui_ca.engine.governance import Governance, approvals_needed_for_doc
 from tui_ca.engine.models import Actor, ApproveOutcome, Certificate, Request, RequestStatus, RevocationReason
 from tui_ca.engine.operation import Operation
 from tui_ca.engine.profile import LeafIssuer
 from tui_ca.engine.publishing import Publishing
 
 
-class Decisions(Publishing):
+class Decisions(Governance, Publishing):
     def approve(
         self, ids: Iterable[int], *, days: int | None = None, actor: Actor | None = None
     ) -> list[ApproveOutcome]:
-        """Issue certificates for queued requests, in one pass and one commit."""
+        """Approve queued requests, in one pass and one commit.
+
+        Under a K-of-N policy an approval that does not reach K is recorded on
+        the request (outcome ``pending``); the one that reaches it issues the
+        certificate in the same transaction.
+        """
         self._require_ca()
         ids = list(ids)
         if days is not None and not 1 <= days <= MAX_LEAF_DAYS:
             raise InputError(f"--days must be between 1 and {MAX_LEAF_DAYS}, not {days}")
+        self._require_role("approve", "requests " + " ".join(map(str, ids)), actor)
+        policy = self.approval_policy()
         key = self.signing_key()
         issuing = self.issuing_cert()
         outcomes: list[ApproveOutcome] = []
@@ -36,11 +45,11 @@ class Decisions(Publishing):
             lifetime = timedelta(days=days or config.get("leaf_days", DEFAULT_LEAF_DAYS))
             for request_id in ids:
                 try:
-                    cert, superseded = self._approve_one(op, issuer, request_id, lifetime)
+                    cert, superseded, approvers, needed = self._approve_one(op, issuer, request_id, lifetime, policy)
                 except (RuleError, InputError) as exc:
                     outcomes.append(ApproveOutcome(request_id, error=str(exc), exit_code=exc.exit_code))
                     continue
-                outcomes.append(ApproveOutcome(request_id, certificate=cert))
+                outcomes.append(ApproveOutcome(request_id, certificate=cert, approvals=approvers, needed=needed))
                 if superseded is not None:
                     renewed.append(superseded)
             for old_id in renewed:
@@ -49,8 +58,8 @@ class Decisions(Publishing):
                 self._publish_crl(op, issuing, key)
         return outcomes
 
-    def _approve_one(self, op: Operation, issuer: LeafIssuer, request_id: int,
-                     lifetime: timedelta) -> tuple[Certificate, int | None]:  # fmt: skip
+    def _approve_one(self, op: Operation, issuer: LeafIssuer, request_id: int, lifetime: timedelta,
+                     policy: ApprovalPolicy) -> tuple[Certificate | None, int | None, tuple[str, ...], int]:  # fmt: skip
         txn = op.txn
         doc = txn.get_request(request_id)
         if doc is None:
@@ -67,6 +76,18 @@ class Decisions(Publishing):
                     raise RuleError(f"requester {doc['requester']!r} holds active certificate {active['id']}; "
                                     "revoke it first")  # fmt: skip
                 superseded = active["id"]
+        needed = approvals_needed_for_doc(policy, doc)
+        approvals = list(doc.get("approvals") or [])
+        if any(given["u"] == op.actor.user for given in approvals):
+            raise RuleError(f"{op.actor.user} has already approved request {request_id}; it needs "
+                            f"{needed - len(approvals)} more approval(s) from other admins")  # fmt: skip
+        approvals.append({"u": op.actor.user, "a": op.actor.address, "at": records.time_doc(now)})
+        approvers = tuple(given["u"] for given in approvals)
+        if len(approvals) < needed:
+            txn.put_request({**doc, "approvals": approvals})
+            op.audit("approve", f"request {request_id}", f"approval {len(approvals)} of {needed}",
+                     requester=doc["requester"], approvers=list(approvers))  # fmt: skip
+            return None, None, approvers, needed
         while True:
             serial = self._new_serial()
             if txn.find_serial(serial) is None:
@@ -83,13 +104,13 @@ class Decisions(Publishing):
         txn.put_certificate(cert_doc)
         txn.put_cert_pem(request_id, pem.decode())
         txn.put_request({**doc, "status": RequestStatus.APPROVED.value, "decided_at": records.time_doc(now),
-                         "decided_by": records.actor_doc(op.actor)})  # fmt: skip
+                         "decided_by": records.actor_doc(op.actor), "approvals": approvals})  # fmt: skip
         txn.put_serial(serial, request_id)
         txn.put_requester(doc["requester"], {**entry, "name": doc["requester"], "queued": None, "active": request_id})
         op.meta["queued"] = max(0, op.meta.get("queued", 1) - 1)
         op.audit("approve", f"request {request_id}", "issued", serial=format(serial, "x"),
-                 requester=doc["requester"], not_after=cert_doc["na"])  # fmt: skip
-        return records.certificate_model(cert_doc), superseded
+                 requester=doc["requester"], not_after=cert_doc["na"], approvers=list(approvers))  # fmt: skip
+        return records.certificate_model(cert_doc), superseded, approvers, needed
 
     def reject(self, request_id: int, reason: str, *, actor: Actor | None = None) -> Request:
         """Refuse a queued request; its ID stays burnt."""
@@ -99,6 +120,7 @@ class Decisions(Publishing):
         if len(reason) > MAX_REASON_CHARS:
             raise InputError(f"the reason is longer than {MAX_REASON_CHARS} characters")
         self._require_ca()
+        self._require_role("reject", f"request {request_id}", actor)
         with self._operation(actor) as op:
             doc = op.txn.get_request(request_id)
             if doc is None:
@@ -145,9 +167,10 @@ class Decisions(Publishing):
                actor: Actor | None = None) -> Certificate:  # fmt: skip
         """Revoke by Certificate ID or serial (hex) and publish a new CRL in the same commit."""
         self._require_ca()
+        cert_id = self.certificate(target).id
+        self._require_role("revoke", f"certificate {cert_id}", actor)
         key = self.signing_key()
         issuing = self.issuing_cert()
-        cert_id = self.certificate(target).id
         with self._operation(actor) as op:
             self._revoke_doc(op, cert_id, reason)
             self._publish_crl(op, issuing, key)

@@ -38,11 +38,11 @@ class RoleError(RuleError):
 
 
 # Which role each changing operation needs. Submitting is what clients do
-# and is left to anyone who can reach the store (the server, the CLI).
+# and is left to anyone who can reach the store (the server, the CLI); so is
+# expiring stale requests, housekeeping that the server does on its own.
 OPERATION_ROLES: Mapping[str, Role] = {
     "approve": Role.APPROVER,
     "reject": Role.APPROVER,
-    "expire": Role.APPROVER,
     "revoke": Role.REVOKER,
     "unhold": Role.REVOKER,
 }
