@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -171,10 +172,19 @@ def run_cli(home: Path, *args: str, input: bytes | None = None, env: dict | None
 
 def snapshot_home(home: Path) -> dict[str, bytes]:
     """Every file under a home with its bytes (the lock file excluded: it is
-    created empty on the first transaction and carries no state)."""
-    return {
+    created empty on the first transaction and carries no state), and the
+    records of the home's memory store when the test runs on that backend."""
+    from tui_ca.engine.store.memory import MemoryStore
+
+    files = {
         str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file() and p.name != ".lock"
     }
+    memory = MemoryStore._homes.get(Path(home).absolute())
+    if memory is not None:
+        for name, table in memory._state.tables.items():
+            if table:
+                files[f"memory:{name}"] = json.dumps(table, sort_keys=True, default=repr).encode()
+    return files
 
 
 def assert_refused(result: subprocess.CompletedProcess, code: int, *fragments: str) -> str:

@@ -193,6 +193,12 @@ def _args_est_user(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
 
 
+def _args_policy(p: argparse.ArgumentParser) -> None:
+    from tui_ca.cli_policy import add_arguments
+
+    add_arguments(p)
+
+
 def _args_help(p: argparse.ArgumentParser) -> None:
     p.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")
 
@@ -227,6 +233,7 @@ SPECS: dict[str, Spec] = {
     "serve": Spec("EST over HTTPS; CRL, CA certs and OCSP over HTTP", _args_serve),
     "server-setup": Spec("issue the server's TLS and OCSP signing certificates (uses the CA key)", _args_server_setup),
     "est-user": Spec("add or change an EST user (password from stdin or asked)", _args_est_user),
+    "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
     "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
     "completion": Spec("print the bash or zsh completion script", _args_completion),
 }
@@ -512,6 +519,16 @@ def _cert_json(c: Certificate, now: datetime) -> dict[str, Any]:
     return data
 
 
+def _approvals_text(ca: CAReader, request: Request) -> str:
+    from tui_ca.engine.approval_policy import approvals_needed, governance_in_force
+
+    policy, _ = governance_in_force(ca.config(), ca.issuing_cert().public_key())
+    needed = approvals_needed(policy, request.requester, request.details.common_name, request.details.sans,
+                              renewal=request.renewal_of is not None)  # fmt: skip
+    names = ", ".join(_safe(a.user) for a in request.approvals) or "none yet"
+    return f"{len(request.approvals)} of {needed} ({names})"
+
+
 def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
     request, cert = ca.lookup(_target(args.id))
     now = ca.now()
@@ -527,6 +544,8 @@ def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
         print(f"Certificate ID   {request.id}")
         print(f"Requester        {_safe(request.requester)}")
         print(f"Status           {_status(request.status.value, colour=colour)}")
+        if request.approvals or request.status == "queued":
+            print(f"Approvals        {_approvals_text(ca, request)}")
         print(f"Subject          {_safe(d.subject)}")
         print(f"SANs             {', '.join(_safe(s) for s in d.sans) or '-'}")
         print(f"Key              {d.key_type}")
@@ -557,12 +576,22 @@ def cmd_approve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
         if outcome.certificate is not None:
             print(f"{outcome.id} {serial_text(outcome.certificate.serial)}")
             issued += 1
+        elif outcome.pending:
+            print(f"{outcome.id} approval {len(outcome.approvals)} of {outcome.needed} recorded "
+                  f"({', '.join(_safe(name) for name in outcome.approvals)}); another admin must approve")  # fmt: skip
+            issued += 1
         elif outcome.refusal is not None:
             print(f"tui-ca: request {outcome.id}: {outcome.error}", file=sys.stderr)
             refusals.append(exit_code_for(outcome.refusal))
     if not refusals:
         return EXIT_OK
     return EXIT_PARTIAL if issued else max(refusals)
+
+
+def cmd_policy(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.cli_policy import run
+
+    return run(ca, args)
 
 
 def cmd_reject(ca: CertificateAuthority, args: argparse.Namespace) -> int:
@@ -691,7 +720,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup,
+    "server-setup": cmd_server_setup, "policy": cmd_policy,
 }  # fmt: skip
 
 

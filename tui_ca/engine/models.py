@@ -7,8 +7,8 @@ form people type).
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -110,9 +110,11 @@ class Actor:
     @classmethod
     def from_environment(cls) -> Actor:
         """The person at this terminal: ``$SSH_CLIENT`` names their address."""
+        # The real uid, not $USER or $LOGNAME, which anyone can set (roles and
+        # the distinct-approver rule rest on this name).
         try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
             user = f"uid:{os.getuid()}"
         ssh = os.environ.get("SSH_CLIENT") or os.environ.get("SSH_CONNECTION") or ""
         address = ssh.split()[0] if ssh.split() else None
@@ -216,6 +218,8 @@ class Request:
     """Why it was rejected or expired."""
     renewal_of: int | None = None
     """For a re-enrollment: the Certificate ID it replaces."""
+    approvals: tuple[Actor, ...] = ()
+    """Admins who approved it so far (under a K-of-N policy, fewer than K while queued)."""
 
 
 @dataclass(frozen=True)
@@ -332,6 +336,15 @@ class ApproveOutcome:
     """Why it was refused, otherwise."""
     refusal: type[CAError] | None = None
     """The class of the refusal (a ``RuleError`` or ``InputError``), for the faces to map."""
+    approvals: tuple[str, ...] = ()
+    """Who has approved the request so far, this approval included."""
+    needed: int = 1
+    """Approvals the policy asks for; fewer given means the request still waits."""
+
+    @property
+    def pending(self) -> bool:
+        """The approval was recorded but more admins must approve before issuing."""
+        return self.certificate is None and self.error is None
 
 
 @dataclass(frozen=True)
