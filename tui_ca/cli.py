@@ -519,14 +519,17 @@ def _cert_json(c: Certificate, now: datetime) -> dict[str, Any]:
     return data
 
 
-def _approvals_text(ca: CAReader, request: Request) -> str:
+def _approvals_needed(ca: CAReader, request: Request) -> int:
     from tui_ca.engine.approval_policy import approvals_needed, governance_in_force
 
     policy, _ = governance_in_force(ca.config(), ca.issuing_cert().public_key())
-    needed = approvals_needed(policy, request.requester, request.details.common_name, request.details.sans,
-                              renewal=request.renewal_of is not None)  # fmt: skip
+    return approvals_needed(policy, request.requester, request.details.common_name, request.details.sans,
+                            renewal=request.renewal_of is not None)  # fmt: skip
+
+
+def _approvals_text(ca: CAReader, request: Request) -> str:
     names = ", ".join(_safe(a.user) for a in request.approvals) or "none yet"
-    return f"{len(request.approvals)} of {needed} ({names})"
+    return f"{len(request.approvals)} of {_approvals_needed(ca, request)} ({names})"
 
 
 def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
@@ -536,7 +539,10 @@ def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        print(json.dumps({"request": _request_json(request) if request else None,
+        request_json = _request_json(request) if request else None
+        if request is not None and request_json is not None:
+            request_json["approvals_needed"] = _approvals_needed(ca, request)
+        print(json.dumps({"request": request_json,
                           "certificate": _cert_json(cert, now) if cert else None}, indent=2))  # fmt: skip
         return 0
     if request is not None:
