@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("--crl-days", type=int, default=7, help="CRL nextUpdate in days (default 7)")
     init.add_argument("--queue-days", type=int, default=30,
                       help="queued requests older than this expire (default 30)")  # fmt: skip
+    init.add_argument("--allow-wildcards", action="store_true",
+                      help="accept wildcard DNS names (*.example.net) in CSRs (default: refused)")  # fmt: skip
     init.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
     init.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
 
@@ -219,7 +221,7 @@ def cmd_init(ca: CertificateAuthority, args) -> int:
         raise InputError(f"cannot write {args.output}: its folder is missing or not writable")
     result = ca.init(names, days=args.days, key_type=args.key_type, base_url=args.base_url,
                      external_root=args.external_root, crl_days=args.crl_days,
-                     queue_days=args.queue_days)  # fmt: skip
+                     queue_days=args.queue_days, allow_wildcards=args.allow_wildcards)  # fmt: skip
     if isinstance(result, bytes):
         if args.output:
             _write_output(result, args.output)
@@ -295,13 +297,16 @@ def _enum(kind, value):
 
 
 def _request_json(r) -> dict:
-    return _jsonable(r)
+    data = _jsonable(r)
+    data["details"]["name_warning"] = r.details.name_warning
+    return data
 
 
 def _cert_json(c, now) -> dict:
     data = _jsonable(c)
     data["serial"] = c.serial_hex
     data["status"] = c.status_at(now).value
+    data["name_warning"] = c.name_warning
     return data
 
 
@@ -319,6 +324,8 @@ def cmd_show(ca: CertificateAuthority, args) -> int:
         print(f"Status           {request.status.value}")
         print(f"Subject          {_safe(d.subject)}")
         print(f"SANs             {', '.join(_safe(s) for s in d.sans) or '-'}")
+        if d.name_warning and cert is None:
+            print(f"Warning          {d.name_warning}")
         print(f"Key              {d.key_type}")
         print(f"SPKI SHA-256     {d.fingerprint_groups}")
         print(f"Submitted        {request.submitted_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.submitted_by.describe())} "
@@ -334,6 +341,8 @@ def cmd_show(ca: CertificateAuthority, args) -> int:
         print(f"Certificate      {cert.status_at(now).value}, "
               f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}")  # fmt: skip
         print(f"SHA-256          {cert.sha256}")
+        if cert.name_warning:
+            print(f"Warning          {cert.name_warning}")
         if cert.revoked_at:
             print(f"Revoked          {cert.revoked_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(cert.revoked_by.describe())} "
                   f"({cert.revocation_reason.value})")  # fmt: skip

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import stat
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -39,6 +38,7 @@ from tui_ca.engine.models import (
     RevocationReason,
     SubmitResult,
 )
+from tui_ca.engine.names import requester_from
 from tui_ca.engine.profile import LeafIssuer, build_issuing, build_issuing_csr, build_name, build_root
 from tui_ca.engine.reader import (
     CRL_DER,
@@ -141,6 +141,7 @@ class CertificateAuthority(CAReader):
         external_root: bool = False,
         crl_days: int = DEFAULT_CRL_DAYS,
         queue_days: int = DEFAULT_QUEUE_DAYS,
+        allow_wildcards: bool = False,
         actor: Actor | None = None,
     ) -> CAInfo | bytes:
         """Create root + issuing CA, or (external root) return the issuing CSR PEM."""
@@ -162,7 +163,8 @@ class CertificateAuthority(CAReader):
         if not 1 <= queue_days <= 3650:
             raise InputError(f"--queue-days must be between 1 and 3650, not {queue_days}")
         config = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
-                  "key_type": key_type, "external_root": external_root}  # fmt: skip
+                  "key_type": key_type, "external_root": external_root,
+                  "allow_wildcards": allow_wildcards}  # fmt: skip
         with self.store.transaction() as txn:
             if self.exists() or self.awaiting_import():
                 raise RuleError(f"a CA already exists in {self.home}; refusing to overwrite it")
@@ -239,18 +241,7 @@ class CertificateAuthority(CAReader):
         return self.info()
 
     def _normalise_requester(self, requester: str | None, details) -> str:
-        if requester is not None:
-            requester = requester.strip()
-            if not requester:
-                raise InputError("the requester name is empty")
-            if len(requester) > MAX_REQUESTER_CHARS:
-                raise InputError(f"the requester name is longer than {MAX_REQUESTER_CHARS} characters")
-            if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in requester):
-                raise InputError("the requester name contains control characters")
-            return requester
-        if details.common_name:
-            return details.common_name
-        return details.sans[0].split(":", 1)[1]
+        return requester_from(requester, details.common_name, details.sans)  # trust slice: names.py
 
     def submit(
         self, data: bytes, *, requester: str | None = None, source: str = "cli", actor: Actor | None = None,
@@ -270,7 +261,7 @@ class CertificateAuthority(CAReader):
         prepared = []
         for data, requester in items:
             csr = load_csr(data)
-            details = check_and_describe(csr)
+            details = check_and_describe(csr, allow_wildcard=bool(self.config().get("allow_wildcards")))
             prepared.append((csr, details, self._normalise_requester(requester, details)))
         results: list[SubmitResult] = []
         with self.store.transaction() as txn:

@@ -172,6 +172,13 @@ class CsrDetails:
     """SHA-256 of the CSR's DER, used to recognise a re-sent request."""
 
     @property
+    def name_warning(self) -> str | None:
+        """Set when no TLS stack could match the certificate by hostname or address."""
+        from tui_ca.engine.names import name_warning
+
+        return name_warning(self.sans)
+
+    @property
     def fingerprint_groups(self) -> str:
         """The SPKI fingerprint in groups of four, for reading aloud."""
         return group_fingerprint(self.spki_sha256)
@@ -247,6 +254,13 @@ class Certificate:
     """Who revoked it."""
     revocation_reason: RevocationReason | None = None
     """Why."""
+
+    @property
+    def name_warning(self) -> str | None:
+        """Set when no TLS stack could match the certificate by hostname or address."""
+        from tui_ca.engine.names import name_warning
+
+        return name_warning(self.sans)
 
     @property
     def serial_hex(self) -> str:

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine.models import NameFields
+from tui_ca.engine.names import effective_sans
 
 # Backdating hides small clock differences between the CA and relying parties.
 BACKDATE = timedelta(minutes=5)
@@ -188,11 +189,14 @@ class LeafIssuer:
         # RFC 5280 §4.1.2.6: an e-mail address in the subject must also be in the
         # SAN (pkilint reports it as an error otherwise); it is added, not copied.
         names = list(san) if san is not None else []
+        # The CN, when a hostname or address, goes into the SAN: relying parties match only there.
+        common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        cn = common_names[0].value if common_names and isinstance(common_names[0].value, str) else None
+        names = effective_sans(cn, names)
         emails = [x509.RFC822Name(a.value) for a in subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
                   if isinstance(a.value, str) and a.value.isascii()]  # fmt: skip
-        missing = [e for e in emails if e not in names]
-        if missing:
-            san = x509.SubjectAlternativeName(names + missing)
+        names += [e for e in emails if e not in names]
+        san = x509.SubjectAlternativeName(names) if names else None
         if san is not None:
             # RFC 5280 §4.2.1.6: with an empty subject the SAN must be critical.
             builder = builder.add_extension(san, critical=len(subject) == 0)

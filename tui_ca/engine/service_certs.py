@@ -10,7 +10,6 @@ responder itself (id-pkix-ocsp-nocheck, §4.2.2.2.1).
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from tui_ca.engine import repository as repo
 from tui_ca.engine.errors import InputError
 from tui_ca.engine.keys import dump_key
+from tui_ca.engine.names import dns_name_problem
 from tui_ca.engine.profile import BACKDATE, signature_hash
 
 SERVER_DIR = "server"
@@ -29,12 +29,13 @@ TLS_KEY = f"{SERVER_DIR}/tls.key"
 TLS_CERT = f"{SERVER_DIR}/tls.crt"
 OCSP_KEY = f"{SERVER_DIR}/ocsp.key"
 OCSP_CERT = f"{SERVER_DIR}/ocsp.crt"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+# An address, not "localhost": a single-label DNS SAN is not a name any public
+# or private DNS can vouch for (pkilint flags it); --name localhost still adds it.
+LOOPBACK_NAMES = ("127.0.0.1",)
 DEFAULT_TLS_DAYS = 365
 # Short, because an OCSP signer with ocsp-nocheck cannot itself be revoked:
 # its expiry is the only way it stops being trusted. Renewed from cron.
 DEFAULT_OCSP_DAYS = 7
-_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ def _general_name(name: str) -> x509.GeneralName:
     except ValueError:
         pass
     text = name.strip().lower().rstrip(".")
-    if len(text) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in text.split(".")):
-        raise InputError(f"--name {name!r} is neither an IP address nor a DNS name")
+    problem = dns_name_problem(text)
+    if problem is not None:
+        raise InputError(f"--name {name!r} is neither an IP address nor a DNS name: it {problem}")
     return x509.DNSName(text)
 
 
