@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("id")
     revoke.add_argument("--reason", default="unspecified", help="RFC 5280 reason (default unspecified)")
 
+    revoke_ca = sub.add_parser("revoke-issuing-ca",
+                               help="emergency: the root revokes the issuing CA and publishes its CRL")  # fmt: skip
+    revoke_ca.add_argument("--reason", required=True, help="keyCompromise, cACompromise, superseded, …")
+
     export = sub.add_parser("export", help="a certificate as PEM")
     export.add_argument("id")
     export.add_argument("--chain", action="store_true")
@@ -355,6 +359,8 @@ def cmd_approve(ca: CertificateAuthority, args) -> int:
     for outcome in ca.approve(ids, days=args.days):
         if outcome.certificate is not None:
             print(f"{outcome.id} {outcome.certificate.serial_hex}")
+            if outcome.warning:
+                print(f"tui-ca: request {outcome.id}: {outcome.warning}", file=sys.stderr)
         else:
             print(f"tui-ca: request {outcome.id}: {outcome.error}", file=sys.stderr)
             worst = max(worst, outcome.exit_code)
@@ -372,6 +378,16 @@ def cmd_revoke(ca: CertificateAuthority, args) -> int:
     cert = ca.revoke(args.id, reason)
     info = ca.info()
     print(f"certificate {cert.id} (serial {cert.serial_hex}) revoked: {reason.value}; CRL {info.crl_number} published")
+    return 0
+
+
+def cmd_revoke_issuing_ca(ca: CertificateAuthority, args) -> int:
+    from tui_ca.engine.chain import revoke_issuing_ca
+
+    reason = RevocationReason.parse(args.reason)
+    info = revoke_issuing_ca(ca, reason)
+    print(f"issuing CA revoked by the root: {reason.value}; root CRL {info.number} published; "
+          "nothing more will be signed with it")  # fmt: skip
     return 0
 
 
@@ -459,7 +475,7 @@ COMMANDS = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup,
+    "server-setup": cmd_server_setup, "revoke-issuing-ca": cmd_revoke_issuing_ca,
 }  # fmt: skip
 
 

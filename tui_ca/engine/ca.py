@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from tinydb.table import Document
 
 from tui_ca.engine import audit as audit_log
-from tui_ca.engine import records
+from tui_ca.engine import chain, clock, records
 from tui_ca.engine import repository as repo
 from tui_ca.engine.crl import der_to_pem, encode_entry, sign_crl
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
@@ -160,6 +160,7 @@ class CertificateAuthority(CAReader):
         now = self.now()
         issuing_key = generate_key(key_type)
         issuing_subject = build_name(names, with_email=False)
+        clock.check_crl_days(crl_days)  # trust slice: clock.py
         if not 1 <= queue_days <= 3650:
             raise InputError(f"--queue-days must be between 1 and 3650, not {queue_days}")
         config = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
@@ -185,7 +186,7 @@ class CertificateAuthority(CAReader):
                               now - timedelta(minutes=5), now + timedelta(days=days))  # fmt: skip
             issuing = build_issuing(issuing_key.public_key(), issuing_subject, root, root_key,
                                     self._new_serial(), now - timedelta(minutes=5),
-                                    now + timedelta(days=days))  # fmt: skip
+                                    now + timedelta(days=days), config["base_url"])  # fmt: skip
             txn.write_blob(ROOT_KEY, dump_key(root_key, passphrase), 0o600)
             txn.write_blob(ROOT_CERT, root.public_bytes(serialization.Encoding.PEM))
             txn.write_blob(ISSUING_CERT, issuing.public_bytes(serialization.Encoding.PEM))
@@ -195,6 +196,7 @@ class CertificateAuthority(CAReader):
                         encrypted=passphrase is not None)  # fmt: skip
             self._keys[ISSUING_KEY] = issuing_key
             self._publish_crl(txn, meta, actor, issuing, issuing_key)
+            chain.publish_root_crl(self, txn, meta, actor, root, root_key)  # trust slice: chain.py
             self._finish(txn, meta)
         return self.info()
 
@@ -329,6 +331,7 @@ class CertificateAuthority(CAReader):
         renewed: list[int] = []
         with self.store.transaction() as txn:
             meta = repo.get_meta(txn)
+            clock.check_can_issue(self, meta)  # trust slice: clock.py
             config = repo.get_config(txn)
             issuer = LeafIssuer(issuing, key, config.get("base_url"))
             lifetime = timedelta(days=days or config.get("leaf_days", DEFAULT_LEAF_DAYS))
@@ -338,7 +341,8 @@ class CertificateAuthority(CAReader):
                 except (RuleError, InputError) as exc:
                     outcomes.append(ApproveOutcome(request_id, error=str(exc), exit_code=exc.exit_code))
                     continue
-                outcomes.append(ApproveOutcome(request_id, certificate=cert))
+                warning = clock.cut_short_warning(cert.not_after, self.now() + lifetime, issuing.not_valid_after_utc)
+                outcomes.append(ApproveOutcome(request_id, certificate=cert, warning=warning))
                 if superseded is not None:
                     renewed.append(superseded)
             for old_id in renewed:
@@ -519,6 +523,7 @@ class CertificateAuthority(CAReader):
         return chunks, total
 
     def _publish_crl(self, txn: Transaction, meta: dict, actor: Actor, issuing, key) -> CrlInfo:
+        clock.check_can_sign_crl(self.now(), issuing, meta)  # trust slice: clock.py
         config = repo.get_config(txn)
         now = self.now()
         number = meta.get("crl_number", 0) + 1
@@ -542,6 +547,7 @@ class CertificateAuthority(CAReader):
         with self.store.transaction() as txn:
             meta = repo.get_meta(txn)
             info = self._publish_crl(txn, meta, actor, issuing, key)
+            chain.refresh_root_crl_if_due(self, txn, meta, actor)  # trust slice: chain.py
             self._finish(txn, meta)
         return info
 

@@ -339,6 +339,8 @@ class ApproveOutcome:
     """Why it was refused, otherwise."""
     exit_code: int = 0
     """1 for a rule refusal, 2 for bad input (as the CLI reports)."""
+    warning: str | None = None
+    """Issued, but not as asked (e.g. cut short by the issuing CA's end)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ def public_urls(base_url: str) -> dict[str, str]:
     base = base_url.rstrip("/")
     return {
         "crl": f"{base}/ca.crl",
+        "root_crl": f"{base}/crl/root.crl",
         "ca_cert": f"{base}/ca.crt",
         "root_cert": f"{base}/root.crt",
         "ocsp": f"{base}/ocsp",
@@ -99,11 +100,15 @@ def build_issuing_csr(key, subject: x509.Name) -> x509.CertificateSigningRequest
 
 def build_issuing(
     public_key, subject: x509.Name, root_cert: x509.Certificate, root_key, serial: int,
-    not_before: datetime, not_after: datetime,
+    not_before: datetime, not_after: datetime, base_url: str | None = None,
 ) -> x509.Certificate:  # fmt: skip
-    """The issuing CA, signed by the root, allowed to sign end entities only."""
+    """The issuing CA, signed by the root, allowed to sign end entities only.
+
+    With a base URL it names the root's CRL and certificate, so relying parties
+    that check the whole path (Java's PKIX) can check the issuing CA too.
+    """
     root_ski = root_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(root_cert.subject)
@@ -115,8 +120,26 @@ def build_issuing(
         .add_extension(_ca_key_usage(), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False)
-        .sign(root_key, signature_hash(root_key))
     )
+    if base_url:
+        urls = public_urls(base_url)
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(urls["root_crl"])], None, None, None)]
+            ),
+            critical=False,
+        ).add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(urls["root_cert"]),
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    return builder.sign(root_key, signature_hash(root_key))
 
 
 def _leaf_key_usage(public_key) -> x509.KeyUsage:

@@ -20,6 +20,7 @@ from cryptography import x509
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
 from tui_ca.engine import repository as repo
+from tui_ca.engine.clock import crl_from_the_future
 from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.keys import is_encrypted
@@ -133,7 +134,13 @@ class CAReader:
 
     def crl_is_stale(self) -> bool:
         info = self.info()
-        return info.crl_next_update is None or self.now() >= info.crl_next_update
+        now = self.now()
+        # A CRL dated in the future (clock skew) is refused by relying parties: re-publish it (trust slice).
+        return (
+            info.crl_next_update is None
+            or now >= info.crl_next_update
+            or crl_from_the_future(now, info.crl_this_update)
+        )
 
     @_consistent
     def info(self) -> CAInfo:

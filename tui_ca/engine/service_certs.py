@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine import repository as repo
+from tui_ca.engine.clock import check_can_issue
 from tui_ca.engine.errors import InputError
 from tui_ca.engine.keys import dump_key
 from tui_ca.engine.names import dns_name_problem
@@ -136,6 +137,7 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
     tls_cert = None
     with ca.store.transaction() as txn:
         meta = repo.get_meta(txn)
+        check_can_issue(ca, meta)
         if not ocsp_only:
             tls_key = ec.generate_private_key(ec.SECP256R1())
             tls_cert = build_tls_cert(issuing, key, tls_key.public_key(), general, now, tls_days)
