@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tui_ca.engine import CAError, CertificateAuthority, InputError, NameFields, RevocationReason
 from tui_ca.engine.models import CertStatus, RequestStatus
+from tui_ca.engine.process import make_undumpable
 from tui_ca.homes import resolve_home
 
 EXIT_RULE = 1
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                                help="emergency: the root revokes the issuing CA and publishes its CRL")  # fmt: skip
     revoke_ca.add_argument("--reason", required=True, help="keyCompromise, cACompromise, superseded, …")
 
+    rekey = sub.add_parser("rekey-file", help="rewrite the CA key files as standard encrypted PKCS#8")
+    rekey.add_argument("--new-passphrase-file", type=Path, help="encrypt under this passphrase instead (8+ characters)")
+
     export = sub.add_parser("export", help="a certificate as PEM")
     export.add_argument("id")
     export.add_argument("--chain", action="store_true")
@@ -149,6 +153,7 @@ def _die(message: str, code: int) -> int:
 
 
 def _read_secret_file(path: Path) -> bytes:
+    make_undumpable()
     try:
         return path.read_bytes().rstrip(b"\r\n")
     except OSError as exc:
@@ -164,13 +169,20 @@ def passphrase_source(args: argparse.Namespace, *, confirm: bool = False):
             raise InputError(f"the passphrase file {path} is empty")
         return secret
 
+    answer: list[bytes | None] = []
+
     def ask() -> bytes | None:
+        # Asked once per process: the root and issuing keys share the passphrase.
+        if answer:
+            return answer[0]
         if not sys.stdin.isatty():
             return None
+        make_undumpable()
         first = getpass.getpass("CA key passphrase: ").encode()
         if confirm and first != getpass.getpass("Repeat the passphrase: ").encode():
             raise InputError("the passphrases do not match")
-        return first or None
+        answer.append(first or None)
+        return answer[0]
 
     return ask
 
@@ -391,6 +403,18 @@ def cmd_revoke_issuing_ca(ca: CertificateAuthority, args) -> int:
     return 0
 
 
+def cmd_rekey_file(ca: CertificateAuthority, args) -> int:
+    from tui_ca.engine.key_files import rekey_files
+
+    new = None
+    if args.new_passphrase_file is not None:
+        new = _read_secret_file(args.new_passphrase_file)
+    done = rekey_files(ca, new)
+    print(f"rewritten as encrypted PKCS#8: {', '.join(done)}" if ca.key_is_encrypted() else
+          f"rewritten as PKCS#8 (no passphrase): {', '.join(done)}")  # fmt: skip
+    return 0
+
+
 def cmd_export(ca: CertificateAuthority, args) -> int:
     _write_output(ca.certificate_pem(args.id, chain=args.chain), args.output)
     return 0
@@ -476,6 +500,7 @@ COMMANDS = {
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
     "server-setup": cmd_server_setup, "revoke-issuing-ca": cmd_revoke_issuing_ca,
+    "rekey-file": cmd_rekey_file,
 }  # fmt: skip
 
 

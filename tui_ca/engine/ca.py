@@ -20,12 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from tinydb.table import Document
 
 from tui_ca.engine import audit as audit_log
-from tui_ca.engine import chain, clock, records
+from tui_ca.engine import chain, clock, key_files, records
 from tui_ca.engine import repository as repo
 from tui_ca.engine.crl import der_to_pem, encode_entry, sign_crl
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError, RuleError, UnsafeHomeError
-from tui_ca.engine.keys import dump_key, generate_key, is_encrypted, load_key
+from tui_ca.engine.keys import check_new_passphrase, dump_key, generate_key
 from tui_ca.engine.models import (
     Actor,
     ApproveOutcome,
@@ -109,7 +109,7 @@ class CertificateAuthority(CAReader):
                 raise NoCAError(f"the CA key {relpath} is not in {self.home}")
             self._check_private(path)
             data = path.read_bytes()
-            self._keys[relpath] = load_key(data, self._resolve_passphrase() if is_encrypted(data) else None)
+            self._keys[relpath] = key_files.unlock(self, relpath, data)  # trust slice: key_files.py
         return self._keys[relpath]
 
     def unlock(self) -> None:
@@ -157,6 +157,7 @@ class CertificateAuthority(CAReader):
         if base_url is not None and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", base_url):
             raise InputError(f"--base-url must be an http:// or https:// URL, not {base_url!r}")
         passphrase = self._resolve_passphrase()
+        check_new_passphrase(passphrase)  # trust slice: keys.py
         now = self.now()
         issuing_key = generate_key(key_type)
         issuing_subject = build_name(names, with_email=False)

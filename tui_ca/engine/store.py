@@ -38,6 +38,7 @@ from tinydb.storages import Storage
 from tinydb.table import Table
 
 from tui_ca.engine.errors import RuleError
+from tui_ca.engine.folders import make_private_dirs
 
 # Records per shard for collections keyed by number. Small enough that
 # rewriting one shard costs about a millisecond, large enough that 100,000
@@ -94,6 +95,7 @@ def _make_folder(path: Path) -> None:
         path.mkdir(mode=0o700)
     except FileExistsError:
         return
+    os.chmod(path, 0o700)  # the umask applies to mkdir's mode (trust slice)
     _fsync_dir(path.parent)
 
 
@@ -239,9 +241,9 @@ class Store:
 
     def ensure_layout(self) -> None:
         """Create the home (0700) and the store's folders."""
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(self.home)  # 0700 whatever the umask, parents too (trust slice)
         for folder in (self.db_dir, self._tmp_dir):
-            folder.mkdir(mode=0o700, exist_ok=True)
+            make_private_dirs(folder)
 
     # --------------------------------------------------------------- reading
 
@@ -468,7 +470,9 @@ class Transaction(View):
         home = self.store.home
         plan = {"renames": [[str(t.relative_to(home)), str(f.relative_to(home))] for t, f in renames]}
         staging = self.store._tmp_dir / "journal"
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Never written through a symlink planted in .tmp/ (trust slice).
+        staging.unlink(missing_ok=True)
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             _write_all(fd, json.dumps(plan).encode())
             os.fsync(fd)
