@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tui_ca.engine import CAError, CertificateAuthority, InputError, NameFields, RevocationReason
 from tui_ca.engine.models import CertStatus, RequestStatus
+from tui_ca.engine.names import is_decimal_id
 from tui_ca.engine.process import make_undumpable
 from tui_ca.homes import resolve_home
 
@@ -91,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke_ca = sub.add_parser("revoke-issuing-ca",
                                help="emergency: the root revokes the issuing CA and publishes its CRL")  # fmt: skip
     revoke_ca.add_argument("--reason", required=True, help="keyCompromise, cACompromise, superseded, …")
+
+    unhold = sub.add_parser("unhold", help="release a certificateHold and publish a new CRL")
+    unhold.add_argument("id")
 
     rekey = sub.add_parser("rekey-file", help="rewrite the CA key files as standard encrypted PKCS#8")
     rekey.add_argument("--new-passphrase-file", type=Path, help="encrypt under this passphrase instead (8+ characters)")
@@ -210,7 +214,7 @@ def _safe(text: str | None) -> str:
 
 
 def _parse_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    if not is_decimal_id(text) or len(text) > 12:
         raise InputError(f"{text!r} is not a Certificate ID (a small decimal number)")
     return int(text)
 
@@ -403,6 +407,14 @@ def cmd_revoke_issuing_ca(ca: CertificateAuthority, args) -> int:
     return 0
 
 
+def cmd_unhold(ca: CertificateAuthority, args) -> int:
+    from tui_ca.engine.revocation_state import unhold
+
+    cert = unhold(ca, args.id)
+    print(f"certificate {cert.id} (serial {cert.serial_hex}) released from hold; CRL {ca.info().crl_number} published")
+    return 0
+
+
 def cmd_rekey_file(ca: CertificateAuthority, args) -> int:
     from tui_ca.engine.key_files import rekey_files
 
@@ -500,7 +512,7 @@ COMMANDS = {
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
     "server-setup": cmd_server_setup, "revoke-issuing-ca": cmd_revoke_issuing_ca,
-    "rekey-file": cmd_rekey_file,
+    "rekey-file": cmd_rekey_file, "unhold": cmd_unhold,
 }  # fmt: skip
 
 

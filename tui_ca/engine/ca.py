@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from tinydb.table import Document
 
 from tui_ca.engine import audit as audit_log
-from tui_ca.engine import chain, clock, key_files, records
+from tui_ca.engine import chain, clock, key_files, records, revocation_state
 from tui_ca.engine import repository as repo
 from tui_ca.engine.crl import der_to_pem, encode_entry, sign_crl
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
@@ -458,7 +458,10 @@ class CertificateAuthority(CAReader):
         self._require_ca()
         key = self.signing_key()
         issuing = self.issuing_cert()
-        cert_id = self.certificate(target).id
+        current = self.certificate(target)
+        if revocation_state.wants_remark(current, reason):  # trust slice: revocation_state.py
+            return revocation_state.remark_key_compromise(self, current.id, actor=actor)
+        cert_id = current.id
         with self.store.transaction() as txn:
             meta = repo.get_meta(txn)
             self._revoke_doc(txn, meta, actor, cert_id, reason)

@@ -167,3 +167,8 @@ def requester_from(requester: str | None, common_name: str | None, sans: tuple[s
     if common_name:
         return check_requester(common_name, origin="the CSR's common name (used as the requester name)")
     return check_requester(sans[0].split(":", 1)[1], origin="the CSR's first SAN (used as the requester name)")
+
+
+def is_decimal_id(text: str) -> bool:
+    """ASCII digits only: str.isdigit() accepts '²' and '⑦' (int() then fails) and int() reads '٣' as 3."""
+    return text.isascii() and text.isdigit()

@@ -26,6 +26,7 @@ from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, ShardDocs, read_overview
 from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, Request, RequestStatus
+from tui_ca.engine.names import is_decimal_id
 from tui_ca.engine.store import Store
 
 ROOT_CERT = "ca/root.crt.pem"
@@ -225,7 +226,7 @@ class CAReader:
         if isinstance(target, int):
             return "id", target
         text = target.strip().lower()
-        if text.isdigit() and len(text) <= _MAX_ID_DIGITS:
+        if is_decimal_id(text) and len(text) <= _MAX_ID_DIGITS:  # trust slice: ASCII digits only
             return "id", int(text)
         cleaned = text.removeprefix("0x").replace(":", "")
         if cleaned and re.fullmatch(r"[0-9a-f]+", cleaned) and len(cleaned) <= 64:

@@ -24,6 +24,7 @@ from tui_ca.engine.errors import InputError
 from tui_ca.engine.keys import dump_key
 from tui_ca.engine.names import dns_name_problem
 from tui_ca.engine.profile import BACKDATE, signature_hash
+from tui_ca.engine.revocation_state import record_service_cert
 
 SERVER_DIR = "server"
 TLS_KEY = f"{SERVER_DIR}/tls.key"
@@ -145,6 +146,11 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
             txn.write_blob(TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
         txn.write_blob(OCSP_KEY, dump_key(ocsp_key, None), 0o600)
         txn.write_blob(OCSP_CERT, _pem(ocsp_cert))
+        # On record like any certificate: listed, shown, revocable; a renewal supersedes the one before.
+        superseded = [record_service_cert(ca, txn, meta, ca.actor, kind, cert, now)[1]
+                      for kind, cert in (("tls", tls_cert), ("ocsp", ocsp_cert)) if cert is not None]  # fmt: skip
+        if any(old is not None for old in superseded):
+            ca._publish_crl(txn, meta, ca.actor, issuing, key)
         shown = [str(g.value) for g in general]
         ca._audit(txn, meta, ca.actor, "server-setup", "server certificates",
                   "OCSP signer renewed" if ocsp_only else "TLS and OCSP signer issued",
