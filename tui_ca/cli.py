@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("id")
     export.add_argument("--chain", action="store_true")
     export.add_argument("-o", "--output", type=Path)
+    export.add_argument("--force", action="store_true", help="replace an existing output file")
 
     cacert = sub.add_parser("ca-cert", help="the signing certificate as PEM")
     cacert.add_argument("--chain", action="store_true")
@@ -219,13 +220,27 @@ def _parse_id(text: str) -> int:
     return int(text)
 
 
-def _write_output(data: bytes, output: Path | None) -> None:
+def _write_output(data: bytes, output: Path | None, *, force: bool = True) -> None:
+    """stdout, or a file written beside and renamed over: never through a symlink, never half-written.
+
+    Without ``force`` an existing file (or symlink) is refused, as the UI asks first.
+    """
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
+    if not force and (output.is_symlink() or output.exists()):
+        kind = "a symlink" if output.is_symlink() else "already there"
+        raise InputError(f"{output} is {kind}; add --force to replace it")
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        output.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, output)
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
 
@@ -428,7 +443,7 @@ def cmd_rekey_file(ca: CertificateAuthority, args) -> int:
 
 
 def cmd_export(ca: CertificateAuthority, args) -> int:
-    _write_output(ca.certificate_pem(args.id, chain=args.chain), args.output)
+    _write_output(ca.certificate_pem(args.id, chain=args.chain), args.output, force=args.force)
     return 0
 
 
@@ -468,8 +483,8 @@ def cmd_audit(ca: CertificateAuthority, args) -> int:
 def cmd_expire(ca: CertificateAuthority, args) -> int:
     from datetime import timedelta
 
-    if args.days is not None and args.days < 1:
-        raise InputError("--days must be at least 1")
+    if args.days is not None and not 1 <= args.days <= 36500:
+        raise InputError(f"--days must be between 1 and 36500, not {args.days}")
     expired = ca.expire_queue(None if args.days is None else timedelta(days=args.days))
     print(f"{len(expired)} queued request(s) expired" + (f": {', '.join(map(str, expired))}" if expired else ""))
     return 0

@@ -21,6 +21,7 @@ from tinydb.table import Document
 
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine import chain, clock, key_files, records, revocation_state
+from tui_ca.engine import names as names_module
 from tui_ca.engine import repository as repo
 from tui_ca.engine.crl import der_to_pem, encode_entry, sign_crl
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
@@ -67,7 +68,7 @@ Passphrase = bytes | Callable[[], bytes | None] | None
 
 def root_common_name(names: NameFields) -> str:
     """The root's CN: named after the organisation when there is one, as roots usually are."""
-    return f"{names.organization or names.common_name} Root CA"
+    return names_module.root_common_name(names)  # trust slice: fits 64 characters for any legal O
 
 
 class CertificateAuthority(CAReader):
@@ -150,6 +151,7 @@ class CertificateAuthority(CAReader):
             raise RuleError(f"a CA already exists in {self.home}; refusing to overwrite it")
         if not names.common_name:
             raise InputError("the CA needs a common name (--cn)")
+        names_module.check_ca_fields(names)  # trust slice: X.520 bounds
         if names.country is not None and not re.fullmatch(r"[A-Z]{2}", names.country):
             raise InputError(f"country must be a two-letter code such as GB, not {names.country!r}")
         if not 1 <= days <= 36500:

@@ -15,6 +15,7 @@ import unicodedata
 from cryptography import x509
 
 from tui_ca.engine.errors import InputError, RuleError
+from tui_ca.engine.models import NameFields
 
 MAX_REQUESTER_CHARS = 128
 # RFC 1035 §2.3.4: 63 octets a label, 253 for the name in text form.
@@ -172,3 +173,35 @@ def requester_from(requester: str | None, common_name: str | None, sans: tuple[s
 def is_decimal_id(text: str) -> bool:
     """ASCII digits only: str.isdigit() accepts '²' and '⑦' (int() then fails) and int() reads '٣' as 3."""
     return text.isascii() and text.isdigit()
+
+
+# X.520 upper bounds (RFC 5280 Appendix A) for the fields init takes, with the flag that sets each.
+_CA_FIELD_BOUNDS = (("common_name", "--cn", 64), ("organization", "--org", 64), ("org_unit", "--ou", 64),
+                    ("locality", "--locality", 128), ("state", "--state", 128), ("email", "--email", 255))  # fmt: skip
+ROOT_SUFFIX = " Root CA"
+
+
+def check_ca_fields(names: NameFields) -> None:
+    """Refuse CA name fields outside X.520's bounds (cryptography would raise deep inside init)."""
+    for attribute, flag, bound in _CA_FIELD_BOUNDS:
+        value = getattr(names, attribute)
+        if value is None:
+            continue
+        if not 1 <= len(value) <= bound:
+            raise InputError(f"{flag} is {len(value)} characters long; 1 to {bound} are allowed")
+        if _has_controls(value):
+            raise InputError(f"{flag} contains control characters")
+    if names.email is not None and email_problem(names.email) is not None:
+        raise InputError(f"--email {names.email!r} {email_problem(names.email)}")
+
+
+def root_common_name(names: NameFields) -> str:
+    """The root's CN, named after the organisation (else the CN), cut so that it fits in 64 characters.
+
+    Any legal O (up to 64 characters) must give a legal CN; the root's O keeps the full name.
+    """
+    base = names.organization or names.common_name or "tui-ca"
+    room = 64 - len(ROOT_SUFFIX)
+    if len(base) > room:
+        base = base[:room].rstrip()
+    return f"{base}{ROOT_SUFFIX}"
