@@ -159,7 +159,7 @@ def test_audit_shows_who_from_where_and_verifies(home):
     assert all(r["user"] and r["at"] and r["hash"] for r in records)
     assert [r["seq"] for r in records] == list(range(1, 10))
     text = cli(home, "audit").splitlines()
-    assert len(text) == 8 and "@198.51.100.23" in text[3] and "approve" in text[3]
+    assert len(text) == 9 and "@198.51.100.23" in text[4] and "approve" in text[4]
     # Without $SSH_CLIENT the record carries no address.
     result = run_cli(home, "submit", "-", input=csr_pem(make_csr(cn="eta")))
     assert result.returncode == 0
