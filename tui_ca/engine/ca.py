@@ -254,15 +254,19 @@ class CertificateAuthority(CAReader):
 
     def submit(
         self, data: bytes, *, requester: str | None = None, source: str = "cli", actor: Actor | None = None,
-        renewal_of: int | None = None, max_queued: int | None = None,
+        renewal_of: int | None = None, max_queued: int | None = None, note: dict | None = None,
     ) -> SubmitResult:  # fmt: skip
-        """Queue a CSR (PEM or DER); the identical CSR while queued returns the same request."""
+        """Queue a CSR (PEM or DER); the identical CSR while queued returns the same request.
+
+        ``note``: how the request arrived (a SCEP transaction ID, "challenge
+        matched"), kept in the submit's audit record.
+        """
         return self.submit_many([(data, requester)], source=source, actor=actor, renewal_of=renewal_of,
-                                max_queued=max_queued)[0]  # fmt: skip
+                                max_queued=max_queued, note=note)[0]  # fmt: skip
 
     def submit_many(
         self, items: Sequence[tuple[bytes, str | None]], *, source: str = "cli", actor: Actor | None = None,
-        renewal_of: int | None = None, max_queued: int | None = None,
+        renewal_of: int | None = None, max_queued: int | None = None, note: dict | None = None,
     ) -> list[SubmitResult]:  # fmt: skip
         """Queue several CSRs in one transaction (imports, benchmarks). All or nothing."""
         actor = actor or self.actor
@@ -276,12 +280,14 @@ class CertificateAuthority(CAReader):
         with self.store.transaction() as txn:
             meta = repo.get_meta(txn)
             for csr, details, name in prepared:
-                results.append(self._submit_one(txn, meta, actor, csr, details, name, source, renewal_of, max_queued))
+                results.append(self._submit_one(txn, meta, actor, csr, details, name, source, renewal_of, max_queued,
+                                                note))  # fmt: skip
             if any(r.created for r in results):
                 self._finish(txn, meta)
         return results
 
-    def _submit_one(self, txn, meta, actor, csr, details, requester, source, renewal_of, max_queued) -> SubmitResult:
+    def _submit_one(self, txn, meta, actor, csr, details, requester, source, renewal_of, max_queued,
+                    note=None) -> SubmitResult:  # fmt: skip
         now = self.now()
         known = repo.index_get(txn, "csrs", details.csr_sha256)
         if known is not None:
@@ -320,7 +326,7 @@ class CertificateAuthority(CAReader):
         repo.index_put(txn, "requesters", requester.casefold(), {**entry, "name": requester, "queued": request_id})
         repo.index_put(txn, "csrs", details.csr_sha256, {"id": request_id})
         self._audit(txn, meta, actor, "submit", f"request {request_id}", "queued", requester=requester,
-                    source=source, spki_sha256=details.spki_sha256)  # fmt: skip
+                    source=source, spki_sha256=details.spki_sha256, **(note or {}))  # fmt: skip
         return SubmitResult(records.request_model(doc), created=True)
 
     def approve(

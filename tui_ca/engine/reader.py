@@ -299,3 +299,23 @@ class CAReader:
         if mode & 0o077:
             problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
         return problems
+
+    # --- readers for the faces ---
+
+    def queued_count(self) -> int:
+        """Requests waiting now."""
+        return repo.get_meta(self.store.view()).get("queued", 0)
+
+    def issued_certificate(self, request_id: int) -> tuple[Certificate, bytes] | None:
+        """The certificate model and its PEM for an approved request, read consistently (whole commit)."""
+        # Lock-free reads can see a request approved a moment before the rest of
+        # its commit is renamed into place; under the store lock the commit is whole.
+        with self.store.transaction():
+            if self.request(request_id).status != RequestStatus.APPROVED:
+                return None
+            return self.certificate(request_id), self.certificate_pem(request_id)
+
+    def published_crl(self, *, der: bool = True) -> bytes:
+        """The currently published CRL, no re-publish."""
+        self._require_ca()
+        return self.store.read_blob(CRL_DER if der else CRL_PEM)

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine import repository as repo
@@ -29,6 +29,8 @@ TLS_KEY = f"{SERVER_DIR}/tls.key"
 TLS_CERT = f"{SERVER_DIR}/tls.crt"
 OCSP_KEY = f"{SERVER_DIR}/ocsp.key"
 OCSP_CERT = f"{SERVER_DIR}/ocsp.crt"
+SCEP_RA_KEY = f"{SERVER_DIR}/scep-ra.key"
+SCEP_RA_CERT = f"{SERVER_DIR}/scep-ra.crt"
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 DEFAULT_TLS_DAYS = 365
 # Short, because an OCSP signer with ocsp-nocheck cannot itself be revoked:
@@ -139,6 +141,7 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
             tls_cert = build_tls_cert(issuing, key, tls_key.public_key(), general, now, tls_days)
             txn.write_blob(TLS_KEY, dump_key(tls_key, None), 0o600)
             txn.write_blob(TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
+            write_scep_ra_cert(ca, txn, meta, issuing, key, now, tls_days)
         txn.write_blob(OCSP_KEY, dump_key(ocsp_key, None), 0o600)
         txn.write_blob(OCSP_CERT, _pem(ocsp_cert))
         shown = [str(g.value) for g in general]
@@ -149,3 +152,39 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
         ca._finish(txn, meta)
     return ServiceCerts(tuple(shown), tls_cert.not_valid_after_utc if tls_cert else None,
                         ocsp_cert.not_valid_after_utc)  # fmt: skip
+
+
+# ------------------------------------------------------------- SCEP RA
+
+
+def write_scep_ra_cert(ca, txn, meta: dict, issuing: x509.Certificate, issuing_key, now: datetime,
+                       days: int) -> x509.Certificate:  # fmt: skip
+    """The SCEP registration authority: SCEP clients encrypt to it and it signs the answers (RFC 8894 §2.1.1).
+
+    RSA, because clients send their messages by RSA key transport; not a CA,
+    so a stolen server key can answer SCEP but never issue.
+    """
+    ra_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tui-ca SCEP RA")])
+    ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    usage = dict.fromkeys(("content_commitment", "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+                           "encipher_only", "decipher_only"), False)  # fmt: skip
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuing.subject)
+        .public_key(ra_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + timedelta(days=days), issuing.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, **usage), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ra_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+        .sign(issuing_key, signature_hash(issuing_key))
+    )
+    txn.write_blob(SCEP_RA_KEY, dump_key(ra_key, None), 0o600)
+    txn.write_blob(SCEP_RA_CERT, _pem(cert))
+    ca._audit(txn, meta, ca.actor, "server-setup", "SCEP RA certificate", "issued",
+              serial=format(cert.serial_number, "x"), not_after=cert.not_valid_after_utc.isoformat())  # fmt: skip
+    return cert
