@@ -28,7 +28,10 @@ from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.messages import FailInfo, MessageType, PkiStatus, ScepFailure
 from tui_ca.server.scep.state import Challenges, ScepStateDamaged, Transaction, TransactionLog
 
-CACAPS = b"AES\nPOSTPKIOperation\nRenewal\nSCEPStandard\nSHA-256\nSHA-512\n"
+# SHA-384 is listed although SHA-256 is what clients use: strongSwan 5.9.8's
+# pki reads each capability one bit off (its names and flags disagree), and
+# sees SHA-256 only when SHA-384 is listed. Every digest listed is one we verify.
+CACAPS = b"AES\nPOSTPKIOperation\nRenewal\nSCEPStandard\nSHA-256\nSHA-384\nSHA-512\n"
 CA_RA_CERT_TYPE = "application/x-x509-ca-ra-cert"
 PKI_MESSAGE_TYPE = "application/x-pki-message"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -145,7 +148,10 @@ class ScepService:
             return self._enroll(message, peer)
         if kind is MessageType.CERT_POLL:
             issuer, _subject = msg.issuer_and_subject(message.content, header)
-            if not msg.same_name(issuer, self.ca.issuing_cert().subject):
+            # Clients name the issuing CA, the root or even the RA here (strongSwan
+            # names the certificate it encrypts to); the transactionID decides.
+            ours = (self.ca.issuing_cert().subject, self.ca.root_cert().subject, self.ra.cert.subject)
+            if not any(msg.same_name(issuer, name) for name in ours):
                 raise ScepFailure(FailInfo.BAD_CERT_ID, "CertPoll names another CA as issuer", header)
             return self._answer(message, self._own_transaction(message, must_exist=True))
         if kind is MessageType.GET_CERT:
