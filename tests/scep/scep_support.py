@@ -214,7 +214,7 @@ class ScepClient:
         assert reply.recipient_nonce == self.last_nonce
         assert reply.transaction_id == self.transaction_id
         if status != msg.PkiStatus.SUCCESS:
-            assert signed["encap_content_info"]["content"].native is None
+            assert signed["encap_content_info"]["content"].native == b""
             return reply
         inner = pkcs7.pkcs7_decrypt_der(signed["encap_content_info"]["content"].native, self.cert, self.key, [])
         degenerate = cms.ContentInfo.load(inner)["content"]

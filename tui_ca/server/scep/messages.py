@@ -504,9 +504,10 @@ def sign_pki_message(
             "signature": signature,
         }
     )
-    encap: dict[str, object] = {"content_type": "data"}
-    if content is not None:
-        encap["content"] = content
+    # With no pkcsPKIEnvelope (PENDING, FAILURE) the content is present but
+    # empty: OpenSSL's PKCS7_verify, which certmonger and sscep use, refuses a
+    # SignedData without content ("no content").
+    encap: dict[str, object] = {"content_type": "data", "content": content or b""}
     signed = cms.SignedData(
         {
             "version": "v1",
