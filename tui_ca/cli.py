@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
 
+    challenge = sub.add_parser("scep-challenge", help="mint a one-time SCEP challenge password (or --require them)")
+    challenge.add_argument("--requester", help="only a request from this requester may use it")
+    challenge.add_argument("--ttl", help="how long it stays valid: 30m, 24h (default), 7d")
+    challenge.add_argument("--require", action=argparse.BooleanOptionalAction, default=None,
+                           help="require a challenge in every new SCEP request (--no-require: off, the default)")  # fmt: skip
+
     estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
     estuser.add_argument("name")
     estuser.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
@@ -446,11 +452,17 @@ def cmd_server_setup(ca: CertificateAuthority, args) -> int:
     return setup(ca, args)
 
 
+def cmd_scep_challenge(ca: CertificateAuthority, args) -> int:
+    from tui_ca.server.scep.admin import cmd_scep_challenge as challenge
+
+    return challenge(ca, args)
+
+
 COMMANDS = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup,
+    "server-setup": cmd_server_setup, "scep-challenge": cmd_scep_challenge,
 }  # fmt: skip
 
 

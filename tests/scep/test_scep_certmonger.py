@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding

@@ -90,13 +90,14 @@ class ScepService:
         ca,
         *,
         ra: msg.Signer | None = None,
-        require_challenge: bool = False,
+        require_challenge: bool | None = None,
         max_queued: int | None = 1000,
         admit: Callable[[str | None], float] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.ca = ca
         self.ra = ra or load_ra(Path(ca.home))
+        # None: as the home says (``tui-ca scep-challenge --require``), read per request.
         self.require_challenge = require_challenge
         self.max_queued = max_queued
         # Per-address admission of new requests (the server's RateLimiter.take): seconds to wait, 0 to go.
@@ -230,8 +231,9 @@ class ScepService:
         note = {"scep_transaction_id": header.transaction_id}
         requester = renewal.requester if renewal is not None else None
         actor = Actor(user=SCEP_USER, address=peer)
+        required = self.require_challenge if self.require_challenge is not None else self.challenges.required()
         try:
-            if self.require_challenge and renewal is None:
+            if required and renewal is None:
                 # A renewal proves itself with the current certificate instead.
                 with self.challenges.redeem(_challenge_password(csr), self._requester_of(csr), self.ca.now()) as ok:
                     if not ok:

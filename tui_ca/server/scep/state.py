@@ -26,18 +26,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tui_ca.engine.errors import InputError, RuleError
+from tui_ca.engine.errors import CAError, InputError
 
 SCEP_DIR = "scep"
 TRANSACTIONS = f"{SCEP_DIR}/transactions.jsonl"
 CHALLENGES = f"{SCEP_DIR}/challenges.json"
+SETTINGS = f"{SCEP_DIR}/settings.json"
 LOCK = f"{SCEP_DIR}/.lock"
 DEFAULT_CHALLENGE_TTL = timedelta(hours=24)
 MAX_CHALLENGE_TTL = timedelta(days=30)
 
 
-class ScepStateDamaged(RuleError):
-    """A SCEP state file holds something this code never wrote."""
+class ScepStateDamaged(CAError):
+    """A SCEP state file holds something this code never wrote (not a rule refusal: nothing is answered from it)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,18 @@ class Transaction:
     """The Certificate ID of the request it opened."""
     signer_spki: str
     """SHA-256 of the public key that signed it: only that key may continue it."""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temp, path)
+    _fsync_dir(path.parent)
 
 
 def _private_dir(home: Path) -> Path:
@@ -193,15 +206,27 @@ class Challenges:
         return entries
 
     def _save(self, entries: list[dict]) -> None:
-        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        _write_atomically(self.path, json.dumps({"challenges": entries}, indent=1).encode())
+
+    def required(self) -> bool:
+        """Whether a PKCSReq must carry a challenge password (off until the admin turns it on)."""
         try:
-            os.write(fd, json.dumps({"challenges": entries}, indent=1).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, self.path)
-        _fsync_dir(self.path.parent)
+            data = (self._home / SETTINGS).read_bytes()
+        except FileNotFoundError:
+            return False
+        try:
+            value = json.loads(data)["require_challenge"]
+            if not isinstance(value, bool):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            raise ScepStateDamaged(f"{self._home / SETTINGS} is damaged; run 'tui-ca scep-challenge --require' "
+                                   "or '--no-require' to write it again") from None  # fmt: skip
+        return value
+
+    def set_required(self, required: bool) -> None:
+        """Turn the challenge requirement on or off for every server on this home (read per request)."""
+        with _locked(self._home):
+            _write_atomically(self._home / SETTINGS, json.dumps({"require_challenge": required}).encode())
 
     def mint(self, now: datetime, *, requester: str | None = None, ttl: timedelta = DEFAULT_CHALLENGE_TTL) -> Minted:
         """A fresh one-time password; expired ones are dropped on the way."""
