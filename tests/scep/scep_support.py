@@ -29,7 +29,7 @@ from cryptography.x509.oid import AttributeOID, NameOID
 from tui_ca.engine import Actor, CertificateAuthority, NameFields
 from tui_ca.engine.service_certs import setup_service_certs
 from tui_ca.server.scep import messages as msg
-from tui_ca.server.scep.routes import scep_routes
+from tui_ca.server.scep.routes import MAX_REQUEST_LINE, scep_routes
 from tui_ca.server.scep.service import ScepService
 
 _KEYS: list[rsa.RSAPrivateKey] = []
@@ -78,7 +78,7 @@ def serving(service: ScepService):
     async def start() -> None:
         app = web.Application()
         app.add_routes(scep_routes(service, executor))
-        runner = web.AppRunner(app, access_log=None)
+        runner = web.AppRunner(app, access_log=None, max_line_size=MAX_REQUEST_LINE)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
