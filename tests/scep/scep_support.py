@@ -66,6 +66,18 @@ class Served:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/scep"
 
+    @property
+    def ra_cert(self) -> x509.Certificate:
+        return self.service.ra.cert
+
+
+@dataclass
+class Remote:
+    """SCEP served by another process: where, and its RA certificate."""
+
+    port: int
+    ra_cert: x509.Certificate
+
 
 @contextmanager
 def serving(service: ScepService):
@@ -166,7 +178,7 @@ class Reply:
 class ScepClient:
     """One requester: a key, the certificate it signs with, and a transaction."""
 
-    served: Served
+    served: Served | Remote
     ra: x509.Certificate
     key: rsa.RSAPrivateKey
     cert: x509.Certificate
@@ -175,9 +187,9 @@ class ScepClient:
     last_nonce: bytes = b""
 
     @classmethod
-    def new(cls, served: Served, cn: str, *, key=None, transaction_id: str | None = None) -> ScepClient:
+    def new(cls, served: Served | Remote, cn: str, *, key=None, transaction_id: str | None = None) -> ScepClient:
         key = key or rsa_key()
-        ra = served.service.ra.cert
+        ra = served.ra_cert
         return cls(served, ra, key, self_signed(key, cn), transaction_id or msg.spki_sha256(self_signed(key, cn)))
 
     def message(self, kind: msg.MessageType, content: bytes, *, recipient: x509.Certificate | None = None,

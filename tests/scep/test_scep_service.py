@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from scep_support import ScepClient, http_get, scep_ca, serving
+from asn1crypto import cms
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, pkcs7
+from scep_support import ScepClient, csr_der, http_get, rsa_key, scep_ca, serving
 
+from tests.helpers import snapshot_home
+from tests.server.live import run
 from tui_ca.engine import RequestStatus
 from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.service import ScepService
+from tui_ca.server.scep.state import TRANSACTIONS
 
 
 @pytest.fixture
@@ -27,8 +32,6 @@ def test_caps_and_ca_certificates(ca, served):
     assert set(caps.body.decode().split()) >= {"AES", "POSTPKIOperation", "Renewal", "SCEPStandard", "SHA-256"}
     certs = http_get(served.port, "/cgi-bin/pkiclient.exe?operation=GetCACert")
     assert certs.status == 200 and certs.content_type == "application/x-x509-ca-ra-cert"
-    from cryptography.hazmat.primitives.serialization import pkcs7
-
     got = pkcs7.load_der_pkcs7_certificates(certs.body)
     assert set(got) == {served.service.ra.cert, ca.issuing_cert(), ca.root_cert()}
 
@@ -72,3 +75,79 @@ def test_get_cert_and_get_crl_by_issuer_and_serial(ca, served):
     assert crl.status == msg.PkiStatus.SUCCESS and crl.crl == ca.published_crl(der=True)
     unknown = client.ask(msg.MessageType.GET_CERT, msg.issuer_and_serial_der(ca.issuing_cert().subject, 12345))
     assert (unknown.status, unknown.fail_info) == (msg.PkiStatus.FAILURE, msg.FailInfo.BAD_CERT_ID)
+
+
+@pytest.mark.parametrize("cipher", ["aes128_cbc", "aes256_cbc", "tripledes_3key"])
+def test_each_content_cipher_over_get_and_the_answer_uses_it(ca, served, cipher, tmp_path):
+    client = ScepClient.new(served, f"dev-{cipher}")
+    client.cipher = cipher
+    answer = client.send(client.message(msg.MessageType.PKCS_REQ, csr_der(client.key, f"dev-{cipher}")), get=True)
+    assert client.open(answer.body).status == msg.PkiStatus.PENDING
+    ca.approve([ca.requests()[0].id])
+    answer = client.send(client.message(msg.MessageType.CERT_POLL,
+                                        msg.issuer_and_subject_der(ca.issuing_cert().subject, client.cert.subject)))  # fmt: skip
+    signed, _, _ = msg.read_header(answer.body)
+    envelope = cms.ContentInfo.load(signed["encap_content_info"]["content"].native)
+    algorithm = envelope["content"]["encrypted_content_info"]["content_encryption_algorithm"]["algorithm"].native
+    assert algorithm == cipher
+    if cipher != "tripledes_3key":
+        assert client.open(answer.body).status == msg.PkiStatus.SUCCESS
+        return
+    # cryptography decrypts AES only: openssl opens the DES3 answer, as an old client would.
+    files = {name: tmp_path / name for name in ("env.der", "me.pem", "me.key")}
+    files["env.der"].write_bytes(signed["encap_content_info"]["content"].native)
+    files["me.pem"].write_bytes(client.cert.public_bytes(Encoding.PEM))
+    files["me.key"].write_bytes(client.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+    inner = run(["openssl", "cms", "-decrypt", "-inform", "DER", "-in", str(files["env.der"]), "-recip",
+                 str(files["me.pem"]), "-inkey", str(files["me.key"]), "-binary"]).stdout  # fmt: skip
+    assert [c.serial_number for c in pkcs7.load_der_pkcs7_certificates(inner)] == [ca.certificates()[0].serial]
+
+
+def test_renewal_signed_by_a_foreign_certificate_or_changing_the_subject_is_refused(ca, served):
+    client = ScepClient.new(served, "renew-me")
+    client.enroll()
+    ca.approve([ca.requests()[0].id])
+    issued = client.poll(ca).certs[0]
+    before = snapshot_home(ca.home)
+    foreign = ScepClient.new(served, "renew-me", transaction_id="foreign")
+    assert foreign.ask(msg.MessageType.RENEWAL_REQ, csr_der(rsa_key(1), "renew-me")).fail_info == "2"
+    renamer = ScepClient(served, client.ra, client.key, issued, "renamed")
+    assert renamer.ask(msg.MessageType.RENEWAL_REQ, csr_der(rsa_key(1), "someone-else")).fail_info == "2"
+    assert snapshot_home(ca.home) == before
+    ca.revoke(ca.requests()[0].id)
+    revoked = ScepClient(served, client.ra, client.key, issued, "after-revoke")
+    assert revoked.ask(msg.MessageType.RENEWAL_REQ, csr_der(rsa_key(1), "renew-me")).fail_info == "2"
+
+
+def test_a_damaged_transaction_log_is_named_and_nothing_is_stored(ca, served):
+    (ca.home / "scep").mkdir(exist_ok=True)
+    (ca.home / TRANSACTIONS).write_bytes(b'{"t": "x", "id": 1, "spki": "ab"}\nnot json\n')
+    before = snapshot_home(ca.home)
+    lines: list[str] = []
+    served.service._log = lines.append
+    client = ScepClient.new(served, "victim")
+    answer = client.send(client.message(msg.MessageType.PKCS_REQ, csr_der(client.key, "victim")))
+    assert answer.status == 500 and answer.body.count(b"\n") == 1
+    assert any(str(ca.home / TRANSACTIONS) in line for line in lines)
+    assert snapshot_home(ca.home) == before
+
+
+def test_an_unterminated_last_line_is_a_write_never_acknowledged(ca, served):
+    client = ScepClient.new(served, "torn")
+    client.enroll()
+    log = ca.home / TRANSACTIONS
+    log.write_bytes(log.read_bytes() + b'{"t": "half')
+    other = ScepClient.new(served, "torn-2")
+    assert other.enroll().status == msg.PkiStatus.PENDING
+    assert b"half" not in log.read_bytes() and log.read_bytes().count(b"\n") == 2
+    assert client.poll(ca).status == msg.PkiStatus.PENDING
+
+
+def test_a_full_queue_is_503_and_stores_nothing(ca, tmp_path):
+    with serving(ScepService(ca, max_queued=1, log=lambda line: None)) as running:
+        ScepClient.new(running, "first").enroll()
+        before = snapshot_home(ca.home)
+        late = ScepClient.new(running, "second")
+        answer = late.send(late.message(msg.MessageType.PKCS_REQ, csr_der(late.key, "second")))
+        assert answer.status == 503 and answer.body.count(b"\n") == 1
+        assert snapshot_home(ca.home) == before

@@ -48,7 +48,8 @@ async def _read_body(request: web.Request) -> bytes | None:
     """The body, or None when it is larger than a SCEP message can be."""
     if request.content_length is not None and request.content_length > MAX_MESSAGE:
         return None
-    chunks, size = [], 0
+    chunks: list[bytes] = []
+    size = 0
     while True:
         chunk = await request.content.read(64 * 1024)
         if not chunk:

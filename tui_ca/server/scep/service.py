@@ -74,9 +74,11 @@ def load_ra(home: Path) -> msg.Signer:
         key = load_pem_private_key(paths[1].read_bytes(), None)
     except (ValueError, TypeError):
         raise RuleError(f"{paths[0]} or {paths[1]} is damaged: run 'tui-ca server-setup' again") from None
+    public = cert.public_key()
     if (
         not isinstance(key, rsa.RSAPrivateKey)
-        or key.public_key().public_numbers() != cert.public_key().public_numbers()
+        or not isinstance(public, rsa.RSAPublicKey)
+        or key.public_key().public_numbers() != public.public_numbers()
     ):
         raise RuleError(f"{paths[1]} is not the RSA key of {paths[0]}: run 'tui-ca server-setup' again")
     return msg.Signer(cert, key)
@@ -154,18 +156,19 @@ class ScepService:
             ours = (self.ca.issuing_cert().subject, self.ca.root_cert().subject, self.ra.cert.subject)
             if not any(msg.same_name(issuer, name) for name in ours):
                 raise ScepFailure(FailInfo.BAD_CERT_ID, "CertPoll names another CA as issuer", header)
-            return self._answer(message, self._own_transaction(message, must_exist=True))
+            known = self._own_transaction(message)
+            if known is None:
+                raise ScepFailure(FailInfo.BAD_CERT_ID, "no transaction with this transactionID", header)
+            return self._answer(message, known)
         if kind is MessageType.GET_CERT:
             return self._get_cert(message)
         return self._get_crl(message)
 
-    def _own_transaction(self, message: msg.PkiMessage, *, must_exist: bool) -> Transaction | None:
-        """The recorded transaction of this ID; refuses it to any key but the one that opened it."""
+    def _own_transaction(self, message: msg.PkiMessage) -> Transaction | None:
+        """The recorded transaction of this ID, if any; refused to any key but the one that opened it."""
         header = message.header
         known = self.transactions.get(header.transaction_id)
         if known is None:
-            if must_exist:
-                raise ScepFailure(FailInfo.BAD_CERT_ID, "no transaction with this transactionID", header)
             return None
         if known.signer_spki != msg.spki_sha256(message.signer):
             raise ScepFailure(FailInfo.BAD_REQUEST, "this transactionID belongs to another key", header)
@@ -179,7 +182,7 @@ class ScepService:
             csr = load_csr(message.content)
         except InputError as exc:
             raise ScepFailure(FailInfo.BAD_REQUEST, str(exc), header) from None
-        known = self._own_transaction(message, must_exist=False)
+        known = self._own_transaction(message)
         if known is not None:
             # A client may re-send its request instead of CertPoll (RFC 8894 §3.3.3).
             return self._answer(message, known)
