@@ -11,6 +11,7 @@ from scep_support import scep_ca, serving
 from tests.server.live import require, run, wait_for
 from tui_ca.engine import CertStatus, RequestStatus, RevocationReason
 from tui_ca.server.scep.service import ScepService
+from tui_ca.server.scep.state import Challenges
 
 DEADLINE = 90
 
@@ -98,3 +99,19 @@ def test_rejection_ends_the_client_with_failure(ca, served, tmp_path):
     err = client.stderr.read().decode()
     assert "badRequest" in err and "reply status is not 'SUCCESS'" in err
     assert cert.read_bytes() == b""
+
+
+def test_required_challenge_password_from_strongswan(ca, served, tmp_path):
+    challenges = Challenges(ca.home)
+    challenges.set_required(True)
+    cas = scepca(served.url, tmp_path)
+    key = rsa_key(tmp_path, "gw.key")
+    refused = start_enroll(served.url, tmp_path, cas, key, tmp_path / "none.crt")
+    assert refused.wait(DEADLINE) != 0 and "badRequest" in refused.stderr.read().decode()
+    assert ca.requests() == []
+    password = challenges.mint(ca.now(), requester="vpn-gw-1").password
+    client = start_enroll(served.url, tmp_path, cas, key, tmp_path / "gw.crt", "--password", password)
+    [request] = wait_for(lambda: ca.requests(RequestStatus.QUEUED), timeout=DEADLINE)
+    assert [r.extra.get("challenge") for r in ca.audit_records() if r.action == "submit"] == ["matched"]
+    ca.approve([request.id])
+    assert client.wait(DEADLINE) == 0, client.stderr.read().decode()
