@@ -21,6 +21,7 @@ from scep_support import scep_ca, serving
 from tests.server.live import require, run, wait_for
 from tui_ca.engine import RequestStatus
 from tui_ca.server.scep.service import ScepService
+from tui_ca.server.scep.state import Challenges
 
 CERTMONGER = "/usr/sbin/certmonger"
 DEADLINE = 90
@@ -116,3 +117,17 @@ def test_certmonger_sees_a_rejection_as_rejected(ca, served, getcert, tmp_path):
     getcert("refresh", "-i", "host")
     wait_for(lambda: status(getcert, "host") == "CA_REJECTED", timeout=DEADLINE)
     assert not (tmp_path / "h.crt").exists()
+
+
+def test_certmonger_carries_a_required_challenge_password(ca, served, getcert, tmp_path):
+    challenges = Challenges(ca.home)
+    challenges.set_required(True)
+    password = challenges.mint(ca.now(), requester="cm-host-3").password
+    add_ca(getcert, served)
+    getcert("request", "-c", "tuica", "-I", "host", "-k", str(tmp_path / "h.key"), "-f", str(tmp_path / "h.crt"),
+            "-N", "CN=cm-host-3", "-G", "rsa", "-g", "2048", "-L", password)  # fmt: skip
+    [request] = wait_for(lambda: ca.requests(RequestStatus.QUEUED), timeout=DEADLINE)
+    assert [r.extra.get("challenge") for r in ca.audit_records() if r.action == "submit"] == ["matched"]
+    ca.approve([request.id])
+    getcert("refresh", "-i", "host")
+    wait_for(lambda: status(getcert, "host") == "MONITORING", timeout=DEADLINE)
