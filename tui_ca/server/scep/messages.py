@@ -16,10 +16,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from asn1crypto import algos, cms, core
+from asn1crypto import algos, cms, core, crl
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -395,7 +396,7 @@ def new_nonce() -> bytes:
     return os.urandom(_NONCE_BYTES)
 
 
-def degenerate(certs: list[x509.Certificate] = (), crls: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+def degenerate(certs: Sequence[x509.Certificate] = (), crls: Sequence[bytes] = ()) -> bytes:
     """A certs-only (or CRL-only) SignedData with no signers (RFC 8894 §3.4)."""
     signed = cms.SignedData(
         {
@@ -404,17 +405,11 @@ def degenerate(certs: list[x509.Certificate] = (), crls: list[bytes] = ()) -> by
             "encap_content_info": {"content_type": "data"},
             "certificates": [asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in certs]
             or None,
-            "crls": [cms.RevocationInfoChoice({"crl": _load_crl(der)}) for der in crls] or None,
+            "crls": [cms.RevocationInfoChoice({"crl": crl.CertificateList.load(der)}) for der in crls] or None,
             "signer_infos": [],
         }
     )
     return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
-
-
-def _load_crl(der: bytes):
-    from asn1crypto import crl
-
-    return crl.CertificateList.load(der)
 
 
 def envelope(data: bytes, recipient: x509.Certificate, cipher: str = "aes128_cbc") -> bytes:
@@ -470,7 +465,7 @@ def sign_pki_message(
     cert: x509.Certificate,
     key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
     digest: str = "sha256",
-    extra_certs: list[x509.Certificate] = (),  # type: ignore[assignment]
+    extra_certs: Sequence[x509.Certificate] = (),
 ) -> bytes:
     """A SignedData over ``content`` (a DER pkcsPKIEnvelope, or none) with SCEP's signed attributes."""
     algorithm = _HASHES[digest]()
@@ -544,15 +539,15 @@ def cert_rep(
     fail_info: FailInfo | None = None,
     recipient: x509.Certificate | None = None,
     cipher: str = "aes128_cbc",
-    certs: list[x509.Certificate] = (),  # type: ignore[assignment]
-    crls: list[bytes] = (),  # type: ignore[assignment]
+    certs: Sequence[x509.Certificate] = (),
+    crls: Sequence[bytes] = (),
 ) -> bytes:
     """A CertRep: SUCCESS carries certificates or a CRL encrypted to ``recipient``; PENDING and FAILURE carry none."""
     content = None
     if status is PkiStatus.SUCCESS:
         if recipient is None:
             raise ValueError("a SUCCESS answer needs the requester's certificate to encrypt to")
-        content = envelope(degenerate(list(certs), list(crls)), recipient, cipher)
+        content = envelope(degenerate(certs, crls), recipient, cipher)
     attributes: dict[str, object] = {
         "scep_message_type": MessageType.CERT_REP.value,
         "scep_pki_status": status.value,

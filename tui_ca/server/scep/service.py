@@ -114,15 +114,15 @@ class ScepService:
         """One SCEP request: ``operation`` from the query string, ``message`` the DER pkiMessage (PKIOperation)."""
         if operation == "GetCACaps":
             return ScepReply(200, TEXT_TYPE, CACAPS)
-        if operation == "GetCACert":
-            certs = [self.ra.cert, self.ca.issuing_cert(), self.ca.root_cert()]
-            return ScepReply(200, CA_RA_CERT_TYPE, msg.degenerate(certs))
-        if operation != "PKIOperation":
+        if operation not in ("GetCACert", "PKIOperation"):
             return _text(400, "unknown SCEP operation; use GetCACaps, GetCACert or PKIOperation")
-        if not message:
+        if operation == "PKIOperation" and not message:
             return _text(400, "PKIOperation needs a message (a DER pkiMessage)")
         try:
-            return self._pki_operation(message, peer)
+            if operation == "GetCACert":
+                certs = [self.ra.cert, self.ca.issuing_cert(), self.ca.root_cert()]
+                return ScepReply(200, CA_RA_CERT_TYPE, msg.degenerate(certs))
+            return self._pki_operation(message or b"", peer)
         except msg.Malformed as exc:
             return _text(400, f"not a SCEP pkiMessage: {exc}")
         except ScepFailure as exc:
@@ -135,6 +135,10 @@ class ScepService:
         except ScepStateDamaged as exc:
             self._log(str(exc))
             return _text(500, "the SCEP state of this CA is damaged; an admin has been told in the server log")
+        except CAError as exc:
+            # The store refused (damage, a missing CA): nothing was answered from it.
+            self._log(f"{operation}: {exc}")
+            return _text(500, "the CA cannot answer now; an admin has been told in the server log")
 
     @staticmethod
     def _reply(body: bytes) -> ScepReply:

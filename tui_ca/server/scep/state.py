@@ -20,6 +20,7 @@ import hmac
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -99,6 +100,8 @@ class TransactionLog:
         self._known: dict[str, Transaction] = {}
         self._read_upto = 0
         self._stamp: tuple[int, int] | None = None
+        # The server calls in from several executor threads; flock orders processes, this the threads.
+        self._mutex = threading.Lock()
 
     def _refresh(self) -> None:
         try:
@@ -130,12 +133,13 @@ class TransactionLog:
 
     def get(self, transaction_id: str) -> Transaction | None:
         """The transaction with this ID, if any server process recorded it."""
-        self._refresh()
-        return self._known.get(transaction_id)
+        with self._mutex:
+            self._refresh()
+            return self._known.get(transaction_id)
 
     def record(self, item: Transaction) -> Transaction:
         """Record a new transaction (durably); returns the one already recorded for its ID, if any."""
-        with _locked(self._home):
+        with self._mutex, _locked(self._home):
             self._refresh()
             known = self._known.get(item.transaction_id)
             if known is not None:
