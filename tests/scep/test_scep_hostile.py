@@ -149,3 +149,17 @@ def test_oversize_post_and_get_are_refused(served, unchanged):
 def test_wrong_operations_are_one_line(served, unchanged, method, path, status):
     answer = http_get(served.port, path) if method == "GET" else http_post(served.port, path, b"")
     one_line(answer, status)
+
+
+def test_two_keys_racing_with_one_transaction_id_queue_one_request(ca, served):
+    from concurrent.futures import ThreadPoolExecutor
+
+    racers = [ScepClient.new(served, f"racer-{n}", key=rsa_key(4 + n), transaction_id="tx-race") for n in range(4)]
+    bodies = [r.message(msg.MessageType.PKCS_REQ, csr_der(r.key, f"racer-{n}")) for n, r in enumerate(racers)]
+    before = {r.id for r in ca.requests()}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(lambda pair: pair[0].open(pair[0].send(pair[1]).body), zip(racers, bodies, strict=True))
+        )
+    assert sorted(a.status for a in answers) == [msg.PkiStatus.FAILURE] * 3 + [msg.PkiStatus.PENDING]
+    assert len({r.id for r in ca.requests()} - before) == 1

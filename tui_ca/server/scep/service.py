@@ -26,7 +26,7 @@ from tui_ca.engine.models import Actor, Request, RequestStatus
 from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
 from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.messages import FailInfo, MessageType, PkiStatus, ScepFailure
-from tui_ca.server.scep.state import Challenges, ScepStateDamaged, Transaction, TransactionLog
+from tui_ca.server.scep.state import Challenges, ScepStateDamaged, Transaction, TransactionLog, prepare
 
 # SHA-384 is listed although SHA-256 is what clients use: strongSwan 5.9.8's
 # pki reads each capability one bit off (its names and flags disagree), and
@@ -105,6 +105,7 @@ class ScepService:
         # Per-address admission of new requests (the server's RateLimiter.take): seconds to wait, 0 to go.
         self._admit = admit
         self._log = log or (lambda line: print(f"tui-ca serve: scep: {line}", file=sys.stderr, flush=True))
+        prepare(Path(ca.home))
         self.transactions = TransactionLog(Path(ca.home))
         self.challenges = Challenges(Path(ca.home))
 
@@ -190,6 +191,15 @@ class ScepService:
         if known is not None:
             # A client may re-send its request instead of CertPoll (RFC 8894 §3.3.3).
             return self._answer(message, known)
+        with self.transactions.opening():
+            return self._open(message, csr, peer)
+
+    def _open(self, message: msg.PkiMessage, csr: x509.CertificateSigningRequest, peer: str | None) -> ScepReply:
+        """A new transaction: checks, the engine's submit, and the record, under the opening lock."""
+        header = message.header
+        known = self._own_transaction(message)
+        if known is not None:
+            return self._answer(message, known)
         renewal = self._renewed(message) if message.message_type is MessageType.RENEWAL_REQ else None
         if renewal is None and msg.spki_sha256(message.signer) != msg.spki_sha256(csr):
             raise ScepFailure(FailInfo.BAD_REQUEST, "a PKCSReq must be signed with the key of its CSR", header)
@@ -204,11 +214,7 @@ class ScepService:
             # The same CSR was decided already: tell this transaction how, store nothing.
             return self._answer_request(message, previous)
         request = self._submit(message, csr, renewal, peer) if previous is None else previous
-        known = self.transactions.record(
-            Transaction(header.transaction_id, request.id, msg.spki_sha256(message.signer))
-        )
-        if known.request_id != request.id:
-            raise ScepFailure(FailInfo.BAD_REQUEST, "this transactionID was taken meanwhile", header)
+        self.transactions.record(Transaction(header.transaction_id, request.id, msg.spki_sha256(message.signer)))
         return self._answer_request(message, request)
 
     def _renewed(self, message: msg.PkiMessage):

@@ -34,6 +34,10 @@ TRANSACTIONS = f"{SCEP_DIR}/transactions.jsonl"
 CHALLENGES = f"{SCEP_DIR}/challenges.json"
 SETTINGS = f"{SCEP_DIR}/settings.json"
 LOCK = f"{SCEP_DIR}/.lock"
+# Held from "is this transactionID new?" until it is recorded, around the
+# engine's submit; its own file, because the challenge and log updates
+# inside take LOCK (one flock per file, or a process would wait for itself).
+OPENING_LOCK = f"{SCEP_DIR}/.opening.lock"
 DEFAULT_CHALLENGE_TTL = timedelta(hours=24)
 MAX_CHALLENGE_TTL = timedelta(days=30)
 
@@ -72,10 +76,17 @@ def _private_dir(home: Path) -> Path:
     return path
 
 
-@contextmanager
-def _locked(home: Path) -> Iterator[None]:
+def prepare(home: Path) -> None:
+    """Create the SCEP folder and its lock files (empty; they carry no state) when a server starts."""
     _private_dir(home)
-    fd = os.open(home / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    for name in (LOCK, OPENING_LOCK):
+        os.close(os.open(home / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+
+
+@contextmanager
+def _locked(home: Path, name: str = LOCK) -> Iterator[None]:
+    _private_dir(home)
+    fd = os.open(home / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -136,6 +147,13 @@ class TransactionLog:
         with self._mutex:
             self._refresh()
             return self._known.get(transaction_id)
+
+    @contextmanager
+    def opening(self) -> Iterator[None]:
+        """One transaction opened at a time (across threads and processes), so two
+        clients racing with one transactionID cannot both queue a request."""
+        with _locked(self._home, OPENING_LOCK):
+            yield
 
     def record(self, item: Transaction) -> Transaction:
         """Record a new transaction (durably); returns the one already recorded for its ID, if any."""
