@@ -213,7 +213,9 @@ def _signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo, header: 
         cert: asn1_x509.Certificate = choice.chosen
         if sid.name == "issuer_and_serial_number":
             ias = sid.chosen
-            if cert.issuer == ias["issuer"] and cert.serial_number == ias["serial_number"].native:
+            if cert.serial_number == ias["serial_number"].native and (
+                cert.issuer.dump() == ias["issuer"].dump() or cert.issuer == ias["issuer"]
+            ):
                 return x509.load_der_x509_certificate(cert.dump())
         elif sid.name == "subject_key_identifier" and cert.key_identifier == sid.chosen.native:
             return x509.load_der_x509_certificate(cert.dump())
@@ -301,7 +303,10 @@ def _our_recipient(enveloped: cms.EnvelopedData, ra_cert: x509.Certificate) -> c
             continue
         rid = recipient.chosen["rid"]
         if rid.name == "issuer_and_serial_number":
-            if rid.chosen["issuer"] == ra.issuer and rid.chosen["serial_number"].native == ra.serial_number:
+            issuer = rid.chosen["issuer"]
+            if rid.chosen["serial_number"].native == ra.serial_number and (
+                issuer.dump() == ra.issuer.dump() or issuer == ra.issuer  # bytes first: normalising is slow
+            ):
                 return recipient.chosen
         elif rid.chosen.native == ra.key_identifier:
             return recipient.chosen
@@ -372,7 +377,9 @@ class _IssuerAndSubject(core.Sequence):
 
 def same_name(name: asn1_x509.Name, other: x509.Name) -> bool:
     """RFC 5280 §7.1 name comparison (asn1crypto normalises case and spaces)."""
-    return name == asn1_x509.Name.load(other.public_bytes())
+    der = other.public_bytes()
+    # Clients copy the name from our certificate, so the bytes match; normalising costs ~5 ms.
+    return name.dump() == der or name == asn1_x509.Name.load(der)
 
 
 def issuer_and_subject_der(issuer: x509.Name, subject: x509.Name) -> bytes:
