@@ -163,3 +163,10 @@ def test_two_keys_racing_with_one_transaction_id_queue_one_request(ca, served):
         )
     assert sorted(a.status for a in answers) == [msg.PkiStatus.FAILURE] * 3 + [msg.PkiStatus.PENDING]
     assert len({r.id for r in ca.requests()} - before) == 1
+
+
+@pytest.mark.parametrize("transaction_id", ["tx\x1b[31mred", "x" * 129, "naïve"])
+def test_a_transaction_id_that_cannot_go_into_the_audit_is_400(served, unchanged, transaction_id):
+    client = ScepClient.new(served, "odd-tx", key=rsa_key(0), transaction_id=transaction_id)
+    der = client.message(msg.MessageType.PKCS_REQ, csr_der(client.key, "odd-tx"))
+    assert "transactionID" in one_line(client.send(der), 400)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -43,6 +44,7 @@ _ATTRIBUTES = {
 _NONCE_BYTES = 16
 # A transactionID is a PrintableString the client picks (often a key hash in hex).
 MAX_TRANSACTION_ID = 128
+_PRINTABLE = re.compile(r"[A-Za-z0-9 '()+,\-./:=?]+")
 
 
 class _PrintableStrings(core.SetOf):
@@ -134,7 +136,7 @@ def _load_content_info(der: bytes, what: str) -> cms.ContentInfo:
     try:
         info = cms.ContentInfo.load(der, strict=True)
         info.native  # noqa: B018 - asn1crypto parses lazily; force it so damage surfaces here
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError, IndexError) as exc:
         raise Malformed(f"the {what} is not DER-encoded CMS ({_short(exc)})") from None
     return info
 
@@ -178,6 +180,9 @@ def read_header(der: bytes) -> tuple[cms.SignedData, cms.SignerInfo, Header]:
     transaction_id = _required_string(attrs, "scep_transaction_id", "transactionID")
     if len(transaction_id) > MAX_TRANSACTION_ID:
         raise Malformed(f"the transactionID is longer than {MAX_TRANSACTION_ID} characters")
+    if not _PRINTABLE.fullmatch(transaction_id):
+        # It goes into logs and the audit record: only what a PrintableString may hold.
+        raise Malformed("the transactionID holds characters a PrintableString cannot")
     nonce = _attribute(attrs, "scep_sender_nonce")
     if not isinstance(nonce, bytes) or len(nonce) != _NONCE_BYTES:
         raise Malformed("the pkiMessage has no 16-byte senderNonce")
@@ -206,6 +211,15 @@ def _hash(name: str, header: Header) -> hashes.HashAlgorithm:
 
 
 def _signer_certificate(signed: cms.SignedData, signer: cms.SignerInfo, header: Header) -> x509.Certificate:
+    try:
+        return _find_signer(signed, signer, header)
+    except (ValueError, TypeError, KeyError) as exc:
+        # asn1crypto and cryptography do not accept the same certificates; either may refuse.
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, f"the signer's certificate is unusable ({_short(exc)})",
+                          header) from None  # fmt: skip
+
+
+def _find_signer(signed: cms.SignedData, signer: cms.SignerInfo, header: Header) -> x509.Certificate:
     sid = signer["sid"]
     for choice in signed["certificates"] or []:
         if choice.name != "certificate":
@@ -229,9 +243,9 @@ def _verify_signature(signer: cms.SignerInfo, cert: x509.Certificate, header: He
     algorithm = signer["signature_algorithm"]
     name = algorithm.signature_algo
     digest = _hash(header.digest, header)
-    key = cert.public_key()
     signature = signer["signature"].native
     try:
+        key = cert.public_key()
         if name == "rsassa_pkcs1v15" and isinstance(key, rsa.RSAPublicKey):
             key.verify(signature, signed_bytes, asym_padding.PKCS1v15(), digest)
         elif name == "rsassa_pss" and isinstance(key, rsa.RSAPublicKey):
