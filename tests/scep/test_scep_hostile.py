@@ -170,3 +170,16 @@ def test_a_transaction_id_that_cannot_go_into_the_audit_is_400(served, unchanged
     client = ScepClient.new(served, "odd-tx", key=rsa_key(0), transaction_id=transaction_id)
     der = client.message(msg.MessageType.PKCS_REQ, csr_der(client.key, "odd-tx"))
     assert "transactionID" in one_line(client.send(der), 400)
+
+
+def test_client_text_reaches_the_log_escaped(ca):
+    lines: list[str] = []
+    with serving(ScepService(ca, log=lines.append)) as running:
+        client = ScepClient.new(running, "esc", key=rsa_key(0), transaction_id="tx-esc")
+        envelope = msg.envelope(b"\x30\x00", running.ra_cert)
+        der = msg.sign_pki_message(envelope, {"scep_message_type": "\x1b[2J99", "scep_transaction_id": "tx-esc",
+                                              "scep_sender_nonce": b"n" * 16}, client.cert, client.key)  # fmt: skip
+        client.last_nonce = b"n" * 16
+        assert client.open(client.send(der).body).fail_info == msg.FailInfo.BAD_REQUEST
+    assert lines and all("\x1b" not in line and "\n" not in line for line in lines)
+    assert any("\\x1b[2J99" in line for line in lines)

@@ -104,7 +104,9 @@ class ScepService:
         self.max_queued = max_queued
         # Per-address admission of new requests (the server's RateLimiter.take): seconds to wait, 0 to go.
         self._admit = admit
-        self._log = log or (lambda line: print(f"tui-ca serve: scep: {line}", file=sys.stderr, flush=True))
+        sink = log or (lambda line: print(f"tui-ca serve: scep: {line}", file=sys.stderr, flush=True))
+        # Lines carry client text (messageType, names in engine refusals): escaped, one line, bounded.
+        self._log = lambda line: sink(_escaped(line))
         prepare(Path(ca.home))
         self.transactions = TransactionLog(Path(ca.home))
         self.challenges = Challenges(Path(ca.home))
@@ -340,6 +342,12 @@ class _Busy(CAError):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+def _escaped(text: str, limit: int = 400) -> str:
+    shown = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
+                    for ch in text)  # fmt: skip
+    return shown if len(shown) <= limit else shown[:limit] + "…"
 
 
 def _challenge_password(csr: x509.CertificateSigningRequest) -> str | None:
