@@ -51,11 +51,13 @@ def getcert(tmp_path):
     env["CERTMONGER_SYSTEM_LOCK_FILE"] = str(state / "lock")
     socket = state / "certmonger.sock"
     env["CERTMONGER_PVT_ADDRESS"] = f"unix:path={socket}"
-    daemon = subprocess.Popen([CERTMONGER, "-L", "-P", str(socket), "-n"], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, start_new_session=True)  # fmt: skip
+    log = state / "certmonger.log"
+    with log.open("wb") as handle:
+        daemon = subprocess.Popen([CERTMONGER, "-L", "-P", str(socket), "-n"], env=env, stdout=subprocess.DEVNULL,
+                                  stderr=handle, start_new_session=True)  # fmt: skip
     try:
         wait_for(lambda: socket.exists() or daemon.poll() is not None, timeout=DEADLINE)
-        assert daemon.poll() is None, daemon.stderr.read().decode()
+        assert daemon.poll() is None, log.read_text()
 
         def call(*args: str, check: bool = True) -> str:
             result = subprocess.run(["getcert", *args], env=env, capture_output=True, timeout=DEADLINE)

@@ -34,11 +34,30 @@ def scepca(url: str, work: Path) -> dict[str, Path]:
     return {"root": work / "ca.der", "issuing": work / "ca-1.der", "ra": work / "ra.der"}
 
 
-def start_enroll(url: str, work: Path, cas: dict[str, Path], key: Path, out: Path, *extra: str) -> subprocess.Popen:
+class Enrollment:
+    """A running ``pki --scep``; its output goes to files (a pipe nobody reads could fill while it polls)."""
+
+    def __init__(self, args: list[str], out: Path) -> None:
+        self.err_path = out.with_suffix(".err")
+        with out.open("wb") as stdout, self.err_path.open("wb") as stderr:  # the child keeps its own copies
+            self.process = subprocess.Popen(args, stdout=stdout, stderr=stderr)
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+
+def start_enroll(url: str, work: Path, cas: dict[str, Path], key: Path, out: Path, *extra: str) -> Enrollment:
     args = ["pki", "--scep", "--url", url, "--in", str(key), "--dn", "CN=vpn-gw-1", "--cacert-enc", str(cas["ra"]),
             "--cacert-sig", str(cas["ra"]), "--cacert", str(cas["root"]), "--cacert", str(cas["issuing"]),
             "--interval", "1", "--maxpolltime", str(DEADLINE), "--outform", "pem", *extra]  # fmt: skip
-    return subprocess.Popen(args, stdout=out.open("wb"), stderr=subprocess.PIPE)
+    return Enrollment(args, out)
 
 
 def rsa_key(work: Path, name: str) -> Path:
@@ -74,7 +93,7 @@ def test_enroll_polls_until_approved_and_verifies_then_renews(ca, served, tmp_pa
     # Still polling: the client has had PENDING at least once and waits.
     assert client.poll() is None
     ca.approve([request.id])
-    assert client.wait(DEADLINE) == 0, client.stderr.read().decode()
+    assert client.wait(DEADLINE) == 0, client.stderr
     assert openssl_verify(cas, cert, tmp_path).strip() == f"{cert}: OK"
 
     # Renewal: signed with the current certificate, a new key; approving it supersedes the old one.
@@ -83,7 +102,7 @@ def test_enroll_polls_until_approved_and_verifies_then_renews(ca, served, tmp_pa
     queued = wait_for(lambda: ca.requests(RequestStatus.QUEUED), timeout=DEADLINE)
     assert queued[0].renewal_of == request.id
     ca.approve([queued[0].id])
-    assert renewal.wait(DEADLINE) == 0, renewal.stderr.read().decode()
+    assert renewal.wait(DEADLINE) == 0, renewal.stderr
     assert openssl_verify(cas, new_cert, tmp_path).strip() == f"{new_cert}: OK"
     old = ca.certificate(request.id)
     assert old.status_at(ca.now()) is CertStatus.REVOKED and old.revocation_reason is RevocationReason.SUPERSEDED
@@ -96,7 +115,7 @@ def test_rejection_ends_the_client_with_failure(ca, served, tmp_path):
     [request] = wait_for(lambda: ca.requests(RequestStatus.QUEUED), timeout=DEADLINE)
     ca.reject(request.id, "unknown device")
     assert client.wait(DEADLINE) != 0
-    err = client.stderr.read().decode()
+    err = client.stderr
     assert "badRequest" in err and "reply status is not 'SUCCESS'" in err
     assert cert.read_bytes() == b""
 
@@ -107,11 +126,11 @@ def test_required_challenge_password_from_strongswan(ca, served, tmp_path):
     cas = scepca(served.url, tmp_path)
     key = rsa_key(tmp_path, "gw.key")
     refused = start_enroll(served.url, tmp_path, cas, key, tmp_path / "none.crt")
-    assert refused.wait(DEADLINE) != 0 and "badRequest" in refused.stderr.read().decode()
+    assert refused.wait(DEADLINE) != 0 and "badRequest" in refused.stderr
     assert ca.requests() == []
     password = challenges.mint(ca.now(), requester="vpn-gw-1").password
     client = start_enroll(served.url, tmp_path, cas, key, tmp_path / "gw.crt", "--password", password)
     [request] = wait_for(lambda: ca.requests(RequestStatus.QUEUED), timeout=DEADLINE)
     assert [r.extra.get("challenge") for r in ca.audit_records() if r.action == "submit"] == ["matched"]
     ca.approve([request.id])
-    assert client.wait(DEADLINE) == 0, client.stderr.read().decode()
+    assert client.wait(DEADLINE) == 0, client.stderr
