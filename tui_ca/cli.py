@@ -208,6 +208,13 @@ def _args_est_user(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
 
 
+def _args_scep_challenge(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--requester", help="only a request from this requester may use it")
+    p.add_argument("--ttl", help="how long it stays valid: 30m, 24h (default), 7d")
+    p.add_argument("--require", action=argparse.BooleanOptionalAction, default=None,
+                   help="require a challenge in every new SCEP request (--no-require: off, the default)")  # fmt: skip
+
+
 def _args_policy(p: argparse.ArgumentParser) -> None:
     from tui_ca.cli_policy import add_arguments
 
@@ -252,6 +259,7 @@ SPECS: dict[str, Spec] = {
     "serve": Spec("EST over HTTPS; CRL, CA certs and OCSP over HTTP", _args_serve),
     "server-setup": Spec("issue the server's TLS and OCSP signing certificates (uses the CA key)", _args_server_setup),
     "est-user": Spec("add or change an EST user (password from stdin or asked)", _args_est_user),
+    "scep-challenge": Spec("mint a one-time SCEP challenge password (or --require them)", _args_scep_challenge),
     "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
     "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
     "completion": Spec("print the bash or zsh completion script", _args_completion),
@@ -648,6 +656,12 @@ def cmd_approve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if issued else max(refusals)
 
 
+def cmd_scep_challenge(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.server.scep.admin import cmd_scep_challenge as challenge
+
+    return challenge(ca, args)
+
+
 def cmd_policy(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     from tui_ca.cli_policy import run
 
@@ -810,7 +824,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup, "policy": cmd_policy, "revoke-issuing-ca": cmd_revoke_issuing_ca,
+    "server-setup": cmd_server_setup, "policy": cmd_policy, "scep-challenge": cmd_scep_challenge, "revoke-issuing-ca": cmd_revoke_issuing_ca,
     "rekey-file": cmd_rekey_file, "unhold": cmd_unhold,
 }  # fmt: skip
 

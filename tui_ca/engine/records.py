@@ -72,6 +72,7 @@ def request_model(doc: dict) -> Request:
         source=doc["source"], decided_at=time_model(doc.get("decided_at")),
         decided_by=actor_model(doc.get("decided_by")), reason=doc.get("reason"), renewal_of=doc.get("renewal_of"),
         approvals=tuple(Actor(user=given["u"], address=given.get("a")) for given in doc.get("approvals") or ()),
+        note=dict(doc.get("note") or {}),
     )  # fmt: skip
 
 
