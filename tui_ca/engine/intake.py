@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tui_ca.engine import records
-from tui_ca.engine.authority import MAX_REQUESTER_CHARS, AuthorityBase
+from tui_ca.engine.authority import AuthorityBase
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
-from tui_ca.engine.errors import InputError, RuleError
-from tui_ca.engine.names import requester_from
+from tui_ca.engine.errors import RuleError
 from tui_ca.engine.models import Actor, CsrDetails, RequestStatus, SubmitResult
+from tui_ca.engine.names import requester_from
 from tui_ca.engine.operation import Operation
 
 

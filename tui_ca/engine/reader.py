@@ -28,7 +28,15 @@ from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, read_overview
 from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
 from tui_ca.engine.names import is_decimal_id
-from tui_ca.engine.store import CRL_DER_BLOB, CRL_PEM_BLOB, ROOT_CRL_DER_BLOB, ROOT_CRL_PEM_BLOB, RecordStore, StoreView, open_store
+from tui_ca.engine.store import (
+    CRL_DER_BLOB,
+    CRL_PEM_BLOB,
+    ROOT_CRL_DER_BLOB,
+    ROOT_CRL_PEM_BLOB,
+    RecordStore,
+    StoreView,
+    open_store,
+)
 
 __all__ = ["ISSUING_CERT", "ISSUING_CSR", "ISSUING_KEY", "ROOT_CERT", "ROOT_KEY", "CAReader", "utc_now"]
 T = TypeVar("T")
