@@ -183,3 +183,11 @@ def test_certificates_made_from_a_cn_only_csr_pass_pkilint(ca, tmp_path):
         path = tmp_path / f"{n}.pem"
         path.write_bytes(ca.certificate_pem(n))
         assert _pkilint(path).strip() == "", cn
+
+
+def test_a_wildcard_request_can_be_polled_for(tmp_path, clock):
+    allowing = CertificateAuthority(tmp_path / "w", clock=clock)
+    allowing.init(NameFields(common_name="Wild CA"), allow_wildcards=True)
+    data = csr_pem(make_csr(cn="wild", sans=["DNS:*.example.net"]))
+    queued = allowing.submit(data).request
+    assert allowing.find_by_csr(data).id == queued.id
