@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--days", type=int, default=365, help="TLS certificate validity (default 365)")
     setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
+    setup.add_argument("--record", action="store_true",
+                       help="also record them in the store like issued certificates (listed, revocable)")  # fmt: skip
 
     estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
     estuser.add_argument("name")
