@@ -202,6 +202,8 @@ def _args_server_setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--days", type=int, default=365, help="TLS certificate validity (default 365)")
     p.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     p.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
+    p.add_argument("--record", action="store_true",
+                   help="also record them in the store like issued certificates (listed, revocable)")  # fmt: skip
 
 
 def _args_est_user(p: argparse.ArgumentParser) -> None:
@@ -456,26 +458,30 @@ def _parse_id(text: str) -> int:
 
 
 def _write_output(data: bytes, output: Path | None, *, force: bool = True) -> None:
-    """stdout, or a file written beside and renamed over: never through a symlink, never half-written.
+    """stdout, or a file: never written through a symlink (O_NOFOLLOW).
 
-    Without ``force`` an existing file (or symlink) is refused, as the UI asks first.
+    Without ``force`` an existing file or symlink is refused (as the UI asks
+    first); with it a symlink is replaced by a file, its target left alone.
+    Devices such as /dev/null (cron's ``crl -o /dev/null``) are written as they are.
     """
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
-    if not force and (output.is_symlink() or output.exists()):
-        kind = "a symlink" if output.is_symlink() else "already there"
-        raise InputError(f"{output} is {kind}; add --force to replace it")
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    if output.is_symlink():
+        if not force:
+            raise InputError(f"{output} is a symlink; add --force to replace it with the file")
+        output.unlink()
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | (os.O_TRUNC if force else os.O_EXCL)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, output)
-        finally:
-            tmp.unlink(missing_ok=True)
+        fd = os.open(output, flags, 0o644)
+    except FileExistsError:
+        raise InputError(f"{output} is already there; add --force to replace it") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {output}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
 

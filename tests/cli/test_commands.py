@@ -176,4 +176,4 @@ def test_audit_shows_who_from_where_and_verifies(home):
     shard.write_text(shard.read_text().replace('"rejected"', '"approved"'))
     broken = run_cli(home, "audit", "--verify")
     assert broken.returncode == 1 and "Traceback" not in broken.stderr.decode()
-    assert "record 8: content does not match its hash" in broken.stderr.decode()
+    assert "record 9: content does not match its hash" in broken.stderr.decode()

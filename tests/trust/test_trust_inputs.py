@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -99,3 +101,12 @@ def test_export_refuses_an_existing_file_or_symlink_unless_forced(cli_home, tmp_
     fresh = tmp_path / "fresh.pem"
     assert run_cli(cli_home, "export", "1", "-o", str(fresh)).returncode == 0
     assert fresh.read_bytes() == link.read_bytes()
+
+
+def test_crl_output_still_overwrites_for_cron_and_writes_devices_in_place(cli_home, tmp_path):
+    target = tmp_path / "ca.crl"
+    target.write_bytes(b"old")
+    assert run_cli(cli_home, "crl", "--der", "-o", str(target)).returncode == 0
+    x509.load_der_x509_crl(target.read_bytes())
+    assert run_cli(cli_home, "crl", "--publish", "-o", "/dev/null").returncode == 0
+    assert Path("/dev/null").is_char_device()

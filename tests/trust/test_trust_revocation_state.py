@@ -98,7 +98,7 @@ def test_unhold_is_refused_when_the_requester_got_another_certificate_meanwhile(
 
 def test_the_server_certificates_are_recorded_and_revocable(ca, home):
     ca = CertificateAuthority(home)  # the real clock, as the CLI below runs on it
-    setup_service_certs(ca)
+    setup_service_certs(ca, record=True)
     certs = {c.requester: c for c in ca.certificates()}
     assert set(certs) == set(SERVICE_REQUESTERS.values())
     tls = x509.load_pem_x509_certificate((home / TLS_CERT).read_bytes())
@@ -109,7 +109,13 @@ def test_the_server_certificates_are_recorded_and_revocable(ca, home):
     run_cli(home, "revoke", format(tls.serial_number, "x"), "--reason", "keyCompromise", check=True)
     assert _reason(_crl(CertificateAuthority(home)), tls.serial_number) == x509.ReasonFlags.key_compromise
     # A renewal of the OCSP signer supersedes the one before.
-    setup_service_certs(ca, ocsp_only=True)
+    setup_service_certs(ca, ocsp_only=True, record=True)
     first = ca.certificate(certs[SERVICE_REQUESTERS["ocsp"]].id)
     assert first.revocation_reason is RevocationReason.SUPERSEDED
     assert ca.verify_audit() == []
+
+
+def test_server_setup_record_flag_records_them(ca, home):
+    ca = CertificateAuthority(home)
+    run_cli(home, "server-setup", "--record", check=True)
+    assert {c.requester for c in ca.certificates()} == set(SERVICE_REQUESTERS.values())

@@ -183,3 +183,30 @@ def test_certificates_made_from_a_cn_only_csr_pass_pkilint(ca, tmp_path):
         path = tmp_path / f"{n}.pem"
         path.write_bytes(ca.certificate_pem(n))
         assert _pkilint(path).strip() == "", cn
+
+
+def test_a_wildcard_request_can_be_polled_for(tmp_path, clock):
+    allowing = CertificateAuthority(tmp_path / "w", clock=clock)
+    allowing.init(NameFields(common_name="Wild CA"), allow_wildcards=True)
+    data = csr_pem(make_csr(cn="wild", sans=["DNS:*.example.net"]))
+    queued = allowing.submit(data).request
+    assert allowing.find_by_csr(data).id == queued.id
+
+
+def test_a_renewal_must_keep_the_subject_and_the_sans(ca):
+    from tui_ca.engine.names import check_renewal
+
+    ca.submit(csr_pem(make_csr(cn="r.example.net", sans=["DNS:r.example.net", "DNS:alt.example.net"])))
+    (done,) = ca.approve([1])
+    old = done.certificate
+    check_renewal(make_csr(cn="r.example.net", sans=["DNS:alt.example.net", "DNS:r.example.net"]), old.subject,
+                  old.sans)  # fmt: skip
+    with pytest.raises(InputError, match="SANs"):
+        check_renewal(make_csr(cn="r.example.net", sans=["DNS:r.example.net", "DNS:evil.example.net"]), old.subject,
+                      old.sans)  # fmt: skip
+    with pytest.raises(InputError, match="subject"):
+        check_renewal(make_csr(cn="s.example.net", sans=["DNS:r.example.net"]), old.subject, old.sans)
+    # A CN-only certificate carries the CN as its SAN: a CN-only renewal matches it.
+    ca.submit(csr_pem(make_csr(cn="cn-only.example.net")))
+    (plain,) = ca.approve([2])
+    check_renewal(make_csr(cn="cn-only.example.net"), plain.certificate.subject, plain.certificate.sans)

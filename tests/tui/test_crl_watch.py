@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from helpers import csr_pem, make_csr
+from tui_support import DEMO_CA_NAMES, clock, demo_home, make_app, pilot_test, settle, until  # noqa: F401
+
 from tui_ca.engine import CertificateAuthority
 from tui_ca.tui.screens.dialogs import PassphraseDialog
 from tui_ca.tui.screens.main import MainScreen
@@ -32,7 +34,8 @@ async def test_past_half_its_life_the_crl_is_republished_once(demo_home, clock):
         await polls(pilot, 5)  # several polls later, still one new CRL
         await settle(pilot)
     assert reader.info().crl_number == before.crl_number + 1
-    assert [r.target for r in reader.audit_records() if r.action == "crl"][-2:] == [
+    # (The demo's root CRL, a year old by then, is re-signed in the same publish: "root CRL n".)
+    assert [r.target for r in reader.audit_records() if r.action == "crl" and r.target.startswith("CRL")][-2:] == [
         f"CRL {before.crl_number}", f"CRL {before.crl_number + 1}"]
 
 

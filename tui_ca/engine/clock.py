@@ -32,7 +32,9 @@ def _fmt(moment: datetime) -> str:
 def check_signing_time(now: datetime, issuing_not_before: datetime, issuing_not_after: datetime,
                        meta: dict[str, Any]) -> None:  # fmt: skip
     """Refuse (ClockError) when ``now`` lies outside the issuing CA's validity or before the last CRL."""
-    if now < issuing_not_before:
+    # SKEW: an issuing certificate signed elsewhere (external root) may start a
+    # moment after this host's clock.
+    if now < issuing_not_before - SKEW:
         raise ClockError(f"the clock says {_fmt(now)}, before the issuing CA's start ({_fmt(issuing_not_before)}): "
                          "check the system clock; nothing was signed")  # fmt: skip
     if now >= issuing_not_after:

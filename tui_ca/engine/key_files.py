@@ -8,12 +8,17 @@ on demand and can change the passphrase.
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from tui_ca.engine.errors import KeyLockedError
 from tui_ca.engine.home import write_file
 from tui_ca.engine.keys import check_new_passphrase, dump_key, is_encrypted, is_legacy, load_key
 from tui_ca.engine.process import make_undumpable
+
+# CA object -> the passphrase that opened one of its keys, as long as the
+# object lives (the process is undumpable from the first unlock on).
+_unlocked_with: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
 if TYPE_CHECKING:
     from tui_ca.engine.ca import CertificateAuthority
@@ -22,8 +27,14 @@ if TYPE_CHECKING:
 
 def unlock(ca: CertificateAuthority, relpath: str, data: bytes) -> Any:
     """Load the key in ``data`` (the file at ``relpath``); a legacy file is rewritten in the standard format."""
-    passphrase = ca._resolve_passphrase() if is_encrypted(data) else None
+    passphrase = None
+    if is_encrypted(data):
+        # The root and issuing keys share one passphrase: the one that unlocked
+        # the other key is tried before asking again (the UI asks once).
+        passphrase = _unlocked_with.get(ca) or ca._resolve_passphrase()
     key = load_key(data, passphrase)
+    if passphrase is not None:
+        _unlocked_with[ca] = passphrase
     if is_legacy(data):
         _rewrite(ca, {relpath: key}, passphrase, ca.actor, "migrated to encrypted PKCS#8")
     return key
@@ -59,4 +70,5 @@ def rekey_files(ca: CertificateAuthority, new_passphrase: bytes | None = None, *
     _rewrite(ca, keys, passphrase, actor or ca.actor, outcome)
     if new_passphrase is not None:
         ca._passphrase = new_passphrase
+        _unlocked_with[ca] = new_passphrase
     return present

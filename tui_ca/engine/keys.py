@@ -21,8 +21,6 @@ import binascii
 import json
 import os
 
-from asn1crypto import algos as asn1_algos
-from asn1crypto import keys as asn1_keys
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -72,11 +70,15 @@ def check_new_passphrase(passphrase: bytes | None) -> None:
 
 def dump_key(key, passphrase: bytes | None, *, iterations: int = PBKDF2_ITERATIONS) -> bytes:
     """PKCS#8 PEM, encrypted (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC) when a passphrase is given."""
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     if passphrase is None:
         return key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
+    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    # Imported here: only writing or inspecting an encrypted key needs it, not every command's start-up.
+    from asn1crypto import algos as asn1_algos
+    from asn1crypto import keys as asn1_keys
+
     salt, iv = os.urandom(16), os.urandom(16)
     secret = PBKDF2HMAC(hashes.SHA256(), 32, salt, iterations).derive(passphrase)
     padder = padding.PKCS7(128).padder()
@@ -117,6 +119,8 @@ def is_legacy(data: bytes) -> bool:
 
 def kdf_iterations(data: bytes) -> int | None:
     """The PBKDF2 iteration count of an encrypted PKCS#8 key (None if it is not one)."""
+    from asn1crypto import keys as asn1_keys
+
     try:
         body = b"".join(data.strip().splitlines()[1:-1])
         info = asn1_keys.EncryptedPrivateKeyInfo.load(base64.b64decode(body))

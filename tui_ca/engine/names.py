@@ -205,3 +205,32 @@ def root_common_name(names: NameFields) -> str:
     if len(base) > room:
         base = base[:room].rstrip()
     return f"{base}{ROOT_SUFFIX}"
+
+
+def check_renewal(csr: x509.CertificateSigningRequest, subject: str, sans: tuple[str, ...]) -> None:
+    """RFC 7030 §4.2.2: a re-enrollment keeps the subject AND the SANs of the certificate it renews."""
+    from tui_ca.engine.csr_policy import format_general_name
+
+    if csr.subject.rfc4514_string() != subject:
+        raise InputError(
+            f"a re-enrollment must keep the subject of the certificate being renewed ({_printable(subject)})"
+        )
+    try:
+        asked = list(csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except (x509.ExtensionNotFound, ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType):
+        asked = []
+    common_names = csr.subject.get_attributes_for_oid(x509.oid.NameOID.COMMON_NAME)
+    cn = common_names[0].value if common_names and isinstance(common_names[0].value, str) else None
+    kept = set(sans)
+    # Either as the CSR says or as the certificate will carry them (a certificate
+    # issued before the CN went into the SAN lists the CSR's alone).
+    if {format_general_name(n) for n in asked} != kept and {
+        format_general_name(n) for n in effective_sans(cn, asked)
+    } != kept:
+        shown = _printable(", ".join(sans)) or "none"
+        raise InputError(f"a re-enrollment must keep the SANs of the certificate being renewed ({shown})")
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Requester text inside a one-line message: control characters made visible, cut to ``limit``."""
+    return "".join(ch if ch.isprintable() else f"\\u{ord(ch):04x}" for ch in text[:limit])

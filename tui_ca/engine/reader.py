@@ -154,7 +154,7 @@ class CAReader:
     def find_by_csr(self, data: bytes) -> Request | None:
         """The request made from exactly this CSR, if any (EST polling)."""
         csr = load_csr(data)
-        sha = check_and_describe(csr).csr_sha256
+        sha = check_and_describe(csr, allow_wildcard=True).csr_sha256
         view = self._view()
         known = view.find_csr(sha)
         doc = None if known is None else view.get_request(known)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from tui_ca.engine.csr_policy import load_csr
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Request, RequestStatus
+from tui_ca.engine.names import check_renewal
 from tui_ca.server.http import Handler, HttpError, one_line
 from tui_ca.server.limits import retry_after
 
@@ -155,10 +156,8 @@ class EstHandler(Handler):
         app = self.server.app
         renewal = self._renewed_certificate() if op == "simplereenroll" else None
         if renewal is not None:
-            csr = load_csr(csr_data)
-            if csr.subject.rfc4514_string() != renewal.subject:
-                raise InputError("a re-enrollment must keep the subject of the certificate being renewed "
-                                 f"({one_line(renewal.subject, 200)})")  # fmt: skip
+            # RFC 7030 §4.2.2: same subject and SANs (trust slice: names.check_renewal).
+            check_renewal(load_csr(csr_data), renewal.subject, renewal.sans)
         known = app.reader.find_by_csr(csr_data)
         if known is not None:
             # Polling: once the renewal is approved the old certificate is
