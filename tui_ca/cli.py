@@ -115,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queued", type=int, default=1000, help="refuse new requests past this many queued")
     serve.add_argument("--max-per-address", type=int, default=16,
                        help="concurrent connections from one address (default 16; raise it behind NAT)")  # fmt: skip
-    serve.add_argument("--timeout", type=float, default=10.0, help="seconds a client may take per request (default 10)")
+    serve.add_argument("--max-connections", type=int, default=1024,
+                       help="concurrent connections per listener (default 1024; idle ones make room)")  # fmt: skip
+    serve.add_argument("--timeout", type=float, default=10.0,
+                       help="seconds a client may take to send a request; idle connections close then (default 10)")  # fmt: skip
+    serve.add_argument("--trust-proxy", action="append", metavar="ADDR",
+                       help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default none)")  # fmt: skip
+    serve.add_argument("--workers", type=int, default=8, help="threads for blocking store work (default 8)")
     serve.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
 
     setup = sub.add_parser(

@@ -24,7 +24,7 @@ from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr,
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, ShardDocs, read_overview
-from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, Request, RequestStatus
+from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
 from tui_ca.engine.store import Store
 
 ROOT_CERT = "ca/root.crt.pem"
@@ -119,11 +119,13 @@ class CAReader:
         path = self.home / ISSUING_KEY
         return path.exists() and is_encrypted(path.read_bytes())
 
-    @_consistent
     def find_by_csr(self, data: bytes) -> Request | None:
         """The request made from exactly this CSR, if any (EST polling)."""
-        csr = load_csr(data)
-        sha = check_and_describe(csr).csr_sha256
+        return self.find_by_csr_digest(check_and_describe(load_csr(data)).csr_sha256)
+
+    @_consistent
+    def find_by_csr_digest(self, sha: str) -> Request | None:
+        """``find_by_csr`` for a CSR already parsed and checked (its ``CsrDetails.csr_sha256``)."""
         view = self.store.view()
         known = repo.index_get(view, "csrs", sha)
         doc = None if known is None else repo.get_doc(view, "requests", known["id"])
@@ -299,3 +301,37 @@ class CAReader:
         if mode & 0o077:
             problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
         return problems
+
+    # --- readers for the faces ---
+
+    @_consistent
+    def queued_count(self) -> int:
+        """Requests waiting now."""
+        return repo.get_meta(self.store.view()).get("queued", 0)
+
+    @_consistent
+    def issued_certificate(self, request_id: int) -> tuple[Certificate, bytes] | None:
+        """The certificate model and its PEM for an approved request, read consistently (whole commit)."""
+        view = self.store.view()
+        doc, pem = repo.get_doc(view, "certs", request_id), repo.get_doc(view, "cert_pems", request_id)
+        if doc is None or pem is None:
+            return None
+        return records.certificate_model(doc), pem["pem"].encode()
+
+    def published_crl(self, *, der: bool = True) -> bytes:
+        """The currently published CRL, no re-publish."""
+        self._require_ca()
+        return self.store.read_blob(CRL_DER if der else CRL_PEM)
+
+    @_consistent
+    def crl_state(self) -> CrlInfo:
+        """Number, this_update, next_update and entries of the published CRL."""
+        self._require_ca()
+        meta = repo.get_meta(self.store.view())
+        entries = 0
+        folder = self.home / "crl" / "entries"
+        for name in sorted(os.listdir(folder)) if folder.is_dir() else ():
+            with open(folder / name, "rb") as handle:
+                entries += int.from_bytes(handle.read(4), "big")
+        return CrlInfo(number=meta.get("crl_number", 0), this_update=records.time_model(meta.get("crl_this_update")),
+                       next_update=records.time_model(meta.get("crl_next_update")), entries=entries)  # fmt: skip
