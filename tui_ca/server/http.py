@@ -20,7 +20,7 @@ from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
 
-from aiohttp import hdrs, web
+from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
@@ -234,10 +234,19 @@ def access_logger(quiet: bool) -> logging.Logger:
     logger.propagate = False
     logger.setLevel(logging.CRITICAL if quiet else logging.INFO)
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+        logger.addHandler(_Stderr())
     return logger
+
+
+class _Stderr(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (a redirected or captured stream included)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(record.getMessage() + "\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
 
 class Connection(RequestHandler):
@@ -272,6 +281,9 @@ class Connection(RequestHandler):
         else:
             text = f"malformed request: {(message or HTTPStatus(status).phrase).splitlines()[0]}"
         request[REASON] = one_line(text, 200)
+        # aiohttp stands an HTTP/1.0 placeholder in for a request it could not
+        # parse; the answer is still HTTP/1.1, like every other.
+        request._version = HttpVersion11
         return plain(status, text, close=True)
 
     def log_exception(self, *args: Any, **kw: Any) -> None:
