@@ -132,7 +132,7 @@ def test_access_log_is_one_escaped_json_line_per_request(live_ca, capsys):
     for entry in requests:
         assert {"time", "peer", "method", "path", "status", "bytes", "ms"} <= entry.keys()
     queued = next(e for e in requests if e["status"] == 202 and e["requester"] == "logged-phone")
-    assert queued["requester"] == "logged-phone" and queued["peer"] == "127.0.0.1" and queued["request"] == 1
+    assert queued["peer"] == "127.0.0.1" and queued["request"] == 2
     refused = next(e for e in requests if e["status"] == 400 and e["path"].startswith("/.well-known"))
     assert "base64" in refused["reason"]  # an EST refusal logs its reason
     assert any(e.get("requester") == 'café "} {"status": 200' for e in requests)  # escaped, intact once parsed
