@@ -25,6 +25,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -65,15 +66,14 @@ def _peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _wait_port(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the baseline responder exited"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+def _wait_ready(process: subprocess.Popen) -> None:
+    """Until openssl says it listens; a probe connection closed without a request makes it spin."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if b"waiting for OCSP client connections" in line:
+            # Its log goes on to the pipe; drain it so that openssl never blocks on a full pipe.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
             return
-        except OSError:
-            time.sleep(0.05)
     raise RuntimeError("the baseline responder did not start")
 
 
@@ -194,15 +194,16 @@ def measure(quick: bool = False) -> list[dict]:
         baseline = subprocess.Popen(
             [OPENSSL, "ocsp", "-index", str(index), "-port", str(baseline_port), "-rsigner",
              str(home / OCSP_CERT), "-rkey", str(home / OCSP_KEY), "-CA", str(folder / "issuing.pem"),
-             "-ndays", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+             "-ndays", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         server = subprocess.Popen(
             [*tui_ca_command(), "--home", str(home), "serve", "--port", "0", "--http-port", "0", "--rate", "0",
              "--max-queued", "1000000", "--max-per-address", "256"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            stdout=subprocess.PIPE, stderr=open(os.environ.get("TUI_CA_BENCH_SERVER_LOG", os.devnull), "wb"),
+            start_new_session=True)  # fmt: skip
         try:
             https = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
             plain = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
-            _wait_port(baseline_port, baseline)
+            _wait_ready(baseline)
             rows = _ocsp_rows(plain, baseline_port, queries, sizes, sizes["certs"])
             ours_rss, theirs_rss = _peak_rss_mib(server.pid), _peak_rss_mib(baseline.pid)
             rows.append({"figure": f"`serve` peak RSS after OCSP over {sizes['certs']:,} certificates vs openssl ocsp",

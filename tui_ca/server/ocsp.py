@@ -16,8 +16,9 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
+from asn1crypto import algos as asn1_algos
 from asn1crypto import core
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
@@ -26,6 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from tui_ca.engine.crl import der_tlv
 from tui_ca.engine.errors import InputError, RuleError
 from tui_ca.engine.models import RevocationReason
 from tui_ca.engine.profile import signature_hash
@@ -81,7 +83,9 @@ class _Signer:
         self.asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
         self.key_hash = hashlib.sha1(_key_bits(cert.public_key())).digest()
         kind = "ecdsa" if isinstance(key, ec.EllipticCurvePrivateKey) else "rsa"
-        self.algorithm = f"{self.hash.name}_{kind}"
+        self.algorithm_der = asn1_algos.SignedDigestAlgorithm({"algorithm": f"{self.hash.name}_{kind}"}).dump()
+        self.responder_id = asn1_ocsp.ResponderId(name="by_key", value=self.key_hash).dump()
+        self.certs_der = der_tlv(0xA0, der_tlv(0x30, self.asn1_cert.dump()))
 
     def sign(self, data: bytes) -> bytes:
         if isinstance(self.key, ec.EllipticCurvePrivateKey):
@@ -150,6 +154,13 @@ class Responder:
     # -------------------------------------------------------------- answering
 
     def respond(self, der: bytes) -> Answer:
+        with self._lock:
+            self._fresh()
+            # The same question (no nonce) gets the same signed answer while nothing changed.
+            cached = self._signed.get(der)
+            if cached is not None and cached.this_update is not None:
+                if self.reader.now() < cached.this_update + self.validity / 4:
+                    return cached
         try:
             request = asn1_ocsp.OCSPRequest.load(der, strict=True)
             tbs = request["tbs_request"]
@@ -176,18 +187,13 @@ class Responder:
                 if ids.get(algorithm) != (name_hash, key_hash):
                     # RFC 6960 §2.3: a responder that cannot answer for this issuer says "unauthorized".
                     return unsuccessful("unauthorized", "unauthorized")
-            key = b"".join(c.dump() for c in cert_ids) if nonce is None else None
-            cached = self._signed.get(key) if key is not None else None
-            now = self.reader.now()
-            if cached is not None and cached.this_update is not None and now < cached.this_update + self.validity / 4:
-                return cached
             statuses = [self._lookup(serial) for *_, serial in asked]
-        answer = self._build(signer, cert_ids, statuses, nonce, now)
-        if key is not None:
+        answer = self._build(signer, cert_ids, statuses, nonce, self.reader.now())
+        if nonce is None:
             with self._lock:
                 if len(self._signed) >= _MAX_CACHED:
                     self._signed.clear()
-                self._signed[key] = answer
+                self._signed[der] = answer
         return answer
 
     def _lookup(self, serial: int) -> tuple[str, datetime | None, int | None]:
@@ -214,29 +220,35 @@ class Responder:
     def _build(self, signer: _Signer, cert_ids: list, statuses: list, nonce: core.Asn1Value | None,
                now: datetime) -> Answer:
         until = now + self.validity
-        singles = []
+        this_update, next_update = _generalized(now), der_tlv(0xA0, _generalized(until))
+        singles = b""
         for cert_id, (word, revoked_at, code) in zip(cert_ids, statuses, strict=True):
             if word == "revoked":
-                info = {"revocation_time": revoked_at}
-                if code is not None:
-                    info["revocation_reason"] = code
-                status = asn1_ocsp.CertStatus(name="revoked", value=info)
+                reason = der_tlv(0xA0, der_tlv(0x0A, bytes([code]))) if code is not None else b""
+                status = der_tlv(0xA1, _generalized(revoked_at) + reason)
             else:
-                status = asn1_ocsp.CertStatus(name=word, value=core.Null())
-            singles.append({"cert_id": cert_id, "cert_status": status, "this_update": now, "next_update": until})
-        data = {"responder_id": asn1_ocsp.ResponderId(name="by_key", value=signer.key_hash), "produced_at": now,
-                "responses": singles}  # fmt: skip
-        if nonce is not None:
-            data["response_extensions"] = [asn1_ocsp.ResponseDataExtension.load(nonce.dump())]
-        tbs = asn1_ocsp.ResponseData(data)
-        basic = asn1_ocsp.BasicOCSPResponse({
-            "tbs_response_data": tbs, "signature_algorithm": {"algorithm": signer.algorithm},
-            "signature": signer.sign(tbs.dump()), "certs": [signer.asn1_cert],
-        })  # fmt: skip
-        body = asn1_ocsp.OCSPResponse({"response_status": "successful",
-                                       "response_bytes": {"response_type": "basic_ocsp_response", "response": basic}}).dump()  # fmt: skip
+                status = _GOOD if word == "good" else _UNKNOWN
+            singles += der_tlv(0x30, cert_id.dump() + status + this_update + next_update)
+        extensions = der_tlv(0xA1, der_tlv(0x30, nonce.dump())) if nonce is not None else b""
+        tbs = der_tlv(0x30, signer.responder_id + _generalized(now) + der_tlv(0x30, singles) + extensions)
+        signature = der_tlv(0x03, b"\x00" + signer.sign(tbs))
+        basic = der_tlv(0x30, tbs + signer.algorithm_der + signature + signer.certs_der)
+        body = der_tlv(0x30, _SUCCESSFUL + der_tlv(0xA0, der_tlv(0x30, _BASIC_OID + der_tlv(0x04, basic))))
         outcome = ",".join(word for word, _, _ in statuses)
         return Answer(body, outcome, now, until, cacheable=nonce is None)
+
+
+def _generalized(moment: datetime) -> bytes:
+    """GeneralizedTime, whole seconds, as RFC 6960 (and RFC 5280 §4.1.2.5.2) want it."""
+    return der_tlv(0x18, moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ").encode())
+
+
+# The fixed parts of an answer. Responses are assembled from DER pieces: asn1crypto
+# composing them took most of a request's time; asn1crypto still parses requests and
+# encodes the constant pieces below once.
+_GOOD, _UNKNOWN = b"\x80\x00", b"\x82\x00"
+_SUCCESSFUL = asn1_ocsp.OCSPResponseStatus("successful").dump()
+_BASIC_OID = asn1_ocsp.ResponseType("basic_ocsp_response").dump()
 
 
 def _server_file(path: os.PathLike, *, private: bool = False) -> bytes:
