@@ -162,10 +162,10 @@ def _parse(csr_data: bytes) -> tuple[x509.CertificateSigningRequest, CsrDetails]
     return csr, check_and_describe(csr)
 
 
-def _look_up(ctx: Context, csr_data: bytes) -> tuple[x509.CertificateSigningRequest, CsrDetails, Request | None]:
-    """Parse and check once; then the request already made from this CSR, if any (polling)."""
+def _look_up(ctx: Context, csr_data: bytes) -> tuple[x509.CertificateSigningRequest, CsrDetails, Request | None, int]:
+    """Parse and check once; the request already made from this CSR, if any (polling); the queue's length."""
     csr, details = _parse(csr_data)
-    return csr, details, ctx.reader.find_by_csr_digest(details.csr_sha256)
+    return csr, details, ctx.reader.find_by_csr_digest(details.csr_sha256), ctx.reader.queued_count()
 
 
 async def enroll(request: web.Request, op: str) -> web.StreamResponse:
@@ -192,7 +192,7 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
         if stored is None:
             raise HttpError(HTTPStatus.FORBIDDEN, "the client certificate was not issued to a requester of this CA")
         renewal = stored
-    csr, details, known = await ctx.run(_look_up, ctx, csr_data)
+    csr, details, known, queued = await ctx.run(_look_up, ctx, csr_data)
     if renewal is not None and csr.subject.rfc4514_string() != renewal.subject:
         raise InputError(f"a re-enrollment must keep the subject of the certificate being renewed "
                          f"({one_line(renewal.subject, 200)})")  # fmt: skip
@@ -207,7 +207,6 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
     if wait:
         raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many new requests from this address; slow down",
                         {"Retry-After": retry_after(wait)})  # fmt: skip
-    queued = await ctx.run(ctx.reader.queued_count)
     if queued >= ctx.options.max_queued:
         raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                         f"the queue is full ({queued} requests wait for a decision); try again later",
