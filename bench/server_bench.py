@@ -139,7 +139,7 @@ def _est(https: int, context: ssl.SSLContext, sizes: dict) -> list[dict]:
     for clients in sizes["clients"]:
         bodies = [base64.b64encode(csrs.csr(f"bench-{clients}-{i}.example")) for i in range(count)]
 
-        def enroll(i: int) -> bool:
+        def enroll(i: int, bodies: list[bytes] = bodies) -> bool:
             conn = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=60)
             try:
                 conn.request("POST", "/.well-known/est/simpleenroll", bodies[i], {"Content-Type": "application/pkcs10"})
@@ -229,4 +229,3 @@ def main() -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -83,5 +83,7 @@ def test_real_clients_are_served_during_a_slowloris_from_many_addresses(tmp_path
             result = run(["openssl", "ocsp", "-issuer", str(home.issuing), "-cert", str(leaf), "-url",
                           f"{serving.http}/ocsp", "-CAfile", str(home.chain), "-timeout", "20"])  # fmt: skip
             assert f"{leaf}: good" in result.stdout.decode()
-            crl = run(["curl", "-sS", "-f", "--max-time", "20", "-o", str(tmp_path / "crl.der"), f"{serving.http}/ca.crl"])
+            crl = run(
+                ["curl", "-sS", "-f", "--max-time", "20", "-o", str(tmp_path / "crl.der"), f"{serving.http}/ca.crl"]
+            )
             assert crl.returncode == 0

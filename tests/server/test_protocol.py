@@ -46,7 +46,9 @@ SMUGGLING = [
 def test_smuggling_shapes_get_one_400_and_the_connection_closes(client, live_ca, data, shape):
     for tls in (False, True):
         if tls:
-            data = data.replace(b"/ocsp", b"/.well-known/est/simpleenroll").replace(b"/ca.crt", b"/.well-known/est/cacerts")
+            data = data.replace(b"/ocsp", b"/.well-known/est/simpleenroll").replace(
+                b"/ca.crt", b"/.well-known/est/cacerts"
+            )
         answer = exchange(client, data, tls=tls)
         assert answer.startswith(b"HTTP/1.1 400 "), (shape, tls, answer[:200])
         # Exactly one answer: nothing after the first request was read as a second one.

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 

@@ -328,10 +328,13 @@ class CAReader:
         """Number, this_update, next_update and entries of the published CRL."""
         self._require_ca()
         meta = repo.get_meta(self.store.view())
+        this_update, next_update = records.time_model(meta.get("crl_this_update")), records.time_model(meta.get("crl_next_update"))
+        if this_update is None or next_update is None:
+            raise NotFoundError(f"no CRL has been published in {self.home}")
         entries = 0
         folder = self.home / "crl" / "entries"
         for name in sorted(os.listdir(folder)) if folder.is_dir() else ():
             with open(folder / name, "rb") as handle:
                 entries += int.from_bytes(handle.read(4), "big")
-        return CrlInfo(number=meta.get("crl_number", 0), this_update=records.time_model(meta.get("crl_this_update")),
-                       next_update=records.time_model(meta.get("crl_next_update")), entries=entries)  # fmt: skip
+        return CrlInfo(number=meta.get("crl_number", 0), this_update=this_update, next_update=next_update,
+                       entries=entries)  # fmt: skip

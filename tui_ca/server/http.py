@@ -48,6 +48,7 @@ NOT_FOUND_HINT = web.AppKey("not_found_hint", str)
 async def name_server(request: web.Request, response: web.StreamResponse) -> None:
     response.headers[hdrs.SERVER] = SERVER_NAME
 
+
 # What a request carries for the handlers and the access log.
 PEER = web.RequestKey("peer", str)
 DEADLINE = web.RequestKey("deadline", float)
@@ -196,7 +197,9 @@ def error_middleware(peer_of: PeerAddress, timeout: float, log: Callable[[str], 
             # the client still deserves its one line.
             log(f"store error: {type(exc).__name__}: {one_line(str(exc), 300)}")
             request[REASON] = "store error"
-            return plain(HTTPStatus.INTERNAL_SERVER_ERROR, "the CA store could not be read; try again later", close=True)
+            return plain(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "the CA store could not be read; try again later", close=True
+            )
         except (asyncio.CancelledError, ConnectionError):
             raise
         except Exception as exc:  # noqa: BLE001 - the client gets one line; the log gets the rest
@@ -204,8 +207,6 @@ def error_middleware(peer_of: PeerAddress, timeout: float, log: Callable[[str], 
             return plain(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; the request was not processed", close=True)
 
     return middleware
-
-
 
 
 class AccessLog(AbstractAccessLogger):

@@ -159,7 +159,9 @@ class Listener:
 
     async def _connect(self, conn: socket.socket, slot: Slot) -> None:
         loop = asyncio.get_running_loop()
-        tls_args = {"ssl_handshake_timeout": self.timeout, "ssl_shutdown_timeout": _SHUTDOWN_SECONDS} if self.tls else {}
+        tls_args = (
+            {"ssl_handshake_timeout": self.timeout, "ssl_shutdown_timeout": _SHUTDOWN_SECONDS} if self.tls else {}
+        )
         try:
             await loop.connect_accepted_socket(lambda: self._protocol(slot), conn, ssl=self.tls, **tls_args)
         except asyncio.CancelledError:

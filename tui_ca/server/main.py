@@ -36,8 +36,8 @@ from tui_ca.engine.reader import ISSUING_KEY, ROOT_KEY
 from tui_ca.engine.service_certs import TLS_CERT, TLS_KEY
 from tui_ca.server import est, http, status
 from tui_ca.server.context import CONTEXT, Context, LoginGuard
-from tui_ca.server.listener import Listener
 from tui_ca.server.limits import RateLimiter
+from tui_ca.server.listener import Listener
 from tui_ca.server.ocsp import Responder
 from tui_ca.server.users import Users, load_users
 
@@ -248,7 +248,9 @@ class Running:
         self.context.executor.shutdown(wait=True)
 
 
-def start(ca, options: Options, users_path: Path | None = None, **routes: Iterable[Iterable[web.AbstractRouteDef]]) -> Running:
+def start(
+    ca, options: Options, users_path: Path | None = None, **routes: Iterable[Iterable[web.AbstractRouteDef]]
+) -> Running:
     return Running(prepare(ca, options, users_path), **routes)
 
 

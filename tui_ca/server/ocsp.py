@@ -217,8 +217,9 @@ class Responder:
         self._status[serial] = status
         return status
 
-    def _build(self, signer: _Signer, cert_ids: list, statuses: list, nonce: core.Asn1Value | None,
-               now: datetime) -> Answer:
+    def _build(
+        self, signer: _Signer, cert_ids: list, statuses: list, nonce: core.Asn1Value | None, now: datetime
+    ) -> Answer:
         until = now + self.validity
         this_update, next_update = _generalized(now), der_tlv(0xA0, _generalized(until))
         singles = b""

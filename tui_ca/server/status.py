@@ -69,15 +69,13 @@ async def crl(request: web.Request) -> web.StreamResponse:
     # CA key here), cron's `tui-ca crl --publish` does.
     ctx = request.app[CONTEXT]
     state = await ctx.run(ctx.reader.crl_state)
-    etag = f'"crl-{state.number}"'
-    if not_modified(request, etag, state.this_update):
-        state, der = state, b""
-    else:
-        state, der = await ctx.run(_crl_read, ctx, True)
-        etag = f'"crl-{state.number}"'
-    now = ctx.reader.now()
-    return cacheable(request, der or b"", "application/pkix-crl", etag=etag, last_modified=state.this_update,
-                     expires=state.next_update, max_age=_until(state.next_update, now))  # fmt: skip
+    der = b""
+    if not not_modified(request, f'"crl-{state.number}"', state.this_update):
+        state, body = await ctx.run(_crl_read, ctx, True)
+        der = body or b""
+    return cacheable(request, der, "application/pkix-crl", etag=f'"crl-{state.number}"',
+                     last_modified=state.this_update, expires=state.next_update,
+                     max_age=_until(state.next_update, ctx.reader.now()))  # fmt: skip
 
 
 def _cert_entity(cert: x509.Certificate) -> tuple[bytes, str]:
