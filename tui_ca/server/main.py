@@ -9,10 +9,16 @@ Structure: ``prepare()`` checks the home and options and makes the shared
 the two ``aiohttp.web.Application`` objects (HTTPS, HTTP). Another protocol
 plugs in through those hooks: pass ``aiohttp.web.RouteTableDef`` (or any
 iterable of ``RouteDef``) tables, e.g. a SCEP face adding ``/scep`` and
-``/cgi-bin/pkiclient.exe`` to the HTTPS app; its handlers find the shared
-context as ``request.app[CONTEXT]`` (``tui_ca.server.context``), with
-``context.run()`` for blocking engine calls, and get the same refusals,
-smuggling checks, deadlines and access log as EST. ``Running`` serves both
+``/cgi-bin/pkiclient.exe`` to the plain-HTTP app (``status_routes``; SCEP
+protects its own messages, and its clients speak http://), or to the HTTPS app
+(``est_routes``). ``start(ca, options, est_routes=..., status_routes=...)``
+passes them through. Its handlers find the shared context as
+``request.app[CONTEXT]`` (``tui_ca.server.context``), call blocking engine
+code with ``await context.run(...)``, read bodies with
+``http.read_body(request, request[http.DEADLINE])``, raise ``http.HttpError``
+for a one-line refusal, set ``request[http.REQUESTER]``/``request[http.REASON]``
+for the access log, and get the same smuggling checks, deadlines and
+connection caps as EST. ``Running`` serves both
 apps on an event loop in a thread (``serve`` and the tests use it).
 """
 
