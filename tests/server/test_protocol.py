@@ -139,3 +139,14 @@ def test_access_log_is_one_escaped_json_line_per_request(live_ca, capsys):
     assert "base64" in refused["reason"]  # an EST refusal logs its reason
     assert any(e.get("requester") == 'café "} {"status": 200' for e in requests)  # escaped, intact once parsed
     assert sum(e["status"] == 400 and e["path"] == "/" for e in requests) == 2  # control characters: refused, logged
+
+
+def test_x_forwarded_for_counts_only_from_a_named_proxy(live_ca):
+    headers = {"Content-Type": "application/pkcs10", "X-Forwarded-For": "198.51.100.1, 192.0.2.7"}
+    with serving(live_ca) as client:
+        assert client.est("POST", "simpleenroll", b64(make_csr("direct")[0]), headers).status == 202
+    with serving(live_ca, trust_proxy=("127.0.0.1",)) as client:
+        assert client.est("POST", "simpleenroll", b64(make_csr("proxied")[0]), headers).status == 202
+    direct, proxied = live_ca.requests()
+    assert direct.submitted_by.address == "127.0.0.1"  # a client cannot name its own address
+    assert proxied.submitted_by.address == "192.0.2.7"  # the hop the trusted proxy added, not the client's claim
