@@ -150,3 +150,15 @@ def test_x_forwarded_for_counts_only_from_a_named_proxy(live_ca):
     direct, proxied = live_ca.requests()
     assert direct.submitted_by.address == "127.0.0.1"  # a client cannot name its own address
     assert proxied.submitted_by.address == "192.0.2.7"  # the hop the trusted proxy added, not the client's claim
+
+
+def test_serve_refuses_bad_new_flags_with_one_line(live_ca):
+    import subprocess
+    import sys
+
+    for flags, message in ((["--trust-proxy", "proxy.example"], "--trust-proxy takes IP addresses"),
+                           (["--max-connections", "0"], "--max-connections and --workers must be at least 1")):  # fmt: skip
+        result = subprocess.run([sys.executable, "-m", "tui_ca", "--home", str(live_ca.home), "serve", "--port", "0",
+                                 "--http-port", "0", *flags],
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+        assert result.returncode == 2 and result.stderr == f"tui-ca: {message}\n", result.stderr

@@ -273,16 +273,21 @@ def guard_ca_keys(home: Path) -> None:
     sys.addaudithook(hook)
 
 
+def _flag(args: object, name: str, default: int) -> int:
+    value = getattr(args, name, None)
+    return default if value is None else value
+
+
 def serve(ca, args) -> int:
     """The ``serve`` command; returns when SIGTERM or SIGINT arrives."""
     options = Options(host=args.host, port=args.port, http_port=args.http_port, anonymous=not args.no_anonymous,
                       rate=args.rate, max_queued=args.max_queued,
                       max_per_address=getattr(args, "max_per_address", http.DEFAULT_MAX_PER_ADDRESS),
-                      max_connections=getattr(args, "max_connections", None) or http.DEFAULT_MAX_CONNECTIONS,
+                      max_connections=_flag(args, "max_connections", http.DEFAULT_MAX_CONNECTIONS),
                       timeout=getattr(args, "timeout", None) or http.DEFAULT_TIMEOUT,
                       retry_after=getattr(args, "retry_after", None) or DEFAULT_RETRY_AFTER,
                       trust_proxy=tuple(getattr(args, "trust_proxy", None) or ()),
-                      workers=getattr(args, "workers", None) or DEFAULT_WORKERS)  # fmt: skip
+                      workers=_flag(args, "workers", DEFAULT_WORKERS))  # fmt: skip
     guard_ca_keys(ca.home)
     context = prepare(ca, options, args.users)
     try:
