@@ -328,7 +328,8 @@ class CAReader:
         """Number, this_update, next_update and entries of the published CRL."""
         self._require_ca()
         meta = repo.get_meta(self.store.view())
-        this_update, next_update = records.time_model(meta.get("crl_this_update")), records.time_model(meta.get("crl_next_update"))
+        this_update = records.time_model(meta.get("crl_this_update"))
+        next_update = records.time_model(meta.get("crl_next_update"))
         if this_update is None or next_update is None:
             raise NotFoundError(f"no CRL has been published in {self.home}")
         entries = 0
