@@ -1,12 +1,15 @@
-"""Server throughput: EST enrollments and OCSP answers per second, next to bare TLS handshakes.
+"""Server throughput and memory: EST and OCSP against baselines measured in the same run.
 
-Runs a real ``tui-ca serve`` process on a fresh CA home and drives it from
-client threads over real sockets. Each operation opens its own connection
-(as devices do), so the baseline is the same count of bare TLS handshakes
-against the same server and concurrency: the ratio shows what the work
-behind the handshake costs.
+* EST enrollments/s at 1, 8 and 32 clients against bare TLS handshakes/s on
+  the same ``tui-ca serve`` (each operation opens its own connection, as
+  devices do); at one client also the time of one enrollment against one
+  handshake plus one small request (GET csrattrs).
+* OCSP answers/s at 1, 8 and 32 clients against ``openssl ocsp -index … -port``
+  (OpenSSL's own responder, one process) over the same certificates, asked
+  by the same client code about random serials; and the peak RSS of both.
 
-    python bench/server_bench.py
+    python bench/server_bench.py            # 100,000 certificates
+    python bench/server_bench.py --quick    # tiny sizes: checks the machinery only
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import base64
 import http.client
 import os
+import random
 import re
 import signal
 import socket
@@ -21,35 +25,32 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ENROLL_CLIENTS = (1, 8, 32)
-ENROLLMENTS = 96
-OCSP_CLIENTS = 8
-OCSP_QUERIES = 400
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.x509 import ocsp  # noqa: E402
 
+from bench.common import CsrFactory, SeededHome, tui_ca_command  # noqa: E402
+from bench.openssl_baseline import OPENSSL, _index_serial, _index_time  # noqa: E402
+from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, setup_service_certs  # noqa: E402
 
-def _csr(cn: str) -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-           .sign(key, hashes.SHA256()))  # fmt: skip
-    return base64.b64encode(csr.public_bytes(serialization.Encoding.DER))
+FULL = {"certs": 100_000, "clients": (1, 8, 32), "enrollments": 192, "queries": 1200}
+QUICK = {"certs": 50, "clients": (1, 8), "enrollments": 8, "queries": 40}
 
 
-def _cli(home: Path, *args: str) -> bytes:
-    return subprocess.run(["tui-ca", "--home", str(home), *args], check=True, capture_output=True).stdout
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-def _run(count: int, clients: int, job) -> float:
+def _rate(count: int, clients: int, job) -> float:
     """Operations per second for ``count`` calls of ``job(i)`` over ``clients`` threads."""
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -58,34 +59,85 @@ def _run(count: int, clients: int, job) -> float:
     return count / (time.perf_counter() - start)
 
 
-def measure() -> list[dict]:
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp) / "home"
-        _cli(home, "init", "--cn", "Bench CA", "--base-url", "http://127.0.0.1:1")
-        _cli(home, "server-setup")
-        context = ssl.create_default_context(cadata=_cli(home, "ca-cert", "--chain").decode())
-        issuing = x509.load_pem_x509_certificate(_cli(home, "ca-cert"))
-        server = subprocess.Popen(
-            ["tui-ca", "--home", str(home), "serve", "--port", "0", "--http-port", "0", "--rate", "0",
-             "--max-queued", "1000000", "--max-per-address", "64"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _wait_ready(process: subprocess.Popen) -> None:
+    """Until openssl says it listens; a probe connection closed without a request makes it spin."""
+    assert process.stderr is not None
+    for line in process.stderr:
+        if b"waiting for OCSP client connections" in line:
+            # Its log goes on to the pipe; drain it so that openssl never blocks on a full pipe.
+            threading.Thread(target=process.stderr.read, daemon=True).start()
+            return
+    raise RuntimeError("the baseline responder did not start")
+
+
+def _ocsp_queries(seeded: SeededHome, count: int) -> list[bytes]:
+    ca = seeded.ca
+    issuing = ca.issuing_cert()
+    picks = random.Random(7).choices(seeded.cert_ids, k=count)
+    queries = []
+    for cert_id in picks:
+        cert = x509.load_pem_x509_certificate(ca.certificate_pem(cert_id))
+        request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuing, hashes.SHA1()).build()
+        queries.append(request.public_bytes(serialization.Encoding.DER))
+    return queries
+
+
+def _asker(port: int, queries: list[bytes]):
+    def ask(i: int) -> bool:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
-            https = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
-            plain = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
-            return _measure(home, context, issuing, https, plain)
+            conn.request("POST", "/ocsp", queries[i % len(queries)], {"Content-Type": "application/ocsp-request"})
+            response = conn.getresponse()
+            body = response.read()
+            answer = ocsp.load_der_ocsp_response(body)
+            return response.status == 200 and answer.certificate_status == ocsp.OCSPCertStatus.GOOD
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(15)
+            conn.close()
+
+    return ask
 
 
-def _measure(home: Path, context: ssl.SSLContext, issuing, https: int, plain: int) -> list[dict]:
+def _openssl_index(seeded: SeededHome, folder: Path) -> Path:
+    """index.txt listing every issued certificate as valid, as ``openssl ca`` would have written it."""
+    lines = []
+    for cert in seeded.ca.certificates():
+        expiry = _index_time(cert.not_after, utc_only=False)
+        lines.append(f"V\t{expiry}\t\t{_index_serial(cert.serial)}\tunknown\t/CN={cert.id}\n")
+    index = folder / "index.txt"
+    index.write_text("".join(lines))
+    (folder / "index.txt.attr").write_text("unique_subject = no\n")
+    return index
+
+
+def _est(https: int, context: ssl.SSLContext, sizes: dict) -> list[dict]:
+    csrs = CsrFactory()
+
     def handshake(_: int) -> bool:
         with socket.create_connection(("127.0.0.1", https)) as sock:
             with context.wrap_socket(sock, server_hostname="127.0.0.1"):
                 return True
 
-    results = []
-    for clients in ENROLL_CLIENTS:
-        bodies = [_csr(f"bench-{clients}-{i}") for i in range(ENROLLMENTS)]
+    def handshake_and_request(_: int) -> bool:
+        conn = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=60)
+        try:
+            conn.request("GET", "/.well-known/est/csrattrs")
+            response = conn.getresponse()
+            response.read()
+            return response.status == 204
+        finally:
+            conn.close()
+
+    rows = []
+    count = sizes["enrollments"]
+    for clients in sizes["clients"]:
+        bodies = [base64.b64encode(csrs.csr(f"bench-{clients}-{i}.example")) for i in range(count)]
 
         def enroll(i: int, bodies: list[bytes] = bodies) -> bool:
             conn = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=60)
@@ -97,45 +149,81 @@ def _measure(home: Path, context: ssl.SSLContext, issuing, https: int, plain: in
             finally:
                 conn.close()
 
-        rate = _run(ENROLLMENTS, clients, enroll)
-        base = _run(ENROLLMENTS, clients, handshake)
-        results.append({"what": "EST simpleenroll (queued, 202)", "clients": clients, "count": ENROLLMENTS,
-                        "per_second": round(rate, 1), "tls_handshakes_per_second": round(base, 1),
-                        "ratio": round(rate / base, 2)})  # fmt: skip
+        base = _rate(count, clients, handshake)
+        rate = _rate(count, clients, enroll)
+        goal = "≥ 0.8 (enrollments/s ÷ handshakes/s)" if clients == 8 else ""
+        rows.append({"figure": f"EST simpleenroll (202), {clients} client(s), vs bare TLS handshakes/s",
+                     "ours_s": 1 / rate, "baseline_s": 1 / base, "ratio": round(rate / base, 2), "goal": goal,
+                     "unit": "ms", "note": f"{rate:.1f} enrollments/s, {base:.1f} handshakes/s"})  # fmt: skip
+        if clients == 1:
+            floor = _rate(count, 1, handshake_and_request)
+            rows.append({"figure": "EST simpleenroll at 1 client vs one handshake plus one request",
+                         "ours_s": 1 / rate, "baseline_s": 1 / floor, "ratio": round(floor / rate, 2),
+                         "goal": "≤ 2 (time per enrollment ÷ handshake + request)", "unit": "ms",
+                         "note": f"{1000 / rate:.1f} ms vs {1000 / floor:.1f} ms"})  # fmt: skip
+    return rows
 
-    # A real issued certificate to ask about.
-    _cli(home, "approve", "1")
-    cert = x509.load_pem_x509_certificate(_cli(home, "export", "1"))
-    query = ocsp.OCSPRequestBuilder().add_certificate(cert, issuing, hashes.SHA1()).build()
-    der = query.public_bytes(serialization.Encoding.DER)
 
-    def ask(_: int) -> bool:
-        conn = http.client.HTTPConnection("127.0.0.1", plain, timeout=60)
+def _ocsp_rows(plain: int, baseline_port: int, queries: list[bytes], sizes: dict, certs: int) -> list[dict]:
+    rows = []
+    for clients in sizes["clients"]:
+        ours = _rate(sizes["queries"], clients, _asker(plain, queries))
+        theirs = _rate(sizes["queries"], clients, _asker(baseline_port, queries))
+        goal = "≥ 1.0 (answers/s ÷ openssl ocsp's)" if clients == 8 else ""
+        rows.append({"figure": f"OCSP POST, random serials of {certs:,}, {clients} client(s), vs openssl ocsp -port",
+                     "ours_s": 1 / ours, "baseline_s": 1 / theirs, "ratio": round(ours / theirs, 2), "goal": goal,
+                     "unit": "ms", "note": f"{ours:.0f}/s vs {theirs:.0f}/s"})  # fmt: skip
+    return rows
+
+
+def measure(quick: bool = False) -> list[dict]:
+    sizes = QUICK if quick else FULL
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        seeded = SeededHome(root / "home")
+        seeded.grow_to(sizes["certs"])
+        setup_service_certs(seeded.ca)
+        home = seeded.home
+        context = ssl.create_default_context(cadata=seeded.ca.ca_cert_pem(chain=True).decode())
+        queries = _ocsp_queries(seeded, min(sizes["queries"], 2000))
+        folder = root / "openssl"
+        folder.mkdir()
+        index = _openssl_index(seeded, folder)
+        (folder / "issuing.pem").write_bytes(seeded.ca.ca_cert_pem())
+        baseline_port = _free_port()
+        baseline = subprocess.Popen(
+            [OPENSSL, "ocsp", "-index", str(index), "-port", str(baseline_port), "-rsigner",
+             str(home / OCSP_CERT), "-rkey", str(home / OCSP_KEY), "-CA", str(folder / "issuing.pem"),
+             "-ndays", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        server = subprocess.Popen(
+            [*tui_ca_command(), "--home", str(home), "serve", "--port", "0", "--http-port", "0", "--rate", "0",
+             "--max-queued", "1000000", "--max-per-address", "256"],
+            stdout=subprocess.PIPE, stderr=open(os.environ.get("TUI_CA_BENCH_SERVER_LOG", os.devnull), "wb"),
+            start_new_session=True)  # fmt: skip
         try:
-            conn.request("POST", "/ocsp", der, {"Content-Type": "application/ocsp-request"})
-            response = conn.getresponse()
-            body = response.read()
-            return (
-                response.status == 200
-                and ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
-            )
+            https = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
+            plain = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
+            _wait_ready(baseline)
+            rows = _ocsp_rows(plain, baseline_port, queries, sizes, sizes["certs"])
+            ours_rss, theirs_rss = _peak_rss_mib(server.pid), _peak_rss_mib(baseline.pid)
+            rows.append({"figure": f"`serve` peak RSS after OCSP over {sizes['certs']:,} certificates vs openssl ocsp",
+                         "ours_s": None, "baseline_s": None, "ratio": round(ours_rss / theirs_rss, 1),
+                         "goal": "≤ 4 (RSS ÷ openssl ocsp's)",
+                         "note": f"{ours_rss:.0f} MiB vs {theirs_rss:.0f} MiB"})  # fmt: skip
+            rows.extend(_est(https, context, sizes))
+            return rows
         finally:
-            conn.close()
-
-    rate = _run(OCSP_QUERIES, OCSP_CLIENTS, ask)
-    base = _run(OCSP_QUERIES, OCSP_CLIENTS, handshake)
-    results.append({"what": "OCSP POST (good)", "clients": OCSP_CLIENTS, "count": OCSP_QUERIES,
-                    "per_second": round(rate, 1), "tls_handshakes_per_second": round(base, 1),
-                    "ratio": round(rate / base, 2)})  # fmt: skip
-    return results
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+            baseline.send_signal(signal.SIGTERM)
+            baseline.wait(30)
 
 
 def main() -> int:
-    rows = measure()
-    print(f"{'operation':32} {'clients':>7} {'count':>6} {'per s':>8} {'TLS hs/s':>9} {'ratio':>6}")
+    rows = measure(quick="--quick" in sys.argv)
+    print(f"{'figure':88} {'ratio':>6}  note")
     for row in rows:
-        print(f"{row['what']:32} {row['clients']:>7} {row['count']:>6} {row['per_second']:>8} "
-              f"{row['tls_handshakes_per_second']:>9} {row['ratio']:>6}")  # fmt: skip
+        print(f"{row['figure']:88} {row['ratio']:>6}  {row.get('note', '')}  {row.get('goal', '')}")
     return 0
 
 

@@ -193,7 +193,13 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-queued", type=int, default=1000, help="refuse new requests past this many queued")
     p.add_argument("--max-per-address", type=int, default=16,
                    help="concurrent connections from one address (default 16; raise it behind NAT)")  # fmt: skip
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds a client may take per request (default 10)")
+    p.add_argument("--max-connections", type=int, default=1024,
+                   help="concurrent connections per listener (default 1024; idle ones make room)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=10.0,
+                   help="seconds a client may take to send a request; idle connections close then (default 10)")  # fmt: skip
+    p.add_argument("--trust-proxy", action="append", metavar="ADDR",
+                   help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default none)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=8, help="threads for blocking store work (default 8)")
     p.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
 
 

@@ -49,3 +49,19 @@ def test_openssl_ocsp_unknown_serial(tmp_path):
                       "-url", f"{serving.http}/ocsp", "-CAfile", str(home.chain), "-respout", str(tmp_path / "u.der")])  # fmt: skip
         assert "0x1234abcd: unknown" in result.stdout.decode()
         lint(str(tmp_path / "u.der"))
+
+
+def test_openssl_ocsp_asks_about_several_certificates_at_once(tmp_path):
+    home = make_home(tmp_path)
+    with serve(home) as serving:
+        _, csr = openssl_csr(tmp_path, "phone-22")
+        curl_enroll(serving, home, csr, tmp_path / "q.txt")
+        home.cli("approve", "1")
+        curl_enroll(serving, home, csr, tmp_path / "c.b64")
+        leaf = tmp_path / "leaf.pem"
+        pkcs7_to_pem(home, tmp_path / "c.b64", leaf)
+        result = run(["openssl", "ocsp", "-issuer", str(home.issuing), "-cert", str(leaf), "-serial", "0x1234abcd",
+                      "-url", f"{serving.http}/ocsp", "-CAfile", str(home.chain), "-respout", str(tmp_path / "m.der")])  # fmt: skip
+        out = result.stdout.decode() + result.stderr.decode()
+        assert "Response verify OK" in out and f"{leaf}: good" in out and "0x1234abcd: unknown" in out
+        lint(str(tmp_path / "m.der"))

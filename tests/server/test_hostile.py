@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
+import time
 
-from tests.server.live import wait_for
 from tests.server.support import Client, assert_plain_line, b64, make_csr, serving
 from tui_ca.server.http import MAX_BODY
 
@@ -63,13 +64,18 @@ def test_missing_length_chunked_and_bad_length(client, live_ca):
         assert answer.split(b" ", 2)[1] == status, answer
         assert b"text/plain" in answer
     assert raw(client, b"GARBAGE\r\n\r\n").split(b" ", 2)[1] == b"400"
-    assert raw(client, b"BREW /ca.crl HTTP/1.1\r\nHost: x\r\n\r\n", tls=False).split(b" ", 2)[1] == b"405"
+    assert raw(client, b"PUT /ca.crl HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", tls=False).split(b" ", 2)[1] == b"405"
+    # A method token the HTTP parser does not know is malformed, not merely unsupported.
+    assert raw(client, b"BREW /ca.crl HTTP/1.1\r\nHost: x\r\n\r\n", tls=False).split(b" ", 2)[1] in (b"400", b"405")
     assert live_ca.requests() == []
     still_serving(client)
 
 
 def test_unknown_paths_and_methods(client):
-    for reply in (client.est("GET", "csrattrs"), client.est("GET", "a/b/c/d"), client.plain("GET", "/secret")):
+    # RFC 7030 §4.5.2: this CA wants no CSR attributes.
+    attrs = client.est("GET", "csrattrs")
+    assert attrs.status == 204 and attrs.body == b""
+    for reply in (client.est("GET", "a/b/c/d"), client.plain("GET", "/secret")):
         assert reply.status == 404
         assert_plain_line(reply)
     assert client.est("GET", "simpleenroll").status == 405
@@ -77,34 +83,35 @@ def test_unknown_paths_and_methods(client):
 
 
 def test_slow_client_gets_408_and_does_not_block_others(live_ca):
-    with serving(live_ca, timeout=8) as client:
-        # The slow client's request is on the wire (TLS done, headers sent, body
-        # short) before anyone else asks; the others are served while it waits.
-        sock = client.context.wrap_socket(socket.create_connection(("127.0.0.1", client.running.https_port),
-                                                                   timeout=60), server_hostname="127.0.0.1")  # fmt: skip
-        with sock:
-            sock.sendall(b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\nMIIB")
-            still_serving(client)
-            sock.settimeout(0)
-            try:
-                early = sock.recv(65536)
-            except (BlockingIOError, ssl.SSLWantReadError):
-                early = b""
-            assert early == b"", "the slow client was answered before the others were served"
-            sock.settimeout(60)
-            chunks = []
-            while chunk := sock.recv(65536):
-                chunks.append(chunk)
-        answer = b"".join(chunks)
-        assert answer.startswith(b"HTTP/1.1 408 ")
-        assert b"did not arrive in time" in answer
+    with serving(live_ca, timeout=1.5) as client:
+        answers = {}
+
+        def slow():
+            start = time.monotonic()
+            answers["slow"] = raw(client, b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\n"
+                                          b"Content-Length: 500\r\n\r\nMIIB")  # fmt: skip
+            answers["slow_seconds"] = time.monotonic() - start
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        time.sleep(0.2)
+        start = time.monotonic()
+        still_serving(client)  # while the slow one holds its connection
+        assert time.monotonic() - start < 1.0
+        thread.join(10)
+        assert answers["slow"].startswith(b"HTTP/1.1 408 ")
+        assert b"did not arrive in time" in answers["slow"]
+        assert answers["slow_seconds"] < 5
         assert live_ca.requests() == []
 
 
-def test_idle_connection_is_closed_with_408(live_ca):
+def test_idle_connection_is_closed_without_an_unsolicited_answer(live_ca):
+    # A pooled client would read an unsolicited 408 as the answer to its next request.
     with serving(live_ca, timeout=1.0) as client:
-        answer = raw(client, b"", tls=False)
-        assert answer.startswith(b"HTTP/1.1 408 ")
+        assert raw(client, b"", tls=False) == b""
+        assert raw(client, b"", tls=True) == b""
+        # A head that never completes is closed at the deadline as well, silently.
+        assert raw(client, b"GET /ca.crt HTTP/1.1\r\nHost", tls=False) == b""
 
 
 def test_rate_limit_per_client_answers_429(live_ca):
@@ -126,18 +133,41 @@ def test_queue_cap_answers_503(live_ca):
         assert len(live_ca.requests()) == 2
 
 
-def test_connection_cap_answers_503_and_recovers(live_ca):
-    with serving(live_ca, max_connections=2, timeout=60) as client:
-        holders = [socket.create_connection(("127.0.0.1", client.running.http_port)) for _ in range(2)]
+def _busy_holder(client: Client) -> socket.socket:
+    """A connection in the middle of a request (its body still coming): not one to close for a newcomer."""
+    sock = socket.create_connection(("127.0.0.1", client.running.http_port))
+    sock.sendall(b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n0")
+    return sock
+
+
+def test_connection_cap_answers_503_when_all_are_busy_and_recovers(live_ca):
+    with serving(live_ca, max_connections=2, timeout=3) as client:
+        holders = [_busy_holder(client) for _ in range(2)]
+        time.sleep(0.2)
         try:
-            # Until the server has accepted both holders a probe may still get a slot.
-            answer = wait_for(lambda: (a := raw(client, b"GET /ca.crt HTTP/1.1\r\nHost: x\r\n\r\n", tls=False))
-                              .startswith(b"HTTP/1.1 503 ") and a, timeout=60)  # fmt: skip
-            assert b"busy" in answer
+            answer = raw(client, b"GET /ca.crt HTTP/1.1\r\nHost: x\r\n\r\n", tls=False, wait=5)
+            assert answer.startswith(b"HTTP/1.1 503 ") and b"busy" in answer
         finally:
             for sock in holders:
                 sock.close()
-        wait_for(lambda: client.plain("GET", "/ca.crt").status == 200, timeout=60)
+        time.sleep(0.3)
+        assert client.plain("GET", "/ca.crt").status == 200
+
+
+def test_a_full_server_closes_the_longest_idle_connection_for_a_newcomer(live_ca):
+    with serving(live_ca, max_connections=2, timeout=30) as client:
+        idle = [socket.create_connection(("127.0.0.1", client.running.http_port)) for _ in range(2)]
+        try:
+            for sock in idle:  # both accepted and counted before the newcomer comes
+                sock.sendall(b"GET /ca.crt HTTP/1.1\r\nHost: x\r\n\r\n")
+                sock.settimeout(10)
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+            assert client.plain("GET", "/ca.crt").status == 200
+            idle[0].settimeout(10)
+            assert idle[0].recv(65536) == b""  # the oldest idle one was closed, without an answer
+        finally:
+            for sock in idle:
+                sock.close()
 
 
 def test_tls_garbage_does_not_hurt(client):

@@ -92,9 +92,12 @@ def test_ocsp_refusals_are_ocsp_errors(client, live_ca):
     # A certificate of another issuer: the issuing CA itself, issued by the root.
     other = post_ocsp(client, ocsp_request(issuing, live_ca.root_cert()))
     assert other.response_status == ocsp.OCSPResponseStatus.UNAUTHORIZED
-    bad_get = client.plain("GET", "/ocsp/%%%not-base64")
-    assert bad_get.status == 400
-    assert_plain_line(bad_get)
+    # Over GET too, a malformed request is an OCSP answer, which is what OCSP clients parse.
+    for path in ("/ocsp/%%%not-base64", "/ocsp/bm90IGRlcg==", "/ocsp/"):
+        bad_get = client.plain("GET", path)
+        assert bad_get.status == 200 and bad_get.headers["content-type"] == "application/ocsp-response", path
+        assert bad_get.headers["cache-control"] == "no-store"
+        assert ocsp.load_der_ocsp_response(bad_get.body).response_status == ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     wrong = client.plain("POST", "/ca.crl", b"x")
     assert wrong.status == 405
     assert_plain_line(wrong)

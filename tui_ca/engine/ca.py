@@ -24,14 +24,14 @@ from tui_ca.engine.authority import (
     Passphrase,
 )
 from tui_ca.engine.decisions import Decisions
-from tui_ca.engine.intake import Intake
+from tui_ca.engine.intake import Intake, Submission
 from tui_ca.engine.models import Actor
 from tui_ca.engine.setup import Setup, root_common_name
 from tui_ca.engine.store import RecordStore
 
 __all__ = [
     "DEFAULT_CA_DAYS", "DEFAULT_CRL_DAYS", "DEFAULT_LEAF_DAYS", "DEFAULT_QUEUE_DAYS", "MAX_LEAF_DAYS",
-    "MAX_REASON_CHARS", "MAX_REQUESTER_CHARS", "CertificateAuthority", "Passphrase", "root_common_name",
+    "MAX_REASON_CHARS", "MAX_REQUESTER_CHARS", "CertificateAuthority", "Passphrase", "Submission", "root_common_name",
 ]  # fmt: skip
 
 

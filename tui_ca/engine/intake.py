@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -10,10 +11,28 @@ from cryptography.hazmat.primitives import serialization
 from tui_ca.engine import records
 from tui_ca.engine.authority import AuthorityBase
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
-from tui_ca.engine.errors import RuleError
+from tui_ca.engine.errors import CAError, RuleError
 from tui_ca.engine.models import Actor, CsrDetails, RequestStatus, SubmitResult
 from tui_ca.engine.names import requester_from
 from tui_ca.engine.operation import Operation
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One CSR for ``submit_each``: parsed and checked by the caller, with who sent it."""
+
+    csr: x509.CertificateSigningRequest
+    """The parsed CSR."""
+    details: CsrDetails
+    """What ``check_and_describe`` found in it."""
+    requester: str | None = None
+    """The requester named by the client, else the CSR's."""
+    actor: Actor | None = None
+    """Who sent it (the client's address, its EST user)."""
+    renewal_of: int | None = None
+    """The certificate a re-enrollment renews."""
+    note: dict | None = None
+    """How it arrived (SCEP transaction ID and the like)."""
 
 
 class Intake(AuthorityBase):
@@ -48,6 +67,38 @@ class Intake(AuthorityBase):
         with self._operation(actor) as op:
             return [self._submit_one(op, csr, details, name, source, renewal_of, max_queued, note)
                     for csr, details, name in prepared]  # fmt: skip
+
+    def submit_each(self, entries: Sequence[Submission], *, source: str = "cli",
+                    max_queued: int | None = None) -> list[SubmitResult | CAError]:  # fmt: skip
+        """Queue CSRs of different clients in one commit (group commit for EST), each on its own.
+
+        Unlike ``submit_many`` an entry the rules refuse does not undo the
+        others: its place in the answer holds the error. Entries arrive parsed
+        and checked (``check_and_describe``), so nothing is parsed twice.
+        """
+        self._require_ca()
+        outcomes: list[SubmitResult | CAError | None] = []
+        named = []
+        for entry in entries:
+            try:
+                named.append(self._normalise_requester(entry.requester, entry.details))
+                outcomes.append(None)
+            except CAError as exc:
+                named.append("")
+                outcomes.append(exc)
+        with self._operation() as op:
+            for index, entry in enumerate(entries):
+                if outcomes[index] is not None:
+                    continue
+                # Every refusal in _submit_one comes before its first write, and
+                # each entry's audit record names its own client.
+                op.actor = entry.actor or self.actor
+                try:
+                    outcomes[index] = self._submit_one(op, entry.csr, entry.details, named[index], source,
+                                                       entry.renewal_of, max_queued, entry.note)  # fmt: skip
+                except CAError as exc:
+                    outcomes[index] = exc
+        return [o for o in outcomes if o is not None]
 
     def _submit_one(self, op: Operation, csr: x509.CertificateSigningRequest, details: CsrDetails, requester: str,
                     source: str, renewal_of: int | None, max_queued: int | None,

@@ -150,11 +150,14 @@ class CAReader:
         path = self.home / ISSUING_KEY
         return path.exists() and is_encrypted(read_file(self.home, ISSUING_KEY))
 
-    @_consistent
     def find_by_csr(self, data: bytes) -> Request | None:
         """The request made from exactly this CSR, if any (EST polling)."""
-        csr = load_csr(data)
-        sha = check_and_describe(csr, allow_wildcard=True).csr_sha256
+        # A lookup only: a wildcard CSR queued by a CA that allows them must still be found.
+        return self.find_by_csr_digest(check_and_describe(load_csr(data), allow_wildcard=True).csr_sha256)
+
+    @_consistent
+    def find_by_csr_digest(self, sha: str) -> Request | None:
+        """``find_by_csr`` for a CSR already parsed and checked (its ``CsrDetails.csr_sha256``)."""
         view = self._view()
         known = view.find_csr(sha)
         doc = None if known is None else view.get_request(known)

@@ -2,30 +2,37 @@
 
 Enrollment is an intake: a new CSR is queued and answered 202; the client
 re-sends the identical CSR to poll, and once an admin has decided it gets the
-certificate (200) or the reason (4xx). Nothing here signs anything.
+certificate (200) or the reason (4xx). Nothing here signs anything. Each CSR
+is parsed and checked once, in the executor, and handed to the group commit.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from http import HTTPStatus
 
+from aiohttp import hdrs, web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from tui_ca.engine.csr_policy import load_csr
+from tui_ca.engine.ca import Submission
+from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
-from tui_ca.engine.models import Actor, Request, RequestStatus
+from tui_ca.engine.models import Actor, Certificate, CsrDetails, Request, RequestStatus
 from tui_ca.engine.names import check_renewal
-from tui_ca.server.http import Handler, HttpError, one_line
+from tui_ca.server.context import CONTEXT, Context
+from tui_ca.server.http import DEADLINE, PEER, REQUEST_ID, REQUESTER, HttpError, one_line, plain, read_body
 from tui_ca.server.limits import retry_after
+from tui_ca.server.status import cacheable
 
 PREFIX = "/.well-known/est/"
 PKCS7_TYPE = "application/pkcs7-mime; smime-type=certs-only"
 ANONYMOUS = "anonymous"
 _REALM = {"WWW-Authenticate": 'Basic realm="tui-ca EST", charset="UTF-8"'}
+_ENROLL = ("simpleenroll", "simplereenroll")
 
 
 def certs_only(certs: list[x509.Certificate]) -> bytes:
@@ -52,173 +59,182 @@ def decode_csr_body(body: bytes) -> bytes:
     raise InputError("the body is neither base64 nor a PKCS#10 CSR")
 
 
-class EstHandler(Handler):
-    """The HTTPS listener: the three EST operations this CA offers."""
+def operation(path: str) -> str:
+    if not path.startswith(PREFIX):
+        return ""
+    parts = path[len(PREFIX) :].strip("/").split("/")
+    # /.well-known/est/<label>/<op>: one CA here, so any label means the same CA.
+    return parts[-1] if 1 <= len(parts) <= 2 else ""
 
-    def do_GET(self) -> None:
-        op = self._operation()
+
+def _unknown() -> HttpError:
+    return HttpError(HTTPStatus.NOT_FOUND,
+                     "not an EST operation offered here (cacerts, csrattrs, simpleenroll, simplereenroll)")  # fmt: skip
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Every path under /.well-known/est/."""
+    op = operation(request.path)
+    if request.method in (hdrs.METH_GET, hdrs.METH_HEAD):
         if op == "cacerts":
-            app = self.server.app
-            self.reply(HTTPStatus.OK, certs_only([app.reader.issuing_cert(), app.reader.root_cert()]), PKCS7_TYPE)
-        elif op in ("simpleenroll", "simplereenroll"):
+            return await cacerts(request)
+        if op == "csrattrs":
+            # RFC 7030 §4.5.2: no attributes wanted, so 204.
+            return web.Response(status=HTTPStatus.NO_CONTENT, headers={"Cache-Control": "no-store"})
+        if op in _ENROLL:
             raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{op} takes a POST with a CSR", {"Allow": "POST"})
-        else:
-            self._unknown(op)
+        raise _unknown()
+    if request.method == hdrs.METH_POST:
+        if op in _ENROLL:
+            return await enroll(request, op)
+        if op in ("cacerts", "csrattrs"):
+            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{op} takes a GET", {"Allow": "GET"}, close=True)
+        raise _unknown()
+    raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"method {one_line(request.method, 20)} is not supported",
+                    {"Allow": "GET, POST"}, close=True)  # fmt: skip
 
-    def do_POST(self) -> None:
-        op = self._operation()
-        if op not in ("simpleenroll", "simplereenroll"):
-            if op == "cacerts":
-                raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "cacerts takes a GET", {"Allow": "GET"}, close=True)
-            self._unknown(op)
-        user, actor_user = self._authenticate(op)
-        body = self.read_body()
-        try:
-            self._enroll(op, user, actor_user, decode_csr_body(body))
-        except RuleError as exc:
-            if str(exc).startswith("the queue is full"):
-                raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "60"}) from None
-            raise HttpError(HTTPStatus.FORBIDDEN, str(exc)) from None
-        except InputError as exc:
-            raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
-    do_HEAD = do_GET
+async def cacerts(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    issuing, root = await ctx.run(lambda: (ctx.reader.issuing_cert(), ctx.reader.root_cert()))
+    body = certs_only([issuing, root])
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return cacheable(request, body, PKCS7_TYPE, etag=etag, last_modified=issuing.not_valid_before_utc, expires=None,
+                     max_age=86400)  # fmt: skip
 
-    # ---------------------------------------------------------------- routing
 
-    def _operation(self) -> str:
-        path = self.path.split("?", 1)[0]
-        if not path.startswith(PREFIX):
-            return ""
-        parts = path[len(PREFIX) :].strip("/").split("/")
-        # /.well-known/est/<label>/<op>: one CA here, so any label means the same CA.
-        return parts[-1] if 1 <= len(parts) <= 2 else ""
+# ----------------------------------------------------------------- identity
 
-    def _unknown(self, op: str) -> None:
-        raise HttpError(
-            HTTPStatus.NOT_FOUND, "not an EST operation offered here (cacerts, simpleenroll, simplereenroll)"
-        )
 
-    def _authenticate(self, op: str) -> tuple[str | None, str]:
-        """(requester named by the credentials or None, who the audit records); refuses bad or missing credentials."""
-        app = self.server.app
-        header = self.headers.get("Authorization")
-        if header is None:
-            holder = self._certificate_holder(active_only=op == "simpleenroll")
-            if holder is not None:
-                # The certificate names who asks; the CSR still names the requester.
-                return None, f"cert:{holder}"
-            if app.options.anonymous:
-                return None, ANONYMOUS
-            if self._client_cert_der() is not None:
-                raise HttpError(HTTPStatus.UNAUTHORIZED, "the client certificate is revoked, expired or not one this "
-                                "CA issued to a requester; use an EST user name and password", _REALM)  # fmt: skip
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "this server needs an EST user name and password", _REALM)
-        scheme, _, token = header.partition(" ")
-        try:
-            name, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
-        except (binascii.Error, ValueError):
-            sep = ""
-        if scheme.lower() != "basic" or not sep:
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "only HTTP Basic credentials are accepted", _REALM)
-        if app.users is None or not app.users.check(name, password):
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "wrong EST user name or password", _REALM)
-        return name, name
+def _client_cert_der(request: web.Request) -> bytes | None:
+    tls = request.transport.get_extra_info("ssl_object") if request.transport is not None else None
+    return tls.getpeercert(binary_form=True) if tls is not None else None
 
-    def _certificate_holder(self, *, active_only: bool) -> str | None:
-        """The requester of the stored certificate presented as TLS client certificate, if any.
 
-        Re-enrollment may present a certificate its own renewal has just
-        superseded (polling), so only ``simpleenroll`` insists on an active one.
-        """
-        der = self._client_cert_der()
-        if der is None:
-            return None
-        app = self.server.app
-        cert = x509.load_der_x509_certificate(der)
-        try:
-            stored = app.reader.certificate(f"0x{cert.serial_number:x}")
-        except NotFoundError:
-            return None
-        if stored.sha256 != cert.fingerprint(hashes.SHA256()).hex():
-            return None
-        if active_only and not stored.is_active(app.reader.now()):
-            return None
-        return stored.requester
+def _stored_for(ctx: Context, der: bytes) -> Certificate | None:
+    """The stored certificate that is exactly this client certificate, if any."""
+    cert = x509.load_der_x509_certificate(der)
+    try:
+        stored = ctx.reader.certificate(f"0x{cert.serial_number:x}")
+    except NotFoundError:
+        return None
+    return stored if stored.sha256 == cert.fingerprint(hashes.SHA256()).hex() else None
 
-    def _client_cert_der(self) -> bytes | None:
-        getpeercert = getattr(self.connection, "getpeercert", None)
-        return getpeercert(binary_form=True) if getpeercert else None
 
-    # ------------------------------------------------------------- enrollment
+async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[str | None, str, Certificate | None]:
+    """(requester named by the credentials or None, who the audit records, stored client certificate)."""
+    header = request.headers.get(hdrs.AUTHORIZATION)
+    der = _client_cert_der(request)
+    stored = await ctx.run(_stored_for, ctx, der) if der is not None else None
+    if header is None:
+        # Re-enrollment may present a certificate its own renewal has just
+        # superseded (polling), so only simpleenroll insists on an active one.
+        if stored is not None and (op == "simplereenroll" or stored.is_active(ctx.reader.now())):
+            return None, f"cert:{stored.requester}", stored
+        if ctx.options.anonymous:
+            return None, ANONYMOUS, stored
+        if der is not None:
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "the client certificate is revoked, expired or not one this "
+                            "CA issued to a requester; use an EST user name and password", _REALM)  # fmt: skip
+        raise HttpError(HTTPStatus.UNAUTHORIZED, "this server needs an EST user name and password", _REALM)
+    scheme, _, token = header.partition(" ")
+    try:
+        name, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, ValueError):
+        sep = ""
+    if scheme.lower() != "basic" or not sep:
+        raise HttpError(HTTPStatus.UNAUTHORIZED, "only HTTP Basic credentials are accepted", _REALM)
+    peer = request[PEER]
+    wait = ctx.logins.wait(peer, name)
+    if wait:
+        raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins from this address or for this user; "
+                        "wait", {"Retry-After": retry_after(wait)})  # fmt: skip
+    if not await ctx.logins.check(ctx, peer, name, password):
+        raise HttpError(HTTPStatus.UNAUTHORIZED, "wrong EST user name or password", _REALM)
+    request[REQUESTER] = name
+    return name, name, stored
 
-    def _enroll(self, op: str, user: str | None, actor_user: str, csr_data: bytes) -> None:
-        app = self.server.app
-        renewal = self._renewed_certificate() if op == "simplereenroll" else None
-        if renewal is not None:
-            # RFC 7030 §4.2.2: same subject and SANs (trust slice: names.check_renewal).
-            check_renewal(load_csr(csr_data), renewal.subject, renewal.sans)
-        known = app.reader.find_by_csr(csr_data)
-        if known is not None:
-            # Polling: once the renewal is approved the old certificate is
-            # revoked (superseded), yet it is still what the client presents.
-            self._answer(known)
-            return
-        if renewal is not None and not renewal.is_active(app.reader.now()):
-            raise HttpError(
-                HTTPStatus.FORBIDDEN, f"certificate {renewal.id} is revoked or expired; enroll anew instead"
-            )
-        wait = app.limiter.take(self.peer)
-        if wait:
-            raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many new requests from this address; slow down",
-                            {"Retry-After": retry_after(wait)})  # fmt: skip
-        queued = app.reader.queued_count()
-        if queued >= app.options.max_queued:
-            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
-                            f"the queue is full ({queued} requests wait for a decision); try again later",
-                            {"Retry-After": "60"})  # fmt: skip
-        actor = Actor(user=actor_user, address=self.peer)
-        requester = renewal.requester if renewal is not None else user
-        result = app.ca.submit(csr_data, requester=requester, source="est", actor=actor,
-                               renewal_of=renewal.id if renewal else None,
-                               max_queued=app.options.max_queued)  # fmt: skip
-        self.log_message("queued request %d for %s", result.request.id, one_line(result.request.requester, 80))
-        self._answer(result.request)
 
-    def _renewed_certificate(self):
-        der = self._client_cert_der()
-        if der is None:
-            raise HttpError(
-                HTTPStatus.FORBIDDEN, "simplereenroll needs the certificate being renewed as the TLS client certificate"
-            )
-        app = self.server.app
-        cert = x509.load_der_x509_certificate(der)
-        try:
-            stored = app.reader.certificate(f"0x{cert.serial_number:x}")
-        except NotFoundError:
-            stored = None
-        if stored is None or stored.sha256 != cert.fingerprint(hashes.SHA256()).hex():
+# --------------------------------------------------------------- enrollment
+
+
+def _parse(csr_data: bytes) -> tuple[x509.CertificateSigningRequest, CsrDetails]:
+    csr = load_csr(csr_data)
+    return csr, check_and_describe(csr)
+
+
+def _look_up(ctx: Context, csr_data: bytes) -> tuple[x509.CertificateSigningRequest, CsrDetails, Request | None, int]:
+    """Parse and check once; the request already made from this CSR, if any (polling); the queue's length."""
+    csr, details = _parse(csr_data)
+    return csr, details, ctx.reader.find_by_csr_digest(details.csr_sha256), ctx.reader.queued_count()
+
+
+async def enroll(request: web.Request, op: str) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    user, actor_user, stored = await authenticate(request, ctx, op)
+    body = await read_body(request, request[DEADLINE])
+    try:
+        return await _enroll(request, ctx, op, user, actor_user, stored, decode_csr_body(body))
+    except RuleError as exc:
+        if str(exc).startswith("the queue is full"):
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "60"}) from None
+        raise HttpError(HTTPStatus.FORBIDDEN, str(exc)) from None
+    except InputError as exc:
+        raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+
+
+async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None, actor_user: str,
+                  stored: Certificate | None, csr_data: bytes) -> web.StreamResponse:  # fmt: skip
+    renewal = None
+    if op == "simplereenroll":
+        if _client_cert_der(request) is None:
+            raise HttpError(HTTPStatus.FORBIDDEN,
+                            "simplereenroll needs the certificate being renewed as the TLS client certificate")  # fmt: skip
+        if stored is None:
             raise HttpError(HTTPStatus.FORBIDDEN, "the client certificate was not issued to a requester of this CA")
-        return stored
+        renewal = stored
+    csr, details, known, queued = await ctx.run(_look_up, ctx, csr_data)
+    if renewal is not None:
+        # RFC 7030 §4.2.2: the same subject and the same SANs.
+        check_renewal(csr, renewal.subject, renewal.sans)
+    if known is not None:
+        # Polling: once the renewal is approved the old certificate is
+        # revoked (superseded), yet it is still what the client presents.
+        return await _answer(request, ctx, known)
+    if renewal is not None and not renewal.is_active(ctx.reader.now()):
+        raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {renewal.id} is revoked or expired; enroll anew instead")
+    peer = request[PEER]
+    wait = ctx.limiter.take(peer)
+    if wait:
+        raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many new requests from this address; slow down",
+                        {"Retry-After": retry_after(wait)})  # fmt: skip
+    if queued >= ctx.options.max_queued:
+        raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
+                        f"the queue is full ({queued} requests wait for a decision); try again later",
+                        {"Retry-After": "60"})  # fmt: skip
+    entry = Submission(csr, details, requester=renewal.requester if renewal is not None else user,
+                       actor=Actor(user=actor_user, address=peer), renewal_of=renewal.id if renewal else None)  # fmt: skip
+    result = await ctx.intake.submit(entry)
+    request[REQUEST_ID] = result.request.id
+    return await _answer(request, ctx, result.request)
 
-    def _answer(self, request: Request) -> None:
-        app = self.server.app
-        if request.status == RequestStatus.QUEUED:
-            self.reply(HTTPStatus.ACCEPTED,
-                       f"request {request.id} waits for an admin's approval; re-send the same CSR to collect it",
-                       headers={"Retry-After": str(app.options.retry_after)})  # fmt: skip
-            return
-        if request.status == RequestStatus.APPROVED:
-            # Read as one committed state: the certificate and its PEM together.
-            issued = app.reader.issued_certificate(request.id)
-            if issued is None:
-                raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "the certificate is being stored; try again",
-                                {"Retry-After": "1"})  # fmt: skip
-            cert, pem = issued
-            if cert.revoked_at is not None:
-                raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {cert.id} issued for this CSR has been revoked")
-            der = x509.load_pem_x509_certificate(pem)
-            self.reply(HTTPStatus.OK, certs_only([der]), PKCS7_TYPE)
-            return
-        reason = one_line(request.reason or "no reason given", 300)
-        raise HttpError(HTTPStatus.FORBIDDEN, f"request {request.id} was {request.status.value}: {reason}")
+
+async def _answer(request: web.Request, ctx: Context, item: Request) -> web.StreamResponse:
+    request[REQUESTER] = item.requester
+    request[REQUEST_ID] = item.id
+    if item.status == RequestStatus.QUEUED:
+        return plain(HTTPStatus.ACCEPTED,
+                     f"request {item.id} waits for an admin's approval; re-send the same CSR to collect it",
+                     {"Retry-After": str(ctx.options.retry_after)})  # fmt: skip
+    if item.status == RequestStatus.APPROVED:
+        issued = await ctx.run(ctx.reader.issued_certificate, item.id)
+        if issued is None:
+            raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, f"certificate {item.id} is being stored; try again",
+                            {"Retry-After": "1"})  # fmt: skip
+        cert, pem = issued
+        if cert.revoked_at is not None:
+            raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {cert.id} issued for this CSR has been revoked")
+        body = certs_only([x509.load_pem_x509_certificate(pem)])
+        return web.Response(body=body, headers={"Content-Type": PKCS7_TYPE, "Cache-Control": "no-store"})
+    reason = one_line(item.reason or "no reason given", 300)
+    raise HttpError(HTTPStatus.FORBIDDEN, f"request {item.id} was {item.status.value}: {reason}")

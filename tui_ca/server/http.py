@@ -1,40 +1,62 @@
-"""HTTP/1.1 plumbing shared by the EST and the status listeners.
+"""HTTP plumbing shared by both listeners, on aiohttp.
 
-Built on ``http.server`` with one thread per connection, so a slow client only
-ever holds its own thread. What the standard classes lack is added here:
-every refusal is a one-line ``text/plain`` body with a Content-Length (never
-the stock HTML error page, never a traceback); bodies are size- and
-time-limited; the TLS handshake runs in the connection's thread rather than
-the accepting one; and the number of connections is capped, past which a
-client gets 503 instead of a thread.
+aiohttp parses HTTP/1.1, keeps connections alive and writes the answers;
+what is ours is the shape of a refusal (one ``text/plain`` line with a
+Content-Length, never an HTML page or a traceback), the refusal of request
+shapes that smuggle a second request past a proxy, the peer address (a proxy
+is trusted only when named), and one structured access-log line per request.
 """
 
 from __future__ import annotations
 
-import socket
-import ssl
+import asyncio
+import ipaddress
+import json
+import logging
 import sys
-import threading
-import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
-from tui_ca.engine.store import StoreDamagedError, StoreUnavailableError
+from aiohttp import HttpVersion11, hdrs, web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.web_protocol import RequestHandler
+
+from tui_ca.engine.errors import CAError
 
 MAX_BODY = 64 * 1024
-# Above RFC 7030 tooling's patience for a CSR upload, below what a thread
-# held by a stalled client should cost.
+# Above RFC 7030 tooling's patience for a CSR upload; a connection that has
+# not delivered its whole request by then is closed.
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_MAX_CONNECTIONS = 128
-# One address may hold this many of the slots; without it a single client
-# could take all of them for up to --timeout seconds. Enough for a NAT of a
-# few devices polling at once.
+# Idle and slow connections cost a few KiB each under asyncio, so the global
+# cap is about file descriptors, not threads; the oldest waiting ones are
+# closed to make room (see listener.py).
+DEFAULT_MAX_CONNECTIONS = 1024
+# One address may hold this many; enough for a NAT of a few devices polling at once.
 DEFAULT_MAX_PER_ADDRESS = 16
-# Refusing past the cap still takes a thread for a moment (TLS needs a
-# handshake before a 503 can be read); these are capped too, then dropped.
-_MAX_REFUSERS = 32
-_REFUSE_TIMEOUT = 2.0
-_DRAIN_LIMIT = 1024 * 1024
+NO_STORE = {"Cache-Control": "no-store"}
+# Not aiohttp's default, which names the Python and library versions.
+SERVER_NAME = "tui-ca"
+_BODYLESS = (hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_DELETE, hdrs.METH_OPTIONS, hdrs.METH_TRACE)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+NOT_FOUND_HINT = web.AppKey("not_found_hint", str)
+
+
+async def name_server(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER_NAME
+
+
+# What a request carries for the handlers and the access log.
+PEER = web.RequestKey("peer", str)
+DEADLINE = web.RequestKey("deadline", float)
+REQUESTER = web.RequestKey("requester", str)
+REASON = web.RequestKey("reason", str)
+OUTCOME = web.RequestKey("outcome", str)
+REQUEST_ID = web.RequestKey("request", int)
+_LOGGED = (("requester", REQUESTER), ("reason", REASON), ("outcome", OUTCOME), ("request", REQUEST_ID))
 
 
 class HttpError(Exception):
@@ -54,272 +76,235 @@ def one_line(text: str, limit: int = 400) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-class Handler(BaseHTTPRequestHandler):
-    """Base handler: plain-text errors, bounded bodies, timeouts answered with 408."""
+def plain(status: int, text: str, headers: dict[str, str] | None = None, *, close: bool = False) -> web.Response:
+    """A one-line text answer; never cached."""
+    response = web.Response(status=status, body=(one_line(text) + "\n").encode(), content_type="text/plain",
+                            charset="utf-8", headers={**NO_STORE, "Server": SERVER_NAME, **(headers or {})})  # fmt: skip
+    if close:
+        response.force_close()
+    return response
 
-    protocol_version = "HTTP/1.1"
 
-    def version_string(self) -> str:
-        return "tui-ca"
+def http_date(moment: datetime) -> str:
+    return format_datetime(moment.astimezone(UTC), usegmt=True)
 
-    def setup(self) -> None:
-        self.timeout = self.server.options.timeout
-        super().setup()
 
-    @property
-    def peer(self) -> str:
-        return self.client_address[0] if isinstance(self.client_address, tuple) else str(self.client_address)
+def etag_matches(request: web.Request, etag: str) -> bool:
+    """If-None-Match names this entity (weak comparison, RFC 9110 §13.1.2)."""
+    header = request.headers.get(hdrs.IF_NONE_MATCH)
+    if header is None:
+        return False
+    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in wanted or etag in wanted
 
-    # ---------------------------------------------------------------- answers
 
-    def reply(self, status: int, body: bytes | str, content_type: str = "text/plain; charset=utf-8",
-              headers: dict[str, str] | None = None) -> None:  # fmt: skip
-        if isinstance(body, str):
-            body = (one_line(body) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+def not_modified(request: web.Request, etag: str, last_modified: datetime | None) -> bool:
+    """A conditional GET that the cached copy answers (If-None-Match wins over If-Modified-Since)."""
+    if hdrs.IF_NONE_MATCH in request.headers:
+        return etag_matches(request, etag)
+    since = request.if_modified_since
+    return since is not None and last_modified is not None and last_modified <= since
 
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """Replaces the stock HTML error page (used by the request-line parser)."""
+
+async def read_body(request: web.Request, deadline: float) -> bytes:
+    """The request body, refused before reading when too large or unbounded; bounded by ``deadline`` (loop time)."""
+    if request.headers.get(hdrs.TRANSFER_ENCODING) is not None:
+        raise HttpError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked", close=True)
+    length = request.content_length
+    if length is None:
+        raise HttpError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required", close=True)
+    if length > MAX_BODY:
+        # Not closed at once: aiohttp reads and drops the rest for a moment
+        # (lingering), so the client is not reset before it sees the 413.
+        raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is {length} bytes; the limit is {MAX_BODY}",
+                        close=True)  # fmt: skip
+    try:
+        async with asyncio.timeout_at(deadline):
+            body = await request.read()
+    except TimeoutError:
+        raise HttpError(HTTPStatus.REQUEST_TIMEOUT, "the request did not arrive in time; closing", close=True) from None
+    if len(body) != length:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length bytes", close=True)
+    return body
+
+
+def refuse_smuggling(request: web.Request) -> None:
+    """Framing that two parsers could read differently is refused, whatever aiohttp's parser made of it."""
+    headers = request.headers
+    lengths, codings = headers.getall(hdrs.CONTENT_LENGTH, []), headers.getall(hdrs.TRANSFER_ENCODING, [])
+    if len(lengths) > 1 or any("," in value for value in lengths):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "more than one Content-Length", close=True)
+    if lengths and codings:
+        raise HttpError(HTTPStatus.BAD_REQUEST, "both Content-Length and Transfer-Encoding", close=True)
+    if len(codings) > 1 or (codings and codings[0].strip().lower() != "chunked"):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "an unsupported Transfer-Encoding", close=True)
+    if request.method in _BODYLESS and (codings or (lengths and lengths[0].strip() != "0")):
+        raise HttpError(HTTPStatus.BAD_REQUEST, f"a {request.method} request carries no body", close=True)
+
+
+class PeerAddress:
+    """The client's address: the TCP peer, or what a named reverse proxy says in X-Forwarded-For."""
+
+    def __init__(self, trusted: tuple[str, ...] = ()) -> None:
+        self.trusted = frozenset(str(ipaddress.ip_address(a)) for a in trusted)
+
+    def __call__(self, request: web.Request) -> str:
+        peer = request.remote or "-"
+        if peer not in self.trusted:
+            return peer
+        # The rightmost entry not added by a trusted proxy is the one a client cannot forge.
+        hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+        for hop in reversed(hops):
+            try:
+                address = str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer
+            if address not in self.trusted:
+                return address
+        return peer
+
+
+def error_middleware(peer_of: PeerAddress, timeout: float, log: Callable[[str], None]) -> Any:
+    """Every answer a handler does not give itself: refusals, router misses, store errors."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request[PEER] = peer_of(request)
+        protocol = request.protocol
+        started = getattr(protocol, "head_started", None)
+        if isinstance(protocol, Connection):
+            protocol.head_started = None
+        # Head and body together must arrive within --timeout of the first byte.
+        request[DEADLINE] = (started or asyncio.get_running_loop().time()) + timeout
         try:
-            phrase = HTTPStatus(code).phrase
-        except ValueError:
-            phrase = "error"
-        self.close_connection = True
-        if not hasattr(self, "command") or self.command is None:
-            self.command = "GET"
-        # HTTP/0.9 answers have no status line; a garbage line is not worth one.
-        self.request_version = self.protocol_version
-        self.reply(code, message or phrase)
-
-    def log_message(self, format: str, *args) -> None:
-        if not self.server.options.quiet:
-            sys.stderr.write(f"{self.peer} - {format % args}\n")
-
-    # --------------------------------------------------------------- requests
-
-    def handle_one_request(self) -> None:
-        # The stock version treats a timeout as "close silently"; here the
-        # client is told (408), and unexpected failures give a 500 line, not a traceback.
-        self.command = None
-        self._body_read = False
-        self.requestline, self.request_version = "", self.protocol_version
-        try:
-            self.raw_requestline = self.rfile.readline(65537)
-            if not self.raw_requestline:
-                self.close_connection = True
-                return
-            if len(self.raw_requestline) > 65536:
-                self.requestline = self.request_version = ""
-                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG, "the request line is too long")
-                return
-            if not self.parse_request():
-                return
-            method = getattr(self, "do_" + self.command, None)
-            if method is None:
-                self.close_connection = True
-                self.reply(HTTPStatus.METHOD_NOT_ALLOWED, f"method {one_line(self.command, 20)} is not supported",
-                           headers={"Allow": "GET, POST"})  # fmt: skip
-            else:
-                try:
-                    method()
-                except HttpError as exc:
-                    if exc.close:
-                        self.close_connection = True
-                    self._drain_unread()
-                    self.reply(exc.status, exc.reason, headers=exc.headers)
-                except (ConnectionError, ssl.SSLError, TimeoutError):
-                    raise
-                except (OSError, StoreDamagedError, StoreUnavailableError) as exc:
-                    # Not the socket but the store (a missing file, a disk
-                    # error): the client still deserves its one line.
-                    self.close_connection = True
-                    self.log_error("store error: %s: %s", type(exc).__name__, exc)
-                    self._last_words(
-                        HTTPStatus.INTERNAL_SERVER_ERROR, "the CA store could not be read; try again later"
-                    )
-            self.wfile.flush()
-        except TimeoutError:
-            self.close_connection = True
-            self._last_words(HTTPStatus.REQUEST_TIMEOUT, "the request did not arrive in time; closing")
-        except (ConnectionError, ssl.SSLError, OSError):
-            self.close_connection = True
+            refuse_smuggling(request)
+            return await handler(request)
+        except HttpError as exc:
+            request[REASON] = exc.reason
+            return plain(exc.status, exc.reason, exc.headers, close=exc.close)
+        except web.HTTPMethodNotAllowed as exc:
+            allow = ", ".join(sorted(exc.allowed_methods))
+            request[REASON] = "method not allowed"
+            return plain(HTTPStatus.METHOD_NOT_ALLOWED, f"{one_line(request.method, 20)} is not allowed here; use {allow}",
+                         {"Allow": allow}, close=True)  # fmt: skip
+        except web.HTTPNotFound:
+            paths = request.app.get(NOT_FOUND_HINT, "")
+            return plain(HTTPStatus.NOT_FOUND, "nothing here" + (f"; see {paths}" if paths else ""))
+        except web.HTTPException as exc:
+            return plain(exc.status, exc.reason, close=True)
+        except (OSError, CAError) as exc:
+            # Not the socket but the store (a missing file, a damaged shard):
+            # the client still deserves its one line.
+            log(f"store error: {type(exc).__name__}: {one_line(str(exc), 300)}")
+            request[REASON] = "store error"
+            return plain(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "the CA store could not be read; try again later", close=True
+            )
+        except (asyncio.CancelledError, ConnectionError):
+            raise
         except Exception as exc:  # noqa: BLE001 - the client gets one line; the log gets the rest
-            self.close_connection = True
-            self.log_error("internal error: %s: %s", type(exc).__name__, exc)
-            self._last_words(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; the request was not processed")
+            log(f"internal error: {type(exc).__name__}: {one_line(str(exc), 300)}")
+            return plain(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; the request was not processed", close=True)
 
-    def _last_words(self, status: int, text: str) -> None:
+    return middleware
+
+
+class AccessLog(AbstractAccessLogger):
+    """One JSON object per request on stderr; json.dumps escapes every control character."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "peer": request.get(PEER) or request.remote, "method": request.method, "path": request.raw_path,
+            "status": response.status, "bytes": response.body_length, "ms": round(time * 1000, 1),
+        }  # fmt: skip
+        for name, key in _LOGGED:
+            if request.get(key) is not None:
+                entry[name] = request[key]
+        self.logger.info(json.dumps(entry, ensure_ascii=True))
+
+
+def event(log: logging.Logger, **fields: object) -> None:
+    """A connection-level line (refusal, failed handshake) in the access log's format."""
+    fields = {"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"), **fields}
+    log.info(json.dumps(fields, ensure_ascii=True))
+
+
+def access_logger(quiet: bool) -> logging.Logger:
+    logger = logging.getLogger("tui_ca.server.access")
+    logger.propagate = False
+    logger.setLevel(logging.CRITICAL if quiet else logging.INFO)
+    if not logger.handlers:
+        logger.addHandler(_Stderr())
+    return logger
+
+
+class _Stderr(logging.Handler):
+    """Writes to whatever sys.stderr is at the time (a redirected or captured stream included)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
         try:
-            if self.command is None:
-                self.command = "GET"
-            self.reply(status, text)
-            self.wfile.flush()
+            sys.stderr.write(record.getMessage() + "\n")
+            sys.stderr.flush()
         except (OSError, ValueError):
             pass
 
-    def _drain_unread(self) -> None:
-        """Read a body the refusal left unread, so that closing does not reset the connection."""
-        if self._body_read:
-            return
-        self._body_read = True
-        text = (self.headers.get("Content-Length") or "").strip()
-        if text.isascii() and text.isdigit() and int(text) <= _DRAIN_LIMIT:
-            try:
-                self._read_exactly(int(text), keep=False)
-            except (HttpError, OSError):
-                self.close_connection = True
 
-    def read_body(self) -> bytes:
-        """The request body, refused before reading when too large or unbounded."""
-        self._body_read = True
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "send the body with a Content-Length, not chunked", close=True)
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            raise HttpError(HTTPStatus.LENGTH_REQUIRED, "a Content-Length header is required", close=True)
-        # str.isdigit() also accepts '²' (latin-1 0xB2), which int() refuses: ASCII digits only.
-        if not (length_text.strip().isascii() and length_text.strip().isdigit()):
-            raise HttpError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number", close=True)
-        length = int(length_text)
-        if length > MAX_BODY:
-            # Closing on unread data makes the kernel reset the connection and
-            # the client may never see the 413; modest excess is read and dropped.
-            self._body_read = False
-            raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                            f"the body is {length} bytes; the limit is {MAX_BODY}", close=True)  # fmt: skip
-        return self._read_exactly(length)
+class Connection(RequestHandler):
+    """aiohttp's connection protocol with our refusals for what its parser rejects."""
 
-    def _read_exactly(self, length: int, *, keep: bool = True) -> bytes:
-        deadline = time.monotonic() + self.server.options.timeout
-        chunks, remaining = [], length
-        while remaining:
-            # The socket timeout bounds each read; the deadline bounds a client
-            # that trickles one byte just inside it.
-            if time.monotonic() > deadline:
-                raise TimeoutError
-            chunk = self.rfile.read1(min(remaining, 16384))
-            if not chunk:
-                raise HttpError(HTTPStatus.BAD_REQUEST, "the body ended before Content-Length bytes", close=True)
-            if keep:
-                chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+    on_lost: Callable[[Connection], None] | None = None
+    head_started: float | None = None
+    """Loop time of the first byte of the request now arriving (the request deadline counts from it)."""
 
+    def data_received(self, data: bytes) -> None:
+        if self.head_started is None and not self._request_in_progress:
+            self.head_started = self._loop.time()
+        super().data_received(data)
 
-class Server(ThreadingHTTPServer):
-    """A listener with a connection cap and, for HTTPS, per-thread TLS handshakes."""
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if self.on_lost is not None:
+            self.on_lost(self)
+            self.on_lost = None
 
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
+    @property
+    def waiting(self) -> bool:
+        """Between requests or still receiving a head: safe to close without losing an answer."""
+        return not self._request_in_progress and not self._messages
 
-    def __init__(self, address, handler, options, app, tls: ssl.SSLContext | None = None) -> None:
-        self.options = options
-        self.app = app
-        self.tls = tls
-        self._slots = threading.BoundedSemaphore(options.max_connections)
-        self._refusers = threading.BoundedSemaphore(_MAX_REFUSERS)
-        self._per_address: dict[str, int] = {}
-        self._count_lock = threading.Lock()
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, handler)
-
-    def _take_address(self, address: str) -> bool:
-        with self._count_lock:
-            held = self._per_address.get(address, 0)
-            if held >= self.options.max_per_address:
-                return False
-            self._per_address[address] = held + 1
-            return True
-
-    def _release_address(self, address: str) -> None:
-        with self._count_lock:
-            held = self._per_address.pop(address, 1) - 1
-            if held > 0:
-                self._per_address[address] = held
-
-    def process_request(self, request, client_address) -> None:
-        address = client_address[0] if isinstance(client_address, tuple) else str(client_address)
-        if not self._take_address(address):
-            reason = b"too many connections from this address; close some and try again\n"
-        elif self._slots.acquire(blocking=False):
-            try:
-                super().process_request(request, client_address)
-            except Exception:
-                self._slots.release()
-                self._release_address(address)
-                raise
-            return
+    def handle_error(self, request: web.BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:  # fmt: skip
+        if request.writer.output_size > 0:
+            raise ConnectionError("the answer was already on its way")
+        if status == HTTPStatus.INTERNAL_SERVER_ERROR:
+            text = "internal error; the request was not processed"
         else:
-            self._release_address(address)
-            reason = b"the server is busy; try again in a few seconds\n"
-        if self._refusers.acquire(blocking=False):
-            threading.Thread(target=self._refuse, args=(request, reason), daemon=True).start()
-        else:
-            self.shutdown_request(request)
+            text = f"malformed request: {(message or HTTPStatus(status).phrase).splitlines()[0]}"
+        request[REASON] = one_line(text, 200)
+        # aiohttp stands an HTTP/1.0 placeholder in for a request it could not
+        # parse; the answer is still HTTP/1.1, like every other.
+        request._version = HttpVersion11
+        return plain(status, text, close=True)
 
-    def process_request_thread(self, request, client_address) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
-            self._release_address(client_address[0] if isinstance(client_address, tuple) else str(client_address))
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        name = type(exc).__name__ if isinstance(exc, BaseException) else "error"
+        self.logger.warning("%s: %s", one_line(str(args[0] if args else "error"), 200), name)
 
-    def _refuse(self, request, body: bytes) -> None:
-        message = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                   b"Retry-After: 5\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s") % (len(body), body)  # fmt: skip
-        try:
-            request.settimeout(_REFUSE_TIMEOUT)
-            sock = self.tls.wrap_socket(request, server_side=True) if self.tls else request
-            try:
-                sock.sendall(message)
-                # Closing with the client's request unread makes the kernel reset the
-                # connection, which can destroy the 503 before it is read: end our side
-                # (the client sees the answer is complete), then read until it closes.
-                sock.shutdown(socket.SHUT_WR)
-                deadline = time.monotonic() + _REFUSE_TIMEOUT
-                while time.monotonic() < deadline and sock.recv(16384):
-                    pass
-            finally:
-                sock.close()
-        except (OSError, ssl.SSLError):
-            pass
-        finally:
-            self.shutdown_request(request)
-            self._refusers.release()
 
-    def finish_request(self, request, client_address) -> None:
-        request.settimeout(self.options.timeout)
-        if self.tls is None:
-            self.RequestHandlerClass(request, client_address, self)
-            return
-        try:
-            sock = self.tls.wrap_socket(request, server_side=True)
-        except (OSError, ssl.SSLError) as exc:
-            if not self.options.quiet:
-                sys.stderr.write(f"{client_address[0]} - TLS handshake failed: {one_line(str(exc), 200)}\n")
-            return
-        try:
-            self.RequestHandlerClass(sock, client_address, self)
-        finally:
-            try:
-                sock.close()
-            except OSError:
-                pass
+class Server(web.Server):
+    """aiohttp's protocol factory, making our Connection."""
 
-    def handle_error(self, request, client_address) -> None:
-        # A client that vanished is not news; anything else is logged in one line.
-        exc = sys.exc_info()[1]
-        if not isinstance(exc, (OSError, ssl.SSLError)):
-            sys.stderr.write(f"{client_address[0]} - unexpected error: {type(exc).__name__}: {one_line(str(exc))}\n")
+    def __call__(self) -> Connection:
+        return Connection(self, loop=self._loop, **self._kwargs)
+
+
+class Runner(web.AppRunner):
+    """An AppRunner whose protocol factory is our Server; the listener accepts itself (listener.py)."""
+
+    async def _make_server(self) -> Server:
+        made = await super()._make_server()
+        return Server(made.request_handler, request_factory=made.request_factory,
+                      handler_cancellation=made.handler_cancellation, loop=asyncio.get_running_loop(),
+                      **made._kwargs)  # fmt: skip

@@ -45,6 +45,16 @@ class RateLimiter:
                 self._prune(now)
         return wait
 
+    def wait(self, client: str) -> float:
+        """Seconds until ``take`` would let the client go ahead, spending nothing."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock()
+        with self._lock:
+            tokens, stamp = self._buckets.get(client, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - stamp) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+
     def _prune(self, now: float) -> None:
         for key in [k for k, (_, stamp) in self._buckets.items() if now - stamp > _IDLE_SECONDS]:
             del self._buckets[key]

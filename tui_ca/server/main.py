@@ -1,36 +1,59 @@
-"""``tui-ca serve``: start the EST (HTTPS) and status (HTTP) listeners.
+"""``tui-ca serve``: the EST (HTTPS) and status (HTTP) listeners, on aiohttp.
 
 The process reads only what ``server-setup`` prepared under ``server/`` plus
 the store; it never opens the CA's keys (DESIGN §6). As defence in depth the
 command installs an audit hook that refuses to open them at all.
+
+Structure: ``prepare()`` checks the home and options and makes the shared
+``Context``; ``build_app(context, est_routes=..., status_routes=...)`` returns
+the two ``aiohttp.web.Application`` objects (HTTPS, HTTP). Another protocol
+plugs in through those hooks: pass ``aiohttp.web.RouteTableDef`` (or any
+iterable of ``RouteDef``) tables, e.g. a SCEP face adding ``/scep`` and
+``/cgi-bin/pkiclient.exe`` to the plain-HTTP app (``status_routes``; SCEP
+protects its own messages, and its clients speak http://), or to the HTTPS app
+(``est_routes``). ``start(ca, options, est_routes=..., status_routes=...)``
+passes them through. Its handlers find the shared context as
+``request.app[CONTEXT]`` (``tui_ca.server.context``), call blocking engine
+code with ``await context.run(...)``, read bodies with
+``http.read_body(request, request[http.DEADLINE])``, raise ``http.HttpError``
+for a one-line refusal, set ``request[http.REQUESTER]``/``request[http.REASON]``
+for the access log, and get the same smuggling checks, deadlines and
+connection caps as EST. ``Running`` serves both
+apps on an event loop in a thread (``serve`` and the tests use it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import ssl
 import sys
 import threading
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from aiohttp import web
 
 from tui_ca.engine.errors import CAError, InputError, RuleError
-from tui_ca.engine.ocsp import OcspResponder
 from tui_ca.engine.reader import ISSUING_KEY, ROOT_KEY
-from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, TLS_CERT, TLS_KEY
-from tui_ca.server import http
-from tui_ca.server.est import EstHandler
+from tui_ca.engine.service_certs import TLS_CERT, TLS_KEY
+from tui_ca.server import est, http, status
+from tui_ca.server.context import CONTEXT, Context, LoginGuard
 from tui_ca.server.limits import RateLimiter
-from tui_ca.server.status import StatusHandler, status_paths
+from tui_ca.server.listener import Listener
+from tui_ca.server.ocsp import Responder
 from tui_ca.server.users import Users, load_users
 
 # What an EST client is told to wait before polling again. A person has to
 # approve, so polling faster than this only costs both sides.
 DEFAULT_RETRY_AFTER = 60
+# Blocking engine work (store reads, commits, scrypt) shares this many threads.
+DEFAULT_WORKERS = 8
+# Failed logins: a few at once, then one per LOGIN_INTERVAL seconds per address and per user.
+LOGIN_BURST, LOGIN_INTERVAL = 5, 10.0
 
 
 @dataclass(frozen=True)
@@ -50,9 +73,9 @@ class Options:
     max_queued: int = 1000
     """Refuse new requests while this many wait."""
     timeout: float = http.DEFAULT_TIMEOUT
-    """Seconds a client may take to send a request."""
+    """Seconds a client may take to send a whole request; also how long an idle connection is kept."""
     max_connections: int = http.DEFAULT_MAX_CONNECTIONS
-    """Concurrent connections per listener before 503."""
+    """Concurrent connections per listener; past it the longest-waiting idle one is closed, or 503."""
     max_per_address: int = http.DEFAULT_MAX_PER_ADDRESS
     """Concurrent connections per listener from one client address before 503."""
     retry_after: int = DEFAULT_RETRY_AFTER
@@ -61,19 +84,10 @@ class Options:
     """Seconds between expiries of stale queued requests (run at start too)."""
     quiet: bool = False
     """No access log on stderr."""
-
-
-@dataclass
-class App:
-    """What the handlers share."""
-
-    ca: object
-    reader: object
-    options: Options
-    users: Users | None
-    limiter: RateLimiter
-    responder: FreshResponder
-    status_paths: dict[str, str]
+    trust_proxy: tuple[str, ...] = ()
+    """Addresses of reverse proxies whose X-Forwarded-For names the client (none by default)."""
+    workers: int = DEFAULT_WORKERS
+    """Threads for blocking engine calls."""
 
 
 def _server_file(home: Path, relpath: str, *, private: bool = False) -> bytes:
@@ -85,60 +99,54 @@ def _server_file(home: Path, relpath: str, *, private: bool = False) -> bytes:
     return path.read_bytes()
 
 
-class FreshResponder:
-    """The OCSP responder, re-read when cron's ``server-setup --ocsp-only`` renews the signer.
-
-    The signer lives only days (it cannot be revoked), so picking up the new
-    one without a restart keeps answers valid across renewals.
-    """
-
-    def __init__(self, ca) -> None:
-        self._ca = ca
-        self._lock = threading.Lock()
-        self._stamp: tuple | None = None
-        self._responder: OcspResponder | None = None
-        self._load()
-
-    def _load(self) -> None:
-        home = self._ca.home
-        try:
-            stamp = tuple(
-                (os.stat(home / rel).st_ino, os.stat(home / rel).st_mtime_ns) for rel in (OCSP_CERT, OCSP_KEY)
-            )
-        except FileNotFoundError:
-            stamp = None
-        if stamp is not None and stamp == self._stamp:
-            return
-        cert = x509.load_pem_x509_certificate(_server_file(home, OCSP_CERT))
-        key = load_pem_private_key(_server_file(home, OCSP_KEY, private=True), None)
-        if cert.public_key().public_numbers() != key.public_key().public_numbers():
-            return  # caught between the two renames; the next request sees both
-        self._responder, self._stamp = OcspResponder(self._ca, cert, key), stamp
-
-    def respond(self, der: bytes) -> tuple[bytes, str]:
-        with self._lock:
-            try:
-                self._load()
-            except (OSError, ValueError, RuleError):
-                pass  # keep answering with the signer already loaded
-            responder = self._responder
-        return responder.respond(der)
-
-
-def build_app(ca, options: Options, users_path: Path | None = None) -> App:
-    """Everything the listeners need, from the home; refuses with one line if setup is missing."""
+def prepare(ca, options: Options, users_path: Path | None = None) -> Context:
+    """Everything the listeners share, from the home; refuses with one line if setup is missing."""
     ca.require_ca()
-    responder = FreshResponder(ca)
+    responder = Responder(ca)
     if options.max_queued < 0 or options.rate < 0 or options.timeout <= 0:
         raise InputError("--max-queued and --rate must not be negative")
     if options.max_per_address < 1:
         raise InputError("--max-per-address must be at least 1")
+    if options.max_connections < 1 or options.workers < 1:
+        raise InputError("--max-connections and --workers must be at least 1")
+    try:
+        peer_of = http.PeerAddress(options.trust_proxy)
+    except ValueError:
+        raise InputError("--trust-proxy takes IP addresses") from None
     users = Users(load_users(users_path)) if users_path is not None else None
     if not options.anonymous and users is None:
         raise InputError("--no-anonymous needs --users FILE (EST users), or clients could only re-enroll")
-    return App(ca=ca, reader=ca, options=options, users=users, limiter=RateLimiter(options.rate),
-               responder=responder,
-               status_paths=status_paths(ca.config().get("base_url")))  # fmt: skip
+    context = Context(ca=ca, options=options, users=users, limiter=RateLimiter(options.rate), responder=responder,
+                      status_paths=status.status_paths(ca.config().get("base_url")),
+                      executor=ThreadPoolExecutor(options.workers, thread_name_prefix="tui-ca-engine"),
+                      peer_of=peer_of, log=http.access_logger(options.quiet))  # fmt: skip
+    context.logins = LoginGuard(users, RateLimiter(1 / LOGIN_INTERVAL, LOGIN_BURST),
+                                RateLimiter(1 / LOGIN_INTERVAL, 2 * LOGIN_BURST))  # fmt: skip
+    return context
+
+
+def _app(context: Context, routes: Iterable[Iterable[web.AbstractRouteDef]], hint: str) -> web.Application:
+    log = context.log
+    app = web.Application(middlewares=[http.error_middleware(context.peer_of, context.options.timeout,
+                                                             lambda line: http.event(log, event=line))],
+                          client_max_size=http.MAX_BODY)  # fmt: skip
+    app[CONTEXT] = context
+    app[http.NOT_FOUND_HINT] = hint
+    app.on_response_prepare.append(http.name_server)
+    for table in routes:
+        app.add_routes(table)
+    return app
+
+
+def build_app(context: Context, *, est_routes: Iterable[Iterable[web.AbstractRouteDef]] = (),
+              status_routes: Iterable[Iterable[web.AbstractRouteDef]] = ()) -> tuple[web.Application, web.Application]:  # fmt: skip
+    """The HTTPS (EST) and HTTP (CRL, CA certificates, OCSP) applications, plus any extra route tables."""
+    est_table = web.RouteTableDef()
+    est_table.route("*", est.PREFIX + "{tail:.*}")(est.handle)
+    https = _app(context, [est_table, *est_routes], "")
+    paths = context.status_paths
+    plain_app = _app(context, [status.routes(paths), *status_routes], ", ".join(sorted(paths.values())))
+    return https, plain_app
 
 
 def tls_context(ca) -> ssl.SSLContext:
@@ -155,56 +163,101 @@ def tls_context(ca) -> ssl.SSLContext:
 
 
 class Running:
-    """Both listeners, serving in background threads until ``stop()``."""
+    """Both listeners, serving on an event loop in a background thread until ``stop()``."""
 
-    def __init__(self, app: App) -> None:
-        opts = app.options
-        self.app = app
-        self.est = http.Server((opts.host, opts.port), EstHandler, opts, app, tls=tls_context(app.ca))
+    def __init__(self, context: Context, *, est_routes: Iterable[Iterable[web.AbstractRouteDef]] = (),
+                 status_routes: Iterable[Iterable[web.AbstractRouteDef]] = ()) -> None:  # fmt: skip
+        self.context = context
+        self._tls = tls_context(context.ca)
+        self._apps = build_app(context, est_routes=est_routes, status_routes=status_routes)
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._runners: list[web.AppRunner] = []
+        self._listeners: list[Listener] = []
+        self._thread = threading.Thread(target=self._serve, name="tui-ca-serve", daemon=True)
+        self._thread.start()
+        self._started.wait()
+        if self._failure is not None:
+            self._thread.join()
+            raise self._failure
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
         try:
-            self.status = http.Server((opts.host, opts.http_port), StatusHandler, opts, app)
-        except OSError:
-            self.est.server_close()
-            raise
-        self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
-                         for s in (self.est, self.status)]  # fmt: skip
-        self._stopping = threading.Event()
-        self._threads.append(threading.Thread(target=self._housekeeping, daemon=True))
-        for thread in self._threads:
-            thread.start()
+            self._loop.run_until_complete(self._start())
+        except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+            self._failure = exc
+            self._loop.run_until_complete(self._close())
+            self._loop.close()
+            self._started.set()
+            return
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.close()
 
-    def _housekeeping(self) -> None:
+    async def _start(self) -> None:
+        opts = self.context.options
+        log = self.context.log
+        exempt = self.context.peer_of.trusted
+        for app, port, tls in ((self._apps[0], opts.port, self._tls), (self._apps[1], opts.http_port, None)):
+            runner = http.Runner(app, access_log_class=http.AccessLog, access_log=log, keepalive_timeout=opts.timeout,
+                                 lingering_time=2.0, shutdown_timeout=5.0)  # fmt: skip
+            await runner.setup()
+            self._runners.append(runner)
+            assert isinstance(runner.server, http.Server)
+            listener = Listener(runner.server, opts.host, port, tls=tls, timeout=opts.timeout,
+                                max_connections=opts.max_connections, max_per_address=opts.max_per_address,
+                                exempt=exempt, log=log)  # fmt: skip
+            self._listeners.append(listener)
+        for listener in self._listeners:
+            listener.start()
+        self._housekeeping = self._loop.create_task(self._expire_forever())
+
+    async def _expire_forever(self) -> None:
         """Expire requests that waited past the CA's queue age, so the queue never
         grows forever even where no admin set up cron (needs no CA key)."""
+        ctx = self.context
         while True:
             try:
-                expired = self.app.ca.expire_queue()
-            except CAError as exc:
+                expired = await ctx.run(ctx.ca.expire_queue)
+            except (CAError, OSError) as exc:
                 print(f"tui-ca serve: queue expiry: {exc}", file=sys.stderr, flush=True)
             else:
                 if expired:
                     print(f"tui-ca serve: expired queued request(s) {', '.join(map(str, expired))}",
                           file=sys.stderr, flush=True)  # fmt: skip
-            if self._stopping.wait(self.app.options.housekeeping_every):
-                return
+            await asyncio.sleep(ctx.options.housekeeping_every)
+
+    async def _close(self) -> None:
+        task = getattr(self, "_housekeeping", None)
+        if task is not None:
+            task.cancel()
+        for listener in self._listeners:
+            await listener.stop()
+        for runner in self._runners:
+            await runner.cleanup()
 
     @property
     def https_port(self) -> int:
-        return self.est.server_address[1]
+        return self._listeners[0].port
 
     @property
     def http_port(self) -> int:
-        return self.status.server_address[1]
+        return self._listeners[1].port
 
     def stop(self) -> None:
-        self._stopping.set()
-        for server in (self.est, self.status):
-            server.shutdown()
-            server.server_close()
+        if not self._loop.is_closed() and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=30)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self.context.executor.shutdown(wait=True)
 
 
-def start(ca, options: Options, users_path: Path | None = None) -> Running:
-    return Running(build_app(ca, options, users_path))
+def start(
+    ca, options: Options, users_path: Path | None = None, **routes: Iterable[Iterable[web.AbstractRouteDef]]
+) -> Running:
+    return Running(prepare(ca, options, users_path), **routes)
 
 
 def guard_ca_keys(home: Path) -> None:
@@ -220,17 +273,25 @@ def guard_ca_keys(home: Path) -> None:
     sys.addaudithook(hook)
 
 
+def _flag(args: object, name: str, default: int) -> int:
+    value = getattr(args, name, None)
+    return default if value is None else value
+
+
 def serve(ca, args) -> int:
     """The ``serve`` command; returns when SIGTERM or SIGINT arrives."""
     options = Options(host=args.host, port=args.port, http_port=args.http_port, anonymous=not args.no_anonymous,
                       rate=args.rate, max_queued=args.max_queued,
                       max_per_address=getattr(args, "max_per_address", http.DEFAULT_MAX_PER_ADDRESS),
+                      max_connections=_flag(args, "max_connections", http.DEFAULT_MAX_CONNECTIONS),
                       timeout=getattr(args, "timeout", None) or http.DEFAULT_TIMEOUT,
-                      retry_after=getattr(args, "retry_after", None) or DEFAULT_RETRY_AFTER)  # fmt: skip
+                      retry_after=getattr(args, "retry_after", None) or DEFAULT_RETRY_AFTER,
+                      trust_proxy=tuple(getattr(args, "trust_proxy", None) or ()),
+                      workers=_flag(args, "workers", DEFAULT_WORKERS))  # fmt: skip
     guard_ca_keys(ca.home)
-    app = build_app(ca, options, args.users)
+    context = prepare(ca, options, args.users)
     try:
-        running = Running(app)
+        running = Running(context)
     except OSError as exc:
         raise InputError(f"cannot listen on {options.host}: {exc.strerror or exc}") from None
     host = f"[{options.host}]" if ":" in options.host else options.host

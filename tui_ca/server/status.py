@@ -3,22 +3,32 @@
 Served at exactly the URLs that ``init --base-url`` wrote into certificates
 (``profile.public_urls``), over HTTP because these objects are signed and
 TLS would make revocation checking depend on itself (RFC 5280 §8, RFC 6960 A.1).
+Everything here is cacheable the way HTTP caches understand: the CRL until
+its nextUpdate, OCSP over GET as RFC 5019 §6.2 says; OCSP over POST is not.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+from datetime import datetime
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
+from aiohttp import hdrs, web
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tui_ca.engine.chain import root_crl_der
+from tui_ca.engine.models import CrlInfo
 from tui_ca.engine.profile import public_urls
-from tui_ca.server.http import Handler, HttpError
+from tui_ca.server.context import CONTEXT, Context
+from tui_ca.server.http import DEADLINE, NO_STORE, OUTCOME, HttpError, http_date, not_modified, read_body
+from tui_ca.server.ocsp import Answer, unsuccessful
 
 OCSP_RESPONSE = "application/ocsp-response"
+# CA certificates change only with a new CA; a day keeps a re-keyed CA from waiting long.
+CA_CERT_MAX_AGE = 86400
 
 
 def status_paths(base_url: str | None) -> dict[str, str]:
@@ -27,57 +37,127 @@ def status_paths(base_url: str | None) -> dict[str, str]:
     return {kind: urlsplit(url).path for kind, url in urls.items()}
 
 
-class StatusHandler(Handler):
-    """The HTTP listener: GET the CRL and CA certificates; GET or POST OCSP."""
+def _until(moment: datetime | None, now: datetime) -> int:
+    return max(0, int((moment - now).total_seconds())) if moment is not None else 0
 
-    def _route(self) -> tuple[str, str]:
-        path = self.path.split("?", 1)[0]
-        paths = self.server.app.status_paths
-        for kind, wanted in paths.items():
-            if path == wanted:
-                return kind, ""
-        ocsp = paths["ocsp"].rstrip("/") + "/"
-        if path.startswith(ocsp):
-            return "ocsp", path[len(ocsp) :]
-        return "", ""
 
-    def do_GET(self) -> None:
-        kind, rest = self._route()
-        app = self.server.app
-        if kind == "crl":
-            # The stored CRL as published; the server cannot re-sign a stale
-            # one (no CA key here), cron's `tui-ca crl --publish` does.
-            self.reply(HTTPStatus.OK, app.reader.published_crl(), "application/pkix-crl")
-        elif kind == "root_crl":
-            root_crl = root_crl_der(app.reader)
-            if root_crl is None:
-                raise HttpError(HTTPStatus.NOT_FOUND, "this CA's root is external and publishes its own CRL")
-            self.reply(HTTPStatus.OK, root_crl, "application/pkix-crl")
-        elif kind in ("ca_cert", "root_cert"):
-            cert = app.reader.issuing_cert() if kind == "ca_cert" else app.reader.root_cert()
-            self.reply(HTTPStatus.OK, cert.public_bytes(serialization.Encoding.DER), "application/pkix-cert")
-        elif kind == "ocsp":
-            if not rest:
-                raise HttpError(HTTPStatus.BAD_REQUEST, "OCSP over GET needs the base64 request after /ocsp/")
-            try:
-                der = base64.b64decode(unquote(rest), validate=True)
-            except (binascii.Error, ValueError):
-                raise HttpError(HTTPStatus.BAD_REQUEST, "the OCSP request in the URL is not base64") from None
-            self._ocsp(der)
-        else:
-            raise HttpError(HTTPStatus.NOT_FOUND, "nothing here; see " + ", ".join(sorted(app.status_paths.values())))
+def cacheable(request: web.Request, body: bytes, content_type: str, *, etag: str, last_modified: datetime | None,
+              expires: datetime | None, max_age: int) -> web.Response:  # fmt: skip
+    """A 200, or a 304 for a conditional GET that the client's copy satisfies."""
+    headers = {"ETag": etag, "Cache-Control": f"public, max-age={max_age}, no-transform"}
+    if last_modified is not None:
+        headers["Last-Modified"] = http_date(last_modified)
+    if expires is not None:
+        headers["Expires"] = http_date(expires)
+    if not_modified(request, etag, last_modified):
+        return web.Response(status=HTTPStatus.NOT_MODIFIED, headers=headers)
+    return web.Response(body=body, headers={**headers, "Content-Type": content_type})
 
-    do_HEAD = do_GET
 
-    def do_POST(self) -> None:
-        kind, rest = self._route()
-        if kind != "ocsp" or rest:
-            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "only OCSP takes a POST here", {"Allow": "GET"}, close=True)
-        self._ocsp(self.read_body())
+def _crl_read(ctx: Context, want_body: bool) -> tuple[CrlInfo, bytes | None]:
+    """The CRL's state and (when needed) its DER, from one publication."""
+    for _ in range(3):
+        state = ctx.reader.crl_state()
+        der = ctx.reader.published_crl(der=True) if want_body else None
+        if not want_body or ctx.reader.crl_state() == state:
+            return state, der
+    return state, der
 
-    def _ocsp(self, der: bytes) -> None:
-        # OCSP errors travel inside the OCSP response (malformedRequest,
-        # unauthorized) with HTTP 200, which is what OCSP clients parse.
-        answer, outcome = self.server.app.responder.respond(der)
-        self.log_message("OCSP %s", outcome)
-        self.reply(HTTPStatus.OK, answer, OCSP_RESPONSE)
+
+async def crl(request: web.Request) -> web.StreamResponse:
+    # The stored CRL as published; the server cannot re-sign a stale one (no
+    # CA key here), cron's `tui-ca crl --publish` does.
+    ctx = request.app[CONTEXT]
+    state = await ctx.run(ctx.reader.crl_state)
+    der = b""
+    if not not_modified(request, f'"crl-{state.number}"', state.this_update):
+        state, body = await ctx.run(_crl_read, ctx, True)
+        der = body or b""
+    return cacheable(request, der, "application/pkix-crl", etag=f'"crl-{state.number}"',
+                     last_modified=state.this_update, expires=state.next_update,
+                     max_age=_until(state.next_update, ctx.reader.now()))  # fmt: skip
+
+
+async def root_crl(request: web.Request) -> web.StreamResponse:
+    # Signed by the root (a year's nextUpdate); re-signed by the admins' cron.
+    ctx = request.app[CONTEXT]
+    der = await ctx.run(ctx.reader.published_root_crl)
+    if der is None:
+        raise HttpError(HTTPStatus.NOT_FOUND, "this CA's root is external and publishes its own CRL")
+    parsed = x509.load_der_x509_crl(der)
+    return cacheable(request, der, "application/pkix-crl", etag='"' + hashlib.sha256(der).hexdigest()[:32] + '"',
+                     last_modified=parsed.last_update_utc, expires=parsed.next_update_utc,
+                     max_age=_until(parsed.next_update_utc, ctx.reader.now()))  # fmt: skip
+
+
+def _cert_entity(cert: x509.Certificate) -> tuple[bytes, str]:
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return der, '"' + hashlib.sha256(der).hexdigest()[:32] + '"'
+
+
+async def ca_cert(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    root = request.match_info.route.name == "root_cert"
+    cert = await ctx.run(ctx.reader.root_cert if root else ctx.reader.issuing_cert)
+    der, etag = _cert_entity(cert)
+    return cacheable(request, der, "application/pkix-cert", etag=etag, last_modified=cert.not_valid_before_utc,
+                     expires=None, max_age=CA_CERT_MAX_AGE)  # fmt: skip
+
+
+def _ocsp_response(request: web.Request, answer: Answer, *, cache: bool) -> web.StreamResponse:
+    request[OUTCOME] = answer.outcome
+    if cache and answer.cacheable and answer.next_update is not None:
+        # RFC 5019 §6.2: max-age no later than nextUpdate; Last-Modified the
+        # answer's thisUpdate; ETag names this exact signed answer.
+        now = request.app[CONTEXT].reader.now()
+        return cacheable(request, answer.body, OCSP_RESPONSE, etag=answer.etag, last_modified=answer.this_update,
+                         expires=answer.next_update, max_age=_until(answer.next_update, now))  # fmt: skip
+    return web.Response(body=answer.body, headers={**NO_STORE, "Content-Type": OCSP_RESPONSE})
+
+
+async def ocsp_get(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    prefix = ctx.status_paths["ocsp"].rstrip("/") + "/"
+    rest = request.raw_path.split("?", 1)[0][len(prefix) :]
+    try:
+        # RFC 6960 A.1: base64 of the DER, then URL-encoded; '+' is literal in a path.
+        der = base64.b64decode(unquote(rest), validate=True)
+    except (binascii.Error, ValueError):
+        der = b""
+    if not der:
+        # An OCSP client parses an OCSP answer, not a text line.
+        return _ocsp_response(request, unsuccessful("malformed_request", "malformed"), cache=False)
+    return _ocsp_response(request, await ctx.run(ctx.responder.respond, der), cache=True)
+
+
+async def ocsp_post(request: web.Request) -> web.StreamResponse:
+    ctx = request.app[CONTEXT]
+    body = await read_body(request, request[DEADLINE])
+    # OCSP errors travel inside the OCSP response (malformedRequest,
+    # unauthorized) with HTTP 200, which is what OCSP clients parse.
+    return _ocsp_response(request, await ctx.run(ctx.responder.respond, body), cache=False)
+
+
+async def ocsp_bare_get(request: web.Request) -> web.StreamResponse:
+    return _ocsp_response(request, unsuccessful("malformed_request", "malformed"), cache=False)
+
+
+def routes(paths: dict[str, str]) -> web.RouteTableDef:
+    table = web.RouteTableDef()
+    table.get(paths["crl"], name="crl")(crl)
+    table.get(paths["root_crl"], name="root_crl")(root_crl)
+    table.get(paths["ca_cert"], name="ca_cert")(ca_cert)
+    table.get(paths["root_cert"], name="root_cert")(ca_cert)
+    ocsp = paths["ocsp"].rstrip("/")
+    table.post(ocsp or "/", name="ocsp")(ocsp_post)
+    table.get(ocsp or "/", name="ocsp_bare")(ocsp_bare_get)
+    if ocsp:
+        table.get(ocsp + "/", name="ocsp_empty")(ocsp_bare_get)
+    table.get(ocsp + "/{request:.+}", name="ocsp_get")(ocsp_get)
+    return table
+
+
+def refuse_bad_method(request: web.Request) -> None:
+    if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_POST):
+        raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "only GET, HEAD and POST are served here",
+                        {"Allow": "GET, HEAD, POST"}, close=True)  # fmt: skip

@@ -1,0 +1,164 @@
+"""HTTP details that the http.server plumbing got wrong: smuggling shapes, idle keep-alive, close_notify, access log."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import select
+import socket
+import ssl
+import time
+
+import pytest
+
+from tests.server.support import Client, b64, make_csr, serving
+
+
+def exchange(client: Client, data: bytes, *, tls: bool, wait: float = 20) -> bytes:
+    """Send bytes as they are; read until the server closes (a TLS close must be a clean close_notify)."""
+    port = client.running.https_port if tls else client.running.http_port
+    sock = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    if tls:
+        sock = client.context.wrap_socket(sock, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+    with sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):  # SSLEOFError here would mean no close_notify
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+SMUGGLING = [
+    (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n0000", "two Content-Lengths"),
+    (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 4, 4\r\n\r\n0000", "a Content-Length list"),
+    (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "CL and TE"),
+    (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+     "two Transfer-Encodings"),
+    (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", "a TE list"),
+    (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n", "an odd TE"),
+    (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", "space before the colon"),
+    (b"GET /ca.crt HTTP/1.1\r\nHost: x\r\nContent-Length: 38\r\n\r\nGET /ca.crl HTTP/1.1\r\nHost: x\r\n\r\n", "a GET with a body"),
+    (b"GET /ca.crt HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", "a chunked GET"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data, shape", SMUGGLING, ids=[shape for _, shape in SMUGGLING])
+def test_smuggling_shapes_get_one_400_and_the_connection_closes(client, live_ca, data, shape):
+    for tls in (False, True):
+        if tls:
+            data = data.replace(b"/ocsp", b"/.well-known/est/simpleenroll").replace(
+                b"/ca.crt", b"/.well-known/est/cacerts"
+            )
+        answer = exchange(client, data, tls=tls)
+        assert answer.startswith(b"HTTP/1.1 400 "), (shape, tls, answer[:200])
+        # Exactly one answer: nothing after the first request was read as a second one.
+        assert answer.count(b"HTTP/1.1 ") == 1, (shape, tls, answer)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"content-type: text/plain" in head.lower() and body.endswith(b"\n") and body.count(b"\n") == 1
+    assert live_ca.requests() == []
+
+
+def test_a_good_request_after_smuggling_still_works(client):
+    exchange(client, SMUGGLING[0][0], tls=False)
+    assert client.plain("GET", "/ca.crt").status == 200
+
+
+def _wait_closed(sock: socket.socket, timeout: float = 20) -> bytes:
+    """What the server sends on an idle connection until it closes it."""
+    deadline = time.monotonic() + timeout
+    received = b""
+    while time.monotonic() < deadline:
+        readable, _, _ = select.select([sock], [], [], 0.5)
+        if readable:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return received
+            received += chunk
+    raise AssertionError("the idle connection was not closed")
+
+
+def test_idle_keep_alive_after_timeout_is_closed_without_a_stale_408(live_ca):
+    with serving(live_ca, timeout=1.0) as client:
+        conn = http.client.HTTPConnection("127.0.0.1", client.running.http_port, timeout=20)
+        try:
+            conn.request("GET", "/ca.crt")
+            first = conn.getresponse()
+            first.read()
+            assert first.status == 200 and not first.will_close
+            assert _wait_closed(conn.sock) == b""  # no unsolicited answer waits in the socket
+            # A pooled client sees the closed connection and opens a new one; the
+            # answer it then reads belongs to its own request.
+            conn.close()
+            conn.request("GET", "/ca.crl")
+            second = conn.getresponse()
+            assert second.status == 200 and second.getheader("content-type") == "application/pkix-crl"
+            second.read()
+        finally:
+            conn.close()
+
+
+def test_tls_closes_with_close_notify(live_ca):
+    with serving(live_ca, timeout=1.0) as client:
+        # After an answer with Connection: close.
+        answer = exchange(client, b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                          tls=True)  # fmt: skip
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        # After a refusal that closes.
+        assert exchange(client, b"GARBAGE\r\n\r\n", tls=True).startswith(b"HTTP/1.1 400 ")
+        # An idle connection at --timeout: a clean TLS shutdown, then the socket can be unwrapped.
+        raw = socket.create_connection(("127.0.0.1", client.running.https_port), timeout=20)
+        sock = client.context.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+        try:
+            assert sock.recv(1024) == b""
+            sock.unwrap()
+        except ssl.SSLEOFError as exc:
+            raise AssertionError("closed without close_notify") from exc
+        finally:
+            sock.close()
+
+
+def test_access_log_is_one_escaped_json_line_per_request(live_ca, capsys):
+    with serving(live_ca, quiet=False) as client:
+        exchange(client, b"GET /ca.crt?\x1b[31mred HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", tls=False)
+        exchange(client, b"GET /\x1b[2J\x07 HTTP/1.1\r\nHost: x\r\n\r\n", tls=False)
+        odd, _ = make_csr('café "} {"status": 200')
+        assert client.est("POST", "simpleenroll", b64(odd), {"Content-Type": "application/pkcs10"}).status == 202
+        der, _ = make_csr("logged-phone")
+        assert client.est("POST", "simpleenroll", b64(der), {"Content-Type": "application/pkcs10"}).status == 202
+        assert client.est("POST", "simpleenroll", b"garbage").status == 400
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\x07" not in err and err.isascii()
+    entries = [json.loads(line) for line in err.splitlines()]  # every line is one JSON object
+    requests = [e for e in entries if "status" in e]
+    assert len(requests) >= 4
+    for entry in requests:
+        assert {"time", "peer", "method", "path", "status", "bytes", "ms"} <= entry.keys()
+    queued = next(e for e in requests if e["status"] == 202 and e["requester"] == "logged-phone")
+    assert queued["peer"] == "127.0.0.1" and queued["request"] == 2
+    refused = next(e for e in requests if e["status"] == 400 and e["path"].startswith("/.well-known"))
+    assert "base64" in refused["reason"]  # an EST refusal logs its reason
+    assert any(e.get("requester") == 'café "} {"status": 200' for e in requests)  # escaped, intact once parsed
+    assert sum(e["status"] == 400 and e["path"] == "/" for e in requests) == 2  # control characters: refused, logged
+
+
+def test_x_forwarded_for_counts_only_from_a_named_proxy(live_ca):
+    headers = {"Content-Type": "application/pkcs10", "X-Forwarded-For": "198.51.100.1, 192.0.2.7"}
+    with serving(live_ca) as client:
+        assert client.est("POST", "simpleenroll", b64(make_csr("direct")[0]), headers).status == 202
+    with serving(live_ca, trust_proxy=("127.0.0.1",)) as client:
+        assert client.est("POST", "simpleenroll", b64(make_csr("proxied")[0]), headers).status == 202
+    direct, proxied = live_ca.requests()
+    assert direct.submitted_by.address == "127.0.0.1"  # a client cannot name its own address
+    assert proxied.submitted_by.address == "192.0.2.7"  # the hop the trusted proxy added, not the client's claim
+
+
+def test_serve_refuses_bad_new_flags_with_one_line(live_ca):
+    import subprocess
+    import sys
+
+    for flags, message in ((["--trust-proxy", "proxy.example"], "--trust-proxy takes IP addresses"),
+                           (["--max-connections", "0"], "--max-connections and --workers must be at least 1")):  # fmt: skip
+        result = subprocess.run([sys.executable, "-m", "tui_ca", "--home", str(live_ca.home), "serve", "--port", "0",
+                                 "--http-port", "0", *flags],
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)  # fmt: skip
+        assert result.returncode == 2 and result.stderr == f"tui-ca: {message}\n", result.stderr

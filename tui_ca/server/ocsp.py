@@ -1,0 +1,261 @@
+"""OCSP (RFC 6960, RFC 5019 profile) answers from the live store, for every certificate asked about.
+
+``cryptography``'s response builder takes one SingleResponse, so requests and
+responses are read and written with asn1crypto here and only the signature
+comes from ``cryptography``. Answers are cached per store generation
+(``CAReader.change_token()``): a commit anywhere (a revocation, a renewed
+signer's audit record) drops the cache, so a revocation still shows at once.
+Signed answers without a nonce are reused until a quarter of their validity
+has passed, which is what lets relying parties and caches share them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from asn1crypto import algos as asn1_algos
+from asn1crypto import core
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from tui_ca.engine.crl import der_tlv
+from tui_ca.engine.errors import InputError, RuleError
+from tui_ca.engine.models import RevocationReason
+from tui_ca.engine.profile import signature_hash
+from tui_ca.engine.reader import CAReader
+from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY
+
+# Answers are live; an hour bounds how long a cached "good" outlives a revocation.
+VALIDITY = timedelta(hours=1)
+# RFC 8954 §2.1: a nonce of 0 or more than 32 octets is a malformed request.
+MAX_NONCE = 32
+# Work per request stays bounded; real clients ask about one to a handful.
+MAX_CERTS_PER_REQUEST = 32
+# The signer files are looked at this often, and after every commit (server-setup writes an audit record).
+_SIGNER_CHECK_SECONDS = 60.0
+_MAX_CACHED = 20_000
+_HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A DER OCSPResponse, a word for the log, and its validity when it can be cached (no nonce)."""
+
+    body: bytes
+    outcome: str
+    this_update: datetime | None = None
+    next_update: datetime | None = None
+    cacheable: bool = False
+
+    @property
+    def etag(self) -> str:
+        return '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+
+
+def unsuccessful(status: str, outcome: str) -> Answer:
+    return Answer(asn1_ocsp.OCSPResponse({"response_status": status}).dump(), outcome)
+
+
+def _key_bits(public_key: object) -> bytes:
+    """The subjectPublicKey BIT STRING contents that CertID's issuerKeyHash covers."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        return public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
+    raise TypeError(f"unsupported key {type(public_key).__name__}")
+
+
+class _Signer:
+    """The delegated OCSP signer from server-setup, ready to sign."""
+
+    def __init__(self, cert: x509.Certificate, key: object) -> None:
+        self.key = key
+        self.hash = signature_hash(key)
+        self.asn1_cert = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+        self.key_hash = hashlib.sha1(_key_bits(cert.public_key())).digest()
+        kind = "ecdsa" if isinstance(key, ec.EllipticCurvePrivateKey) else "rsa"
+        self.algorithm_der = asn1_algos.SignedDigestAlgorithm({"algorithm": f"{self.hash.name}_{kind}"}).dump()
+        self.responder_id = asn1_ocsp.ResponderId(name="by_key", value=self.key_hash).dump()
+        self.certs_der = der_tlv(0xA0, der_tlv(0x30, self.asn1_cert.dump()))
+
+    def sign(self, data: bytes) -> bytes:
+        if isinstance(self.key, ec.EllipticCurvePrivateKey):
+            return self.key.sign(data, ec.ECDSA(self.hash))
+        assert isinstance(self.key, rsa.RSAPrivateKey)
+        return self.key.sign(data, padding.PKCS1v15(), self.hash)
+
+
+class Responder:
+    """Answers OCSP requests about certificates of one issuing CA; thread-safe (runs in the executor)."""
+
+    def __init__(self, reader: CAReader, *, validity: timedelta = VALIDITY) -> None:
+        self.reader = reader
+        self.validity = validity
+        self._lock = threading.Lock()
+        self._signer: _Signer | None = None
+        self._signer_stamp: object = None
+        self._signer_checked = 0.0
+        self._token: object = None
+        self._issuer: tuple[object, dict[str, tuple[bytes, bytes]]] | None = None
+        self._status: dict[int, tuple[str, datetime | None, int | None]] = {}
+        self._signed: dict[bytes, Answer] = {}
+        self._load_signer(force=True)
+
+    # -------------------------------------------------------------- freshness
+
+    def _load_signer(self, *, force: bool = False) -> None:
+        home = self.reader.home
+        try:
+            stamp = tuple((s.st_ino, s.st_mtime_ns) for s in (os.stat(home / OCSP_CERT), os.stat(home / OCSP_KEY)))
+        except FileNotFoundError:
+            stamp = None
+        self._signer_checked = time.monotonic()
+        if stamp is not None and stamp == self._signer_stamp and not force:
+            return
+        cert = x509.load_pem_x509_certificate(_server_file(home / OCSP_CERT))
+        key = load_pem_private_key(_server_file(home / OCSP_KEY, private=True), None)
+        if cert.public_key().public_numbers() != key.public_key().public_numbers():  # type: ignore[union-attr]
+            return  # caught between the two renames; the next check sees both
+        self._signer, self._signer_stamp = _Signer(cert, key), stamp
+        self._signed.clear()
+
+    def _fresh(self) -> _Signer:
+        """Drop cached answers after any commit; look at the signer files then or once a minute."""
+        token = self.reader.change_token()
+        changed = token != self._token
+        if changed:
+            self._token = token
+            self._status.clear()
+            self._signed.clear()
+        if changed or time.monotonic() - self._signer_checked > _SIGNER_CHECK_SECONDS:
+            try:
+                self._load_signer()
+            except (OSError, ValueError, RuleError):
+                pass  # keep answering with the signer already loaded
+        assert self._signer is not None
+        return self._signer
+
+    def _issuer_ids(self) -> dict[str, tuple[bytes, bytes]]:
+        issuing = self.reader.issuing_cert()
+        if self._issuer is None or self._issuer[0] is not issuing:
+            name, bits = issuing.subject.public_bytes(), _key_bits(issuing.public_key())
+            self._issuer = (issuing, {k: (h(name).digest(), h(bits).digest()) for k, h in _HASHES.items()})
+        return self._issuer[1]
+
+    # -------------------------------------------------------------- answering
+
+    def respond(self, der: bytes) -> Answer:
+        with self._lock:
+            self._fresh()
+            # The same question (no nonce) gets the same signed answer while nothing changed.
+            cached = self._signed.get(der)
+            if cached is not None and cached.this_update is not None:
+                if self.reader.now() < cached.this_update + self.validity / 4:
+                    return cached
+        try:
+            request = asn1_ocsp.OCSPRequest.load(der, strict=True)
+            tbs = request["tbs_request"]
+            cert_ids = [item["req_cert"] for item in tbs["request_list"]]
+            asked = [(c["hash_algorithm"]["algorithm"].native, c["issuer_name_hash"].native,
+                      c["issuer_key_hash"].native, c["serial_number"].native) for c in cert_ids]  # fmt: skip
+            nonce = None
+            for extension in tbs["request_extensions"] or []:
+                if extension["extn_id"].native == "nonce":
+                    nonce = extension
+                    size = len(extension["extn_value"].parsed.native)
+                    if not 1 <= size <= MAX_NONCE:
+                        return unsuccessful("malformed_request", f"nonce of {size} octets")
+                elif extension["critical"].native:
+                    return unsuccessful("malformed_request", "unknown critical extension")
+        except (ValueError, TypeError, KeyError, IndexError, OverflowError):
+            return unsuccessful("malformed_request", "malformed")
+        if not asked or len(asked) > MAX_CERTS_PER_REQUEST:
+            return unsuccessful("malformed_request", f"{len(asked)} certificates asked")
+        with self._lock:
+            signer = self._fresh()
+            ids = self._issuer_ids()
+            for algorithm, name_hash, key_hash, _ in asked:
+                if ids.get(algorithm) != (name_hash, key_hash):
+                    # RFC 6960 §2.3: a responder that cannot answer for this issuer says "unauthorized".
+                    return unsuccessful("unauthorized", "unauthorized")
+            statuses = [self._lookup(serial) for *_, serial in asked]
+        answer = self._build(signer, cert_ids, statuses, nonce, self.reader.now())
+        if nonce is None:
+            with self._lock:
+                if len(self._signed) >= _MAX_CACHED:
+                    self._signed.clear()
+                self._signed[der] = answer
+        return answer
+
+    def _lookup(self, serial: int) -> tuple[str, datetime | None, int | None]:
+        known = self._status.get(serial)
+        if known is not None:
+            return known
+        try:
+            cert = self.reader.certificate(f"0x{serial:x}")
+        except InputError:
+            status: tuple[str, datetime | None, int | None] = ("unknown", None, None)
+        else:
+            if cert.revoked_at is None:
+                status = ("good", None, None)
+            else:
+                reason = cert.revocation_reason
+                # As in the CRL (RFC 5280 §5.3.1), "unspecified" is said by leaving the reason out.
+                code = None if reason in (None, RevocationReason.UNSPECIFIED) else reason.code
+                status = ("revoked", cert.revoked_at, code)
+        if len(self._status) >= _MAX_CACHED:
+            self._status.clear()
+        self._status[serial] = status
+        return status
+
+    def _build(
+        self, signer: _Signer, cert_ids: list, statuses: list, nonce: core.Asn1Value | None, now: datetime
+    ) -> Answer:
+        until = now + self.validity
+        this_update, next_update = _generalized(now), der_tlv(0xA0, _generalized(until))
+        singles = b""
+        for cert_id, (word, revoked_at, code) in zip(cert_ids, statuses, strict=True):
+            if word == "revoked":
+                reason = der_tlv(0xA0, der_tlv(0x0A, bytes([code]))) if code is not None else b""
+                status = der_tlv(0xA1, _generalized(revoked_at) + reason)
+            else:
+                status = _GOOD if word == "good" else _UNKNOWN
+            singles += der_tlv(0x30, cert_id.dump() + status + this_update + next_update)
+        extensions = der_tlv(0xA1, der_tlv(0x30, nonce.dump())) if nonce is not None else b""
+        tbs = der_tlv(0x30, signer.responder_id + _generalized(now) + der_tlv(0x30, singles) + extensions)
+        signature = der_tlv(0x03, b"\x00" + signer.sign(tbs))
+        basic = der_tlv(0x30, tbs + signer.algorithm_der + signature + signer.certs_der)
+        body = der_tlv(0x30, _SUCCESSFUL + der_tlv(0xA0, der_tlv(0x30, _BASIC_OID + der_tlv(0x04, basic))))
+        outcome = ",".join(word for word, _, _ in statuses)
+        return Answer(body, outcome, now, until, cacheable=nonce is None)
+
+
+def _generalized(moment: datetime) -> bytes:
+    """GeneralizedTime, whole seconds, as RFC 6960 (and RFC 5280 §4.1.2.5.2) want it."""
+    return der_tlv(0x18, moment.astimezone(UTC).strftime("%Y%m%d%H%M%SZ").encode())
+
+
+# The fixed parts of an answer. Responses are assembled from DER pieces: asn1crypto
+# composing them took most of a request's time; asn1crypto still parses requests and
+# encodes the constant pieces below once.
+_GOOD, _UNKNOWN = b"\x80\x00", b"\x82\x00"
+_SUCCESSFUL = asn1_ocsp.OCSPResponseStatus("successful").dump()
+_BASIC_OID = asn1_ocsp.ResponseType("basic_ocsp_response").dump()
+
+
+def _server_file(path: os.PathLike, *, private: bool = False) -> bytes:
+    if not os.path.exists(path):
+        raise RuleError(f"{path} is missing: run 'tui-ca server-setup' as the CA admin first")
+    if private and os.stat(path).st_mode & 0o077:
+        raise RuleError(f"refusing to use {path}: other users can read it; run chmod 600 on it")
+    with open(path, "rb") as handle:
+        return handle.read()
