@@ -128,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
 
+    expiring = sub.add_parser("expiring", help="what ends soon; monitoring-plugin exit codes (0 OK, 1, 2, 3)")
+    expiring.add_argument("--days", type=int, default=30, help="warning window in days (default 30)")
+    expiring.add_argument("--critical-days", type=int, help="critical window in days (exit 2)")
+    expiring.add_argument("--json", action="store_true")
+
     estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
     estuser.add_argument("name")
     estuser.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
@@ -446,6 +451,28 @@ def cmd_server_setup(ca: CertificateAuthority, args) -> int:
     return setup(ca, args)
 
 
+def cmd_expiring(args) -> int:
+    """Nagios/Icinga plugin semantics: a first summary line, exit 0-2, and 3 (UNKNOWN) when it cannot tell."""
+    from tui_ca.engine.expiry import State, expiry_report, report_json
+
+    try:
+        home = resolve_home(args.home)
+        report = expiry_report(CertificateAuthority(home), args.days, args.critical_days)
+    except (CAError, OSError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, CAError) else f"cannot read the CA home: {exc}"
+        print(f"EXPIRING UNKNOWN - {_safe(message)}")
+        print(f"tui-ca: {_safe(message)}", file=sys.stderr)
+        return int(State.UNKNOWN)
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+        return int(report.state)
+    print(report.summary())
+    for item in report.items:
+        who = f"  {_safe(item.requester)}" if item.requester is not None else ""
+        print(f"{item.state.name:8}  {item.ends_at:%Y-%m-%d %H:%M}  {item.name}{who}")
+    return int(report.state)
+
+
 COMMANDS = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
@@ -462,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "expiring":
+            return cmd_expiring(args)
         if args.command == "est-user":
             from tui_ca.server.admin import cmd_est_user
 

@@ -10,7 +10,7 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -24,7 +24,7 @@ from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr,
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, ShardDocs, read_overview
-from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, Request, RequestStatus
+from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
 from tui_ca.engine.store import Store
 
 ROOT_CERT = "ca/root.crt.pem"
@@ -299,3 +299,24 @@ class CAReader:
         if mode & 0o077:
             problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
         return problems
+
+    # --- readers for the faces ---
+
+    def queued_count(self) -> int:
+        """Requests waiting now."""
+        return len(self.requests(RequestStatus.QUEUED))
+
+    def iter_requests(self, status: RequestStatus | None = None) -> Iterator[Request]:
+        """Requests by Certificate ID, optionally of one status."""
+        yield from self.requests(status)
+
+    def iter_certificates(self, status: CertStatus | None = None) -> Iterator[Certificate]:
+        """Certificates by Certificate ID, optionally of one status (expiry from the clock)."""
+        yield from self.certificates(status)
+
+    def crl_state(self) -> CrlInfo:
+        """Number, thisUpdate, nextUpdate and entry count of the published CRL."""
+        crl = x509.load_der_x509_crl(self.store.read_blob(CRL_DER))
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        return CrlInfo(number=number, this_update=crl.last_update_utc, next_update=crl.next_update_utc,
+                       entries=len(crl))  # fmt: skip
