@@ -1,0 +1,157 @@
+"""/metrics: scraped through a real aiohttp listener on 127.0.0.1, parsed by
+prometheus-client's own parser."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import csr_pem, make_csr
+from tui_ca.engine import CertificateAuthority, RevocationReason
+from tui_ca.engine.reader import CAReader
+from tui_ca.engine.service_certs import setup_service_certs
+from tui_ca.server.metrics import Metrics, metrics_routes
+
+
+async def _scrape(metrics: Metrics, times: int = 1, accept: str | None = None) -> list[tuple[int, str, str]]:
+    app = web.Application()
+    executor = ThreadPoolExecutor(max_workers=2)
+    app.add_routes(metrics_routes(metrics.registry, executor))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    answers = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(times):
+                headers = {"Accept": accept} if accept else {}
+                async with session.get(f"http://127.0.0.1:{port}/metrics", headers=headers) as response:
+                    answers.append((response.status, response.headers["Content-Type"], await response.text()))
+    finally:
+        await runner.cleanup()
+        executor.shutdown()
+    return answers
+
+
+def scrape(metrics: Metrics) -> dict[tuple[str, tuple], float]:
+    [(status, content_type, text)] = asyncio.run(_scrape(metrics))
+    assert status == 200 and content_type.startswith("text/plain")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def issue(ca: CertificateAuthority, cn: str, days: int) -> int:
+    request = ca.submit(csr_pem(make_csr(cn=cn))).request
+    [outcome] = ca.approve([request.id], days=days)
+    assert outcome.certificate is not None
+    return request.id
+
+
+@pytest.fixture
+def busy_ca(ca: CertificateAuthority, clock) -> CertificateAuthority:
+    issue(ca, "in-five", 5)
+    issue(ca, "in-twenty", 20)
+    issue(ca, "in-two-hundred", 200)
+    ca.revoke(issue(ca, "revoked", 100), RevocationReason.KEY_COMPROMISE)
+    issue(ca, "short", 1)
+    setup_service_certs(ca)
+    ca.submit(csr_pem(make_csr(cn="waiting-1")))
+    clock.now += timedelta(minutes=30)
+    ca.submit(csr_pem(make_csr(cn="waiting-2")))
+    clock.now += timedelta(days=1, minutes=30)  # "short" has expired now
+    return ca
+
+
+def test_every_gauge_reflects_the_store(busy_ca, clock):
+    values = scrape(Metrics(busy_ca))
+    assert values[("tui_ca_store_up", ())] == 1
+    assert values[("tui_ca_queue_length", ())] == 2
+    assert values[("tui_ca_queue_oldest_age_seconds", ())] == (24 * 60 + 60) * 60
+    assert values[("tui_ca_certificates", (("status", "valid"),))] == 3
+    assert values[("tui_ca_certificates", (("status", "revoked"),))] == 1
+    assert values[("tui_ca_certificates", (("status", "expired"),))] == 1
+    assert values[("tui_ca_certificates_expiring", (("within_days", "7"),))] == 1
+    assert values[("tui_ca_certificates_expiring", (("within_days", "30"),))] == 2
+    info = busy_ca.crl_state()
+    assert values[("tui_ca_crl_next_update_seconds", ())] == (info.next_update - clock.now).total_seconds()
+    issuing_left = (busy_ca.issuing_cert().not_valid_after_utc - clock.now).total_seconds()
+    assert values[("tui_ca_ca_not_after_seconds", (("ca", "issuing"),))] == issuing_left
+    assert values[("tui_ca_ca_not_after_seconds", (("ca", "root"),))] > 0
+    # The OCSP signer was made 7 days before "now" minus a day and an hour.
+    assert 5 * 86400 < values[("tui_ca_ocsp_signer_not_after_seconds", ())] < 6 * 86400
+    assert values[("tui_ca_audit_chain_intact", ())] == 1
+
+
+def test_request_counters_and_latency_histograms(busy_ca):
+    metrics = Metrics(busy_ca)
+    metrics.observe_request("est", "queued", 0.004)
+    metrics.observe_request("est", "queued", 0.2)
+    metrics.observe_request("ocsp", "good", 0.03)
+    values = scrape(metrics)
+    assert values[("tui_ca_http_requests_total", (("protocol", "est"), ("result", "queued")))] == 2
+    assert values[("tui_ca_http_requests_total", (("protocol", "ocsp"), ("result", "good")))] == 1
+    est = (("protocol", "est"), ("result", "queued"))
+    assert values[("tui_ca_http_request_duration_seconds_count", est)] == 2
+    assert values[("tui_ca_http_request_duration_seconds_bucket", (("le", "0.005"), *est))] == 1
+    assert values[("tui_ca_http_request_duration_seconds_bucket", (("le", "0.25"), *est))] == 2
+
+
+def test_the_clock_moves_gauges_without_a_commit(busy_ca, clock):
+    metrics = Metrics(busy_ca)
+    before = scrape(metrics)
+    clock.now += timedelta(days=10)
+    after = scrape(metrics)
+    assert after[("tui_ca_certificates", (("status", "expired"),))] == 2  # "in-five" too
+    assert after[("tui_ca_queue_oldest_age_seconds", ())] == before[("tui_ca_queue_oldest_age_seconds", ())] + 864000
+    assert after[("tui_ca_crl_next_update_seconds", ())] < 0
+
+
+def test_audit_is_verified_once_per_change_and_a_tamper_shows(busy_ca, monkeypatch):
+    calls = []
+    original = busy_ca.verify_audit
+
+    def counted() -> list[str]:
+        calls.append(1)
+        return original()
+
+    monkeypatch.setattr(busy_ca, "verify_audit", counted)
+    metrics = Metrics(busy_ca)
+    [one, two, three] = asyncio.run(_scrape(metrics, times=3))
+    assert all(status == 200 for status, _, _ in (one, two, three))
+    assert len(calls) == 1
+    # Edit a record the way an intruder would, then let any commit happen.
+    shard = next(Path(busy_ca.home).rglob("audit/00000.json"))
+    data = json.loads(shard.read_text())
+    data["audit"]["3"]["outcome"] = "nothing happened"
+    shard.write_text(json.dumps(data))
+    busy_ca.submit(csr_pem(make_csr(cn="after-tamper")))
+    values = scrape(metrics)
+    assert len(calls) == 2
+    assert values[("tui_ca_audit_chain_intact", ())] == 0
+
+
+def test_openmetrics_when_asked(busy_ca):
+    [(status, content_type, text)] = asyncio.run(
+        _scrape(Metrics(busy_ca), accept="application/openmetrics-text; version=1.0.0")
+    )
+    assert status == 200 and content_type.startswith("application/openmetrics-text")
+    assert text.rstrip().endswith("# EOF")
+
+
+def test_a_home_without_a_ca_scrapes_as_down(tmp_path):
+    values = scrape(Metrics(CAReader(tmp_path / "empty")))
+    assert values[("tui_ca_store_up", ())] == 0
+    assert ("tui_ca_queue_length", ()) not in values
