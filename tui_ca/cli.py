@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     expiring.add_argument("--critical-days", type=int, help="critical window in days (exit 2)")
     expiring.add_argument("--json", action="store_true")
 
+    from tui_ca.cli_notify import add_parser as add_notify_parser
+
+    add_notify_parser(sub)
+
     estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
     estuser.add_argument("name")
     estuser.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
@@ -473,11 +477,17 @@ def cmd_expiring(args) -> int:
     return int(report.state)
 
 
+def cmd_notify(ca: CertificateAuthority, args) -> int:
+    from tui_ca.cli_notify import cmd_notify as notify
+
+    return notify(ca, args)
+
+
 COMMANDS = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup,
+    "server-setup": cmd_server_setup, "notify": cmd_notify,
 }  # fmt: skip
 
 

@@ -14,10 +14,11 @@ from tests.helpers import CA_NAMES
 from tests.ops.memory_outbox import MemoryOutbox
 from tests.ops.receivers import HttpReceiver, SmtpServer, events_in, server_tls_files, stdin_to_file_argv
 from tui_ca.engine import Actor, CertificateAuthority, InputError
-from tui_ca.engine.notify import DeliveryError, NotifyConfig, deliver, make_channel, run_once
-from tui_ca.engine.notify.config import NotifyConfigError
+from tui_ca.engine.notify.channels import DeliveryError, deliver
+from tui_ca.engine.notify.config import NotifyConfig, NotifyConfigError, make_channel
 from tui_ca.engine.notify.events import make_event
 from tui_ca.engine.notify.outbox import MAX_ATTEMPTS, MAX_PENDING_REFUSALS, backoff, enqueue
+from tui_ca.engine.notify.worker import run_once
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -5,21 +5,5 @@ change itself; a worker (``tui-ca notify run``, or a task in ``serve``)
 delivers them with retries, auditing each outcome. See ``outbox.py``.
 """
 
-from tui_ca.engine.notify.channels import DeliveryError, deliver
-from tui_ca.engine.notify.config import Channel, NotifyConfig, NotifyConfigError, load_config, make_channel
-from tui_ca.engine.notify.outbox import OutboxRecords, OutboxStore
-from tui_ca.engine.notify.worker import RunSummary, run_once
-
-__all__ = [
-    "Channel",
-    "DeliveryError",
-    "NotifyConfig",
-    "NotifyConfigError",
-    "OutboxRecords",
-    "OutboxStore",
-    "RunSummary",
-    "deliver",
-    "load_config",
-    "make_channel",
-    "run_once",
-]
+# No re-exports: the CLI imports config.py alone, and channels.py pulls in
+# smtplib, email and urllib, which every other command would pay for.

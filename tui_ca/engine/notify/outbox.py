@@ -10,6 +10,9 @@ transaction. A failed delivery is retried with exponential backoff; after
 
 The channels an event goes to are fixed when it is written (a channel added
 later does not receive old news); a channel removed meanwhile is skipped.
+When the settings cannot be read at that moment the event is written for
+``"*"`` (every channel that wants its kind), resolved by the worker: a damaged
+``notify.json`` neither fails the operation nor loses the event.
 
 Entry document::
 
@@ -22,7 +25,7 @@ disappears with its last delivery. The audit log keeps the history.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -98,7 +101,8 @@ def enqueue(records: OutboxRecords, event: dict, channels: list[str], now: datet
     if event["kind"] == "refused":
         pending = sum(1 for doc in records.iter_outbox() if doc["event"]["kind"] == "refused")
         if pending >= MAX_PENDING_REFUSALS:
-            records.set_state("refusals_dropped", int(records.state("refusals_dropped") or 0) + 1)
+            dropped = records.state("refusals_dropped")
+            records.set_state("refusals_dropped", (dropped if isinstance(dropped, int) else 0) + 1)
             return None
     entry_id = records.next_outbox_id()
     records.put_outbox({
@@ -108,8 +112,15 @@ def enqueue(records: OutboxRecords, event: dict, channels: list[str], now: datet
     return entry_id
 
 
-def claim(store: OutboxStore, now: datetime, *, limit: int = 50, lease: timedelta = DEFAULT_LEASE) -> list[Delivery]:
-    """Take up to ``limit`` due deliveries, leased to this worker until ``now + lease``."""
+ANY_CHANNEL = "*"
+
+
+def claim(store: OutboxStore, now: datetime, *, limit: int = 50, lease: timedelta = DEFAULT_LEASE,
+          channels_for: Callable[[str], list[str]] | None = None) -> list[Delivery]:  # fmt: skip
+    """Take up to ``limit`` due deliveries, leased to this worker until ``now + lease``.
+
+    ``channels_for(kind)`` resolves deliveries written for ``"*"``.
+    """
     claimed: list[Delivery] = []
     with store.outbox_transaction() as records:
         for doc in records.iter_outbox():
@@ -117,6 +128,15 @@ def claim(store: OutboxStore, now: datetime, *, limit: int = 50, lease: timedelt
                 break
             if doc.get("lease_until") and datetime.fromisoformat(doc["lease_until"]) > now:
                 continue
+            if ANY_CHANNEL in doc["deliveries"] and channels_for is not None:
+                wildcard = doc["deliveries"][ANY_CHANNEL]
+                named = {name: dict(wildcard) for name in channels_for(doc["event"]["kind"])}
+                rest = {k: v for k, v in doc["deliveries"].items() if k != ANY_CHANNEL}
+                doc = {**doc, "deliveries": {**named, **rest}}
+                if not doc["deliveries"]:
+                    records.delete_outbox(doc["id"])
+                    continue
+                records.put_outbox(doc)
             due = [(name, d) for name, d in doc["deliveries"].items() if datetime.fromisoformat(d["next_at"]) <= now]
             if not due:
                 continue

@@ -77,7 +77,8 @@ def run_once(store: OutboxStore, config: NotifyConfig, clock: Callable[[], datet
     notice = enqueue_daily_expiry(store, config, clock(), report) if report is not None else False
     counts = {"delivered": 0, "retry": 0, "given up": 0}
     dropped = 0
-    for delivery in claim(store, clock(), limit=limit):
+    wanting = lambda kind: [c.name for c in config.wanting(kind)]  # noqa: E731
+    for delivery in claim(store, clock(), limit=limit, channels_for=wanting):
         channel = config.channel(delivery.channel)
         if channel is None:
             drop_channel(store, delivery)
