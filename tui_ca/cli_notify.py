@@ -24,7 +24,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     def common(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("name", help="the channel's name (letters, digits, . _ -)")
-        parser.add_argument("--events", help=f"comma-separated, of: {', '.join(settings.DEFAULT_EVENTS)} (default: all)")
+        parser.add_argument(
+            "--events", help=f"comma-separated, of: {', '.join(settings.DEFAULT_EVENTS)} (default: all)"
+        )
         parser.add_argument("--timeout", type=float, default=settings.DEFAULT_TIMEOUT,
                             help="seconds per delivery (default 10)")  # fmt: skip
 
