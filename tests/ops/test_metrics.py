@@ -109,6 +109,29 @@ def test_request_counters_and_latency_histograms(busy_ca):
     assert values[("tui_ca_http_request_duration_seconds_bucket", (("le", "0.25"), *est))] == 2
 
 
+@pytest.mark.parametrize(
+    ("path", "protocol"),
+    [("/.well-known/est/cacerts", "est"), ("/scep/pkiclient.exe?operation=GetCACaps", "scep"),
+     ("/pki/ocsp/MEow", "ocsp"), ("/ocsp", "ocsp"), ("/pki/ca.crl", "crl"), ("/root.crt", "cacerts"),
+     ("/metrics", "metrics"), ("/", "other"), ("/est", "other")],
+)  # fmt: skip
+def test_protocol_labels_from_paths(path, protocol):
+    from tui_ca.server.metrics import protocol_for_path
+
+    assert protocol_for_path(path) == protocol
+
+
+def test_an_access_log_feeds_by_path(busy_ca):
+    metrics = Metrics(busy_ca)
+    metrics.observe_response("/.well-known/est/simpleenroll", 202, 0.01)
+    metrics.observe_response("/ocsp/MEow", 200, 0.002)
+    metrics.observe_response("/../../etc/passwd", 404, 0.001)
+    values = scrape(metrics)
+    assert values[("tui_ca_http_requests_total", (("protocol", "est"), ("result", "202")))] == 1
+    assert values[("tui_ca_http_requests_total", (("protocol", "ocsp"), ("result", "200")))] == 1
+    assert values[("tui_ca_http_requests_total", (("protocol", "other"), ("result", "404")))] == 1
+
+
 def test_the_clock_moves_gauges_without_a_commit(busy_ca, clock):
     metrics = Metrics(busy_ca)
     before = scrape(metrics)

@@ -41,7 +41,27 @@ from tui_ca.engine.service_certs import OCSP_CERT
 # server's whole-request deadline).
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 EXPIRY_WINDOWS_DAYS = (7, 30)
-PROTOCOLS = ("est", "scep", "ocsp", "crl", "cacerts")
+
+
+def protocol_for_path(path: str) -> str:
+    """``est``, ``scep``, ``ocsp``, ``crl``, ``cacerts``, ``metrics`` or ``other``: a bounded label set.
+
+    The status paths may sit under the base URL's path (``/pki/ca.crl``), so
+    they are recognised by their last segments, not by a prefix.
+    """
+    segments = [s for s in path.split("?", 1)[0].split("/") if s]
+    if segments[:2] == [".well-known", "est"]:
+        return "est"
+    if "pkiclient.exe" in segments or "scep" in segments:
+        return "scep"
+    if "ocsp" in segments:
+        return "ocsp"
+    last = segments[-1] if segments else ""
+    if last.endswith(".crl"):
+        return "crl"
+    if last.endswith(".crt"):
+        return "cacerts"
+    return "metrics" if segments == ["metrics"] else "other"
 
 
 @dataclass(frozen=True)
@@ -171,9 +191,14 @@ class Metrics:
                                   ["protocol", "result"], buckets=LATENCY_BUCKETS, registry=self.registry)  # fmt: skip
 
     def observe_request(self, protocol: str, result: str, seconds: float) -> None:
-        """Count one answered request (``protocol``: est, scep, ocsp…; ``result``: ours, e.g. issued, queued, refused)."""
+        """Count one answered request (``protocol``: est, scep, ocsp…; ``result``: the HTTP status, or a word of ours
+        such as ``queued``; keep both to small fixed sets, each value is a time series)."""
         self._requests.labels(protocol, result).inc()
         self._latency.labels(protocol, result).observe(seconds)
+
+    def observe_response(self, path: str, status: int, seconds: float) -> None:
+        """What an access log calls for every answer: the protocol from the path, the status as the result."""
+        self.observe_request(protocol_for_path(path), str(status), seconds)
 
 
 def metrics_routes(registry: CollectorRegistry, executor: Executor) -> list[web.RouteDef]:
