@@ -102,15 +102,15 @@ def cmd_notify(ca: CertificateAuthority, args: argparse.Namespace) -> int:
         print(f"{len(waiting)} event(s) waiting in the outbox")
         return 0
     if action == "test":
-        targets = list(config.channels) if args.name is None else [config.channel(args.name)]
-        if targets == [None]:
+        named = config.channel(args.name) if args.name is not None else None
+        if args.name is not None and named is None:
             raise InputError(f"no notification channel named {args.name!r} (see tui-ca notify list)")
+        targets = list(config.channels) if named is None else [named]
         if not targets:
             raise RuleError("no channels to test (add one with: tui-ca notify add …)")
         worst = 0
         event = trial_event(ca.now(), ca.actor)
         for channel in targets:
-            assert channel is not None
             try:
                 deliver(channel, event)
             except DeliveryError as exc:

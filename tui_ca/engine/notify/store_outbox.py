@@ -46,7 +46,7 @@ class _OpRecords:
     def __init__(self, op: _Op) -> None:
         self._op = op
         stored = next((d for d in op.txn.iter_outbox() if d["id"] == _STATE_ID), None)
-        self._state = dict(stored) if stored else {"id": _STATE_ID, "next_id": 1, "state": {}}
+        self._state: dict[str, Any] = dict(stored) if stored else {"id": _STATE_ID, "next_id": 1, "state": {}}
         self._state_changed = False
 
     def iter_outbox(self) -> Iterator[dict]:
@@ -110,13 +110,13 @@ def _event(txn: Any, kind: str, audit_doc: dict) -> dict | None:
         request = txn.get_request(number)
         if request is None:
             return None
-        model = docs.request_model(request)
-        return events.queued_event(model, at, actor) if kind == "queued" else events.rejected_event(model, at, actor)
+        asked = docs.request_model(request)
+        return events.queued_event(asked, at, actor) if kind == "queued" else events.rejected_event(asked, at, actor)
     cert = txn.get_certificate(number)
     if cert is None:
         return None
-    model = docs.certificate_model(cert)
-    return events.approved_event(model, at, actor) if kind == "approved" else events.revoked_event(model, at, actor)
+    issued = docs.certificate_model(cert)
+    return events.approved_event(issued, at, actor) if kind == "approved" else events.revoked_event(issued, at, actor)
 
 
 def _channels_for(home: Path) -> Callable[[str], list[str]]:
