@@ -458,10 +458,11 @@ def cmd_server_setup(ca: CertificateAuthority, args) -> int:
 def cmd_expiring(args) -> int:
     """Nagios/Icinga plugin semantics: a first summary line, exit 0-2, and 3 (UNKNOWN) when it cannot tell."""
     from tui_ca.engine.expiry import State, expiry_report, report_json
+    from tui_ca.engine.reader import CAReader
 
     try:
         home = resolve_home(args.home)
-        report = expiry_report(CertificateAuthority(home), args.days, args.critical_days)
+        report = expiry_report(CAReader(home), args.days, args.critical_days)
     except (CAError, OSError, ValueError) as exc:
         message = str(exc) if isinstance(exc, CAError) else f"cannot read the CA home: {exc}"
         print(f"EXPIRING UNKNOWN - {_safe(message)}")
