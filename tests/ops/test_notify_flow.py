@@ -79,7 +79,7 @@ def test_a_refused_submission_is_news_but_stores_nothing_else(script_ca):
         ca.submit(b"this is not a CSR", source="est")
     assert ca.requests() == []
     [event] = outbox_events(ca)
-    assert event["kind"] == "refused" and event["source"] == "est" and "CSR" in event["reason"]
+    assert event["kind"] == "refused" and event["source"] == "est" and "certificate signing request" in event["reason"]
     notify_pass(ca)
     assert [e["kind"] for e in events_in(out)] == ["refused"]
 

@@ -13,19 +13,22 @@ same transaction, for the channels that want it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from tui_ca.engine import records as docs
-from tui_ca.engine.errors import CAError
+from tui_ca.engine.errors import CAError, InputError, NoCAError, RuleError, UnsafeHomeError
 from tui_ca.engine.models import Actor
 from tui_ca.engine.notify import events
 from tui_ca.engine.notify.config import NotifyConfig, load_config
 from tui_ca.engine.notify.outbox import ANY_CHANNEL, enqueue, pending
-from tui_ca.engine.notify.worker import RunSummary, run_once
+
+if TYPE_CHECKING:
+    from tui_ca.engine.notify.worker import RunSummary
 
 _STATE_ID = 0
 # The audit actions that are news, and the event each becomes.
@@ -167,6 +170,25 @@ def enqueue_refusal(ca: Any, reason: str, source: str, actor: Actor) -> None:
         return
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def refusals_notified(submit_many: F) -> F:
+    """Wrap the engine's intake so that a refused submission becomes a ``refused`` event."""
+
+    @functools.wraps(submit_many)
+    def submit(self: Any, items: Any, *, source: str = "cli", actor: Actor | None = None, **options: Any) -> Any:
+        try:
+            return submit_many(self, items, source=source, actor=actor, **options)
+        except (InputError, RuleError) as exc:
+            # No CA, or an unsafe home: nothing to tell, and no store to write to.
+            if not isinstance(exc, (NoCAError, UnsafeHomeError)):
+                enqueue_refusal(self, str(exc), source, actor or self.actor)
+            raise
+
+    return submit  # type: ignore[return-value]
+
+
 def expiry_report_for(ca: Any) -> Callable[[int], dict]:
     from tui_ca.engine.expiry import expiry_report, report_json
 
@@ -175,5 +197,9 @@ def expiry_report_for(ca: Any) -> Callable[[int], dict]:
 
 def notify_pass(ca: Any, config: NotifyConfig | None = None) -> RunSummary:
     """One worker pass on a CA (``notify run``; serve's task calls it in its executor)."""
+    # Imported here: the worker pulls in smtplib, email and urllib, which no
+    # engine operation needs.
+    from tui_ca.engine.notify.worker import run_once
+
     config = load_config(ca.home) if config is None else config
     return run_once(StoreOutbox(ca), config, ca.now, report=expiry_report_for(ca))
