@@ -248,8 +248,22 @@ def test_a_claimed_delivery_is_not_taken_by_a_second_worker(tmp_path):
         enqueue(records, event(), ["a"], clock())
     assert len(claim(outbox, clock())) == 1
     assert claim(outbox, clock()) == []
-    clock.now += timedelta(minutes=6)  # the first worker died: its lease runs out
+    clock.now += timedelta(minutes=6)  # the first worker died: its (default) lease runs out
     assert len(claim(outbox, clock())) == 1
+
+
+def test_a_late_outcome_of_a_settled_delivery_changes_nothing():
+    from tui_ca.engine.notify.outbox import claim, record
+
+    outbox, clock = MemoryOutbox(), Clock()
+    with outbox.outbox_transaction() as records:
+        enqueue(records, event(), ["a"], clock())
+    [first] = claim(outbox, clock())
+    clock.now += timedelta(minutes=6)
+    [second] = claim(outbox, clock())
+    assert record(outbox, second, clock(), None) == "delivered"
+    assert record(outbox, first, clock(), "too late") == "gone"
+    assert [a["outcome"] for a in outbox.audit] == ["delivered"]
 
 
 def test_a_removed_channel_is_dropped_and_audited(tmp_path):

@@ -146,12 +146,12 @@ def claim(store: OutboxStore, now: datetime, *, limit: int = 50, lease: timedelt
 
 
 def record(store: OutboxStore, delivery: Delivery, now: datetime, error: str | None) -> str:
-    """Store one outcome and its audit record; returns ``delivered``, ``retry`` or ``given up``."""
+    """Store one outcome and its audit record; returns ``delivered``, ``retry``, ``given up`` or ``gone``."""
     target = f"event {delivery.entry_id} ({delivery.event['kind']}) to {delivery.channel}"
     with store.outbox_transaction() as records:
         doc = next((d for d in records.iter_outbox() if d["id"] == delivery.entry_id), None)
         if doc is None or delivery.channel not in doc["deliveries"]:
-            return "delivered"  # another worker finished it after our lease ran out
+            return "gone"  # another worker settled it after our lease ran out
         deliveries = dict(doc["deliveries"])
         attempts = delivery.attempts + 1
         if error is None:

@@ -11,12 +11,12 @@ import asyncio
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from tui_ca.engine.notify.channels import DeliveryError, deliver
 from tui_ca.engine.notify.config import Channel, NotifyConfig
 from tui_ca.engine.notify.events import expiry_event
-from tui_ca.engine.notify.outbox import OutboxStore, claim, drop_channel, enqueue, record
+from tui_ca.engine.notify.outbox import DEFAULT_LEASE, OutboxStore, claim, drop_channel, enqueue, record
 
 # How often serve's task looks at the outbox; events are minutes-grade news.
 DEFAULT_INTERVAL = 30.0
@@ -75,10 +75,14 @@ def run_once(store: OutboxStore, config: NotifyConfig, clock: Callable[[], datet
              report: Callable[[int], dict] | None = None, send: Sender = deliver, limit: int = 50) -> RunSummary:  # fmt: skip
     """One pass of the worker (see the module docstring)."""
     notice = enqueue_daily_expiry(store, config, clock(), report) if report is not None else False
-    counts = {"delivered": 0, "retry": 0, "given up": 0}
+    counts = {"delivered": 0, "retry": 0, "given up": 0, "gone": 0}
     dropped = 0
     wanting = lambda kind: [c.name for c in config.wanting(kind)]  # noqa: E731
-    for delivery in claim(store, clock(), limit=limit, channels_for=wanting):
+    # The lease outlives the slowest possible pass, so no second worker takes
+    # a delivery this one is still making.
+    slowest = max((c.timeout for c in config.channels), default=0.0)
+    lease = max(DEFAULT_LEASE, timedelta(seconds=60 + limit * slowest))
+    for delivery in claim(store, clock(), limit=limit, lease=lease, channels_for=wanting):
         channel = config.channel(delivery.channel)
         if channel is None:
             drop_channel(store, delivery)
