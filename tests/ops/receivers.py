@@ -122,6 +122,7 @@ class HttpReceiver:
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.headers: list[dict] = []
+        self.gets: list[str] = []
         self.status = 204
         receiver = self
 
@@ -133,6 +134,14 @@ class HttpReceiver:
                     receiver.bodies.append(json.loads(body))
                     receiver.headers.append(dict(self.headers))
                 self.send_response(receiver.status)
+                if 300 <= receiver.status < 400:
+                    self.send_header("Location", receiver.url + "/moved")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802 - a followed redirect would arrive here
+                receiver.gets.append(self.path)
+                self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -132,6 +132,10 @@ def test_webhook_posts_the_event_as_json():
         receiver.status = 500
         with pytest.raises(DeliveryError, match="answered 500"):
             deliver(make_channel("webhook", "hook", url=receiver.url), event())
+        receiver.status = 302
+        with pytest.raises(DeliveryError, match="answered 302"):
+            deliver(make_channel("webhook", "hook", url=receiver.url), event())
+        assert receiver.gets == []  # the redirect was not followed
     finally:
         receiver.stop()
 
