@@ -84,6 +84,18 @@ def test_a_refused_submission_is_news_but_stores_nothing_else(script_ca):
     assert [e["kind"] for e in events_in(out)] == ["refused"]
 
 
+def test_a_record_the_models_cannot_read_still_gives_an_event(script_ca, monkeypatch):
+    ca, _ = script_ca
+
+    def unreadable(doc: dict):
+        raise KeyError("subject")
+
+    monkeypatch.setattr("tui_ca.engine.notify.events.queued_event", unreadable)
+    request = ca.submit(csr_pem(make_csr(cn="phone-1"))).request.id  # the operation itself succeeds
+    [event] = outbox_events(ca)
+    assert event["kind"] == "queued" and event["target"] == f"request {request}" and event["requester"] == "phone-1"
+
+
 def test_without_channels_nothing_is_written(ca):
     ca.submit(csr_pem(make_csr(cn="phone-1")))
     assert outbox_events(ca) == []

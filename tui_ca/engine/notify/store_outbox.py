@@ -144,9 +144,17 @@ def enqueue_operation_events(op: _Op, home: Path) -> None:
         channels = channels_for(kind)
         if not channels:
             continue
-        event = _event(op.txn, kind, audit_doc)
+        try:
+            event = _event(op.txn, kind, audit_doc)
+        except (KeyError, ValueError, IndexError, TypeError):
+            # A record the models cannot read must not fail the operation:
+            # the event then carries what the audit record says.
+            event = None
         if event is None:
-            continue
+            event = events.make_event(kind, datetime.fromisoformat(audit_doc["at"]),
+                                      Actor(audit_doc["user"], audit_doc.get("address")),
+                                      f"{audit_doc['target']} {audit_doc['outcome']}", target=audit_doc["target"],
+                                      **audit_doc.get("extra", {}))  # fmt: skip
         records = records or _OpRecords(op)
         enqueue(records, event, channels, datetime.fromisoformat(audit_doc["at"]))
     if records is not None:
