@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     expiring.add_argument("--days", type=int, default=30, help="warning window in days (default 30)")
     expiring.add_argument("--critical-days", type=int, help="critical window in days (exit 2)")
     expiring.add_argument("--json", action="store_true")
+    # A monitoring plugin's usage error is UNKNOWN (3), not CRITICAL (2).
+    expiring.error = _plugin_usage_error  # type: ignore[method-assign]
 
     from tui_ca.cli_notify import add_parser as add_notify_parser
 
@@ -144,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------- helpers
+
+
+def _plugin_usage_error(message: str) -> None:
+    print(f"EXPIRING UNKNOWN - {message}")
+    print(f"tui-ca: {message} (see tui-ca expiring --help)", file=sys.stderr)
+    raise SystemExit(3)
 
 
 def _die(message: str, code: int) -> int:

@@ -176,3 +176,9 @@ def test_command_unknown_for_bad_thresholds(live_home):
     result = run_cli(live_home, "expiring", "--days", "5", "--critical-days", "9")
     assert result.stdout.decode().startswith("EXPIRING UNKNOWN - --critical-days")
     assert_refused(result, 3, "--critical-days")
+
+
+def test_command_usage_errors_are_unknown(live_home):
+    result = run_cli(live_home, "expiring", "--days", "soon")
+    assert result.stdout.decode().startswith("EXPIRING UNKNOWN - argument --days")
+    assert_refused(result, 3, "--days")
