@@ -25,7 +25,7 @@ from tui_ca.engine.errors import CAError, InputError, NoCAError, RuleError, Unsa
 from tui_ca.engine.models import Actor
 from tui_ca.engine.notify import events
 from tui_ca.engine.notify.config import NotifyConfig, load_config
-from tui_ca.engine.notify.outbox import ANY_CHANNEL, enqueue, pending
+from tui_ca.engine.notify.outbox import ANY_CHANNEL, enqueue
 
 if TYPE_CHECKING:
     from tui_ca.engine.notify.worker import RunSummary
@@ -97,7 +97,8 @@ class StoreOutbox:
             records.finish()
 
     def pending(self) -> list[dict]:
-        return pending(self)
+        """Every undelivered entry, read from one committed state (no lock, nothing written)."""
+        return self._ca.store.read(lambda view: [d for d in view.iter_outbox() if d["id"] != _STATE_ID])
 
     def audit_settings(self, target: str, outcome: str, **extra: object) -> None:
         """Record a change of the notification settings (or a test delivery) in the audit log."""
