@@ -142,28 +142,20 @@ def test_the_clock_moves_gauges_without_a_commit(busy_ca, clock):
     assert after[("tui_ca_crl_next_update_seconds", ())] < 0
 
 
-def test_audit_is_verified_once_per_change_and_a_tamper_shows(busy_ca, monkeypatch):
-    calls = []
-    original = busy_ca.verify_audit
-
-    def counted() -> list[str]:
-        calls.append(1)
-        return original()
-
-    monkeypatch.setattr(busy_ca, "verify_audit", counted)
+def test_audit_chain_gauge_follows_the_watch(busy_ca, monkeypatch):
+    # The watch itself is tested in test_audit_watch.py; here: the gauge shows it.
     metrics = Metrics(busy_ca)
     [one, two, three] = asyncio.run(_scrape(metrics, times=3))
     assert all(status == 200 for status, _, _ in (one, two, three))
-    assert len(calls) == 1
-    # Edit a record the way an intruder would, then let any commit happen.
+    assert scrape(metrics)[("tui_ca_audit_chain_intact", ())] == 1
+    # An edited record, then any commit, and a watch whose whole-chain check is due.
     shard = next(Path(busy_ca.home).rglob("audit/00000.json"))
     data = json.loads(shard.read_text())
     data["audit"]["3"]["outcome"] = "nothing happened"
     shard.write_text(json.dumps(data))
     busy_ca.submit(csr_pem(make_csr(cn="after-tamper")))
-    values = scrape(metrics)
-    assert len(calls) == 2
-    assert values[("tui_ca_audit_chain_intact", ())] == 0
+    monkeypatch.setattr("tui_ca.engine.audit_watch.DEFAULT_FULL_EVERY", 0.0)
+    assert scrape(Metrics(busy_ca))[("tui_ca_audit_chain_intact", ())] == 0
 
 
 def test_openmetrics_when_asked(busy_ca):

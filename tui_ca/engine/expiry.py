@@ -17,6 +17,7 @@ CRL: the alert the README's Prometheus rules raise too).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum, StrEnum
@@ -24,8 +25,9 @@ from pathlib import Path
 
 from cryptography import x509
 
+from tui_ca.engine import records
 from tui_ca.engine.errors import InputError
-from tui_ca.engine.models import CertStatus
+from tui_ca.engine.models import Certificate
 from tui_ca.engine.reader import CAReader
 from tui_ca.engine.service_certs import SERVER_DIR
 
@@ -160,6 +162,32 @@ def service_certificates(home: Path) -> list[tuple[str, x509.Certificate]]:
     return found
 
 
+def _valid_ending_by(reader: CAReader, now: datetime, horizon: datetime) -> Iterator[Certificate]:
+    """Valid certificates ending by ``horizon``, by ID: the stored dates are compared before any model is built
+    (models of 100,000 certificates were most of the report's time; bench/ops_bench.py)."""
+    for doc in reader.store.view().iter_certificates():
+        if doc.get("revoked_at") is None and now < datetime.fromisoformat(doc["na"]) <= horizon:
+            yield records.certificate_model(doc)
+
+
+def certificate_dates(reader: CAReader) -> tuple[list[datetime], int]:
+    """The notAfter of every certificate not revoked (sorted), and how many are revoked: one pass, no models."""
+    ends: list[datetime] = []
+    revoked = 0
+    for doc in reader.store.view().iter_certificates():
+        if doc.get("revoked_at") is not None:
+            revoked += 1
+        else:
+            ends.append(datetime.fromisoformat(doc["na"]))
+    ends.sort()
+    return ends, revoked
+
+
+def queued_since(reader: CAReader) -> list[datetime]:
+    """When each queued request was submitted, oldest first (no models)."""
+    return sorted(datetime.fromisoformat(doc["at"]) for doc in reader.store.view().iter_requests(status="queued"))
+
+
 def check_window(days: int, critical_days: int | None) -> None:
     """Refuse thresholds that make no sense (InputError)."""
     if not 0 <= days <= MAX_WINDOW_DAYS:
@@ -176,7 +204,7 @@ def expiry_report(reader: CAReader, days: int = DEFAULT_WARNING_DAYS, critical_d
     horizon = now + timedelta(days=days)
     items: list[ExpiringItem] = []
     critical = None if critical_days is None else now + timedelta(days=critical_days)
-    for cert in reader.iter_certificates(CertStatus.VALID):
+    for cert in _valid_ending_by(reader, now, horizon):
         if cert.not_after <= horizon:
             state = State.CRITICAL if critical is not None and cert.not_after <= critical else State.WARNING
             items.append(ExpiringItem(Kind.CERTIFICATE, f"certificate {cert.id}", cert.not_after, state,

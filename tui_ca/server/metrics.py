@@ -2,10 +2,10 @@
 
 The CA's state is read from the engine at scrape time by a custom collector,
 so a metric can never drift from the store. What costs more than a few stat
-calls (a pass over every certificate, the audit chain's hashes) is computed
-once per store change token and kept: between commits a scrape only redoes the
-arithmetic against the clock, so a 15-second scrape interval costs nothing on a
-100,000-certificate home. Request counters and latency histograms are ordinary
+calls (a pass over every certificate's dates) is computed once per store
+change token and kept: between commits a scrape only redoes the arithmetic
+against the clock. The audit chain is verified whole now and then and, after
+a commit, only from the head verified before (engine/audit_watch.py). Request counters and latency histograms are ordinary
 client-library metrics that the HTTP layer feeds through
 :meth:`Metrics.observe_request`.
 
@@ -31,8 +31,10 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from tui_ca.engine.audit_watch import AuditWatch
 from tui_ca.engine.errors import CAError
-from tui_ca.engine.models import CertStatus, RequestStatus
+from tui_ca.engine.expiry import certificate_dates, queued_since
+from tui_ca.engine.models import CertStatus
 from tui_ca.engine.reader import CAReader
 from tui_ca.engine.service_certs import OCSP_CERT
 
@@ -88,6 +90,7 @@ class CACollector(Collector):
         self._lock = threading.Lock()
         self._cached: tuple[object, _Snapshot] | None = None
         self._ocsp: tuple[object, datetime | None] | None = None
+        self._audit = AuditWatch(reader)
 
     def _snapshot(self) -> _Snapshot:
         token = self._reader.change_token()
@@ -95,17 +98,10 @@ class CACollector(Collector):
             if self._cached is not None and self._cached[0] == token:
                 return self._cached[1]
             reader = self._reader
-            queued = tuple(r.submitted_at for r in reader.iter_requests(RequestStatus.QUEUED))
-            not_after, revoked = [], 0
-            for cert in reader.iter_certificates():
-                if cert.revoked_at is not None:
-                    revoked += 1
-                else:
-                    not_after.append(cert.not_after)
+            ends, revoked = certificate_dates(reader)
             snapshot = _Snapshot(
-                queued_submitted=tuple(sorted(queued)), unrevoked_not_after=tuple(sorted(not_after)),
-                revoked=revoked, audit_intact=not reader.verify_audit(),
-                crl_next_update=reader.crl_state().next_update,
+                queued_submitted=tuple(queued_since(reader)), unrevoked_not_after=tuple(ends), revoked=revoked,
+                audit_intact=self._audit.intact(), crl_next_update=reader.crl_state().next_update,
             )  # fmt: skip
             self._cached = (token, snapshot)
             return snapshot
