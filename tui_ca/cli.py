@@ -129,16 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
 
-    expiring = sub.add_parser("expiring", help="what ends soon; monitoring-plugin exit codes (0 OK, 1, 2, 3)")
-    expiring.add_argument("--days", type=int, default=30, help="warning window in days (default 30)")
-    expiring.add_argument("--critical-days", type=int, help="critical window in days (exit 2)")
-    expiring.add_argument("--json", action="store_true")
-    # A monitoring plugin's usage error is UNKNOWN (3), not CRITICAL (2).
-    expiring.error = _plugin_usage_error  # type: ignore[method-assign]
-
-    from tui_ca.cli_notify import add_parser as add_notify_parser
-
-    add_notify_parser(sub)
+    _args_expiring(sub.add_parser("expiring", help="what ends soon; monitoring-plugin exit codes (0 OK, 1, 2, 3)"))
+    _args_notify(sub.add_parser("notify", help="notifications of requests, decisions and expiries (command, mail, "
+                                               "webhook)"))  # fmt: skip
 
     sub.add_parser("check", help="verify every record, index, the CRL and the audit chain; exit 1 on any problem")
     backup = sub.add_parser("backup", help="a consistent copy of the CA while others keep working")
@@ -153,6 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------- helpers
+
+
+def _args_expiring(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--days", type=int, default=30, help="warning window in days (default 30)")
+    p.add_argument("--critical-days", type=int, help="critical window in days (exit 2)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    # A monitoring plugin's usage error is UNKNOWN (3), not CRITICAL (2).
+    p.error = _plugin_usage_error  # type: ignore[method-assign]
+
+
+def _args_notify(p: argparse.ArgumentParser) -> None:
+    from tui_ca.cli_notify import add_arguments
+
+    add_arguments(p)
 
 
 def _plugin_usage_error(message: str) -> None:

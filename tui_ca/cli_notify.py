@@ -16,8 +16,8 @@ from tui_ca.engine import CertificateAuthority, InputError, RuleError
 from tui_ca.engine.notify import config as settings
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    notify = sub.add_parser("notify", help="notifications of requests, decisions and expiries (command, mail, webhook)")
+def add_arguments(notify: argparse.ArgumentParser) -> None:
+    """The arguments of ``tui-ca notify`` (its sub-commands), on the parser the CLI made for it."""
     actions = notify.add_subparsers(dest="notify_action", required=True, parser_class=type(notify))
     add = actions.add_parser("add", help="add a channel")
     kinds = add.add_subparsers(dest="channel_type", required=True, parser_class=type(notify))
