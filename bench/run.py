@@ -41,6 +41,7 @@ EXTRA_MODULES = {
     "ui-startup": ("bench.ui_startup", "UI start-up to a ready main screen vs an empty Textual app", "≤ 4 (tui-ca ÷ empty app)"),
     "server": ("bench.server_bench", "Server", ""),
     "cli-startup": ("bench.cli_startup", "Command-line start-up vs openssl", ""),
+    "ops": ("bench.ops_bench", "Operations", ""),
 }  # fmt: skip
 
 

@@ -232,6 +232,26 @@ def _args_scep_challenge(p: argparse.ArgumentParser) -> None:
                    help="require a challenge in every new SCEP request (--no-require: off, the default)")  # fmt: skip
 
 
+def _args_expiring(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--days", type=int, default=30, help="warning window in days (default 30)")
+    p.add_argument("--critical-days", type=int, help="critical window in days (exit 2)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    # A monitoring plugin's usage error is UNKNOWN (3), not CRITICAL (2).
+    p.error = _plugin_usage_error  # type: ignore[method-assign]
+
+
+def _args_notify(p: argparse.ArgumentParser) -> None:
+    from tui_ca.cli_notify import add_arguments
+
+    add_arguments(p)
+
+
+def _plugin_usage_error(message: str) -> NoReturn:
+    print(f"EXPIRING UNKNOWN - {message}")
+    print(f"tui-ca: {message} (see tui-ca expiring --help)", file=sys.stderr)
+    raise SystemExit(3)
+
+
 def _args_policy(p: argparse.ArgumentParser) -> None:
     from tui_ca.cli_policy import add_arguments
 
@@ -280,6 +300,8 @@ SPECS: dict[str, Spec] = {
     "backup": Spec("a consistent copy of the CA while others keep working", _args_backup),
     "restore": Spec("put a backup onto an empty home (--home)", _args_restore),
     "scep-challenge": Spec("mint a one-time SCEP challenge password (or --require them)", _args_scep_challenge),
+    "expiring": Spec("what ends soon; monitoring-plugin exit codes (0 OK, 1, 2, 3)", _args_expiring),
+    "notify": Spec("notifications of requests, decisions and expiries (command, mail, webhook)", _args_notify),
     "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
     "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
     "completion": Spec("print the bash or zsh completion script", _args_completion),
@@ -751,6 +773,38 @@ def cmd_scep_challenge(ca: CertificateAuthority, args: argparse.Namespace) -> in
     return challenge(ca, args)
 
 
+def cmd_expiring(args: argparse.Namespace) -> int:
+    """Nagios/Icinga plugin semantics: a first summary line, exit 0-2, and 3 (UNKNOWN) when it cannot tell."""
+    import json
+
+    from tui_ca.engine.expiry import State, expiry_report, report_json
+    from tui_ca.engine.reader import CAReader
+    from tui_ca.homes import resolve_home
+
+    try:
+        home = resolve_home(args.home)
+        report = expiry_report(CAReader(home), args.days, args.critical_days)
+    except (CAError, OSError, ValueError) as exc:
+        message = str(exc) if isinstance(exc, CAError) else f"cannot read the CA home: {exc}"
+        print(f"EXPIRING UNKNOWN - {_safe(message)}")
+        print(f"tui-ca: {_safe(message)}", file=sys.stderr)
+        return int(State.UNKNOWN)
+    if args.json:
+        print(json.dumps(report_json(report), indent=2))
+        return int(report.state)
+    print(report.summary())
+    for item in report.items:
+        who = f"  {_safe(item.requester)}" if item.requester is not None else ""
+        print(f"{item.state.name:8}  {item.ends_at:%Y-%m-%d %H:%M}  {item.name}{who}")
+    return int(report.state)
+
+
+def cmd_notify(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.cli_notify import cmd_notify as notify
+
+    return notify(ca, args)
+
+
 def cmd_policy(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     from tui_ca.cli_policy import run
 
@@ -913,7 +967,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup, "policy": cmd_policy, "check": cmd_check, "backup": cmd_backup, "restore": cmd_restore, "scep-challenge": cmd_scep_challenge, "revoke-issuing-ca": cmd_revoke_issuing_ca,
+    "server-setup": cmd_server_setup, "policy": cmd_policy, "notify": cmd_notify, "check": cmd_check, "backup": cmd_backup, "restore": cmd_restore, "scep-challenge": cmd_scep_challenge, "revoke-issuing-ca": cmd_revoke_issuing_ca,
     "rekey-file": cmd_rekey_file, "unhold": cmd_unhold,
 }  # fmt: skip
 
@@ -931,6 +985,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_help(args)
         if args.command == "completion":
             return cmd_completion(args)
+        if args.command == "expiring":
+            return cmd_expiring(args)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "est-user":

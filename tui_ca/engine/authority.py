@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import stat
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ from cryptography import x509
 from tui_ca.engine.errors import NoCAError, UnsafeHomeError
 from tui_ca.engine.home import ISSUING_KEY, read_file
 from tui_ca.engine.models import Actor
+from tui_ca.engine.notify.store_outbox import enqueue_operation_events
 from tui_ca.engine.operation import Operation, operation
 from tui_ca.engine.reader import CAReader
 from tui_ca.engine.store import RecordStore
@@ -81,6 +82,9 @@ class AuthorityBase(CAReader):
         self._require_ca()
         self.signing_key()
 
-    def _operation(self, actor: Actor | None = None) -> AbstractContextManager[Operation]:
-        """One transaction with its counters and audit trail (see operation.py)."""
-        return operation(self.store, actor or self.actor, self.now)
+    @contextmanager
+    def _operation(self, actor: Actor | None = None) -> Iterator[Operation]:
+        """One transaction with its counters and audit trail (see operation.py), and its notifications."""
+        with operation(self.store, actor or self.actor, self.now) as op:
+            yield op
+            enqueue_operation_events(op, self.home)

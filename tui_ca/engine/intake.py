@@ -14,6 +14,7 @@ from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import CAError, RuleError
 from tui_ca.engine.models import Actor, CsrDetails, RequestStatus, SubmitResult
 from tui_ca.engine.names import requester_from
+from tui_ca.engine.notify.store_outbox import refusals_notified
 from tui_ca.engine.operation import Operation
 
 
@@ -52,6 +53,7 @@ class Intake(AuthorityBase):
         return self.submit_many([(data, requester)], source=source, actor=actor, renewal_of=renewal_of,
                                 max_queued=max_queued, note=note)[0]  # fmt: skip
 
+    @refusals_notified
     def submit_many(
         self, items: Sequence[tuple[bytes, str | None]], *, source: str = "cli", actor: Actor | None = None,
         renewal_of: int | None = None, max_queued: int | None = None, note: dict | None = None,

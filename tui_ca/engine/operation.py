@@ -39,6 +39,8 @@ class Operation:
         self.txn.append_audit(doc)
         self.meta["audit_seq"], self.meta["audit_head"] = seq, doc["hash"]
         self.recorded += 1
+        # What happened, for the notifications written before the commit (notify/store_outbox.py).
+        self.notes.setdefault("audited", []).append(doc)
 
 
 @contextmanager

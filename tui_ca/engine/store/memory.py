@@ -22,8 +22,10 @@ from tui_ca.engine.store.protocol import META_DEFAULTS, Pause
 
 T = TypeVar("T")
 _COLLECTIONS = ("meta", "requests", "certs", "csr_pems", "cert_pems", "requesters", "serials", "csrs",
-                "compromised", "audit", "revoked", "blobs")  # fmt: skip
+                "compromised", "audit", "revoked", "blobs", "outbox")  # fmt: skip
 _DELETED = object()
+# Staged in place of a document that the transaction removes (outbox entries).
+_REMOVED = object()
 
 
 class _State:
@@ -109,6 +111,9 @@ class _MemoryView:
     def get_blob(self, name: str) -> bytes | None:
         return self._get("blobs", name)  # type: ignore[return-value]
 
+    def iter_outbox(self) -> Iterator[dict]:
+        return self._iter("outbox")
+
 
 class _MemoryTransaction(_MemoryView):
     def __init__(self, state: _State) -> None:
@@ -117,6 +122,8 @@ class _MemoryTransaction(_MemoryView):
 
     def _get(self, table: str, key: object) -> object:
         staged = self._staged[table].get(key, _DELETED)
+        if staged is _REMOVED:
+            return None
         return super()._get(table, key) if staged is _DELETED else staged
 
     def _keys(self, table: str) -> list:
@@ -170,12 +177,20 @@ class _MemoryTransaction(_MemoryView):
     def put_blob(self, name: str, data: bytes) -> None:
         self._set("blobs", name, bytes(data))
 
+    def put_outbox(self, doc: dict) -> None:
+        self._set("outbox", doc["id"], doc)
+
+    def delete_outbox(self, entry_id: int) -> None:
+        self._staged["outbox"][entry_id] = _REMOVED
+
     def commit(self) -> None:
         state = self._state
         for table, changes in self._staged.items():
             state.tables[table].update(changes)
             for key in [key for key, value in changes.items() if value is None]:
                 del state.tables[table][key]  # staged removal
+        for entry_id in [k for k, v in self._staged["outbox"].items() if v is _REMOVED]:
+            state.tables["outbox"].pop(entry_id, None)
         for cert_id in self._staged["revoked"]:
             state.entry_der.pop(cert_id, None)
         if any(self._staged.values()):

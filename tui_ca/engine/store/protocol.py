@@ -115,6 +115,9 @@ class StoreView(Protocol):
     def get_blob(self, name: str) -> bytes | None:
         """A published artefact (``CRL_DER_BLOB``, ``CRL_PEM_BLOB``)."""
 
+    def iter_outbox(self) -> Iterator[dict]:
+        """Notification outbox entries ``{"id", ...}`` by ID (see engine/notify/outbox.py); few at any time."""
+
 
 @runtime_checkable
 class StoreTransaction(StoreView, Protocol):
@@ -153,6 +156,12 @@ class StoreTransaction(StoreView, Protocol):
         """Drop a revocation entry (a released certificateHold leaves the next CRL)."""
 
     def put_blob(self, name: str, data: bytes) -> None: ...
+
+    def put_outbox(self, doc: dict) -> None:
+        """Insert or replace the outbox entry ``doc["id"]`` (an integer, 0 included)."""
+
+    def delete_outbox(self, entry_id: int) -> None:
+        """Remove an outbox entry (delivered); no error if it is gone."""
 
 
 @runtime_checkable

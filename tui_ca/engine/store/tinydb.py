@@ -9,6 +9,7 @@ Collections (each a folder of TinyDB shard files under ``db/``):
   a string ``k`` (serial hex, casefolded requester, CSR SHA-256, SPKI SHA-256
   of keys revoked for keyCompromise), sharded by its hash.
 * ``queue`` — the IDs of the queued requests, keyed by ID.
+* ``outbox`` — notifications waiting for delivery, keyed by entry ID.
 * ``meta`` — doc 1: counters; doc 2: configuration set at ``init``.
 
 Beside them, ``crl/ca.crl`` (and ``.pem``) is the published CRL and
@@ -262,6 +263,9 @@ class _Records:
             for key in sorted(docs, key=int):
                 yield {"id": int(key), **docs[key]}
 
+    def iter_outbox(self) -> Iterator[dict]:
+        return self._iter("outbox")
+
     def get_blob(self, name: str) -> bytes | None:
         try:
             return self.files.read_blob(_BLOB_FILES[name])
@@ -393,6 +397,12 @@ class _TinyTransaction(_Records, Transaction):
 
     def put_blob(self, name: str, data: bytes) -> None:
         self.write_blob(_BLOB_FILES[name], data, _BLOB_MODES[name])
+
+    def put_outbox(self, doc: dict) -> None:
+        self._put("outbox", doc["id"], doc)
+
+    def delete_outbox(self, entry_id: int) -> None:
+        self.table("outbox", id_shard(entry_id)).remove(doc_ids=[entry_id])
 
 
 def _refresh_crl_entries(txn: Transaction) -> None:

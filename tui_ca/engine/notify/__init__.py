@@ -1,0 +1,9 @@
+"""Notifications: events of the CA delivered by command, SMTP mail or webhook.
+
+Operations write events to an outbox in the store, in the transaction of the
+change itself; a worker (``tui-ca notify run``, or a task in ``serve``)
+delivers them with retries, auditing each outcome. See ``outbox.py``.
+"""
+
+# No re-exports: the CLI imports config.py alone, and channels.py pulls in
+# smtplib, email and urllib, which every other command would pay for.
