@@ -200,6 +200,7 @@ def _args_serve(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trust-proxy", action="append", metavar="ADDR",
                    help="a reverse proxy whose X-Forwarded-For names the client (repeatable; default none)")  # fmt: skip
     p.add_argument("--workers", type=int, default=8, help="threads for blocking store work (default 8)")
+    p.add_argument("--metrics", action="store_true", help="serve Prometheus metrics at /metrics on the HTTP port")
     p.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
 
 

@@ -34,6 +34,7 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -278,6 +279,28 @@ def _flag(args: object, name: str, default: int) -> int:
     return default if value is None else value
 
 
+def _optional_routes(ca: Any, context: Context, args: object) -> tuple[list[Any], list[Any]]:
+    """SCEP on both listeners when server-setup issued its RA; /metrics on HTTP with --metrics."""
+    from tui_ca.server.scep.routes import scep_routes
+    from tui_ca.server.scep.service import RaMissing, ScepService
+
+    est_routes: list[Any] = []
+    status_routes: list[Any] = []
+    try:
+        service = ScepService(ca, max_queued=context.options.max_queued, admit=context.limiter.take)
+    except RaMissing as exc:
+        print(f"tui-ca serve: SCEP off: {exc}", file=sys.stderr, flush=True)
+    else:
+        est_routes.append(scep_routes(service, context.executor))
+        status_routes.append(scep_routes(service, context.executor))
+    if getattr(args, "metrics", False):
+        from tui_ca.server.metrics import Metrics, metrics_routes
+
+        metrics = Metrics(ca)
+        status_routes.append(metrics_routes(metrics.registry, context.executor))
+    return est_routes, status_routes
+
+
 def serve(ca, args) -> int:
     """The ``serve`` command; returns when SIGTERM or SIGINT arrives."""
     options = Options(host=args.host, port=args.port, http_port=args.http_port, anonymous=not args.no_anonymous,
@@ -290,8 +313,9 @@ def serve(ca, args) -> int:
                       workers=_flag(args, "workers", DEFAULT_WORKERS))  # fmt: skip
     guard_ca_keys(ca.home)
     context = prepare(ca, options, args.users)
+    est_routes, status_routes = _optional_routes(ca, context, args)
     try:
-        running = Running(context)
+        running = Running(context, est_routes=est_routes, status_routes=status_routes)
     except OSError as exc:
         raise InputError(f"cannot listen on {options.host}: {exc.strerror or exc}") from None
     host = f"[{options.host}]" if ":" in options.host else options.host
