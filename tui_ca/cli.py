@@ -353,8 +353,8 @@ def chosen_command(argv: list[str]) -> str | None:
     for word in words:
         if word == "--":
             return next(words, None)
-        if word in _GLOBAL_WITH_VALUE:
-            next(words, None)
+        if word.startswith("--") and "=" not in word and any(o.startswith(word) for o in _GLOBAL_WITH_VALUE):
+            next(words, None)  # --home DIR, or an abbreviation argparse accepts (--ho DIR)
         elif not word.startswith("-"):
             return word
     return None

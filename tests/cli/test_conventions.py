@@ -14,7 +14,7 @@ import pytest
 from helpers import CA_NAMES, TUI_CA, csr_pem, make_csr, run_cli
 
 from tui_ca import __version__
-from tui_ca.cli import SPECS, build_parser
+from tui_ca.cli import SPECS, build_parser, chosen_command
 from tui_ca.engine import CertificateAuthority
 from tui_ca.engine.models import Actor
 
@@ -64,6 +64,21 @@ def test_only_the_chosen_commands_parser_is_built():
     assert list(commands) == ["show"]
     assert {a.dest for a in commands["show"]._actions} >= {"id", "json"}
     assert _subparsers(build_parser(only=())) == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "command"),
+    [
+        (["--home", "show", "list"], "list"),  # a home named like a command
+        (["--ho", "/srv/ca", "show", "1"], "show"),
+        (["--home=/srv/ca", "--passphrase-file", "p", "approve", "1"], "approve"),
+        (["--version"], None),
+        ([], None),
+        (["--", "show"], "show"),
+    ],
+)
+def test_the_command_word_is_found_past_the_global_options(argv, command):
+    assert chosen_command(argv) == command
 
 
 @pytest.mark.parametrize("args", [["help", "approve"], ["approve", "--help"]])

@@ -56,8 +56,9 @@ async def test_a_locked_key_is_asked_for_once_and_the_last_day_is_a_warning(tmp_
             "crl-warning")
         # Less than a day before the next update (and so past half its life).
         clock.now = first.crl_next_update - timedelta(hours=20)
-        await until(pilot, lambda: isinstance(app.screen, PassphraseDialog))
-        assert "re-publish the CRL" in str(app.screen.query_one(".dialog-title").render())
+        # The dialog's title is there once the pushed screen is composed, not at the push.
+        await until(pilot, lambda: isinstance(app.screen, PassphraseDialog)
+                    and "re-publish the CRL" in str(app.screen.query_one(".dialog-title").render()))  # fmt: skip
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         await until(pilot, lambda: "goes stale in 20h" in _header_text(app))
