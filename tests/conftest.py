@@ -45,3 +45,7 @@ def ca(home: Path, clock: Clock) -> CertificateAuthority:
     authority = CertificateAuthority(home, clock=clock, actor=Actor("alice", "192.0.2.10"))
     authority.init(DEMO_NAMES, base_url="http://127.0.0.1:8080")
     return authority
+
+
+# The throwaway PostgreSQL server (pg_cluster, pg_url) for the PostgreSQL backend's tests.
+pytest_plugins = ["tests.pg_support"]
