@@ -106,9 +106,7 @@ class PgCluster:
         # A role that must give a password over TCP: first match wins in pg_hba.
         hba = self.data / "pg_hba.conf"
         hba.write_text(
-            "host all tuica_pw 127.0.0.1/32 scram-sha-256\n"
-            "local all all trust\n"
-            "host all all 127.0.0.1/32 trust\n"
+            "host all tuica_pw 127.0.0.1/32 scram-sha-256\nlocal all all trust\nhost all all 127.0.0.1/32 trust\n"
         )
 
     @property

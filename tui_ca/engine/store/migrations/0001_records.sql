@@ -134,9 +134,11 @@ CREATE TRIGGER serials_stay BEFORE UPDATE OR DELETE ON serials
     FOR EACH ROW EXECUTE FUNCTION refuse_change('serials_stay', 'a serial number is never given to another certificate');
 
 -- A new ID is above every ID ever given (the engine counts up under the writers' lock).
+-- An upsert of an existing request fires this too, and is an update.
 CREATE FUNCTION check_new_request_id() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF NEW.id <= (SELECT coalesce(max(id), 0) FROM requests) THEN
+    IF NOT EXISTS (SELECT 1 FROM requests WHERE id = NEW.id)
+            AND NEW.id <= (SELECT coalesce(max(id), 0) FROM requests) THEN
         RAISE EXCEPTION USING ERRCODE = 'integrity_constraint_violation', CONSTRAINT = 'ids_are_burnt',
             MESSAGE = format('Certificate ID %s was given before; IDs are never reused', NEW.id);
     END IF;
