@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Json
 
 from tui_ca.engine.crl import encode_entry
@@ -54,6 +55,8 @@ _PAGE = 1000
 # How long a read or an unanswered commit waits for the server to come back.
 RECONNECT_DEADLINE = 30.0
 _CONNECT_TIMEOUT = 10
+# Idle connections kept for reuse (a server's executor threads, a UI's workers).
+_MAX_IDLE = 8
 
 # What the database's rules mean to an admin (constraint name -> sentence).
 _RULES = {
@@ -342,9 +345,12 @@ class PostgreSQLStore:
         self.where = describe_url(url)
         # Read once, kept in memory only: libpq gets it as a connection parameter, never on a command line.
         self._password = None if password_file is None else read_password_file(str(password_file))
+        # The connection of the transaction or consistent read running on each thread.
         self._local = threading.local()
-        self._all: list[psycopg.Connection] = []
-        self._all_lock = threading.Lock()
+        # Idle connections, shared by all threads: a UI starts a thread per worker,
+        # and a connection per thread would pile up for the life of the process.
+        self._idle: list[psycopg.Connection] = []
+        self._idle_lock = threading.Lock()
         self._commits = 0
         if check_schema:
             self.require_schema()
@@ -356,44 +362,67 @@ class PostgreSQLStore:
         if self._password is not None:
             extra["password"] = self._password
         try:
-            conn = psycopg.connect(self.url, autocommit=True, **extra)
+            return psycopg.connect(self.url, autocommit=True, **extra)
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(f"cannot connect to {self.where}: {_first_line(exc)}") from None
-        with self._all_lock:
-            self._all.append(conn)
-        return conn
+
+    def _borrow(self) -> psycopg.Connection:
+        with self._idle_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed and not conn.broken:
+                    return conn
+        return self._connect()
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        healthy = not conn.closed and not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE
+        if healthy:
+            with self._idle_lock:
+                if len(self._idle) < _MAX_IDLE:
+                    self._idle.append(conn)
+                    return
+        conn.close()
 
     def _conn(self) -> psycopg.Connection:
+        """The connection of the transaction or read running on this thread."""
         conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.broken:
-            conn = self._local.conn = self._connect()
+        if conn is None:
+            raise RuntimeError("no store transaction or read is running on this thread")
         return conn
 
     def _drop_conn(self) -> None:
+        """Forget this thread's connection (it is broken or its server went away)."""
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
         if conn is not None:
             conn.close()
-            with self._all_lock:
-                if conn in self._all:
-                    self._all.remove(conn)
 
     def close(self) -> None:
-        """Close every connection this store opened (any thread's)."""
-        with self._all_lock:
-            conns, self._all = self._all, []
+        """Close the idle connections (those of running operations close when they end)."""
+        with self._idle_lock:
+            conns, self._idle = self._idle, []
         for conn in conns:
             conn.close()
-        self._local = threading.local()
 
     def _in_transaction(self) -> bool:
-        return bool(getattr(self._local, "depth", 0))
+        return getattr(self._local, "conn", None) is not None
 
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         """A read; outside a transaction a lost connection is replaced and the read retried."""
         if self._in_transaction():
             return self._conn().execute(sql, params).fetchall()
-        return self._retrying(lambda: self._conn().execute(sql, params).fetchall())
+
+        def once() -> list[tuple]:
+            conn = self._borrow()
+            try:
+                rows = conn.execute(sql, params).fetchall()
+            except BaseException:
+                conn.close()
+                raise
+            self._give_back(conn)
+            return rows
+
+        return self._retrying(once)
 
     def _retrying(self, action: Callable[[], T]) -> T:
         deadline = time.monotonic() + RECONNECT_DEADLINE
@@ -404,7 +433,6 @@ class PostgreSQLStore:
             except psycopg.Error as exc:
                 if not _lost(exc):
                     raise _refusal(exc) from None
-                self._drop_conn()
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailableError(f"lost the connection to {self.where}: {_first_line(exc)}") from None
             except DatabaseUnavailableError:
@@ -413,19 +441,40 @@ class PostgreSQLStore:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection]:
+        """A connection for this thread's transaction or read, given back (or closed) after it."""
+        conn = self._retrying(self._borrow)
+        self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            current, self._local.conn = self._local.conn, None
+            if current is not None:
+                self._give_back(current)
+
     # --------------------------------------------------------------- schema
 
     def schema_version(self) -> int:
         """The highest migration applied (0 for an empty database)."""
 
         def read() -> int:
-            conn = self._conn()
-            exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchone()[0]
-            if not exists:
-                return 0
-            return conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+            conn = self._borrow()
+            try:
+                version = self._version_on(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._give_back(conn)
+            return version
 
         return self._retrying(read)
+
+    @staticmethod
+    def _version_on(conn: psycopg.Connection) -> int:
+        if not conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchall()[0][0]:
+            return 0
+        return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0])
 
     def require_schema(self) -> None:
         version = self.schema_version()
@@ -447,10 +496,9 @@ class PostgreSQLStore:
 
     def migrate(self) -> list[str]:
         """Apply the missing migrations, each in its own transaction; the names applied."""
-        conn = self._conn()
         applied: list[str] = []
         try:
-            with conn.transaction():
+            with self._session() as conn, conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _MIGRATION_LOCK)
                 conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
@@ -466,12 +514,11 @@ class PostgreSQLStore:
                     if version in done:
                         continue
                     with conn.transaction():
-                        conn.execute(sql)  # type: ignore[arg-type]  # shipped with the package, not user input
+                        conn.execute(sql)  # type: ignore[call-overload]  # shipped in the package, not user input
                         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
                     applied.append(name)
         except psycopg.Error as exc:
             if _lost(exc):
-                self._drop_conn()
                 raise DatabaseUnavailableError(f"lost the connection to {self.where} while migrating; "
                                                "nothing was changed, run 'tui-ca migrate' again") from None  # fmt: skip
             raise RuleError(f"the migration failed on {self.where}: {_first_line(exc)}") from None
@@ -490,11 +537,9 @@ class PostgreSQLStore:
         """Exclusive against every other writer, on fresh state, all or nothing."""
         if self._in_transaction():
             raise RuntimeError("nested store transaction")
-        conn = self._retrying(self._conn)
         txn = _Transaction(self)
         token = uuid.uuid4()
-        self._local.depth = 1
-        try:
+        with self._session() as conn:
             try:
                 conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
                 conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _WRITER_LOCK)
@@ -512,8 +557,9 @@ class PostgreSQLStore:
                 self._rollback(conn)
                 raise
             self._commit(conn, token)
-        finally:
-            self._local.depth = 0
+        self._commits += 1
+        if self._commits % 500 == 0:
+            self._query("DELETE FROM commits WHERE at < now() - interval '1 day'", ())
 
     def _rollback(self, conn: psycopg.Connection) -> None:
         try:
@@ -530,18 +576,12 @@ class PostgreSQLStore:
                 self._rollback(conn)
                 raise _refusal(exc) from None
             self._drop_conn()
-            self._local.depth = 0
             self._resolve_lost_commit(token, exc)
-        self._commits += 1
-        if self._commits % 500 == 0:
-            self._query("DELETE FROM commits WHERE at < now() - interval '1 day'", ())
 
     def _resolve_lost_commit(self, token: uuid.UUID, exc: BaseException) -> None:
         """The answer to COMMIT was lost: ask the database (once it is back) whether it landed."""
         try:
-            landed = self._retrying(
-                lambda: bool(self._conn().execute("SELECT 1 FROM commits WHERE token = %s", (token,)).fetchall())
-            )
+            landed = bool(self._query("SELECT 1 FROM commits WHERE token = %s", (token,)))
         except DatabaseUnavailableError:
             raise DatabaseUnavailableError(
                 f"the connection to {self.where} was lost during the commit and the server is not back; "
@@ -558,18 +598,15 @@ class PostgreSQLStore:
             return read(_View(self))
 
         def attempt() -> T:
-            conn = self._conn()
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            self._local.depth = 1
-            try:
-                result = read(_View(self))
-            except BaseException:
-                self._local.depth = 0
-                self._rollback(conn)
-                raise
-            self._local.depth = 0
-            conn.execute("COMMIT")
-            return result
+            with self._session() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    result = read(_View(self))
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                conn.execute("COMMIT")
+                return result
 
         return self._retrying(attempt)
 
