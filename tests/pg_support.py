@@ -83,6 +83,7 @@ class PgCluster:
         self.sockets.mkdir()
         self.port = 0
         self._counter = 0
+        self._template = ""
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             for path in (self.base, self.sockets):
@@ -174,12 +175,28 @@ class PgCluster:
             raise RuntimeError(f"psql failed: {result.stderr.strip()}")
         return result.stdout.strip()
 
-    def new_database(self, prefix: str = "t") -> str:
-        """A fresh, empty database; its URL."""
+    def new_database(self, prefix: str = "t", template: str = "template0") -> str:
+        """A fresh database (empty, or a copy of ``template``); its URL."""
         self._counter += 1
         name = f"{prefix}_{os.getpid()}_{self._counter}"
-        self.psql(f"CREATE DATABASE {name} TEMPLATE template0")
+        self.psql(f"CREATE DATABASE {name} TEMPLATE {template}")
         return self.url(name)
+
+    def migrated_template(self) -> str:
+        """The name of a database holding the current schema and no records, made once (copied per test)."""
+        if not self._template:
+            from tui_ca.engine.store.postgresql import PostgreSQLStore
+
+            url = self.new_database("template")
+            store = PostgreSQLStore(url, check_schema=False)
+            store.migrate()
+            store.close()  # a template must have no connections while it is copied
+            self._template = url.rsplit("/", 1)[1]
+        return self._template
+
+    def new_ca_database(self) -> str:
+        """A fresh database with the current schema and no records; its URL."""
+        return self.new_database(template=self.migrated_template())
 
 
 def start_cluster(*, fsync: bool = False) -> PgCluster:
@@ -210,3 +227,30 @@ def pg_cluster() -> Iterator[PgCluster]:
 def pg_url(pg_cluster: PgCluster) -> str:
     """The URL of a fresh database on the session's server (no schema yet)."""
     return pg_cluster.new_database()
+
+
+class HomeDatabases:
+    """Each CA home of a test gets a database of its own, as a home gets its own TinyDB files.
+
+    Installed as the store selection for the test (``backend`` = "postgresql"),
+    so every ``CertificateAuthority(home)`` in the process opens the database
+    of its home, created from the migrated template the first time it is seen.
+    """
+
+    def __init__(self, cluster: PgCluster) -> None:
+        self.cluster = cluster
+        self.urls: dict[Path, str] = {}
+
+    def choose(self, home: Path | str):
+        from tui_ca.engine.store.selection import DatabaseChoice
+
+        key = Path(home).absolute()
+        if key not in self.urls:
+            self.urls[key] = self.cluster.new_ca_database()
+        return DatabaseChoice(self.urls[key])
+
+
+@pytest.fixture
+def pg_ca_url(pg_cluster: PgCluster) -> str:
+    """The URL of a fresh database with the schema in place and no CA yet."""
+    return pg_cluster.new_ca_database()

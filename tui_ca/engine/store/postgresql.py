@@ -316,7 +316,9 @@ class _Transaction(_View):
                    "request_id = excluded.request_id", (csr_sha256, request_id))  # fmt: skip
 
     def put_compromised(self, spki_sha256: str, cert_id: int) -> None:
-        self._exec("INSERT INTO compromised_keys (spki, cert_id) VALUES (%s, %s)", (spki_sha256, cert_id))
+        # The key stays blocked for good; the entry names the latest certificate revoked for it.
+        self._exec("INSERT INTO compromised_keys (spki, cert_id) VALUES (%s, %s) ON CONFLICT (spki) DO UPDATE SET "
+                   "cert_id = excluded.cert_id", (spki_sha256, cert_id))  # fmt: skip
 
     def append_audit(self, doc: dict) -> None:
         self._exec("INSERT INTO audit (seq, hash, prev, doc) VALUES (%s, %s, %s, %s)",
@@ -616,3 +618,27 @@ class PostgreSQLStore:
     def change_token(self) -> object:
         rows = self._query("SELECT doc->>'generation' FROM meta WHERE name = 'meta'", ())
         return rows[0][0] if rows else None
+
+
+_shared: dict[tuple[str, str | None], PostgreSQLStore] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_store(url: str, password_file: str | None = None) -> PostgreSQLStore:
+    """One store (one pool of connections) per database in this process, whoever opens it."""
+    key = (url, password_file)
+    with _shared_lock:
+        store = _shared.get(key)
+        if store is None:
+            store = PostgreSQLStore(url, password_file=password_file)
+            _shared[key] = store
+        return store
+
+
+def forget_shared() -> None:
+    """Close and drop the shared stores (between tests, after a database is dropped)."""
+    with _shared_lock:
+        stores = list(_shared.values())
+        _shared.clear()
+    for store in stores:
+        store.close()

@@ -130,6 +130,8 @@ CREATE TRIGGER certificates_are_never_removed BEFORE DELETE ON certificates
     FOR EACH ROW EXECUTE FUNCTION refuse_change('certificates_stay', 'an issued certificate is never removed');
 CREATE TRIGGER audit_is_append_only BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION refuse_change('audit_append_only', 'audit records are never changed or removed');
+CREATE TRIGGER compromised_keys_stay BEFORE DELETE ON compromised_keys
+    FOR EACH ROW EXECUTE FUNCTION refuse_change('compromised_keys_stay', 'a key revoked for keyCompromise stays blocked');
 CREATE TRIGGER serials_stay BEFORE UPDATE OR DELETE ON serials
     FOR EACH ROW EXECUTE FUNCTION refuse_change('serials_stay', 'a serial number is never given to another certificate');
 
@@ -151,9 +153,18 @@ CREATE TRIGGER new_request_ids_count_up BEFORE INSERT ON requests
 CREATE FUNCTION check_key_not_compromised() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     holder bigint;
+    existing text;
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.spki = OLD.spki THEN
         RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        -- An upsert fires this before it finds its row: a record already there
+        -- with the same key is being updated (revoked, decided), not certified anew.
+        EXECUTE format('SELECT spki FROM %I WHERE id = $1', TG_TABLE_NAME) INTO existing USING NEW.id;
+        IF existing = NEW.spki THEN
+            RETURN NEW;
+        END IF;
     END IF;
     SELECT cert_id INTO holder FROM compromised_keys WHERE spki = NEW.spki;
     IF FOUND THEN
