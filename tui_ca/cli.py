@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tui_ca.engine import CAError, CertificateAuthority, InputError, NameFields, RevocationReason
 from tui_ca.engine.models import CertStatus, RequestStatus
+from tui_ca import cli_database
 from tui_ca.homes import resolve_home
 
 EXIT_RULE = 1
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
     estuser.add_argument("name")
     estuser.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
+    cli_database.add_arguments(parser, sub)
     return parser
 
 
@@ -466,16 +468,24 @@ def main(argv: list[str] | None = None) -> int:
             from tui_ca.server.admin import cmd_est_user
 
             return cmd_est_user(args)
+        cli_database.apply_options(args)
+        if args.command in cli_database.COMMANDS:
+            return cli_database.run(args.command, args)
         home = resolve_home(args.home)
         if home.exists() and not home.is_dir():
             raise InputError(f"the CA home {home} is not a directory")
         if args.command in (None, "tui"):
             return run_ui(home, args)
+        if args.command == "init":
+            cli_database.prepare_init(home)
         ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"))
         if args.command not in _SETUP_COMMANDS:
             # A mistyped --home must not look like an empty CA.
             ca.require_ca()
-        return COMMANDS[args.command](ca, args)
+        code = COMMANDS[args.command](ca, args)
+        if args.command in _SETUP_COMMANDS and code == 0:
+            cli_database.finish_init(home)
+        return code
     except CAError as exc:
         return _die(str(exc), exc.exit_code)
     except KeyboardInterrupt:

@@ -84,10 +84,23 @@ def prepare_init(home: Path) -> None:
 
 
 def finish_init(home: Path) -> None:
-    """After a successful ``init`` on a database: the home remembers it, so later commands need no flag."""
+    """After ``init`` or ``import-ca-cert`` on a database: the home remembers it, so later commands need no
+    flag, and the CA certificates go into the database, where ``join`` on another machine finds them."""
+    from tui_ca.engine.store.copy import CA_CERT_BLOBS
+
     choice = selection.from_environment()
     if choice is not None and selection.recorded(home) is None:
         selection.record(home, choice)
+    choice = selection.choose(home)
+    if choice is None or not all((home / name).exists() for name in CA_CERT_BLOBS):
+        return
+    store = _open(choice)
+    try:
+        with store.transaction() as txn:
+            for name in CA_CERT_BLOBS:
+                txn.put_blob(name, (home / name).read_bytes())
+    finally:
+        store.close()
 
 
 def run(command: str, args: argparse.Namespace) -> int:

@@ -58,7 +58,7 @@ def test_a_serial_given_twice(pg_cluster: PgCluster, stocked) -> None:
     refused(pg_cluster, db, "INSERT INTO certificates (id, requester_key, serial, spki, issued_at, not_after, doc) "
                             f"SELECT 3, 'other', serial, 'k', '{T0}', '{T1}', '{{}}' FROM certificates WHERE id = 1",
             "certificates_serial_key")  # fmt: skip
-    refused(pg_cluster, db, "UPDATE serials SET cert_id = 2", "serials_stay")
+    refused(pg_cluster, db, "UPDATE serials SET cert_id = 2", "never given to another certificate")
 
 
 def test_a_certificate_for_a_queued_request_or_a_second_one(pg_cluster: PgCluster, stocked) -> None:
@@ -94,7 +94,7 @@ def test_a_key_revoked_for_key_compromise_is_refused_at_intake(pg_cluster: PgClu
     ca.revoke(1, RevocationReason.KEY_COMPROMISE)
     # Round the engine: a new request for the compromised key, by another requester.
     refused(pg_cluster, db, "INSERT INTO requests (id, requester_key, status, spki, csr_sha, doc) SELECT 3, 'someone', "
-                            "'queued', spki, 'fresh', doc FROM requests WHERE id = 1", "key_compromised",
+                            "'queued', spki, 'fresh', doc FROM requests WHERE id = 1",
             "revoked for keyCompromise (certificate 1)")  # fmt: skip
     refused(pg_cluster, db, "INSERT INTO compromised_keys SELECT spki, 1 FROM certificates WHERE id = 1",
             "compromised_keys_pkey")  # fmt: skip

@@ -77,6 +77,9 @@ _RULES = {
 class DatabaseUnavailableError(CAError):
     """The PostgreSQL server cannot be reached (or went away during the operation)."""
 
+    transient = False
+    """Worth trying again soon (the server is restarting), rather than a setting to fix."""
+
 
 class SchemaVersionError(RuleError):
     """The database's schema is older or newer than this tui-ca's."""
@@ -354,6 +357,7 @@ class PostgreSQLStore:
         self._idle: list[psycopg.Connection] = []
         self._idle_lock = threading.Lock()
         self._commits = 0
+        self._reached = False
         if check_schema:
             self.require_schema()
 
@@ -364,9 +368,16 @@ class PostgreSQLStore:
         if self._password is not None:
             extra["password"] = self._password
         try:
-            return psycopg.connect(self.url, autocommit=True, **extra)
+            conn = psycopg.connect(self.url, autocommit=True, **extra)
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(f"cannot connect to {self.where}: {_first_line(exc)}") from None
+            refusal = DatabaseUnavailableError(f"cannot connect to {self.where}: {_first_line(exc)}")
+            # Worth waiting for only if this process reached the server before (it is
+            # restarting, or starting up: 57P03); a first attempt, a wrong password or
+            # database name fails at once with its one line.
+            refusal.transient = self._reached and exc.sqlstate in (None, "57P03")
+            raise refusal from None
+        self._reached = True
+        return conn
 
     def _borrow(self) -> psycopg.Connection:
         with self._idle_lock:
@@ -437,8 +448,8 @@ class PostgreSQLStore:
                     raise _refusal(exc) from None
                 if time.monotonic() > deadline:
                     raise DatabaseUnavailableError(f"lost the connection to {self.where}: {_first_line(exc)}") from None
-            except DatabaseUnavailableError:
-                if time.monotonic() > deadline:
+            except DatabaseUnavailableError as exc:
+                if not exc.transient or time.monotonic() > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
