@@ -32,8 +32,6 @@ from cryptography import x509
 from hardening_support import LONG, PASSPHRASE, cli, csr_bytes, init_home
 
 from tui_ca.engine import CertificateAuthority, RequestStatus
-from tui_ca.engine import repository as repo
-from tui_ca.engine.reader import CRL_DER, CRL_PEM
 
 KILLS = 2000 if LONG else 200
 WORKERS = 2
@@ -93,7 +91,7 @@ def check_home(home: Path, logged: list[dict]) -> None:
 
     requests = {r.id: r for r in ca.requests()}
     certs = {c.id: c for c in ca.certificates()}
-    meta = repo.get_meta(ca.store.view())
+    meta = ca.store.view().meta()
     records = ca.audit_records()
 
     # IDs and serials never repeat; counters agree with the records.
@@ -141,11 +139,11 @@ def check_home(home: Path, logged: list[dict]) -> None:
     assert crl_numbers == list(range(1, meta["crl_number"] + 1)), "CRL records and the CRL number differ"
 
     # The published CRL is the last one recorded and lists exactly the revoked set.
-    crl = x509.load_der_x509_crl((home / CRL_DER).read_bytes())
+    crl = x509.load_der_x509_crl(ca.published_crl())
     assert crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == meta["crl_number"]
     assert {entry.serial_number for entry in crl} == {certs[i].serial for i in revoked}
     assert crl.is_signature_valid(ca.issuing_cert().public_key())
-    assert x509.load_pem_x509_crl((home / CRL_PEM).read_bytes()) == crl
+    assert x509.load_pem_x509_crl(ca.published_crl(der=False)) == crl
 
 
 @pytest.mark.slow
