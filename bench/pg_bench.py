@@ -104,7 +104,7 @@ def _latency(seeded: SeededHome, runs: int) -> float:
     ca = CertificateAuthority(seeded.home, actor=BENCH_ACTOR, store=seeded.ca.store)
     times = []
     for n, request_id in enumerate(ids):
-        seconds, outcomes = timed(lambda: ca.approve([request_id]))
+        seconds, outcomes = timed(lambda request_id=request_id: ca.approve([request_id]))
         if outcomes[0].certificate is None:
             raise RuntimeError(f"approve {request_id} refused: {outcomes[0].error}")
         if n:

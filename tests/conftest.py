@@ -48,6 +48,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """The store backend every CertificateAuthority of the test opens by default."""
     monkeypatch.setattr(store_seam, "default_backend", request.param)
+    if request.param == "postgresql":
+        # Each home of the test gets a database of its own on the session's server.
+        from tests.pg_support import HomeDatabases
+        from tui_ca.engine.store import postgresql, selection
+
+        monkeypatch.setattr(selection, "choose", HomeDatabases(request.getfixturevalue("pg_cluster")).choose)
+        yield request.param
+        postgresql.forget_shared()
+        return
     yield request.param
     MemoryStore.forget_homes()
 

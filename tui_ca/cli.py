@@ -17,9 +17,9 @@ from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
+from tui_ca import cli_database
 from tui_ca.engine import CAError, CertificateAuthority, InputError, NameFields, RevocationReason
 from tui_ca.engine.models import CertStatus, RequestStatus
-from tui_ca import cli_database
 from tui_ca.homes import resolve_home
 
 EXIT_RULE = 1

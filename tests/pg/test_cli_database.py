@@ -30,7 +30,7 @@ def test_init_records_the_database_and_later_commands_need_no_flag(tmp_path: Pat
     run_cli(home, "approve", str(request_id), check=True)
     # The records are in the database, not in TinyDB files of the home.
     db = pg_url.rsplit("/", 1)[1]
-    assert pg_cluster.psql("SELECT status FROM requests WHERE id = %d" % request_id, db) == "approved"
+    assert pg_cluster.psql(f"SELECT status FROM requests WHERE id = {request_id}", db) == "approved"
     assert pg_cluster.psql("SELECT count(*) FROM certificates", db) == "1"
     assert not (home / "db").exists()
     assert run_cli(home, "audit", "--verify", check=True).stdout.startswith(b"audit log intact")
