@@ -40,6 +40,7 @@ QUICK = {"bulk": 5, "bulk_repeats": 1, "latency_sizes": (20, 40, 80), "latency_r
 EXTRA_MODULES = {
     "ui-startup": ("bench.ui_startup", "UI start-up to a ready main screen vs an empty Textual app", "≤ 4 (tui-ca ÷ empty app)"),
     "server": ("bench.server_bench", "Server", ""),
+    "postgresql": ("bench.pg_bench", "PostgreSQL beside TinyDB and openssl ca", ""),
 }  # fmt: skip
 
 

@@ -91,7 +91,8 @@ def copy_records(source: RecordStore, target: RecordStore, extra_blobs: dict[str
             for doc in view.iter_audit():
                 txn.append_audit(doc)
                 audit += 1
-            for name in (CRL_DER_BLOB, CRL_PEM_BLOB, *CA_CERT_BLOBS):
+            # The CA certificates are files of the home, not records: the caller passes them.
+            for name in (CRL_DER_BLOB, CRL_PEM_BLOB):
                 blob = view.get_blob(name)
                 if blob is not None:
                     txn.put_blob(name, blob)
