@@ -37,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser, sub: Any) -> None:
     sub.add_parser("migrate", help="create or upgrade the PostgreSQL schema of --database")
     join = sub.add_parser("join", help="prepare this machine's home on a CA's database (no CA key)")
     join.add_argument("url", help="postgresql://user@host:port/db of the CA's database")
-    copy = sub.add_parser("copy-store", help="copy this home's records into an empty PostgreSQL database")
-    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host:port/db")
+    copy = sub.add_parser("copy-store", help="copy this home's records into an empty PostgreSQL database, or "
+                                             "export them (one consistent state) as a new TinyDB home")  # fmt: skip
+    copy.add_argument("--to", required=True, metavar="URL|DIR", help="postgresql://user@host:port/db, or a new folder")
 
 
 def apply_options(args: argparse.Namespace) -> None:
@@ -161,6 +162,13 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 
 def cmd_copy_store(args: argparse.Namespace) -> int:
+    """Copy the home's records into an empty database, or export them as a new TinyDB home (a backup)."""
+    if str(args.to).startswith(("postgresql://", "postgres://")):
+        return _copy_into_database(args)
+    return _export_home(args)
+
+
+def _copy_into_database(args: argparse.Namespace) -> int:
     from tui_ca.engine import CertificateAuthority
     from tui_ca.engine.store import open_store
     from tui_ca.engine.store.copy import CA_CERT_BLOBS, copy_records
@@ -179,11 +187,44 @@ def cmd_copy_store(args: argparse.Namespace) -> int:
             target.migrate()
         target.require_schema()
         extra = {name: (home / name).read_bytes() for name in CA_CERT_BLOBS if (home / name).exists()}
-        counts = copy_records(source_ca.store, target, extra)
+        counts = copy_records(source_ca.store, target, extra, lock_source=True)
     finally:
         target.close()
     selection.record(home, choice)
     print(f"copied {counts.requests} requests, {counts.certificates} certificates, {counts.revoked} revocations and "
           f"{counts.audit} audit records into {target.where}; {home} uses the database from now on "
           "(its TinyDB files are left as they were)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+# What an exported home takes from the source home besides the records: everything
+# local to the machine (keys, CA and service certificates), never the store's own files.
+_NOT_EXPORTED = {"db", ".tmp", ".lock", selection.DATABASE_FILE, "crl"}
+
+
+def _export_home(args: argparse.Namespace) -> int:
+    import shutil
+
+    from tui_ca.engine import CertificateAuthority
+    from tui_ca.engine.store import open_store
+    from tui_ca.engine.store.copy import copy_records
+
+    home = resolve_home(args.home)
+    destination = Path(args.to).expanduser()
+    if not _home_is_new(destination):
+        raise RuleError(f"{destination} is not empty; copy-store exports into a new folder")
+    source_ca = CertificateAuthority(home)
+    source_ca.require_ca()
+    on_database = selection.choose(home) is not None
+    destination.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for entry in sorted(home.iterdir()):
+        if entry.name in _NOT_EXPORTED or entry.name.startswith("."):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, destination / entry.name, symlinks=True)
+        elif entry.is_file() and not entry.is_symlink():
+            shutil.copy2(entry, destination / entry.name)
+    counts = copy_records(source_ca.store, open_store(destination, "tinydb"), lock_source=not on_database)
+    print(f"exported {counts.requests} requests, {counts.certificates} certificates, {counts.revoked} revocations "
+          f"and {counts.audit} audit records into the TinyDB home {destination}", file=sys.stderr)  # fmt: skip
     return 0

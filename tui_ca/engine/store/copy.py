@@ -42,8 +42,14 @@ def _is_empty(view: StoreView) -> bool:
     )
 
 
-def copy_records(source: RecordStore, target: RecordStore, extra_blobs: dict[str, bytes] | None = None) -> CopyCounts:
-    """Copy ``source`` into the empty ``target``; refuses a target that holds records."""
+def copy_records(source: RecordStore, target: RecordStore, extra_blobs: dict[str, bytes] | None = None, *,
+                 lock_source: bool = False) -> CopyCounts:  # fmt: skip
+    """Copy ``source`` into the empty ``target``; refuses a target that holds records.
+
+    The source is read in one consistent read; with ``lock_source`` inside a
+    transaction of its own instead (writers wait), for a backend whose
+    consistent read may run the reader again (TinyDB's retries would copy twice).
+    """
 
     def copy(view: StoreView) -> CopyCounts:
         with target.transaction() as txn:
@@ -101,4 +107,8 @@ def copy_records(source: RecordStore, target: RecordStore, extra_blobs: dict[str
             txn.put_meta(view.meta())
         return CopyCounts(requests, certificates, revoked, audit)
 
+    if lock_source:
+        # A transaction that changes nothing commits nothing; it only keeps writers out.
+        with source.transaction() as locked:
+            return copy(locked)
     return source.read(copy)
