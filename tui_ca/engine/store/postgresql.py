@@ -247,16 +247,25 @@ class _Transaction(_View):
     def __init__(self, store: PostgreSQLStore) -> None:
         super().__init__(store)
         self.failure: CAError | None = None
+        self.pipeline: psycopg.Pipeline | None = None
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self._exec(sql, params, fetch=True)
 
-    def _exec(self, sql: str, params: tuple = (), *, fetch: bool = False) -> list[tuple]:
+    def sync(self) -> None:
+        """Wait for every pipelined statement's answer (a refused write is raised here at the latest)."""
+        self._exec("", fetch=False, sync=True)
+
+    def _exec(self, sql: str, params: tuple = (), *, fetch: bool = False, sync: bool = False) -> list[tuple]:
         if self.failure is not None:
             # The database aborted this transaction; nothing more can happen in it.
             raise self.failure
         try:
-            cursor = self._store._conn().execute(sql, params)
+            if sync:
+                if self.pipeline is not None:
+                    self.pipeline.sync()
+                return []
+            cursor = self._store._conn().execute(sql, params)  # type: ignore[arg-type]  # our own constants
             return cursor.fetchall() if fetch else []
         except psycopg.Error as exc:
             if _lost(exc):
@@ -562,10 +571,15 @@ class PostgreSQLStore:
                     f"the connection to {self.where} was lost ({_first_line(exc)}); nothing was changed"
                 ) from None
             try:
-                yield txn
-                if txn.failure is not None:
-                    raise txn.failure
-                txn._exec("INSERT INTO commits (token) VALUES (%s)", (token,))
+                # Pipelined: the writes between two reads travel together instead of
+                # waiting for one answer each (a bulk approval is mostly writes).
+                with conn.pipeline() as pipeline:
+                    txn.pipeline = pipeline
+                    yield txn
+                    if txn.failure is not None:
+                        raise txn.failure
+                    txn._exec("INSERT INTO commits (token) VALUES (%s)", (token,))
+                    txn.sync()
             except BaseException:
                 self._rollback(conn)
                 raise
