@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="the queue or the issued certificates")
     lst.add_argument("what", nargs="?", choices=["requests", "certs"], default="requests")
     lst.add_argument("--status", help="requests: queued/approved/rejected/expired; certs: valid/revoked/expired")
-    lst.add_argument("--json", action="store_true")
+    lst.add_argument("--json", action="store_true", help="one JSON array, written as the records are read")
+    lst.add_argument("--jsonl", action="store_true", help="one JSON object per line")
 
     show = sub.add_parser("show", help="one request or certificate (ID, or serial in hex)")
     show.add_argument("id")
@@ -128,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--days", type=int, default=365, help="TLS certificate validity (default 365)")
     setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
+
+    sub.add_parser("check", help="verify every record, index, the CRL and the audit chain; exit 1 on any problem")
+    backup = sub.add_parser("backup", help="a consistent copy of the CA while others keep working")
+    backup.add_argument("dest", type=Path, help="a new or empty folder")
+    restore = sub.add_parser("restore", help="put a backup onto an empty home (--home)")
+    restore.add_argument("src", type=Path, help="a folder made by 'tui-ca backup'")
 
     estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
     estuser.add_argument("name")
@@ -263,28 +270,47 @@ def cmd_submit(ca: CertificateAuthority, args) -> int:
 
 
 def cmd_list(ca: CertificateAuthority, args) -> int:
-    now = ca.now()
+    # Streamed: each record is written as it is read, from plain stored
+    # fields, so memory and time do not grow with a model per record.
     if args.what == "requests":
-        status = _enum(RequestStatus, args.status)
-        items = ca.requests(status)
-        if args.json:
-            print(json.dumps([_request_json(r) for r in items], indent=2))
-            return 0
-        print(f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED")
-        for r in items:
-            print(f"{r.id:>6}  {r.status.value:9}  {_safe(r.requester)[:24]:24}  {r.details.key_type:9}  "
-                  f"{r.submitted_at:%Y-%m-%d %H:%M}")  # fmt: skip
+        items = ca.iter_request_dicts(_enum(RequestStatus, args.status))
+        header = f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED"
+        line = _request_line
+    else:
+        items = ca.iter_certificate_dicts(_enum(CertStatus, args.status))
+        header = f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'SERIAL':16}  NOT AFTER"
+        line = _certificate_line
+    out = sys.stdout
+    if args.json or args.jsonl:
+        _stream_json(items, out, array=not args.jsonl)
         return 0
-    status = _enum(CertStatus, args.status)
-    certs = ca.certificates(status)
-    if args.json:
-        print(json.dumps([_cert_json(c, now) for c in certs], indent=2))
-        return 0
-    print(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'SERIAL':16}  NOT AFTER")
-    for c in certs:
-        print(f"{c.id:>6}  {c.status_at(now).value:8}  {_safe(c.requester)[:24]:24}  {c.serial_hex[:16]:16}  "
-              f"{c.not_after:%Y-%m-%d}")  # fmt: skip
+    out.write(header + "\n")
+    out.writelines(line(item) for item in items)
     return 0
+
+
+def _stream_json(items, out, *, array: bool) -> None:
+    encode = json.JSONEncoder().encode
+    if not array:
+        out.writelines(encode(item) + "\n" for item in items)
+        return
+    first = True
+    out.write("[")
+    for item in items:
+        out.write(("\n" if first else ",\n") + encode(item))
+        first = False
+    out.write("]\n" if first else "\n]\n")
+
+
+def _request_line(r: dict) -> str:
+    at = r["submitted_at"]
+    return (f"{r['id']:>6}  {r['status']:9}  {_safe(r['requester'])[:24]:24}  {r['details']['key_type']:9}  "
+            f"{at[:10]} {at[11:16]}\n")  # fmt: skip
+
+
+def _certificate_line(c: dict) -> str:
+    return (f"{c['id']:>6}  {c['status']:8}  {_safe(c['requester'])[:24]:24}  {c['serial'][:16]:16}  "
+            f"{c['not_after'][:10]}\n")  # fmt: skip
 
 
 def _enum(kind, value):
@@ -448,15 +474,39 @@ def cmd_server_setup(ca: CertificateAuthority, args) -> int:
     return setup(ca, args)
 
 
+def cmd_check(ca: CertificateAuthority, args) -> int:
+    problems = ca.check()
+    for problem in problems:
+        print(_safe(problem))
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found in {ca.home}", file=sys.stderr)
+        return 1
+    print(f"ok: {ca.home} is consistent ({ca.queued_count()} queued)")
+    return 0
+
+
+def cmd_backup(ca: CertificateAuthority, args) -> int:
+    print(f"backup written to {ca.backup(args.dest)}")
+    return 0
+
+
+def cmd_restore(ca: CertificateAuthority, args) -> int:
+    problems = CertificateAuthority.restore(args.src, ca.home, actor=ca.actor)
+    for problem in problems:
+        print(_safe(problem))
+    print(f"restored {args.src} into {ca.home}" + (f"; {len(problems)} problems" if problems else ""))
+    return 1 if problems else 0
+
+
 COMMANDS = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup,
+    "server-setup": cmd_server_setup, "check": cmd_check, "backup": cmd_backup, "restore": cmd_restore,
 }  # fmt: skip
 
 
-_SETUP_COMMANDS = ("init", "import-ca-cert")
+_SETUP_COMMANDS = ("init", "import-ca-cert", "restore")
 
 
 def main(argv: list[str] | None = None) -> int:

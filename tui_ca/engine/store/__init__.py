@@ -15,7 +15,9 @@ from tui_ca.engine.store.protocol import (
     CRL_PEM_BLOB,
     META_DEFAULTS,
     RecordStore,
+    StoreDamagedError,
     StoreTransaction,
+    StoreUnavailableError,
     StoreView,
 )
 
@@ -53,6 +55,7 @@ def open_store(home: Path | str, backend: str | None = None) -> RecordStore:
 
 
 __all__ = [
-    "BACKENDS", "CRL_DER_BLOB", "CRL_PEM_BLOB", "META_DEFAULTS", "RecordStore", "StoreTransaction", "StoreView",
+    "BACKENDS", "CRL_DER_BLOB", "CRL_PEM_BLOB", "META_DEFAULTS", "RecordStore", "StoreDamagedError", "StoreTransaction",
+    "StoreUnavailableError", "StoreView",
     "open_store",
 ]  # fmt: skip
