@@ -526,7 +526,7 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"the CA home {home} is not a directory")
         if args.command in (None, "tui"):
             return run_ui(home, args)
-        if args.command == "init":
+        if args.command in ("init", "restore"):
             cli_database.prepare_init(home)
         ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"))
         if args.command not in _SETUP_COMMANDS:

@@ -18,6 +18,8 @@ from tui_ca.engine.store import selection
 from tui_ca.engine.store.selection import DATABASE_ENV, PASSWORD_FILE_ENV, DatabaseChoice
 from tui_ca.homes import resolve_home
 
+# Public CA files kept as blobs too, so that another machine's home can fetch them (join).
+CA_CERT_BLOBS = ("ca/root.crt.pem", "ca/issuing.crt.pem")
 # Commands that run before (or without) a CA in the home.
 COMMANDS = ("migrate", "join", "copy-store")
 
@@ -37,9 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser, sub: Any) -> None:
     sub.add_parser("migrate", help="create or upgrade the PostgreSQL schema of --database")
     join = sub.add_parser("join", help="prepare this machine's home on a CA's database (no CA key)")
     join.add_argument("url", help="postgresql://user@host:port/db of the CA's database")
-    copy = sub.add_parser("copy-store", help="copy this home's records into an empty PostgreSQL database, or "
-                                             "export them (one consistent state) as a new TinyDB home")  # fmt: skip
-    copy.add_argument("--to", required=True, metavar="URL|DIR", help="postgresql://user@host:port/db, or a new folder")
+    copy = sub.add_parser("copy-store", help="copy this TinyDB home's records into an empty PostgreSQL database")
+    copy.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host:port/db")
 
 
 def apply_options(args: argparse.Namespace) -> None:
@@ -67,7 +68,7 @@ def _open(choice: DatabaseChoice, *, check_schema: bool = True) -> Any:
 
 
 def prepare_init(home: Path) -> None:
-    """Before ``init`` on a database: create its schema if it has none; refuse one that holds a CA."""
+    """Before ``init`` or ``restore`` on a database: create its schema if it has none; refuse one that holds a CA."""
     choice = selection.choose(home)
     if choice is None:
         return
@@ -87,8 +88,6 @@ def prepare_init(home: Path) -> None:
 def finish_init(home: Path) -> None:
     """After ``init`` or ``import-ca-cert`` on a database: the home remembers it, so later commands need no
     flag, and the CA certificates go into the database, where ``join`` on another machine finds them."""
-    from tui_ca.engine.store.copy import CA_CERT_BLOBS
-
     choice = selection.from_environment()
     if choice is not None and selection.recorded(home) is None:
         selection.record(home, choice)
@@ -136,7 +135,6 @@ def _home_is_new(home: Path) -> bool:
 
 def cmd_join(args: argparse.Namespace) -> int:
     from tui_ca.engine.home import write_file
-    from tui_ca.engine.store.copy import CA_CERT_BLOBS
 
     home = resolve_home(args.home)
     if not _home_is_new(home):
@@ -162,16 +160,10 @@ def cmd_join(args: argparse.Namespace) -> int:
 
 
 def cmd_copy_store(args: argparse.Namespace) -> int:
-    """Copy the home's records into an empty database, or export them as a new TinyDB home (a backup)."""
-    if str(args.to).startswith(("postgresql://", "postgres://")):
-        return _copy_into_database(args)
-    return _export_home(args)
-
-
-def _copy_into_database(args: argparse.Namespace) -> int:
+    """Copy a TinyDB home's records into an empty database; the home uses the database from then on."""
     from tui_ca.engine import CertificateAuthority
     from tui_ca.engine.store import open_store
-    from tui_ca.engine.store.copy import CA_CERT_BLOBS, copy_records
+    from tui_ca.engine.store.copying import copy_records
 
     home = resolve_home(args.home)
     if selection.recorded(home) is not None:
@@ -186,45 +178,18 @@ def _copy_into_database(args: argparse.Namespace) -> int:
         if target.schema_version() == 0:
             target.migrate()
         target.require_schema()
-        extra = {name: (home / name).read_bytes() for name in CA_CERT_BLOBS if (home / name).exists()}
-        counts = copy_records(source_ca.store, target, extra, lock_source=True)
+        if not target.is_empty():
+            raise RuleError(f"the database {target.where} already holds CA records; copy only into an empty one")
+        # Inside a source transaction: writers wait, and the copy is of one committed state.
+        with source_ca.store.transaction() as source:
+            copy_records(source, target)
+            counts = [sum(1 for _ in items) for items in (source.iter_requests(), source.iter_certificates(),
+                                                          source.iter_revoked(), source.iter_audit())]  # fmt: skip
     finally:
         target.close()
     selection.record(home, choice)
-    print(f"copied {counts.requests} requests, {counts.certificates} certificates, {counts.revoked} revocations and "
-          f"{counts.audit} audit records into {target.where}; {home} uses the database from now on "
-          "(its TinyDB files are left as they were)", file=sys.stderr)  # fmt: skip
-    return 0
-
-
-# What an exported home takes from the source home besides the records: everything
-# local to the machine (keys, CA and service certificates), never the store's own files.
-_NOT_EXPORTED = {"db", ".tmp", ".lock", selection.DATABASE_FILE, "crl"}
-
-
-def _export_home(args: argparse.Namespace) -> int:
-    import shutil
-
-    from tui_ca.engine import CertificateAuthority
-    from tui_ca.engine.store import open_store
-    from tui_ca.engine.store.copy import copy_records
-
-    home = resolve_home(args.home)
-    destination = Path(args.to).expanduser()
-    if not _home_is_new(destination):
-        raise RuleError(f"{destination} is not empty; copy-store exports into a new folder")
-    source_ca = CertificateAuthority(home)
-    source_ca.require_ca()
-    on_database = selection.choose(home) is not None
-    destination.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for entry in sorted(home.iterdir()):
-        if entry.name in _NOT_EXPORTED or entry.name.startswith("."):
-            continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.copytree(entry, destination / entry.name, symlinks=True)
-        elif entry.is_file() and not entry.is_symlink():
-            shutil.copy2(entry, destination / entry.name)
-    counts = copy_records(source_ca.store, open_store(destination, "tinydb"), lock_source=not on_database)
-    print(f"exported {counts.requests} requests, {counts.certificates} certificates, {counts.revoked} revocations "
-          f"and {counts.audit} audit records into the TinyDB home {destination}", file=sys.stderr)  # fmt: skip
+    finish_init(home)
+    print(f"copied {counts[0]} requests, {counts[1]} certificates, {counts[2]} revocations and {counts[3]} audit "
+          f"records into {target.where}; {home} uses the database from now on (its TinyDB files are left as they "
+          "were)", file=sys.stderr)  # fmt: skip
     return 0

@@ -44,8 +44,8 @@ from psycopg.types.json import Json
 
 from tui_ca.engine.crl import encode_entry
 from tui_ca.engine.errors import CAError, InputError, RuleError
-from tui_ca.engine.store.protocol import META_DEFAULTS, Pause
-from tui_ca.engine.store.selection import read_password_file
+from tui_ca.engine.store.protocol import META_DEFAULTS, Pause, StoreUnavailableError
+from tui_ca.engine.store.selection import DATABASE_FILE, read_password_file
 
 T = TypeVar("T")
 # Any fixed pair of int4 keys; advisory locks are per database, so one CA per database.
@@ -74,7 +74,7 @@ _RULES = {
 }
 
 
-class DatabaseUnavailableError(CAError):
+class DatabaseUnavailableError(StoreUnavailableError):
     """The PostgreSQL server cannot be reached (or went away during the operation)."""
 
     transient = False
@@ -639,6 +639,16 @@ class PostgreSQLStore:
 
     def view(self) -> _View:
         return _View(self)
+
+    # A backup is a home of its own on TinyDB: it must not point at the live database.
+    home_entries: frozenset[str] = frozenset({DATABASE_FILE})
+
+    def backup_to(self, dest_home: Path) -> None:
+        """The records into a TinyDB store at ``dest_home`` (inside the caller's transaction: one state)."""
+        from tui_ca.engine.store.copying import copy_records
+        from tui_ca.engine.store.tinydb import TinyDBStore
+
+        copy_records(self.view(), TinyDBStore(dest_home))
 
     def change_token(self) -> object:
         rows = self._query("SELECT doc->>'generation' FROM meta WHERE name = 'meta'", ())
