@@ -33,6 +33,8 @@ class Clock:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tinydb_only: a test of the TinyDB backend's files (not run on memory)")
+    config.addinivalue_line("markers", "breaks_a_database_rule: sets up a state PostgreSQL's constraints refuse "
+                            "(not run there; tests/pg/test_rules_in_the_database.py shows the refusal)")  # fmt: skip
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -41,7 +43,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # themselves only on TinyDB.
     if "backend" in metafunc.fixturenames:
         only_tinydb = metafunc.definition.get_closest_marker("tinydb_only") is not None
-        metafunc.parametrize("backend", ["tinydb"] if only_tinydb else list(store_seam.BACKENDS), indirect=True)
+        backends = ["tinydb"] if only_tinydb else list(store_seam.BACKENDS)
+        if metafunc.definition.get_closest_marker("breaks_a_database_rule") is not None:
+            backends.remove("postgresql")
+        metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture

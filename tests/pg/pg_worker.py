@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tests.helpers import CA_NAMES
 from tui_ca.engine import Actor, CertificateAuthority
+from tui_ca.engine.store import selection
+from tui_ca.engine.store.postgresql import PostgreSQLStore
 
 
 def approver(home: str, ids: list[int], barrier, results) -> None:
@@ -22,3 +25,14 @@ def submitter(home: str, csrs: list[bytes], results) -> None:
     ca = CertificateAuthority(Path(home), actor=Actor("submitter", None))
     ids = [ca.submit(csr, source="test").request.id for csr in csrs]
     results.put(ids)
+
+
+def pg_home(tmp_path: Path, url: str) -> CertificateAuthority:
+    """An admin home whose records are in the database at ``url``."""
+    store = PostgreSQLStore(url, check_schema=False)
+    store.migrate()
+    home = tmp_path / "admin"
+    ca = CertificateAuthority(home, store=store, actor=Actor("alice", None))
+    ca.init(CA_NAMES)
+    selection.record(home, selection.DatabaseChoice(url))
+    return ca

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import csr_pem, make_csr
-from tests.pg.test_concurrency import pg_home
+from tests.pg.pg_worker import pg_home
 from tests.pg_support import PgCluster
 from tui_ca.engine import CertificateAuthority, RevocationReason
 
@@ -98,3 +98,24 @@ def test_a_key_revoked_for_key_compromise_is_refused_at_intake(pg_cluster: PgClu
             "revoked for keyCompromise (certificate 1)")  # fmt: skip
     refused(pg_cluster, db, "INSERT INTO compromised_keys SELECT spki, 1 FROM certificates WHERE id = 1",
             "compromised_keys_pkey")  # fmt: skip
+
+
+def test_the_tampering_check_catches_on_files_is_refused_here(stocked) -> None:
+    """What tests/engine/test_check_backup.py breaks by hand to see `check` name it cannot be done on PostgreSQL."""
+    from tui_ca.engine import RuleError
+
+    ca, _ = stocked
+    view = ca.store.view()
+    first = view.get_certificate(1)
+    meta = view.meta()
+    tamperings = {
+        "CSR index to a request that does not exist": lambda txn: txn.put_csr(first["spki"], 999),
+        "serial index to another certificate": lambda txn: txn.put_serial(int(first["serial"], 16), 2),
+        "audit record off the chain": lambda txn: txn.append_audit(
+            {"seq": meta["audit_seq"] + 1, "prev": "", "hash": "x", "action": "approve"}),
+    }  # fmt: skip
+    for what, action in tamperings.items():
+        with pytest.raises(RuleError, match="the database refused the change"):
+            with ca.store.transaction() as txn:
+                action(txn)
+        assert ca.check() == [], what

@@ -268,13 +268,18 @@ class _Transaction(_View):
             cursor = self._store._conn().execute(sql, params)  # type: ignore[arg-type]  # our own constants
             return cursor.fetchall() if fetch else []
         except psycopg.Error as exc:
+            raise self.fail(exc) from None
+
+    def fail(self, exc: psycopg.Error) -> CAError:
+        """Record why the database gave up on this transaction (the first cause wins); the error to raise."""
+        if self.failure is None:
             if _lost(exc):
                 self.failure = DatabaseUnavailableError(
                     f"the connection to {self._store.where} was lost ({_first_line(exc)}); nothing was changed"
                 )
             else:
                 self.failure = _refusal(exc)
-            raise self.failure from None
+        return self.failure
 
     def put_meta(self, meta: dict) -> None:
         self._exec("INSERT INTO meta (name, doc) VALUES ('meta', %s) ON CONFLICT (name) DO UPDATE SET doc = "
@@ -571,15 +576,19 @@ class PostgreSQLStore:
                     f"the connection to {self.where} was lost ({_first_line(exc)}); nothing was changed"
                 ) from None
             try:
-                # Pipelined: the writes between two reads travel together instead of
-                # waiting for one answer each (a bulk approval is mostly writes).
-                with conn.pipeline() as pipeline:
-                    txn.pipeline = pipeline
-                    yield txn
-                    if txn.failure is not None:
-                        raise txn.failure
-                    txn._exec("INSERT INTO commits (token) VALUES (%s)", (token,))
-                    txn.sync()
+                try:
+                    # Pipelined: the writes between two reads travel together instead of
+                    # waiting for one answer each (a bulk approval is mostly writes).
+                    with conn.pipeline() as pipeline:
+                        txn.pipeline = pipeline
+                        yield txn
+                        if txn.failure is not None:
+                            raise txn.failure
+                        txn._exec("INSERT INTO commits (token) VALUES (%s)", (token,))
+                        txn.sync()
+                except psycopg.Error as exc:
+                    # Leaving the pipeline on a connection the server dropped, say.
+                    raise txn.fail(exc) from None
             except BaseException:
                 self._rollback(conn)
                 raise
@@ -637,7 +646,8 @@ class PostgreSQLStore:
 
         return self._retrying(attempt)
 
-    def view(self) -> _View:
+    def view(self, *, keep: bool = True) -> _View:
+        """Reads in autocommit, streamed by pages (``keep`` changes nothing: no view here keeps records)."""
         return _View(self)
 
     # A backup is a home of its own on TinyDB: it must not point at the live database.

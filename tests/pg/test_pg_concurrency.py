@@ -5,27 +5,14 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from tests.helpers import CA_NAMES, csr_pem, make_csr
+from tests.helpers import csr_pem, make_csr
 from tests.pg import pg_worker
+from tests.pg.pg_worker import pg_home
 from tests.pg_support import PgCluster
-from tui_ca.engine import Actor, CertificateAuthority
-from tui_ca.engine.store import selection
-from tui_ca.engine.store.postgresql import PostgreSQLStore
 
 ROUNDS = 12
 WORKERS = 4
 DEADLINE = 300
-
-
-def pg_home(tmp_path: Path, url: str) -> CertificateAuthority:
-    """An admin home whose records are in the database at ``url``."""
-    store = PostgreSQLStore(url, check_schema=False)
-    store.migrate()
-    home = tmp_path / "admin"
-    ca = CertificateAuthority(home, store=store, actor=Actor("alice", None))
-    ca.init(CA_NAMES)
-    selection.record(home, selection.DatabaseChoice(url))
-    return ca
 
 
 def test_four_processes_approving_one_request_make_one_certificate(tmp_path: Path, pg_cluster: PgCluster,

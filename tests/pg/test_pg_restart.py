@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import csr_pem, make_csr
-from tests.pg.test_concurrency import pg_home
+from tests.pg.pg_worker import pg_home
 from tests.pg_support import PgCluster
 from tui_ca.engine import CAError
 from tui_ca.engine.store import postgresql

@@ -7,7 +7,7 @@ import threading
 from pathlib import Path
 
 from tests.helpers import csr_pem, make_csr, run_cli
-from tests.pg.test_concurrency import pg_home
+from tests.pg.pg_worker import pg_home
 from tests.pg_support import PgCluster
 from tui_ca.engine import Actor, CertificateAuthority, RequestStatus
 
