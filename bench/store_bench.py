@@ -111,7 +111,7 @@ def serve_start(home: Path) -> float:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/crl", timeout=5) as response:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/ca.crl", timeout=5) as response:
                     if response.status == 200:
                         return _cpu_seconds(proc.pid)
             except OSError:

@@ -285,19 +285,34 @@ def cmd_list(ca: CertificateAuthority, args) -> int:
         _stream_json(items, out, array=not args.jsonl)
         return 0
     out.write(header + "\n")
-    out.writelines(line(item) for item in items)
+    for batch in _batches(items):
+        out.write("".join(map(line, batch)))
     return 0
+
+
+def _batches(items, size: int = 1000):
+    """Records in lists of ``size``: one write per batch, memory bounded by the batch."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _stream_json(items, out, *, array: bool) -> None:
     encode = json.JSONEncoder().encode
     if not array:
-        out.writelines(encode(item) + "\n" for item in items)
+        for batch in _batches(items):
+            out.write("".join(encode(item) + "\n" for item in batch))
         return
     first = True
     out.write("[")
-    for item in items:
-        out.write(("\n" if first else ",\n") + encode(item))
+    for batch in _batches(items):
+        # One encoder call per batch; the batch's own brackets are dropped.
+        out.write(("\n" if first else ",\n") + encode(batch)[1:-1])
         first = False
     out.write("]\n" if first else "\n]\n")
 

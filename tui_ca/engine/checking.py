@@ -127,7 +127,7 @@ def _check_crl(view: StoreView, issuing: x509.Certificate | None, meta: dict, re
     except ValueError:
         yield "CRL: the published CRL does not parse"
         return
-    if not crl.is_signature_valid(issuing.public_key()):
+    if not crl.is_signature_valid(issuing.public_key()):  # type: ignore[arg-type]
         yield "CRL: the published CRL is not signed by the issuing CA"
     number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
     if number != meta.get("crl_number"):

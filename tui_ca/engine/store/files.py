@@ -558,9 +558,9 @@ class Transaction(View):
         except OSError:
             return  # the journal is durable: the next transaction finishes this commit
         for path in self._dirty:
-            signature = store.signature(path)
-            if signature is not None:
-                store._cache[path] = (signature, self._shards[path])
+            signature, staged = store.signature(path), self._shards[path]
+            if signature is not None and staged is not None:
+                store._cache[path] = (signature, staged)
 
     def _discard(self, renames: list[tuple[Path, Path]]) -> None:
         """Remove what a commit that did not happen prepared (best effort: recovery also drops it)."""

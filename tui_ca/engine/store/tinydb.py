@@ -123,7 +123,7 @@ class _ShardTable(Table):
     """
 
     def _update_table(self, updater: Callable[[Any], None]) -> None:
-        owner = self._storage._owner
+        owner = self._storage._owner  # type: ignore[attr-defined]
         if not owner.writable:
             raise RuntimeError("read-only view: open a transaction to write")
         tables = self._storage.read() or {}
@@ -240,7 +240,12 @@ class _Records:
         # Sorted by the stored field, not the doc_id: a hand-edited log must
         # show up as a broken chain in verify_chain, not be silently re-ordered.
         docs = list(self._iter("audit"))
-        return iter(sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0))
+
+        def seq(doc: dict) -> int:
+            value = doc.get("seq")
+            return value if isinstance(value, int) else 0
+
+        return iter(sorted(docs, key=seq))
 
     def iter_revoked(self) -> Iterator[dict]:
         for shard in self.shards("revoked"):  # type: ignore[attr-defined]
@@ -407,16 +412,14 @@ def validate_shard(path: Path, data: Any) -> str | None:
     docs = data[collection]
     if not isinstance(docs, dict):
         return f"its table is {type(docs).__name__}, not records"
-    required = _REQUIRED.get(collection, ())
+    required = frozenset(() if collection == "audit" else _REQUIRED.get(collection, ()))
+    numbered = collection in _NUMBERED
     for key, doc in docs.items():
-        if not key.isdigit() or not isinstance(doc, dict):
+        if type(doc) is not dict or not key.isdigit():
             return f"entry {key!r} is not a record"
-        if collection == "audit":
-            continue
-        missing = [field for field in required if field not in doc]
-        if missing:
-            return f"record {key} lacks {', '.join(missing)}"
-        if collection in _NUMBERED and doc["id"] != int(key):
+        if not required <= doc.keys():
+            return f"record {key} lacks {', '.join(sorted(required - doc.keys()))}"
+        if numbered and doc["id"] != int(key):
             return f"record {key} says it is {doc['id']!r}"
     return None
 
