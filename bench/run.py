@@ -42,6 +42,7 @@ EXTRA_MODULES = {
     "server": ("bench.server_bench", "Server", ""),
     "cli-startup": ("bench.cli_startup", "Command-line start-up vs openssl", ""),
     "ops": ("bench.ops_bench", "Operations", ""),
+    "postgresql": ("bench.pg_bench", "PostgreSQL beside TinyDB and openssl ca", ""),
 }  # fmt: skip
 
 

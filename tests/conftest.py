@@ -33,6 +33,8 @@ class Clock:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tinydb_only: a test of the TinyDB backend's files (not run on memory)")
+    config.addinivalue_line("markers", "breaks_a_database_rule: sets up a state PostgreSQL's constraints refuse "
+                            "(not run there; tests/pg/test_rules_in_the_database.py shows the refusal)")  # fmt: skip
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -41,13 +43,25 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # themselves only on TinyDB.
     if "backend" in metafunc.fixturenames:
         only_tinydb = metafunc.definition.get_closest_marker("tinydb_only") is not None
-        metafunc.parametrize("backend", ["tinydb"] if only_tinydb else list(store_seam.BACKENDS), indirect=True)
+        backends = ["tinydb"] if only_tinydb else list(store_seam.BACKENDS)
+        if metafunc.definition.get_closest_marker("breaks_a_database_rule") is not None:
+            backends.remove("postgresql")
+        metafunc.parametrize("backend", backends, indirect=True)
 
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
     """The store backend every CertificateAuthority of the test opens by default."""
     monkeypatch.setattr(store_seam, "default_backend", request.param)
+    if request.param == "postgresql":
+        # Each home of the test gets a database of its own on the session's server.
+        from tests.pg_support import HomeDatabases
+        from tui_ca.engine.store import postgresql, selection
+
+        monkeypatch.setattr(selection, "choose", HomeDatabases(request.getfixturevalue("pg_cluster")).choose)
+        yield request.param
+        postgresql.forget_shared()
+        return
     yield request.param
     MemoryStore.forget_homes()
 
@@ -68,3 +82,7 @@ def ca(home: Path, clock: Clock) -> CertificateAuthority:
     authority = CertificateAuthority(home, clock=clock, actor=Actor("alice", "192.0.2.10"))
     authority.init(DEMO_NAMES, base_url="http://127.0.0.1:8080")
     return authority
+
+
+# The throwaway PostgreSQL server (pg_cluster, pg_url) for the PostgreSQL backend's tests.
+pytest_plugins = ["tests.pg_support"]

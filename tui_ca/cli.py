@@ -95,6 +95,8 @@ def _args_init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--queue-days", type=int, default=30, help="queued requests older than this expire (default 30)")
     p.add_argument("--allow-wildcards", action="store_true",
                    help="accept wildcard DNS names (*.example.net) in CSRs (default: refused)")  # fmt: skip
+    p.add_argument("--database", dest="init_database", metavar="URL",
+                   help="keep the records in this PostgreSQL database (schema created if empty)")  # fmt: skip
     p.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
     p.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
 
@@ -253,6 +255,14 @@ def _plugin_usage_error(message: str) -> NoReturn:
     raise SystemExit(3)
 
 
+def _args_join(p: argparse.ArgumentParser) -> None:
+    p.add_argument("url", help="postgresql://user@host:port/db of the CA's database")
+
+
+def _args_copy_store(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--to", required=True, metavar="URL", help="postgresql://user@host:port/db")
+
+
 def _args_policy(p: argparse.ArgumentParser) -> None:
     from tui_ca.cli_policy import add_arguments
 
@@ -303,6 +313,10 @@ SPECS: dict[str, Spec] = {
     "scep-challenge": Spec("mint a one-time SCEP challenge password (or --require them)", _args_scep_challenge),
     "expiring": Spec("what ends soon; monitoring-plugin exit codes (0 OK, 1, 2, 3)", _args_expiring),
     "notify": Spec("notifications of requests, decisions and expiries (command, mail, webhook)", _args_notify),
+    "migrate": Spec("create or upgrade the PostgreSQL schema of --database", _args_none),
+    "join": Spec("prepare this machine's home on a CA's database (no CA key)", _args_join),
+    "copy-store": Spec("copy this home's records into an empty PostgreSQL database (or --to DIR: a TinyDB home)",
+                       _args_copy_store),
     "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
     "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
     "completion": Spec("print the bash or zsh completion script", _args_completion),
@@ -334,6 +348,12 @@ def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("--home", type=Path, help="CA home directory (default: $TUI_CA_HOME or the user data dir)")
     parser.add_argument("--passphrase-file", type=Path, help="file holding the CA key passphrase")
+    parser.add_argument("--database", metavar="URL",
+                        help="keep the records in PostgreSQL (postgresql://user@host:port/db, no password; "
+                             "also $TUI_CA_DATABASE); recorded in the home by init and join")  # fmt: skip
+    parser.add_argument("--database-password-file", type=Path, metavar="FILE",
+                        help="file whose first line is the database password (else libpq's ~/.pgpass or "
+                             "$PGPASSFILE)")  # fmt: skip
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
                                 help="one of the commands below; 'tui-ca help COMMAND' explains it")  # fmt: skip
     for name in wanted:
@@ -344,7 +364,7 @@ def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-_GLOBAL_WITH_VALUE = ("--home", "--passphrase-file")
+_GLOBAL_WITH_VALUE = ("--home", "--passphrase-file", "--database", "--database-password-file")
 
 
 def chosen_command(argv: list[str]) -> str | None:
@@ -986,6 +1006,11 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_help(args)
         if args.command == "completion":
             return cmd_completion(args)
+        from tui_ca import cli_database
+
+        cli_database.apply_options(args)
+        if args.command in cli_database.COMMANDS:
+            return cli_database.run(args.command, args)
         if args.command == "expiring":
             return cmd_expiring(args)
         if args.command == "demo":
@@ -1001,6 +1026,8 @@ def main(argv: list[str] | None = None) -> int:
             raise InputError(f"the CA home {home} is not a directory")
         if args.command in (None, "tui"):
             return run_ui(home, args)
+        if args.command in ("init", "restore"):
+            cli_database.prepare_init(home)
         ca: Any
         if args.command in _READ_COMMANDS:
             from tui_ca.engine.reader import CAReader
@@ -1013,7 +1040,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command not in _SETUP_COMMANDS:
             # A mistyped --home must not look like an empty CA.
             ca.require_ca()
-        return COMMANDS[args.command](ca, args)
+        code = COMMANDS[args.command](ca, args)
+        if args.command in _SETUP_COMMANDS and code == EXIT_OK:
+            cli_database.finish_init(home)
+        return code
     except CAError as exc:
         return _die(str(exc), exit_code_for(type(exc)))
     except KeyboardInterrupt:

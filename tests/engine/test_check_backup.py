@@ -53,12 +53,14 @@ def test_requester_index_active_pointer(populated):
     _named(problems, "requester index", "active None", str(ids[2]))
 
 
+@pytest.mark.breaks_a_database_rule
 def test_csr_index(populated):
     ca, ids = populated
     sha = ca.request(ids[3]).details.csr_sha256
     _named(_break(ca, lambda txn: txn.put_csr(sha, 999)), "CSR index", f"request {ids[3]}", "999")
 
 
+@pytest.mark.breaks_a_database_rule
 def test_serial_index_and_ocsp(populated):
     ca, ids = populated
     serial = ca.certificate(ids[2]).serial
@@ -67,6 +69,7 @@ def test_serial_index_and_ocsp(populated):
     _named(problems, "OCSP", format(serial, "x"), "revoked")  # it would answer for the revoked certificate
 
 
+@pytest.mark.breaks_a_database_rule
 def test_serial_uniqueness(populated):
     ca, ids = populated
     first = ca.store.view().get_certificate(ids[2])
@@ -124,6 +127,7 @@ def test_approved_request_without_certificate(populated):
            "certificate is missing")  # fmt: skip
 
 
+@pytest.mark.breaks_a_database_rule
 def test_audit_chain(populated):
     ca, ids = populated
     meta = ca.store.view().meta()

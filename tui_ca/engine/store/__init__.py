@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tui_ca.engine.errors import InputError
+from tui_ca.engine.store import selection
 from tui_ca.engine.store.protocol import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -21,14 +23,28 @@ from tui_ca.engine.store.protocol import (
     StoreView,
 )
 
-BACKENDS = ("tinydb", "memory")
+BACKENDS = ("tinydb", "memory", "postgresql")
+
+
+class NoDatabaseError(InputError):
+    """The PostgreSQL backend was asked for, but no database URL was given."""
+
+
 # The backend a CertificateAuthority opens when none is given (tests switch it).
 default_backend = "tinydb"
 
 
 def open_store(home: Path | str, backend: str | None = None) -> RecordStore:
     """The record store of a home, on the named backend (default: ``default_backend``)."""
+    choice = selection.choose(home) if backend in (None, "postgresql") else None
+    if choice is not None:
+        # A database named by the environment or recorded in the home wins over the default files.
+        from tui_ca.engine.store.postgresql import shared_store
+
+        return shared_store(choice.url, choice.password_file)
     name = backend or default_backend
+    if name == "postgresql":
+        raise NoDatabaseError(f"no database is chosen for {home}: give --database URL (or $TUI_CA_DATABASE)")
     if name == "tinydb":
         from tui_ca.engine.store.tinydb import TinyDBStore
 

@@ -1,0 +1,689 @@
+"""The PostgreSQL backend: one database shared by every process of every node.
+
+Writers: one transaction per engine operation, READ COMMITTED, which first
+takes a transaction-scoped advisory lock. Writers are thus serialised as on
+the TinyDB backend (the engine's rules are checked on fresh state, and every
+statement after the lock sees every earlier commit); there are no
+serialisation failures to retry, and the schema's constraints (see
+``migrations/``) refuse whatever a bug or an older node might still get wrong.
+A failed statement poisons the whole operation: the engine may catch a
+per-item refusal, but a transaction the database refused part of is never
+committed.
+
+Readers: ``read`` runs in one REPEATABLE READ, READ ONLY transaction (one
+snapshot, never half a commit, blocking nobody); ``view`` reads in
+autocommit, streaming by keyset pages so memory does not grow with the store.
+
+Connections: one per thread, opened lazily and replaced when the server went
+away (a restart): a read is retried on a new connection, a write is refused
+with one line before its commit and resolved after it (each commit leaves a
+token in ``commits``, so a lost answer to COMMIT is looked up, not guessed).
+
+Passwords: never in the URL (refused: it would show in ``ps`` and logs);
+libpq reads them from ``PGPASSFILE`` / ``~/.pgpass`` or the given password
+file. This is the only module that imports psycopg.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
+from psycopg.types.json import Json
+
+from tui_ca.engine.crl import encode_entry
+from tui_ca.engine.errors import CAError, InputError, RuleError
+from tui_ca.engine.store.protocol import META_DEFAULTS, Pause, StoreUnavailableError
+from tui_ca.engine.store.selection import DATABASE_FILE, read_password_file
+
+T = TypeVar("T")
+# Any fixed pair of int4 keys; advisory locks are per database, so one CA per database.
+_WRITER_LOCK = (0x7475_6361, 1)
+_MIGRATION_LOCK = (0x7475_6361, 2)
+_PAGE = 1000
+# How long a read or an unanswered commit waits for the server to come back.
+RECONNECT_DEADLINE = 30.0
+_CONNECT_TIMEOUT = 10
+# Idle connections kept for reuse (a server's executor threads, a UI's workers).
+_MAX_IDLE = 8
+
+# What the database's rules mean to an admin (constraint name -> sentence).
+_RULES = {
+    "one_queued_request_per_requester": "the requester already has a request in the queue",
+    "one_active_certificate_per_requester": "the requester already holds an active certificate",
+    "certificates_pkey": "this request already has its certificate",
+    "certificates_id_request_status_fkey": "a certificate can only be issued for an approved request",
+    "certificates_serial_key": "that serial number was already used",
+    "serials_pkey": "that serial number was already used",
+    "requests_pkey": "that Certificate ID was already used",
+    "compromised_keys_pkey": "that key is already recorded as compromised",
+    "revoked_pkey": "that certificate is already revoked",
+    "audit_pkey": "that audit record exists already",
+    "audit_prev_seq_prev_fkey": "the audit record does not follow the last one",
+}
+
+
+class DatabaseUnavailableError(StoreUnavailableError):
+    """The PostgreSQL server cannot be reached (or went away during the operation)."""
+
+    transient = False
+    """Worth trying again soon (the server is restarting), rather than a setting to fix."""
+
+
+class SchemaVersionError(RuleError):
+    """The database's schema is older or newer than this tui-ca's."""
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """(version, name, SQL) of every migration shipped in the package, in order."""
+    folder = resources.files("tui_ca.engine.store") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.endswith(".sql") and entry.name[:4].isdigit():
+            found.append((int(entry.name[:4]), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+SCHEMA_VERSION = max(version for version, _, _ in _migrations())
+
+
+def describe_url(url: str) -> str:
+    """host:port/dbname of a URL, for messages (never the user's secrets)."""
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "the database"
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    return f"{host}:{port}/{params.get('dbname') or params.get('user') or '?'}"
+
+
+def check_url(url: str) -> dict[str, Any]:
+    """The URL's parameters; refuses anything but a postgresql:// URL without a password."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise InputError("the database must be a postgresql:// URL (postgresql://user@host:port/dbname)")
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise InputError(f"the database URL cannot be read: {str(exc).splitlines()[0]}") from None
+    if params.get("password"):
+        raise InputError(
+            "the database URL contains a password, which would show in process lists and logs; "
+            "put it in ~/.pgpass (or PGPASSFILE) or a --database-password-file instead"
+        )
+    return params
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def _refusal(exc: psycopg.Error) -> CAError:
+    """A database error inside an operation as the engine error it means."""
+    diag = exc.diag
+    if isinstance(exc, psycopg.IntegrityError):
+        rule = _RULES.get(diag.constraint_name or "") or diag.message_primary or _first_line(exc)
+        return RuleError(f"the database refused the change: {rule}")
+    if isinstance(exc, psycopg.DataError):
+        return InputError(f"the database cannot store this: {diag.message_primary or _first_line(exc)}")
+    return DatabaseUnavailableError(f"the database failed the operation: {_first_line(exc)}; nothing was changed")
+
+
+def _lost(exc: BaseException) -> bool:
+    """Whether ``exc`` means the connection is gone (server restart, network), not a refusal."""
+    return isinstance(exc, psycopg.OperationalError) and not isinstance(
+        exc, pg_errors.QueryCanceled | pg_errors.LockNotAvailable
+    )
+
+
+class _View:
+    """Reads on the calling thread's connection (inside whatever transaction it has open)."""
+
+    def __init__(self, store: PostgreSQLStore) -> None:
+        self._store = store
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self._store._query(sql, params)
+
+    def _one(self, sql: str, params: tuple = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def meta(self) -> dict:
+        doc = self._one("SELECT doc FROM meta WHERE name = 'meta'")
+        return {**META_DEFAULTS, **doc} if doc else dict(META_DEFAULTS)
+
+    def config(self) -> dict:
+        doc = self._one("SELECT doc FROM meta WHERE name = 'config'")
+        return dict(doc) if doc else {}
+
+    def get_request(self, request_id: int) -> dict | None:
+        return self._one("SELECT doc FROM requests WHERE id = %s", (request_id,))
+
+    def get_certificate(self, cert_id: int) -> dict | None:
+        return self._one("SELECT doc FROM certificates WHERE id = %s", (cert_id,))
+
+    def get_csr_pem(self, request_id: int) -> str | None:
+        return self._one("SELECT pem FROM csr_pems WHERE id = %s", (request_id,))
+
+    def get_cert_pem(self, cert_id: int) -> str | None:
+        return self._one("SELECT pem FROM cert_pems WHERE id = %s", (cert_id,))
+
+    def find_requester(self, name: str) -> dict | None:
+        rows = self._rows("SELECT name, queued, active FROM requesters WHERE requester_key = %s", (name.casefold(),))
+        return {"name": rows[0][0], "queued": rows[0][1], "active": rows[0][2]} if rows else None
+
+    def find_serial(self, serial: int) -> int | None:
+        return self._one("SELECT cert_id FROM serials WHERE serial = %s", (format(serial, "x"),))
+
+    def find_csr(self, csr_sha256: str) -> int | None:
+        return self._one("SELECT request_id FROM csrs WHERE csr_sha = %s", (csr_sha256,))
+
+    def find_compromised(self, spki_sha256: str) -> int | None:
+        return self._one("SELECT cert_id FROM compromised_keys WHERE spki = %s", (spki_sha256,))
+
+    def _pages(self, table: str, key: str, *, where: str = "", params: tuple = (), descending: bool = False,
+               column: str = "doc", pause: Pause | None = None) -> Iterator[Any]:  # fmt: skip
+        """Rows by ``key`` in pages: memory stays one page whatever the table's size."""
+        last: int | None = None
+        order, compare = ("DESC", "<") if descending else ("ASC", ">")
+        conditions = [where] if where else []
+        while True:
+            clauses = conditions + ([f"{key} {compare} %s"] if last is not None else [])
+            sql = f"SELECT {key}, {column} FROM {table}"
+            if clauses:
+                sql += " WHERE " + " AND ".join(clauses)
+            sql += f" ORDER BY {key} {order} LIMIT {_PAGE}"
+            rows = self._rows(sql, params + ((last,) if last is not None else ()))
+            for row in rows:
+                yield row[1]
+            if len(rows) < _PAGE:
+                return
+            last = rows[-1][0]
+            if pause is not None:
+                pause()
+
+    def iter_requests(self, *, status: str | None = None, newest_first: bool = False,
+                      pause: Pause | None = None) -> Iterator[dict]:  # fmt: skip
+        if status is None:
+            return self._pages("requests", "id", descending=newest_first, pause=pause)
+        return self._pages("requests", "id", where="status = %s", params=(status,), descending=newest_first,
+                           pause=pause)  # fmt: skip
+
+    def iter_certificates(self, *, pause: Pause | None = None) -> Iterator[dict]:
+        return self._pages("certificates", "id", pause=pause)
+
+    def iter_audit(self) -> Iterator[dict]:
+        return self._pages("audit", "seq")
+
+    def iter_revoked(self) -> Iterator[dict]:
+        return self._pages("revoked", "id")
+
+    def crl_entries(self) -> tuple[list[bytes], int]:
+        rows = self._rows("SELECT string_agg(entry_der, ''::bytea ORDER BY id), count(*) FROM revoked")
+        blob, count = rows[0]
+        return ([bytes(blob)] if blob else []), int(count)
+
+    def get_blob(self, name: str) -> bytes | None:
+        data = self._one("SELECT data FROM blobs WHERE name = %s", (name,))
+        return None if data is None else bytes(data)
+
+
+class _Transaction(_View):
+    """A writer's transaction: statements run at once, inside the open transaction."""
+
+    def __init__(self, store: PostgreSQLStore) -> None:
+        super().__init__(store)
+        self.failure: CAError | None = None
+        self.pipeline: psycopg.Pipeline | None = None
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self._exec(sql, params, fetch=True)
+
+    def sync(self) -> None:
+        """Wait for every pipelined statement's answer (a refused write is raised here at the latest)."""
+        self._exec("", fetch=False, sync=True)
+
+    def _exec(self, sql: str, params: tuple = (), *, fetch: bool = False, sync: bool = False) -> list[tuple]:
+        if self.failure is not None:
+            # The database aborted this transaction; nothing more can happen in it.
+            raise self.failure
+        try:
+            if sync:
+                if self.pipeline is not None:
+                    self.pipeline.sync()
+                return []
+            cursor = self._store._conn().execute(sql, params)  # type: ignore[arg-type]  # our own constants
+            return cursor.fetchall() if fetch else []
+        except psycopg.Error as exc:
+            raise self.fail(exc) from None
+
+    def fail(self, exc: psycopg.Error) -> CAError:
+        """Record why the database gave up on this transaction (the first cause wins); the error to raise."""
+        if self.failure is None:
+            if _lost(exc):
+                self.failure = DatabaseUnavailableError(
+                    f"the connection to {self._store.where} was lost ({_first_line(exc)}); nothing was changed"
+                )
+            else:
+                self.failure = _refusal(exc)
+        return self.failure
+
+    def put_meta(self, meta: dict) -> None:
+        self._exec("INSERT INTO meta (name, doc) VALUES ('meta', %s) ON CONFLICT (name) DO UPDATE SET doc = "
+                   "excluded.doc", (Json(meta),))  # fmt: skip
+
+    def put_config(self, config: dict) -> None:
+        self._exec("INSERT INTO meta (name, doc) VALUES ('config', %s) ON CONFLICT (name) DO UPDATE SET doc = "
+                   "excluded.doc", (Json(config),))  # fmt: skip
+
+    def put_request(self, doc: dict) -> None:
+        self._exec(
+            "INSERT INTO requests (id, requester_key, status, spki, csr_sha, doc) VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET requester_key = excluded.requester_key, status = excluded.status, "
+            "spki = excluded.spki, csr_sha = excluded.csr_sha, doc = excluded.doc",
+            (doc["id"], doc["requester"].casefold(), doc["status"], doc["spki"], doc["csr_sha"], Json(doc)),
+        )
+
+    def put_certificate(self, doc: dict) -> None:
+        self._exec(
+            "INSERT INTO certificates (id, requester_key, serial, spki, issued_at, not_after, revoked_at, doc) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+            "requester_key = excluded.requester_key, serial = excluded.serial, spki = excluded.spki, "
+            "issued_at = excluded.issued_at, not_after = excluded.not_after, revoked_at = excluded.revoked_at, "
+            "doc = excluded.doc",
+            (doc["id"], doc["requester"].casefold(), doc["serial"], doc["spki"], _time(doc["at"]), _time(doc["na"]),
+             _time(doc.get("revoked_at")), Json(doc)),
+        )  # fmt: skip
+
+    def put_csr_pem(self, request_id: int, pem: str) -> None:
+        self._exec("INSERT INTO csr_pems (id, pem) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET pem = excluded.pem",
+                   (request_id, pem))  # fmt: skip
+
+    def put_cert_pem(self, cert_id: int, pem: str) -> None:
+        self._exec("INSERT INTO cert_pems (id, pem) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET pem = excluded.pem",
+                   (cert_id, pem))  # fmt: skip
+
+    def put_requester(self, name: str, entry: dict) -> None:
+        self._exec(
+            "INSERT INTO requesters (requester_key, name, queued, active) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (requester_key) DO UPDATE SET name = excluded.name, queued = excluded.queued, "
+            "active = excluded.active",
+            (name.casefold(), entry.get("name", name), entry.get("queued"), entry.get("active")),
+        )
+
+    def put_serial(self, serial: int, cert_id: int) -> None:
+        # No upsert: a serial, once given, is never given again (the primary key says so).
+        self._exec("INSERT INTO serials (serial, cert_id) VALUES (%s, %s)", (format(serial, "x"), cert_id))
+
+    def put_csr(self, csr_sha256: str, request_id: int) -> None:
+        self._exec("INSERT INTO csrs (csr_sha, request_id) VALUES (%s, %s) ON CONFLICT (csr_sha) DO UPDATE SET "
+                   "request_id = excluded.request_id", (csr_sha256, request_id))  # fmt: skip
+
+    def put_compromised(self, spki_sha256: str, cert_id: int) -> None:
+        # The key stays blocked for good; the entry names the latest certificate revoked for it.
+        self._exec("INSERT INTO compromised_keys (spki, cert_id) VALUES (%s, %s) ON CONFLICT (spki) DO UPDATE SET "
+                   "cert_id = excluded.cert_id", (spki_sha256, cert_id))  # fmt: skip
+
+    def append_audit(self, doc: dict) -> None:
+        self._exec("INSERT INTO audit (seq, hash, prev, doc) VALUES (%s, %s, %s, %s)",
+                   (doc["seq"], doc["hash"], doc["prev"], Json(doc)))  # fmt: skip
+
+    def put_revoked(self, entry: dict) -> None:
+        der = encode_entry(int(entry["serial"], 16), datetime.fromisoformat(entry["at"]), entry["code"])
+        self._exec("INSERT INTO revoked (id, serial, doc, entry_der) VALUES (%s, %s, %s, %s)",
+                   (entry["id"], entry["serial"], Json(entry), der))  # fmt: skip
+
+    def put_blob(self, name: str, data: bytes) -> None:
+        self._exec("INSERT INTO blobs (name, data) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET data = "
+                   "excluded.data", (name, bytes(data)))  # fmt: skip
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class PostgreSQLStore:
+    """The records of one CA in one PostgreSQL database."""
+
+    def __init__(self, url: str, *, password_file: Path | str | None = None, check_schema: bool = True) -> None:
+        check_url(url)
+        self.url = url
+        self.where = describe_url(url)
+        # Read once, kept in memory only: libpq gets it as a connection parameter, never on a command line.
+        self._password = None if password_file is None else read_password_file(str(password_file))
+        # The connection of the transaction or consistent read running on each thread.
+        self._local = threading.local()
+        # Idle connections, shared by all threads: a UI starts a thread per worker,
+        # and a connection per thread would pile up for the life of the process.
+        self._idle: list[psycopg.Connection] = []
+        self._idle_lock = threading.Lock()
+        self._commits = 0
+        self._reached = False
+        if check_schema:
+            self.require_schema()
+
+    # ----------------------------------------------------------- connections
+
+    def _connect(self) -> psycopg.Connection:
+        extra: dict[str, Any] = {"application_name": "tui-ca", "connect_timeout": _CONNECT_TIMEOUT}
+        if self._password is not None:
+            extra["password"] = self._password
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, **extra)
+        except psycopg.OperationalError as exc:
+            refusal = DatabaseUnavailableError(f"cannot connect to {self.where}: {_first_line(exc)}")
+            # Worth waiting for only if this process reached the server before (it is
+            # restarting, or starting up: 57P03); a first attempt, a wrong password or
+            # database name fails at once with its one line.
+            refusal.transient = self._reached and exc.sqlstate in (None, "57P03")
+            raise refusal from None
+        self._reached = True
+        return conn
+
+    def _borrow(self) -> psycopg.Connection:
+        with self._idle_lock:
+            while self._idle:
+                conn = self._idle.pop()
+                if not conn.closed and not conn.broken:
+                    return conn
+        return self._connect()
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        healthy = not conn.closed and not conn.broken and conn.info.transaction_status == TransactionStatus.IDLE
+        if healthy:
+            with self._idle_lock:
+                if len(self._idle) < _MAX_IDLE:
+                    self._idle.append(conn)
+                    return
+        conn.close()
+
+    def _conn(self) -> psycopg.Connection:
+        """The connection of the transaction or read running on this thread."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            raise RuntimeError("no store transaction or read is running on this thread")
+        return conn
+
+    def _drop_conn(self) -> None:
+        """Forget this thread's connection (it is broken or its server went away)."""
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the idle connections (those of running operations close when they end)."""
+        with self._idle_lock:
+            conns, self._idle = self._idle, []
+        for conn in conns:
+            conn.close()
+
+    def _in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    def _query(self, sql: str, params: tuple) -> list[tuple]:
+        """A read; outside a transaction a lost connection is replaced and the read retried."""
+        if self._in_transaction():
+            return self._conn().execute(sql, params).fetchall()
+
+        def once() -> list[tuple]:
+            conn = self._borrow()
+            try:
+                rows = conn.execute(sql, params).fetchall()
+            except BaseException:
+                conn.close()
+                raise
+            self._give_back(conn)
+            return rows
+
+        return self._retrying(once)
+
+    def _retrying(self, action: Callable[[], T]) -> T:
+        deadline = time.monotonic() + RECONNECT_DEADLINE
+        delay = 0.05
+        while True:
+            try:
+                return action()
+            except psycopg.Error as exc:
+                if not _lost(exc):
+                    raise _refusal(exc) from None
+                if time.monotonic() > deadline:
+                    raise DatabaseUnavailableError(f"lost the connection to {self.where}: {_first_line(exc)}") from None
+            except DatabaseUnavailableError as exc:
+                if not exc.transient or time.monotonic() > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    @contextmanager
+    def _session(self) -> Iterator[psycopg.Connection]:
+        """A connection for this thread's transaction or read, given back (or closed) after it."""
+        conn = self._retrying(self._borrow)
+        self._local.conn = conn
+        try:
+            yield conn
+        finally:
+            current, self._local.conn = self._local.conn, None
+            if current is not None:
+                self._give_back(current)
+
+    # --------------------------------------------------------------- schema
+
+    def schema_version(self) -> int:
+        """The highest migration applied (0 for an empty database)."""
+
+        def read() -> int:
+            conn = self._borrow()
+            try:
+                version = self._version_on(conn)
+            except BaseException:
+                conn.close()
+                raise
+            self._give_back(conn)
+            return version
+
+        return self._retrying(read)
+
+    @staticmethod
+    def _version_on(conn: psycopg.Connection) -> int:
+        if not conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL").fetchall()[0][0]:
+            return 0
+        return int(conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchall()[0][0])
+
+    def require_schema(self) -> None:
+        version = self.schema_version()
+        if version == SCHEMA_VERSION:
+            return
+        if version == 0:
+            raise SchemaVersionError(
+                f"the database {self.where} holds no tui-ca schema: run 'tui-ca migrate' (or 'init --database')"
+            )
+        if version < SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the database {self.where} has schema version {version}, this tui-ca needs {SCHEMA_VERSION}: "
+                "run 'tui-ca migrate'"
+            )
+        raise SchemaVersionError(
+            f"the database {self.where} has schema version {version}, newer than this tui-ca knows "
+            f"({SCHEMA_VERSION}): upgrade tui-ca on this machine"
+        )
+
+    def migrate(self) -> list[str]:
+        """Apply the missing migrations, each in its own transaction; the names applied."""
+        applied: list[str] = []
+        try:
+            with self._session() as conn, conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _MIGRATION_LOCK)
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, name text NOT NULL, "
+                    "applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+                if done and max(done) > SCHEMA_VERSION:
+                    raise SchemaVersionError(
+                        f"the database {self.where} has schema version {max(done)}, newer than this tui-ca knows "
+                        f"({SCHEMA_VERSION}): upgrade tui-ca on this machine"
+                    )
+                for version, name, sql in _migrations():
+                    if version in done:
+                        continue
+                    with conn.transaction():
+                        conn.execute(sql)  # type: ignore[call-overload]  # shipped in the package, not user input
+                        conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+                    applied.append(name)
+        except psycopg.Error as exc:
+            if _lost(exc):
+                raise DatabaseUnavailableError(f"lost the connection to {self.where} while migrating; "
+                                               "nothing was changed, run 'tui-ca migrate' again") from None  # fmt: skip
+            raise RuleError(f"the migration failed on {self.where}: {_first_line(exc)}") from None
+        return applied
+
+    def is_empty(self) -> bool:
+        """No CA records yet (a fresh database, or one only migrated)."""
+        if self.schema_version() == 0:
+            return True
+        return not self._query("SELECT 1 FROM meta LIMIT 1", ())
+
+    # -------------------------------------------------------- the protocol
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Transaction]:
+        """Exclusive against every other writer, on fresh state, all or nothing."""
+        if self._in_transaction():
+            raise RuntimeError("nested store transaction")
+        txn = _Transaction(self)
+        token = uuid.uuid4()
+        with self._session() as conn:
+            try:
+                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _WRITER_LOCK)
+            except psycopg.Error as exc:
+                self._drop_conn()
+                raise DatabaseUnavailableError(
+                    f"the connection to {self.where} was lost ({_first_line(exc)}); nothing was changed"
+                ) from None
+            try:
+                try:
+                    # Pipelined: the writes between two reads travel together instead of
+                    # waiting for one answer each (a bulk approval is mostly writes).
+                    with conn.pipeline() as pipeline:
+                        txn.pipeline = pipeline
+                        yield txn
+                        if txn.failure is not None:
+                            raise txn.failure
+                        txn._exec("INSERT INTO commits (token) VALUES (%s)", (token,))
+                        txn.sync()
+                except psycopg.Error as exc:
+                    # Leaving the pipeline on a connection the server dropped, say.
+                    raise txn.fail(exc) from None
+            except BaseException:
+                self._rollback(conn)
+                raise
+            self._commit(conn, token)
+        self._commits += 1
+        if self._commits % 500 == 0:
+            self._query("DELETE FROM commits WHERE at < now() - interval '1 day'", ())
+
+    def _rollback(self, conn: psycopg.Connection) -> None:
+        try:
+            conn.execute("ROLLBACK")
+        except psycopg.Error:
+            # The server ended the transaction with the connection: nothing of it stays.
+            self._drop_conn()
+
+    def _commit(self, conn: psycopg.Connection, token: uuid.UUID) -> None:
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as exc:
+            if not _lost(exc):
+                self._rollback(conn)
+                raise _refusal(exc) from None
+            self._drop_conn()
+            self._resolve_lost_commit(token, exc)
+
+    def _resolve_lost_commit(self, token: uuid.UUID, exc: BaseException) -> None:
+        """The answer to COMMIT was lost: ask the database (once it is back) whether it landed."""
+        try:
+            landed = bool(self._query("SELECT 1 FROM commits WHERE token = %s", (token,)))
+        except DatabaseUnavailableError:
+            raise DatabaseUnavailableError(
+                f"the connection to {self.where} was lost during the commit and the server is not back; "
+                "whether the change landed shows in 'tui-ca audit' once it is"
+            ) from None
+        if not landed:
+            raise DatabaseUnavailableError(
+                f"the connection to {self.where} was lost during the commit ({_first_line(exc)}); nothing was changed"
+            )
+
+    def read(self, read: Callable[[_View], T]) -> T:
+        """Run ``read`` on one snapshot (REPEATABLE READ); retried on a new connection if the server went away."""
+        if self._in_transaction():
+            return read(_View(self))
+
+        def attempt() -> T:
+            with self._session() as conn:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                try:
+                    result = read(_View(self))
+                except BaseException:
+                    self._rollback(conn)
+                    raise
+                conn.execute("COMMIT")
+                return result
+
+        return self._retrying(attempt)
+
+    def view(self, *, keep: bool = True) -> _View:
+        """Reads in autocommit, streamed by pages (``keep`` changes nothing: no view here keeps records)."""
+        return _View(self)
+
+    # A backup is a home of its own on TinyDB: it must not point at the live database.
+    home_entries: frozenset[str] = frozenset({DATABASE_FILE})
+
+    def backup_to(self, dest_home: Path) -> None:
+        """The records into a TinyDB store at ``dest_home`` (inside the caller's transaction: one state)."""
+        from tui_ca.engine.store.copying import copy_records
+        from tui_ca.engine.store.tinydb import TinyDBStore
+
+        copy_records(self.view(), TinyDBStore(dest_home))
+
+    def change_token(self) -> object:
+        rows = self._query("SELECT doc->>'generation' FROM meta WHERE name = 'meta'", ())
+        return rows[0][0] if rows else None
+
+
+_shared: dict[tuple[str, str | None], PostgreSQLStore] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_store(url: str, password_file: str | None = None) -> PostgreSQLStore:
+    """One store (one pool of connections) per database in this process, whoever opens it."""
+    key = (url, password_file)
+    with _shared_lock:
+        store = _shared.get(key)
+        if store is None:
+            store = PostgreSQLStore(url, password_file=password_file)
+            _shared[key] = store
+        return store
+
+
+def forget_shared() -> None:
+    """Close and drop the shared stores (between tests, after a database is dropped)."""
+    with _shared_lock:
+        stores = list(_shared.values())
+        _shared.clear()
+    for store in stores:
+        store.close()
