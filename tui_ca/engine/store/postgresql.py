@@ -240,6 +240,9 @@ class _View:
         data = self._one("SELECT data FROM blobs WHERE name = %s", (name,))
         return None if data is None else bytes(data)
 
+    def iter_outbox(self) -> Iterator[dict]:
+        return self._pages("outbox", "id")
+
 
 class _Transaction(_View):
     """A writer's transaction: statements run at once, inside the open transaction."""
@@ -343,8 +346,20 @@ class _Transaction(_View):
 
     def put_revoked(self, entry: dict) -> None:
         der = encode_entry(int(entry["serial"], 16), datetime.fromisoformat(entry["at"]), entry["code"])
-        self._exec("INSERT INTO revoked (id, serial, doc, entry_der) VALUES (%s, %s, %s, %s)",
+        # A reason may change (to keyCompromise): the entry is replaced.
+        self._exec("INSERT INTO revoked (id, serial, doc, entry_der) VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO "
+                   "UPDATE SET doc = excluded.doc, entry_der = excluded.entry_der",
                    (entry["id"], entry["serial"], Json(entry), der))  # fmt: skip
+
+    def remove_revoked(self, cert_id: int) -> None:
+        self._exec("DELETE FROM revoked WHERE id = %s", (cert_id,))
+
+    def put_outbox(self, doc: dict) -> None:
+        self._exec("INSERT INTO outbox (id, doc) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET doc = excluded.doc",
+                   (doc["id"], Json(doc)))  # fmt: skip
+
+    def delete_outbox(self, entry_id: int) -> None:
+        self._exec("DELETE FROM outbox WHERE id = %s", (entry_id,))
 
     def put_blob(self, name: str, data: bytes) -> None:
         self._exec("INSERT INTO blobs (name, data) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET data = "
