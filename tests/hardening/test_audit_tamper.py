@@ -9,7 +9,7 @@ import pytest
 from hardening_support import cli, csr_bytes, init_home
 
 from tui_ca.engine import audit as audit_log
-from tui_ca.engine.store import ID_SHARD_SIZE
+from tui_ca.engine.store.tinydb import ID_SHARD_SIZE
 
 
 @pytest.fixture(scope="module")

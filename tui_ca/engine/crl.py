@@ -17,7 +17,6 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from tui_ca.engine.profile import signature_hash
 
 _REASON_EXTENSION_PREFIX = bytes.fromhex("300c300a0603551d1504030a01")
 
@@ -94,6 +93,10 @@ def sign_crl(
     next_update: datetime, entries: list[bytes],
 ) -> bytes:  # fmt: skip
     """A DER CRL (v2, AKI, CRL number) listing ``entries`` (from encode_entry, or joins of them)."""
+    # Imported here: the CRL entry encoders above serve every store read, and
+    # the profile module (the signing code) stays out of read-only commands.
+    from tui_ca.engine.profile import signature_hash
+
     ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     algorithm = signature_hash(issuer_key)
     empty = (
