@@ -295,8 +295,9 @@ SPECS: dict[str, Spec] = {
     "approve": Spec("issue certificates (several IDs in one pass)", _args_approve),
     "reject": Spec("reject a queued request", _args_reject),
     "revoke": Spec("revoke and publish a new CRL", _args_revoke),
-    "revoke-issuing-ca": Spec("emergency: the root revokes the issuing CA and publishes its CRL",
-                              _args_revoke_issuing_ca),
+    "revoke-issuing-ca": Spec(
+        "emergency: the root revokes the issuing CA and publishes its CRL", _args_revoke_issuing_ca
+    ),
     "unhold": Spec("release a certificateHold and publish a new CRL", _args_unhold),
     "rekey-file": Spec("rewrite the CA key files as standard encrypted PKCS#8", _args_rekey_file),
     "export": Spec("a certificate as PEM", _args_export),
@@ -315,8 +316,9 @@ SPECS: dict[str, Spec] = {
     "notify": Spec("notifications of requests, decisions and expiries (command, mail, webhook)", _args_notify),
     "migrate": Spec("create or upgrade the PostgreSQL schema of --database", _args_none),
     "join": Spec("prepare this machine's home on a CA's database (no CA key)", _args_join),
-    "copy-store": Spec("copy this home's records into an empty PostgreSQL database (or --to DIR: a TinyDB home)",
-                       _args_copy_store),
+    "copy-store": Spec(
+        "copy this home's records into an empty PostgreSQL database (or --to DIR: a TinyDB home)", _args_copy_store
+    ),
     "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
     "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
     "completion": Spec("print the bash or zsh completion script", _args_completion),
@@ -612,6 +614,7 @@ def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
         def line(c: dict[str, Any]) -> str:
             return (f"{c['id']:>6}  {_status(c['status'], 8, colour=colour)}  {_safe(c['requester'])[:24]:24}  "
                     f"{c['not_after'][:10]}  {c['serial']}\n")  # fmt: skip
+
     out = sys.stdout
     if args.json or args.jsonl:
         _stream_json(items, out, array=not args.jsonl)

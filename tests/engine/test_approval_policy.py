@@ -116,7 +116,9 @@ def test_roles_refuse_and_audit_what_this_user_may_not_do(ca):
     request_id = _queue(ca, "roles")
     [outcome] = ca.approve([request_id])
     assert outcome.certificate is not None
-    with pytest.raises(RoleError, match=f"{me.user} may not revoke: that needs the revoker role, held by members of group '{other}'"):
+    with pytest.raises(
+        RoleError, match=f"{me.user} may not revoke: that needs the revoker role, held by members of group '{other}'"
+    ):
         ca.revoke(request_id)
     assert ca.certificate(request_id).revoked_at is None
     refused = ca.audit_records()[-1]

@@ -42,10 +42,7 @@ def test_der_integer_is_minimal_and_positive(value):
 @pytest.mark.parametrize("key", [ec.generate_private_key(ec.SECP256R1()), rsa.generate_private_key(65537, 2048)])
 def test_spliced_crl_reads_back_with_every_entry_and_a_valid_signature(key):
     issuer = make_issuer(key)
-    revoked = [
-        ((1 << 100) + i, NOW - timedelta(hours=i), code)
-        for i, code in enumerate([0, 1, 3, 4, 5, 9] * 50)
-    ]
+    revoked = [((1 << 100) + i, NOW - timedelta(hours=i), code) for i, code in enumerate([0, 1, 3, 4, 5, 9] * 50)]
     der = sign_crl(issuer, key, 42, NOW, NOW + timedelta(days=7), [encode_entry(*r) for r in revoked])
     crl = x509.load_der_x509_crl(der)
     assert crl.is_signature_valid(key.public_key())

@@ -53,7 +53,9 @@ def expected_serials(ca) -> dict[int, x509.ReasonFlags | None]:
 
 def test_fresh_process_publishes_exactly_the_revoked_set(ca, home, clock):
     certs = issue_many(ca, 300, "spread")  # spans two ID shards
-    for cert, reason in zip(certs[::7], [RevocationReason.KEY_COMPROMISE, RevocationReason.UNSPECIFIED] * 50):
+    for cert, reason in zip(
+        certs[::7], [RevocationReason.KEY_COMPROMISE, RevocationReason.UNSPECIFIED] * 50, strict=False
+    ):
         ca.revoke(cert.id, reason)
     assert published_serials(home, clock) == expected_serials(ca)
 

@@ -114,9 +114,20 @@ def test_issued_profile(ca, clock, kind):
 def test_only_the_san_is_copied_from_the_csr(ca):
     asked = [
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING, ExtendedKeyUsageOID.CODE_SIGNING]), False),
-        (x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=True,
-                       data_encipherment=True, key_agreement=True, key_cert_sign=False, crl_sign=False,
-                       encipher_only=False, decipher_only=False), True),
+        (
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=True,
+                data_encipherment=True,
+                key_agreement=True,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            True,
+        ),
         (x509.OCSPNoCheck(), False),
         (x509.BasicConstraints(ca=False, path_length=None), True),
         (x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.55555.1"), b"\x05\x00"), False),

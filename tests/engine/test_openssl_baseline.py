@@ -23,9 +23,7 @@ from bench.openssl_baseline import (
     write_revoked_index,
 )
 
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/bin/openssl").exists(), reason="needs the openssl binary"
-)
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/openssl").exists(), reason="needs the openssl binary")
 
 
 @pytest.fixture
@@ -45,10 +43,15 @@ def ca(tmp_path):
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False,
-                key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -60,9 +63,7 @@ def ca(tmp_path):
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    config = make_openssl_ca_dir(
-        tmp_path / "ca dir", cert.public_bytes(serialization.Encoding.PEM), key_pem
-    )
+    config = make_openssl_ca_dir(tmp_path / "ca dir", cert.public_bytes(serialization.Encoding.PEM), key_pem)
     return config, cert
 
 
@@ -106,14 +107,10 @@ def test_gencrl_lists_every_revoked_serial(ca, tmp_path):
     assert {entry.serial_number for entry in crl} == set(serials)
     assert crl.is_signature_valid(ca_cert.public_key())
     assert crl.issuer == ca_cert.subject
-    with_reason = [
-        e for e in crl
-        if any(isinstance(ext.value, x509.CRLReason) for ext in e.extensions)
-    ]
+    with_reason = [e for e in crl if any(isinstance(ext.value, x509.CRLReason) for ext in e.extensions)]
     assert len(with_reason) == 25
     assert all(
-        e.extensions.get_extension_for_class(x509.CRLReason).value.reason
-        == x509.ReasonFlags.key_compromise
+        e.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
         for e in with_reason
     )
     assert crl[1].revocation_date_utc == now - timedelta(days=1)

@@ -131,7 +131,8 @@ def test_migrate_creates_the_schema_once_and_says_so(tmp_path: Path, pg_cluster:
     assert "up to date (schema version 2)" in again
     db = pg_url.rsplit("/", 1)[1]
     assert pg_cluster.psql("SELECT version, name FROM schema_migrations ORDER BY version", db) == (
-        "1|0001_records.sql\n2|0002_outbox.sql")
+        "1|0001_records.sql\n2|0002_outbox.sql"
+    )
 
 
 def test_a_schema_newer_than_this_tui_ca_is_refused(tmp_path: Path, pg_cluster: PgCluster, pg_url: str) -> None:

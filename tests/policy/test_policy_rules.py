@@ -43,8 +43,13 @@ def test_counts_out_of_range_are_refused(count):
         ApprovalPolicy(approvals=count)
 
 
-@pytest.mark.parametrize("make_key", [lambda: ec.generate_private_key(ec.SECP256R1()),
-                                      lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048)])
+@pytest.mark.parametrize(
+    "make_key",
+    [
+        lambda: ec.generate_private_key(ec.SECP256R1()),
+        lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    ],
+)
 def test_signed_policy_verifies_and_a_lowered_one_does_not(make_key):
     key = make_key()
     policy = ApprovalPolicy(approvals=3, rules=(ApprovalRule("*.bank.example", 4),))

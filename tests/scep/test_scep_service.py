@@ -100,7 +100,9 @@ def test_each_content_cipher_over_get_and_the_answer_uses_it(ca, served, cipher,
     files["me.key"].write_bytes(client.key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
     inner = run(["openssl", "cms", "-decrypt", "-inform", "DER", "-in", str(files["env.der"]), "-recip",
                  str(files["me.pem"]), "-inkey", str(files["me.key"]), "-binary"]).stdout  # fmt: skip
-    assert [c.serial_number for c in pkcs7.load_der_pkcs7_certificates(inner)] == [ca.certificate(scep_requests(ca)[0].id).serial]
+    assert [c.serial_number for c in pkcs7.load_der_pkcs7_certificates(inner)] == [
+        ca.certificate(scep_requests(ca)[0].id).serial
+    ]
 
 
 def test_renewal_signed_by_a_foreign_certificate_or_changing_the_subject_is_refused(ca, served):

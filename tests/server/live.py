@@ -97,7 +97,9 @@ def serve(home: Home, *extra: str, prefix: tuple[str, ...] = ()):
     try:
         lines = [process.stdout.readline().decode() for _ in range(2)]
         found = re.search(r"https://127\.0\.0\.1:(\d+)/", lines[0])
-        assert found, f"serve did not start: {lines} {process.stderr.read().decode() if process.poll() is not None else ''}"
+        assert found, (
+            f"serve did not start: {lines} {process.stderr.read().decode() if process.poll() is not None else ''}"
+        )
         yield Serving(process, int(found.group(1)), home.http_port)
     finally:
         os.killpg(process.pid, signal.SIGTERM)

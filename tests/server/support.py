@@ -90,5 +90,3 @@ def serving(ca, users_path=None, **overrides):
         yield Client(ca, running)
     finally:
         running.stop()
-
-

@@ -34,7 +34,11 @@ def test_enroll_is_queued_then_collected_after_approval(client, live_ca):
     assert first.status == 202 and first.headers["retry-after"] == "7"
     assert_plain_line(first)
     request = live_ca.requests(RequestStatus.QUEUED)[0]
-    assert (request.source, request.submitted_by.user, request.submitted_by.address) == ("est", "anonymous", "127.0.0.1")
+    assert (request.source, request.submitted_by.user, request.submitted_by.address) == (
+        "est",
+        "anonymous",
+        "127.0.0.1",
+    )
     assert client.enroll(der).status == 202  # polling does not queue twice
     assert len(live_ca.requests()) == 1
     live_ca.approve([request.id])

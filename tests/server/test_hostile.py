@@ -59,12 +59,19 @@ def test_weak_key_csr_is_refused_with_the_policy_reason(client, live_ca):
 
 def test_missing_length_chunked_and_bad_length(client, live_ca):
     base = b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\n"
-    for extra, status in ((b"", b"411"), (b"Transfer-Encoding: chunked\r\n", b"411"), (b"Content-Length: -5\r\n", b"400")):
+    for extra, status in (
+        (b"", b"411"),
+        (b"Transfer-Encoding: chunked\r\n", b"411"),
+        (b"Content-Length: -5\r\n", b"400"),
+    ):
         answer = raw(client, base + extra + b"\r\n")
         assert answer.split(b" ", 2)[1] == status, answer
         assert b"text/plain" in answer
     assert raw(client, b"GARBAGE\r\n\r\n").split(b" ", 2)[1] == b"400"
-    assert raw(client, b"PUT /ca.crl HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", tls=False).split(b" ", 2)[1] == b"405"
+    assert (
+        raw(client, b"PUT /ca.crl HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", tls=False).split(b" ", 2)[1]
+        == b"405"
+    )
     # A method token the HTTP parser does not know is malformed, not merely unsupported.
     assert raw(client, b"BREW /ca.crl HTTP/1.1\r\nHost: x\r\n\r\n", tls=False).split(b" ", 2)[1] in (b"400", b"405")
     assert live_ca.requests() == []

@@ -26,9 +26,13 @@ def test_server_setup_writes_private_keys_and_fitting_certificates(ca, home):
     assert tls[1] == ca.issuing_cert()  # the chain the server presents
     names = tls[0].extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(n.value) for n in names] == ["ca.example.net", "192.0.2.5"]
-    assert list(tls[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    assert list(tls[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.SERVER_AUTH
+    ]
     ocsp = x509.load_pem_x509_certificate((home / OCSP_CERT).read_bytes())
-    assert list(ocsp.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [ExtendedKeyUsageOID.OCSP_SIGNING]
+    assert list(ocsp.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value) == [
+        ExtendedKeyUsageOID.OCSP_SIGNING
+    ]
     assert ocsp.extensions.get_extension_for_class(x509.OCSPNoCheck).critical is False
     assert (ocsp.not_valid_after_utc - ocsp.not_valid_before_utc).days == 3
     ocsp.verify_directly_issued_by(ca.issuing_cert())
@@ -56,7 +60,10 @@ def test_server_setup_refuses_bad_names(ca, home):
 def test_serve_without_setup_refuses_with_one_line(ca, home):
     result = cli(home, "serve", "--port", "0", "--http-port", "0")
     assert result.returncode == 1
-    assert result.stderr.decode() == f"tui-ca: {home / OCSP_CERT} is missing: run 'tui-ca server-setup' as the CA admin first\n"
+    assert (
+        result.stderr.decode()
+        == f"tui-ca: {home / OCSP_CERT} is missing: run 'tui-ca server-setup' as the CA admin first\n"
+    )
 
 
 def test_serve_refuses_no_anonymous_without_users(ca, home):
@@ -103,11 +110,12 @@ def test_users_file_rules(tmp_path):
         assert "line 1" in str(exc)
 
 
-
 def test_service_certificates_pass_pkilint(ca, home, tmp_path):
     assert cli(home, "server-setup", "--name", "ca.example.net", "--name", "127.0.0.1").returncode == 0
     leaf = tmp_path / "tls.pem"
     leaf.write_bytes(x509.load_pem_x509_certificates((home / TLS_CERT).read_bytes())[0].public_bytes(Encoding.PEM))
     for path in (leaf, home / OCSP_CERT):
-        result = subprocess.run(["lint_pkix_cert", "lint", "-s", "WARNING", str(path)], capture_output=True, timeout=120)
+        result = subprocess.run(
+            ["lint_pkix_cert", "lint", "-s", "WARNING", str(path)], capture_output=True, timeout=120
+        )
         assert result.returncode == 0 and result.stdout.strip() == b"", result.stdout.decode()

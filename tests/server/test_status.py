@@ -24,7 +24,8 @@ def issue(client, live_ca, cn="phone") -> x509.Certificate:
     return x509.load_pem_x509_certificate(live_ca.certificate_pem(request_id))
 
 
-def ocsp_request(cert, issuer, nonce: bytes | None = None, algorithm=hashes.SHA1()) -> bytes:
+def ocsp_request(cert, issuer, nonce: bytes | None = None, algorithm: hashes.HashAlgorithm | None = None) -> bytes:
+    algorithm = algorithm or hashes.SHA1()
     builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm)
     if nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)

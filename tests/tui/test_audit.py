@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 
+from tui_support import clock, demo_home, list_lines, make_app, pilot_test, screen_lines, settle, until  # noqa: F401
+
 from tui_ca.engine import CertificateAuthority
 from tui_ca.tui.screens.audit import AuditScreen
 from tui_ca.tui.screens.main import MainScreen
 from tui_ca.tui.widgets.record_list import RecordList
-from tui_support import clock, demo_home, list_lines, make_app, pilot_test, screen_lines, settle, until  # noqa: F401
 
 
 def _verdict(app) -> str:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from helpers import csr_pem, make_csr
-from tui_support import DEMO_CA_NAMES, clock, demo_home, make_app, pilot_test, settle, until  # noqa: F401
+from tui_support import DEMO_CA_NAMES, clock, demo_home, make_app, pilot_test, polls, settle, until  # noqa: F401  # noqa: F401
 
 from tui_ca.engine import CertificateAuthority
 from tui_ca.tui.screens.dialogs import PassphraseDialog
 from tui_ca.tui.screens.main import MainScreen
-from tui_support import DEMO_CA_NAMES, clock, demo_home, make_app, pilot_test, polls, settle, until  # noqa: F401
 
 
 def _header_text(app) -> str:
@@ -27,7 +26,9 @@ async def test_past_half_its_life_the_crl_is_republished_once(demo_home, clock):
         await settle(pilot)
         await polls(pilot, 3)
         assert reader.info().crl_number == before.crl_number  # not due yet: nothing published
-        clock.now = before.crl_this_update + (before.crl_next_update - before.crl_this_update) / 2 + timedelta(minutes=1)
+        clock.now = (
+            before.crl_this_update + (before.crl_next_update - before.crl_this_update) / 2 + timedelta(minutes=1)
+        )
         await until(pilot, lambda: reader.info().crl_number == before.crl_number + 1)
         await until(pilot, lambda: f"CRL {before.crl_number + 1}, next update in 7d" in _header_text(app))
         assert any(f"CRL {before.crl_number} had passed half its life" in n.message for n in app._notifications)
@@ -36,7 +37,9 @@ async def test_past_half_its_life_the_crl_is_republished_once(demo_home, clock):
     assert reader.info().crl_number == before.crl_number + 1
     # (The demo's root CRL, a year old by then, is re-signed in the same publish: "root CRL n".)
     assert [r.target for r in reader.audit_records() if r.action == "crl" and r.target.startswith("CRL")][-2:] == [
-        f"CRL {before.crl_number}", f"CRL {before.crl_number + 1}"]
+        f"CRL {before.crl_number}",
+        f"CRL {before.crl_number + 1}",
+    ]
 
 
 @pilot_test
@@ -53,7 +56,8 @@ async def test_a_locked_key_is_asked_for_once_and_the_last_day_is_a_warning(tmp_
         await pilot.press("escape")  # the admin only wants to look
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         assert "next update in 7d" in _header_text(app) and not app.screen.query_one("#ca-header").has_class(
-            "crl-warning")
+            "crl-warning"
+        )
         # Less than a day before the next update (and so past half its life).
         clock.now = first.crl_next_update - timedelta(hours=20)
         # The dialog's title is there once the pushed screen is composed, not at the push.

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from helpers import csr_pem, make_csr
+from tui_support import clock, demo_home  # noqa: F401 (fixtures)
+
 from tui_ca.engine import CertificateAuthority
 from tui_ca.tui.data import covers_everything, read_first_screen, read_snapshot
-from tui_support import clock, demo_home  # noqa: F401 (fixtures)
 
 
 def test_first_screen_has_the_whole_queue_and_the_full_read_adds_history(demo_home, clock):

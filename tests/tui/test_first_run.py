@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import Input
+from tui_support import clock, make_app, pilot_test, settle, until  # noqa: F401 (fixture)
 
 from tui_ca.engine import CertificateAuthority, KeyLockedError
 from tui_ca.tui.screens.dialogs import PassphraseDialog
 from tui_ca.tui.screens.first_run import FirstRunScreen
 from tui_ca.tui.screens.main import MainScreen
-from tui_support import clock, make_app, pilot_test, settle, until  # noqa: F401 (fixture)
 
 SECRET = "tr0ub4dor & 3"
 

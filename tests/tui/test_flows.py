@@ -5,15 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from textual.widgets import Input, OptionList
+from tui_support import clock, demo_home, list_lines, make_app, pilot_test, settle, until  # noqa: F401 (fixtures)
 
-from tui_ca.engine import Actor, CertificateAuthority, CertStatus, RequestStatus, RevocationReason
+from tui_ca.engine import Actor, CertificateAuthority, RequestStatus, RevocationReason
 from tui_ca.tui.screens.certificate import CertificateScreen
 from tui_ca.tui.screens.dialogs import ApproveDialog, ConfirmDialog, ExportDialog, RejectDialog, RevokeDialog
 from tui_ca.tui.screens.help import HelpScreen
 from tui_ca.tui.screens.main import MainScreen
 from tui_ca.tui.screens.request import RequestScreen
 from tui_ca.tui.widgets.record_list import RecordList
-from tui_support import clock, demo_home, list_lines, make_app, pilot_test, settle, until  # noqa: F401 (fixtures)
 
 OTHER_ADMIN = Actor("bob", "198.51.100.7")
 

@@ -7,19 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from helpers import csr_pem, make_csr
 from textual.app import App, ComposeResult
 from textual.widgets import Input
+from tui_support import DEMO_CA_NAMES, clock, demo_home, list_lines, make_app, pilot_test, screen_lines, settle, until  # noqa: F401
 
-from helpers import csr_pem, make_csr
 from tui_ca.engine import CertificateAuthority, RequestStatus
+from tui_ca.tui.app import POLL_SECONDS
 from tui_ca.tui.screens.dialogs import PassphraseDialog
 from tui_ca.tui.screens.first_run import FirstRunScreen
 from tui_ca.tui.screens.main import MainScreen
-from tui_ca.tui.app import POLL_SECONDS
 from tui_ca.tui.screens.request import RequestScreen
 from tui_ca.tui.text import visible
 from tui_ca.tui.widgets.record_list import Column, RecordList, Row
-from tui_support import DEMO_CA_NAMES, clock, demo_home, list_lines, make_app, pilot_test, screen_lines, settle, until  # noqa: F401
 
 HOSTILE_CN = "[bold red]x[/]\x1b[2J\r\x00[link=https://e.x]y[/link]\u202egnp.exe"
 HOSTILE_REQUESTER = "[bold red]x[/][link=https://e.x]y[/link]"

@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 from rich.text import Text
-
-from tui_ca.tui.screens.dialogs import ConfirmDialog, PassphraseDialog
 from tui_support import build_demo, clock, make_app, settle  # noqa: F401 (fixture)
+
+from tui_ca.tui.screens.dialogs import ConfirmDialog
 
 
 def _app(tmp_path: Path, clock):

@@ -146,6 +146,3 @@ def screen_lines(app) -> list[str]:
 def list_lines(record_list) -> list[str]:
     """What a record list draws, line by line (header first)."""
     return [text_of(record_list.render_line(y)).rstrip() for y in range(record_list.size.height)]
-
-
-from tui_ca.demo import DEMO_CA as DEMO_CA_NAMES  # noqa: E402  (re-exported for tests)

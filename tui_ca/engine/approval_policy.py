@@ -15,6 +15,7 @@ import json
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -102,9 +103,11 @@ class ApprovalPolicy:
     def from_doc(cls, doc: Mapping[str, object]) -> ApprovalPolicy:
         """Read the configuration's form back; a wrong shape is a refusal, not a default."""
         try:
-            rules = tuple(ApprovalRule(str(r["pattern"]), int(r["approvals"])) for r in doc.get("rules") or [])  # type: ignore[union-attr, index, call-overload]
-            renewal = doc.get("renewal_approvals")
-            return cls(approvals=int(doc["approvals"]), renewal_approvals=None if renewal is None else int(renewal),  # type: ignore[call-overload]
+            raw_rules: Any = doc.get("rules") or []
+            rules = tuple(ApprovalRule(str(r["pattern"]), int(r["approvals"])) for r in raw_rules)
+            renewal: Any = doc.get("renewal_approvals")
+            approvals: Any = doc["approvals"]
+            return cls(approvals=int(approvals), renewal_approvals=None if renewal is None else int(renewal),
                        rules=rules)  # fmt: skip
         except (KeyError, TypeError, ValueError, InputError):
             raise PolicyTamperedError("the stored approval policy is damaged; set it again with 'policy set'") from None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine.reader import CAReader
@@ -53,13 +54,13 @@ class AuditWatch:
                 self._intact, self._head = self._reader.store.read(self._verify_since)
             return self._intact
 
-    def _verify_all(self, view) -> tuple[bool, tuple[int, str]]:
+    def _verify_all(self, view: Any) -> tuple[bool, tuple[int, str]]:
         meta = view.meta()
         docs = list(view.iter_audit())
         problems = audit_log.verify_chain(docs, meta["audit_seq"], meta["audit_head"])
         return not problems, (meta["audit_seq"], meta["audit_head"])
 
-    def _verify_since(self, view) -> tuple[bool, tuple[int, str]]:
+    def _verify_since(self, view: Any) -> tuple[bool, tuple[int, str]]:
         assert self._head is not None
         seq, prev = self._head
         meta = view.meta()

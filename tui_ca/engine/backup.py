@@ -16,6 +16,7 @@ import shutil
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from tui_ca.engine.errors import InputError, RuleError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR
@@ -61,7 +62,7 @@ def copy_home_files(source: Path, dest: Path, skip: frozenset[str]) -> int:
     return count
 
 
-def backup(reader, dest: Path | str) -> Path:
+def backup(reader: Any, dest: Path | str) -> Path:
     """Copy ``reader``'s home and records into ``dest`` (new or empty); the path of the copy."""
     dest = Path(dest).absolute()
     home = reader.home.absolute()
@@ -80,7 +81,7 @@ def backup(reader, dest: Path | str) -> Path:
     return dest
 
 
-def restore(source: Path | str, home: Path | str, *, store=None, actor=None) -> list[str]:
+def restore(source: Path | str, home: Path | str, *, store: Any = None, actor: Any = None) -> list[str]:
     """Put the backup ``source`` onto the empty ``home``; the check of the result (empty when sound)."""
     from tui_ca.engine.ca import CertificateAuthority
     from tui_ca.engine.reader import CAReader

@@ -27,7 +27,6 @@ from tui_ca.engine.store import ROOT_CRL_DER_BLOB, ROOT_CRL_PEM_BLOB
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from tui_ca.engine.ca import CertificateAuthority
     from tui_ca.engine.operation import Operation
     from tui_ca.engine.reader import CAReader
 DEFAULT_ROOT_CRL_DAYS = 365
@@ -67,7 +66,7 @@ def issuing_revocation(meta: dict[str, Any]) -> dict[str, Any] | None:
     return entries[0] if entries else None
 
 
-def publish_root_crl(ca: CertificateAuthority, op: Operation, root: x509.Certificate, root_key: Any) -> CrlInfo:
+def publish_root_crl(ca: Any, op: Operation, root: x509.Certificate, root_key: Any) -> CrlInfo:
     """Sign the root's CRL with the root key and stage it in the operation (audited)."""
     config, meta = op.txn.config(), op.meta
     now = ca.now()
@@ -98,7 +97,7 @@ def root_crl_due(ca: CAReader, meta: dict[str, Any]) -> bool:
     return ca.now() >= next_update - (next_update - this_update) * _REFRESH_FRACTION
 
 
-def refresh_root_crl_if_due(ca: CertificateAuthority, op: Operation) -> None:
+def refresh_root_crl_if_due(ca: Any, op: Operation) -> None:
     """Re-sign the root CRL in the operation when it is due (a home made before it existed heals here)."""
     from tui_ca.engine.home import ROOT_KEY
 
@@ -114,7 +113,7 @@ def refresh_root_crl_if_due(ca: CertificateAuthority, op: Operation) -> None:
 
 
 def revoke_issuing_ca(
-    ca: CertificateAuthority, reason: RevocationReason = RevocationReason.KEY_COMPROMISE, *, actor: Actor | None = None
+    ca: Any, reason: RevocationReason = RevocationReason.KEY_COMPROMISE, *, actor: Actor | None = None
 ) -> CrlInfo:
     """Emergency: the root revokes the issuing CA and publishes its CRL; later signing is refused."""
     from tui_ca.engine.home import ROOT_KEY

@@ -115,7 +115,9 @@ def check_records(view: StoreView, issuing: x509.Certificate | None, now: dateti
         yield f"audit log: {problem}"
 
 
-def _check_crl(view: StoreView, issuing: x509.Certificate | None, meta: dict, revoked: dict[int, dict]):
+def _check_crl(
+    view: StoreView, issuing: x509.Certificate | None, meta: dict, revoked: dict[int, dict]
+) -> Iterator[str]:
     der = view.get_blob(CRL_DER_BLOB)
     if issuing is None:
         return
@@ -139,7 +141,7 @@ def _check_crl(view: StoreView, issuing: x509.Certificate | None, meta: dict, re
         yield f"CRL: serial {serial:x} is on the CRL but no certificate of this CA is revoked with it"
 
 
-def _check_ocsp(view: StoreView, serial_owner: dict[str, int], revoked_docs: dict[int, dict]):
+def _check_ocsp(view: StoreView, serial_owner: dict[str, int], revoked_docs: dict[int, dict]) -> Iterator[str]:
     # OCSP answers from the serial index (OcspResponder -> certificate(serial)):
     # each answer must be the certificate the serial belongs to, revoked exactly
     # when the CRL says so.

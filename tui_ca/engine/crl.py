@@ -17,7 +17,6 @@ from datetime import datetime
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-
 _REASON_EXTENSION_PREFIX = bytes.fromhex("300c300a0603551d1504030a01")
 
 

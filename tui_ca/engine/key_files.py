@@ -21,11 +21,10 @@ from tui_ca.engine.process import make_undumpable
 _unlocked_with: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
 
 if TYPE_CHECKING:
-    from tui_ca.engine.ca import CertificateAuthority
     from tui_ca.engine.models import Actor
 
 
-def unlock(ca: CertificateAuthority, relpath: str, data: bytes) -> Any:
+def unlock(ca: Any, relpath: str, data: bytes) -> Any:
     """Load the key in ``data`` (the file at ``relpath``); a legacy file is rewritten in the standard format."""
     passphrase = None
     if is_encrypted(data):
@@ -40,7 +39,7 @@ def unlock(ca: CertificateAuthority, relpath: str, data: bytes) -> Any:
     return key
 
 
-def _rewrite(ca: CertificateAuthority, keys: dict[str, Any], passphrase: bytes | None, actor: Actor,
+def _rewrite(ca: Any, keys: dict[str, Any], passphrase: bytes | None, actor: Actor,
              outcome: str) -> None:  # fmt: skip
     # Each file is replaced atomically; the audit record commits after the last.
     with ca._operation(actor) as op:
@@ -49,7 +48,7 @@ def _rewrite(ca: CertificateAuthority, keys: dict[str, Any], passphrase: bytes |
         op.audit("rekey-file", ", ".join(sorted(keys)), outcome)
 
 
-def rekey_files(ca: CertificateAuthority, new_passphrase: bytes | None = None, *,
+def rekey_files(ca: Any, new_passphrase: bytes | None = None, *,
                 actor: Actor | None = None) -> list[str]:  # fmt: skip
     """Rewrite every CA key file as standard encrypted PKCS#8, optionally under a new passphrase."""
     from tui_ca.engine.home import ISSUING_KEY, ROOT_KEY

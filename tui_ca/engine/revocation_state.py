@@ -23,7 +23,6 @@ from tui_ca.engine.errors import NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Certificate, CsrDetails, RequestStatus, RevocationReason
 
 if TYPE_CHECKING:
-    from tui_ca.engine.ca import CertificateAuthority
     from tui_ca.engine.operation import Operation
 
 SERVICE_REQUESTERS = {"tls": "tui-ca server (TLS)", "ocsp": "tui-ca server (OCSP signer)"}
@@ -38,11 +37,11 @@ def wants_remark(current: Certificate, reason: RevocationReason) -> bool:
     )
 
 
-def _crl_parts(ca: CertificateAuthority) -> tuple[Any, x509.Certificate]:
+def _crl_parts(ca: Any) -> tuple[Any, x509.Certificate]:
     return ca.signing_key(), ca.issuing_cert()
 
 
-def remark_key_compromise(ca: CertificateAuthority, target: int | str, *, actor: Actor | None = None) -> Certificate:
+def remark_key_compromise(ca: Any, target: int | str, *, actor: Actor | None = None) -> Certificate:
     """Change a revoked certificate's reason to keyCompromise; its key is refused from then on."""
     ca.require_ca()
     key, issuing = _crl_parts(ca)
@@ -67,7 +66,7 @@ def remark_key_compromise(ca: CertificateAuthority, target: int | str, *, actor:
     return ca.certificate(cert_id)
 
 
-def unhold(ca: CertificateAuthority, target: int | str, *, actor: Actor | None = None) -> Certificate:
+def unhold(ca: Any, target: int | str, *, actor: Actor | None = None) -> Certificate:
     """Release a certificateHold: the certificate is valid again and leaves the CRL published in the same commit."""
     ca.require_ca()
     key, issuing = _crl_parts(ca)
@@ -103,7 +102,7 @@ def unhold(ca: CertificateAuthority, target: int | str, *, actor: Actor | None =
     return ca.certificate(cert_id)
 
 
-def record_service_cert(ca: CertificateAuthority, op: Operation, kind: str, cert: x509.Certificate,
+def record_service_cert(ca: Any, op: Operation, kind: str, cert: x509.Certificate,
                         now: datetime) -> tuple[int, int | None]:  # fmt: skip
     """Store a server certificate like an issued one (ID, serial index, PEM); the one it replaces is superseded.
 

@@ -117,7 +117,7 @@ class Setup(Publishing):
                                   now - timedelta(minutes=5), now + timedelta(days=days))  # fmt: skip
                 issuing = build_issuing(issuing_key.public_key(), issuing_subject, root, root_key,
                                         self._new_serial(), now - timedelta(minutes=5),
-                                        now + timedelta(days=days), config["base_url"])  # fmt: skip
+                                        now + timedelta(days=days), base_url.rstrip("/") if base_url else None)  # fmt: skip
                 self._write_files([
                     issuing_key_file, (ROOT_KEY, dump_key(root_key, passphrase), 0o600),
                     (ROOT_CERT, root.public_bytes(serialization.Encoding.PEM), 0o644),
