@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from textual.css.query import NoMatches
 from textual.widgets import Input
 
 from tui_ca.demo import create_demo_home
@@ -87,10 +88,18 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
+def _holds(predicate) -> bool:
+    try:
+        return bool(predicate())
+    except NoMatches:
+        # A screen just pushed has not composed its widgets yet.
+        return False
+
+
 async def until(pilot, predicate, timeout: float = 5.0, step: float = 0.05) -> float:
     """Pause until ``predicate()`` holds; return how long it took (fails on timeout)."""
     waited = 0.0
-    while not predicate():
+    while not _holds(predicate):
         if waited >= timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await pilot.pause(step)

@@ -108,8 +108,32 @@ class CAApp(App[int]):
 
         if not self.ca.exists():
             self.push_screen(FirstRunScreen(), self._created)
-            return
-        self.open_main()
+        else:
+            self.open_main()
+        self.fit_terminal()
+
+    # ------------------------------------------------------------ size
+
+    def on_resize(self) -> None:
+        self.fit_terminal()
+
+    def fit_terminal(self) -> None:
+        """Cover the UI while the terminal is below 80x24; uncover it once it is big enough."""
+        from tui_ca.tui.screens.too_small import TooSmallScreen, too_small
+
+        if too_small(self.size):
+            if not isinstance(self.screen, TooSmallScreen):
+                self.push_screen(TooSmallScreen())
+        else:
+            while isinstance(self.screen, TooSmallScreen):
+                self.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        from tui_ca.tui.screens.too_small import TooSmallScreen
+
+        if action == "help" and isinstance(self.screen, TooSmallScreen):
+            return False
+        return True
 
     def _created(self, created: bool | None) -> None:
         if created:
@@ -122,12 +146,14 @@ class CAApp(App[int]):
 
         self.push_screen(MainScreen())
         self.set_interval(self.poll_interval, self.poll, name="poll-change-token")
-        if self.ca.key_is_encrypted() and self._secret is None:
-            if callable(self._passphrase):
+        if self.ca.key_is_encrypted():
+            if self._secret is None and callable(self._passphrase):
                 self._secret = self._passphrase()
             if self._secret is None:
                 self.ask_passphrase()
             else:
+                # A passphrase typed at the terminal prompt is checked now, not
+                # at the first approval: a typo gets the dialog and a retry.
                 self.check_passphrase()
         self._load_worker = self.reload()
 
@@ -164,6 +190,7 @@ class CAApp(App[int]):
             token = self.ca.change_token()
         except OSError:
             return
+        self.fit_terminal()  # a dialog a worker opened may have covered the size message
         loading = self._load_worker is not None and not self._load_worker.is_finished
         if token != self._token and not loading:
             self._load_worker = self.reload()
@@ -301,9 +328,19 @@ class CAApp(App[int]):
             self.push_screen(HelpScreen())
 
 
+NO_TERMINAL = ("tui-ca: the UI needs a terminal (stdin and stdout are not one); "
+               "use ssh -t, or a command such as tui-ca list")  # fmt: skip
+
+
 def run_app(home: Path, passphrase: Passphrase) -> int:
     """Open the UI on ``home`` (the ``tui-ca`` and ``tui-ca demo`` commands)."""
     from tui_ca.engine.reader import CAReader
+
+    # Without a terminal Textual would write escape codes into the pipe and
+    # wait for keys that never come.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(NO_TERMINAL, file=sys.stderr)
+        return 2
 
     secret = passphrase if isinstance(passphrase, bytes) else None
     # A callable may ask on the terminal, so it runs before the UI takes the

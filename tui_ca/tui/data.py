@@ -63,6 +63,8 @@ class Snapshot:
     """Revoked and expired certificates, rejected and expired requests."""
     partial: bool = False
     """A first screenful only (the whole queue, the first certificates); the full read follows."""
+    overview: Overview | None = None
+    """The engine read behind the lists (rows are re-made from it as the clock moves)."""
 
 
 def _no_row(key: int) -> Row:
@@ -128,15 +130,20 @@ def _closed(requests: LazyList[Request], certificates: LazyList[Certificate]) ->
     return ListData(sorted(requests.ids + certificates.ids), fetch, search)
 
 
-def snapshot_of(overview: Overview) -> Snapshot:
-    """The main screen's lists over one engine overview (rows built when drawn)."""
-    now = overview.now
+def snapshot_of(overview: Overview, now: datetime | None = None) -> Snapshot:
+    """The main screen's lists over one engine overview (rows built when drawn), ages as of ``now``."""
+    now = now or overview.now
     return Snapshot(
-        token=overview.token, now=now, info=overview.info, partial=overview.partial,
+        token=overview.token, now=now, info=overview.info, partial=overview.partial, overview=overview,
         queued=_lazy(overview.queued, lambda r: queued_row(r, now)),
         certificates=_lazy(overview.valid, lambda c: certificate_row(c, now)),
         closed=_closed(overview.closed_requests, overview.closed_certificates),
     )  # fmt: skip
+
+
+def aged(snapshot: Snapshot, now: datetime) -> Snapshot:
+    """The same read with ages and days left as of ``now`` (the clock moves while the UI is idle)."""
+    return snapshot if snapshot.overview is None else snapshot_of(snapshot.overview, now)
 
 
 def read_first_screen(ca, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from textual import on
+from datetime import timedelta
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label
 
-from tui_ca.tui.data import Snapshot
+from tui_ca.engine import CAError
+from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
+from tui_ca.tui.data import Snapshot, aged
 from tui_ca.tui.widgets.ca_header import CAHeader
 from tui_ca.tui.widgets.record_list import Column, RecordList
 
@@ -37,6 +41,9 @@ class MainScreen(Screen):
         ),  # fmt: skip
         Binding("A", "audit", "Audit log", tooltip="The audit log and whether its chain is intact", id="main.audit"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
+        Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
+        Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
+        Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
     ]
 
     def __init__(self) -> None:
@@ -48,10 +55,11 @@ class MainScreen(Screen):
         yield CAHeader("Reading the CA…", id="ca-header")
         with Vertical(id="queued-pane", classes="pane"):
             yield Label("Queued CSRs", id="queued-title", classes="pane-title")
-            yield RecordList(QUEUED_COLUMNS, id="queued", empty_text="No requests wait for a decision.")
+            yield RecordList(QUEUED_COLUMNS, id="queued", empty_text="No requests wait for a decision.",
+                             markable=True)  # fmt: skip
         with Vertical(id="certs-pane", classes="pane"):
             yield Label("Approved Certificates", id="certs-title", classes="pane-title")
-            yield RecordList(CERT_COLUMNS, id="certs", empty_text="No valid certificates.")
+            yield RecordList(CERT_COLUMNS, id="certs", empty_text="No valid certificates.", markable=True)
         # The history pane and the filter field are mounted when first used:
         # every widget at start-up costs styling time before the first frame.
         yield Footer()
@@ -69,12 +77,21 @@ class MainScreen(Screen):
             for records in self.query(f"#{list_id}").results(RecordList):
                 records.set_source(rows.keys, rows.fetch, rows.search)
         self._update_titles()
+        self.refresh_bindings()
 
     def tick(self, now) -> None:
-        """The clock moved on (the app polls every second): the CRL line follows it."""
+        """The clock moved on (the app polls every second): the CRL line and the ages follow it."""
         # The poll can fire while the app is closing and the header is gone.
         for header in self.query(CAHeader).results(CAHeader):
             header.tick(now)
+        snapshot = self.snapshot
+        if snapshot is None or now - snapshot.now < timedelta(minutes=1):
+            return
+        # Ages read in minutes at the finest; only the rows on screen are re-made.
+        self.snapshot = snapshot = aged(snapshot, now)
+        for list_id, rows in (("queued", snapshot.queued), ("certs", snapshot.certificates)):
+            for records in self.query(f"#{list_id}").results(RecordList):
+                records.remake_rows(rows.fetch)
 
     def _update_titles(self) -> None:
         titles = {"queued": "Queued CSRs", "certs": "Approved Certificates", "closed": "Revoked, expired and rejected"}
@@ -88,6 +105,8 @@ class MainScreen(Screen):
                 count = f"{count} so far, reading…" if list_id != "queued" else count
             elif records.filter_text:
                 count = f"{records.row_count:,} of {count}, filter {records.filter_text!r}"
+            if records.marks:
+                count = f"{count}, {len(records.marks):,} marked"
             self.query_one(f"#{list_id}-title", Label).update(f"{title} ({count})")
 
     # ------------------------------------------------------------ opening
@@ -108,6 +127,68 @@ class MainScreen(Screen):
             else:
                 self.app.push_screen(CertificateScreen(event.key))
 
+    @on(RecordList.MarksChanged)
+    def marks_changed(self, event: RecordList.MarksChanged) -> None:
+        self._update_titles()
+        self.refresh_bindings()
+
+    # ------------------------------------------------------------ acting from the lists
+
+    def _targets(self, list_id: str) -> list[int]:
+        """The marked rows of that list if it has focus and marks, else its selected row."""
+        focused = self.focused
+        if not isinstance(focused, RecordList) or focused.id != list_id:
+            return []
+        marked = focused.marked_keys()
+        if marked:
+            return marked
+        return [] if focused.cursor_key is None else [focused.cursor_key]
+
+    def action_approve(self) -> None:
+        self._act("queued", "approve")
+
+    def action_reject(self) -> None:
+        self._act("queued", "reject")
+
+    def action_revoke(self) -> None:
+        self._act("certs", "revoke")
+
+    def _act(self, list_id: str, what: str) -> None:
+        ids = self._targets(list_id)
+        if ids:
+            self.prepare(list_id, what, ids)
+
+    @work(thread=True, exclusive=True, group="prepare")
+    def prepare(self, list_id: str, what: str, ids: list[int]) -> None:
+        """Read the rows fresh (another admin may have decided one), then ask."""
+        from tui_ca.tui import actions
+
+        ca = self.app.ca
+        try:
+            if what == "revoke":
+                certs = [ca.certificate(i) for i in ids]
+                self.app.call_from_thread(actions.ask_revoke, self.app, certs, self._acted(list_id))
+                return
+            requests = [ca.request(i) for i in ids]
+            if what == "approve":
+                days = ca.config().get("leaf_days", DEFAULT_LEAF_DAYS)
+                self.app.call_from_thread(actions.ask_approve, self.app, requests, days, self._acted(list_id))
+            else:
+                self.app.call_from_thread(actions.ask_reject, self.app, requests, self._acted(list_id))
+        except CAError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+
+    def _acted(self, list_id: str):
+        def unmark(result) -> None:
+            # The rows that were done leave the list; refused ones stay marked to be looked at.
+            done = {o.key for o in result if o.ok} if isinstance(result, list) else None
+            for records in self.query(f"#{list_id}").results(RecordList):
+                if done is not None and records.marks:
+                    records.marks -= done
+                    records.post_message(RecordList.MarksChanged(records))
+
+        return unmark
+
     def action_audit(self) -> None:
         from tui_ca.tui.screens.audit import AuditScreen
 
@@ -120,6 +201,9 @@ class MainScreen(Screen):
         return focused if isinstance(focused, RecordList) else self._filter_target
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "reject", "revoke"):
+            # Greyed unless the focused list is the one it acts on, with a row to act on.
+            return True if self._targets("certs" if action == "revoke" else "queued") else None
         if action == "filter":
             return True if isinstance(self.focused, RecordList) else None
         if action == "clear_filter":
