@@ -75,6 +75,39 @@ def _actor(actor) -> str:
     return "-" if actor is None else visible(actor.describe(), 40)
 
 
+def _words(*parts: object) -> str:
+    return " ".join(visible(str(p), 400) for p in parts if p is not None).casefold()
+
+
+def request_search(request: Request, now: datetime) -> str:
+    """Every field of a request an admin may look for: shown or only stored."""
+    d = request.details
+    return _words(request.id, request.requester, d.subject, ", ".join(d.sans), d.key_type, d.key_size,
+                  request.status.value, request.source, request.submitted_by.describe(),
+                  request.submitted_at.isoformat(sep=" "), request.decided_at and request.decided_at.isoformat(sep=" "),
+                  request.decided_by and request.decided_by.describe(), request.reason, d.spki_sha256,
+                  request.renewal_of and f"renews {request.renewal_of}")  # fmt: skip
+
+
+def certificate_search(cert: Certificate, now: datetime) -> str:
+    """Every field of a certificate: serial, SANs, key, status words, who issued it, dates."""
+    status = cert.status_at(now).value
+    words = [status]
+    if status == "valid" and cert.not_after - now <= EXPIRY_WARNING:
+        words.append("expiring")
+    return _words(cert.id, cert.requester, cert.subject, ", ".join(cert.sans), cert.key_type, cert.serial_hex,
+                  *words, cert.not_before.isoformat(sep=" "), cert.not_after.isoformat(sep=" "),
+                  cert.issued_at.isoformat(sep=" "), cert.issued_by.describe(),
+                  cert.revoked_at and cert.revoked_at.isoformat(sep=" "), cert.revoked_by and cert.revoked_by.describe(),
+                  cert.revocation_reason and cert.revocation_reason.value, cert.spki_sha256, cert.sha256)  # fmt: skip
+
+
+def age_seconds(cell: str) -> int:
+    """The Age column back into seconds, so it sorts as time, not text."""
+    units = {"d": 86400, "h": 3600, "m": 60}
+    return int(cell[:-1]) * units[cell[-1]] if cell[:-1].isdigit() and cell[-1:] in units else 0
+
+
 def queued_row(request: Request, now: datetime) -> Row:
     requester, cn = visible(request.requester, 64), visible(request.details.common_name, 64)
     key_type = request.details.key_type
@@ -110,13 +143,13 @@ def closed_request_row(request: Request) -> Row:
     return Row(request.id, cells, style="dim", search=" ".join(cells).casefold(), kind="request")
 
 
-def _lazy(items: LazyList, row: Callable[[object], Row]) -> ListData:
-    # The engine's search text (ID, requester, CN, serial) comes from a field
-    # or two of the stored record, so filtering 100,000 builds no model.
-    return ListData(items.ids, lambda key: row(items.get(key)), items.search_text)
+def _lazy(items: LazyList, row: Callable[[object], Row], search: Callable[[object], str]) -> ListData:
+    # The search text covers every stored field, so it is built from the
+    # model, once per read and only when a search starts.
+    return ListData(items.ids, lambda key: row(items.get(key)), lambda key: search(items.get(key)))
 
 
-def _closed(requests: LazyList[Request], certificates: LazyList[Certificate]) -> ListData:
+def _closed(requests: LazyList[Request], certificates: LazyList[Certificate], now: datetime) -> ListData:
     # A rejected or expired request never got a certificate, so the two lists
     # share no ID; merged, they read in ID order like the others.
     def fetch(key: int) -> Row:
@@ -125,7 +158,9 @@ def _closed(requests: LazyList[Request], certificates: LazyList[Certificate]) ->
         return closed_certificate_row(certificates.get(key))
 
     def search(key: int) -> str:
-        return requests.search_text(key) if key in requests else certificates.search_text(key)
+        if key in requests:
+            return request_search(requests.get(key), now)
+        return certificate_search(certificates.get(key), now)
 
     return ListData(sorted(requests.ids + certificates.ids), fetch, search)
 
@@ -135,9 +170,9 @@ def snapshot_of(overview: Overview, now: datetime | None = None) -> Snapshot:
     now = now or overview.now
     return Snapshot(
         token=overview.token, now=now, info=overview.info, partial=overview.partial, overview=overview,
-        queued=_lazy(overview.queued, lambda r: queued_row(r, now)),
-        certificates=_lazy(overview.valid, lambda c: certificate_row(c, now)),
-        closed=_closed(overview.closed_requests, overview.closed_certificates),
+        queued=_lazy(overview.queued, lambda r: queued_row(r, now), lambda r: request_search(r, now)),
+        certificates=_lazy(overview.valid, lambda c: certificate_row(c, now), lambda c: certificate_search(c, now)),
+        closed=_closed(overview.closed_requests, overview.closed_certificates, now),
     )  # fmt: skip
 
 

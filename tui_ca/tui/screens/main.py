@@ -8,39 +8,38 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Label
 
 from tui_ca.engine import CAError
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
-from tui_ca.tui.data import Snapshot, aged
+from tui_ca.tui.data import Snapshot, age_seconds, aged
 from tui_ca.tui.widgets.ca_header import CAHeader
 from tui_ca.tui.widgets.record_list import Column, RecordList
+from tui_ca.tui.widgets.search import SEARCH_BINDINGS, SearchMixin, describe
 
 QUEUED_COLUMNS = [
-    Column("ID", 6, "right"), Column("Requester", None, min_width=10), Column("Subject CN", None, min_width=10),
-    Column("Key", 9), Column("Age", 4, "right"),
+    Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=10),
+    Column("Subject CN", None, min_width=10), Column("Key", 9), Column("Age", 4, "right", sort=age_seconds),
 ]  # fmt: skip
 CERT_COLUMNS = [
-    Column("ID", 6, "right"), Column("Requester", None, min_width=10), Column("CN", None, min_width=8),
+    Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=10), Column("CN", None, min_width=8),
     Column("Serial", 8), Column("Not after", 17), Column("Status", 8),
 ]  # fmt: skip
 CLOSED_COLUMNS = [
-    Column("ID", 6, "right"), Column("Requester", None, min_width=8), Column("CN", None, min_width=8),
+    Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=8), Column("CN", None, min_width=8),
     Column("Outcome", 8), Column("When", 10), Column("By", 14), Column("Why", None, min_width=10),
 ]  # fmt: skip
 
 
-class MainScreen(Screen):
+class MainScreen(SearchMixin):
     """Certificate Management, as the product's panel, for the keyboard."""
 
     BINDINGS = [
-        Binding("slash", "filter", "Filter", tooltip="Filter the focused list", id="main.filter"),
+        *SEARCH_BINDINGS,
         Binding(
             "h", "toggle_closed", "History", tooltip="Show revoked, expired and rejected items", id="main.history"
         ),  # fmt: skip
         Binding("A", "audit", "Audit log", tooltip="The audit log and whether its chain is intact", id="main.audit"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
         Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
         Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
@@ -48,7 +47,6 @@ class MainScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._filter_target: RecordList | None = None
         self.snapshot: Snapshot | None = None
 
     def compose(self) -> ComposeResult:
@@ -94,19 +92,19 @@ class MainScreen(Screen):
                 records.remake_rows(rows.fetch)
 
     def _update_titles(self) -> None:
+        self.update_titles()
+
+    def update_titles(self) -> None:
         titles = {"queued": "Queued CSRs", "certs": "Approved Certificates", "closed": "Revoked, expired and rejected"}
         for list_id, title in titles.items():
             found = list(self.query(f"#{list_id}").results(RecordList))
             if not found:
                 continue
             records = found[0]
-            count = f"{records.total_count:,}"
-            if self.snapshot is not None and self.snapshot.partial:
-                count = f"{count} so far, reading…" if list_id != "queued" else count
-            elif records.filter_text:
-                count = f"{records.row_count:,} of {count}, filter {records.filter_text!r}"
-            if records.marks:
-                count = f"{count}, {len(records.marks):,} marked"
+            if self.snapshot is not None and self.snapshot.partial and list_id != "queued":
+                count = f"{records.total_count:,} so far, reading…"
+            else:
+                count = describe(records)
             self.query_one(f"#{list_id}-title", Label).update(f"{title} ({count})")
 
     # ------------------------------------------------------------ opening
@@ -194,72 +192,13 @@ class MainScreen(Screen):
 
         self.app.push_screen(AuditScreen())
 
-    # ------------------------------------------------------------ filter, history
-
-    def _focused_list(self) -> RecordList | None:
-        focused = self.focused
-        return focused if isinstance(focused, RecordList) else self._filter_target
+    # ------------------------------------------------------------ search, history
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("approve", "reject", "revoke"):
             # Greyed unless the focused list is the one it acts on, with a row to act on.
             return True if self._targets("certs" if action == "revoke" else "queued") else None
-        if action == "filter":
-            return True if isinstance(self.focused, RecordList) else None
-        if action == "clear_filter":
-            target = self._focused_list()
-            return True if (target is not None and target.filter_text) or self._filter_shown() else None
-        return True
-
-    def _filter_shown(self) -> bool:
-        return any(field.has_class("shown") for field in self.query("#filter").results(Input))
-
-    async def _filter_field(self) -> Input:
-        found = list(self.query("#filter").results(Input))
-        if found:
-            return found[0]
-        field = Input(placeholder="filter: ID, requester, CN, serial…", id="filter")
-        await self.mount(field, before=self.query_one(Footer))
-        return field
-
-    async def action_filter(self) -> None:
-        target = self._focused_list()
-        if target is None:
-            return
-        self._filter_target = target
-        field = await self._filter_field()
-        field.value = target.filter_text
-        field.placeholder = f"filter {self.query_one(f'#{target.id}-title', Label).content}: ID, requester, CN…"
-        field.add_class("shown")
-        field.focus()
-
-    @on(Input.Changed, "#filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        if self._filter_target is not None:
-            self._filter_target.set_filter(event.value)
-            self._update_titles()
-
-    @on(Input.Submitted, "#filter")
-    def filter_done(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._close_filter()
-
-    def _close_filter(self) -> None:
-        for field in self.query("#filter").results(Input):
-            field.remove_class("shown")
-        if self._filter_target is not None:
-            self._filter_target.focus()
-        self.refresh_bindings()
-
-    def action_clear_filter(self) -> None:
-        target = self._focused_list()
-        if target is not None:
-            self._filter_target = target
-            target.set_filter("")
-            for field in self.query("#filter").results(Input):
-                field.value = ""
-            self._update_titles()
-        self._close_filter()
+        return self.search_check(action)
 
     async def _closed_pane(self) -> Vertical:
         found = list(self.query("#closed-pane").results(Vertical))
