@@ -46,12 +46,21 @@ def stylesheet() -> Path:
     return Path(str(files("tui_ca.styles").joinpath("app.tcss")))
 
 
+def _actions_provider():
+    # Imported when the palette opens, not at start-up.
+    from tui_ca.tui.palette import ActionsProvider
+
+    return ActionsProvider
+
+
 class CAApp(App[int]):
     """Certificate management for one CA home."""
 
     CSS_PATH = [stylesheet()]
     TITLE = "tui-ca"
-    ENABLE_COMMAND_PALETTE = False
+    # Ctrl+P: every action of the current screen, searchable (tui_ca.tui.palette).
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    COMMANDS = {_actions_provider}
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Leave tui-ca", id="app.quit"),
         Binding("question_mark", "help", "Keys", tooltip="Every key, and what it does", id="app.help"),

@@ -82,6 +82,9 @@ class CertificateScreen(Screen):
     BINDINGS = [
         Binding("v", "revoke", "Revoke", tooltip="Revoke and publish a new CRL", id="certificate.revoke"),
         Binding("e", "export", "Export", tooltip="Write the PEM with its chain to a file", id="certificate.export"),
+        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+                id="certificate.copy"),  # fmt: skip
+        Binding("p", "item('view')", "As text", tooltip="As text (openssl-like), with the PEM", id="certificate.text"),
         Binding("escape", "close", "Back", tooltip="Back to the lists", id="certificate.close"),
     ]
 
@@ -130,6 +133,11 @@ class CertificateScreen(Screen):
 
     def action_close(self) -> None:
         self.dismiss()
+
+    def action_item(self, then: str) -> None:
+        from tui_ca.tui.screens.item_text import open_item
+
+        open_item(self.app, "certificate", self.cert_id, then)
 
     # ------------------------------------------------------------ revoke
 

@@ -11,9 +11,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 
-def _key_name(keys: str) -> str:
+def key_name(keys: str) -> str:
+    """Binding keys as the keyboard names them (``question_mark`` → ``?``)."""
     names = {"question_mark": "?", "slash": "/", "escape": "Esc", "enter": "Enter", "pageup": "PgUp",
-             "pagedown": "PgDn", "ctrl+s": "Ctrl+S"}  # fmt: skip
+             "pagedown": "PgDn", "ctrl+s": "Ctrl+S", "space": "Space", "asterisk": "*", "ctrl+p": "Ctrl+P",
+             "tab,shift+tab": "Tab Shift+Tab"}  # fmt: skip
     return " ".join(names.get(k, k) for k in keys.split(","))
 
 
@@ -41,7 +43,7 @@ def key_table() -> Table:
     for title, bindings in groups:
         table.add_row(Text(title, style="bold underline"), "")
         for binding in bindings:
-            table.add_row(_key_name(binding.key), binding.description)
+            table.add_row(key_name(binding.key), binding.description)
     table.add_row("", "")
     table.add_row("Mouse", "click selects, click again (or double-click) opens")
     return table

@@ -43,6 +43,9 @@ class MainScreen(SearchMixin):
         Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
         Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
+        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+                id="main.copy"),  # fmt: skip
+        Binding("p", "item('view')", "As text", tooltip="The certificate or CSR as text, with its PEM", id="main.text"),
     ]
 
     def __init__(self) -> None:
@@ -194,7 +197,28 @@ class MainScreen(SearchMixin):
 
     # ------------------------------------------------------------ search, history
 
+    def _selected_item(self) -> tuple[str, int] | None:
+        focused = self.focused
+        if not isinstance(focused, RecordList) or focused.cursor_key is None:
+            return None
+        key = focused.cursor_key
+        if focused.id == "queued":
+            return "request", key
+        if focused.id == "certs":
+            return "certificate", key
+        row = focused.row(key)
+        return ("request" if row is not None and row.kind == "request" else "certificate"), key
+
+    def action_item(self, then: str) -> None:
+        from tui_ca.tui.screens.item_text import open_item
+
+        selected = self._selected_item()
+        if selected is not None:
+            open_item(self.app, *selected, then)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "item":
+            return True if self._selected_item() is not None else None
         if action in ("approve", "reject", "revoke"):
             # Greyed unless the focused list is the one it acts on, with a row to act on.
             return True if self._targets("certs" if action == "revoke" else "queued") else None

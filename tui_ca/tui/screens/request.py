@@ -92,6 +92,9 @@ class RequestScreen(Screen):
     BINDINGS = [
         Binding("a", "approve", "Approve", tooltip="Issue a certificate for this request", id="request.approve"),
         Binding("r", "reject", "Reject", tooltip="Refuse this request, with a reason", id="request.reject"),
+        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+                id="request.copy"),  # fmt: skip
+        Binding("p", "item('view')", "As text", tooltip="As text (openssl-like), with the PEM", id="request.text"),
         Binding("escape", "close", "Back", tooltip="Back to the lists", id="request.close"),
     ]
 
@@ -148,6 +151,11 @@ class RequestScreen(Screen):
 
     def action_close(self) -> None:
         self.dismiss()
+
+    def action_item(self, then: str) -> None:
+        from tui_ca.tui.screens.item_text import open_item
+
+        open_item(self.app, "request", self.request_id, then)
 
     def action_approve(self) -> None:
         if self.view is None:
