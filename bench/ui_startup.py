@@ -83,7 +83,8 @@ async def _time_tui_ca(home: Path) -> tuple[float, float]:
 def _fresh(kind: str, home: Path | None = None) -> tuple[float, float, float]:
     """One timing in a fresh interpreter, as an admin starting tui-ca gets (no warm heap, no leftovers).
 
-    Also the child's peak RSS in MiB (``ru_maxrss``, after every record was read).
+    Also the child's peak RSS in MiB (``VmHWM``, after every record was read). Not ``ru_maxrss``:
+    Linux carries that over from the parent at fork, and the parent may have read the home.
     """
     args = [sys.executable, __file__, "--one", kind] + ([str(home)] if home else [])
     out = subprocess.run(args, capture_output=True, text=True, check=True).stdout.split()
@@ -116,6 +117,14 @@ def measure(sizes=(0, 100_000)) -> list[dict]:
     return results
 
 
+def _peak_mib() -> float:
+    """This process's peak resident set (``VmHWM``, kB), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--one"]:
         # Imports happen before the clock starts, for both apps alike.
@@ -125,15 +134,12 @@ def main(argv: list[str]) -> int:
         import tui_ca.tui.screens.first_run  # noqa: F401
         import tui_ca.tui.screens.main  # noqa: F401
 
-        import resource
-
         if argv[1] == "empty":
             seconds = asyncio.run(_time_empty_app())
             timings: tuple[float, float] = (seconds, seconds)
         else:
             timings = asyncio.run(_time_tui_ca(Path(argv[2])))
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        print(*timings, peak_mib)
+        print(*timings, _peak_mib())
         return 0
     if argv[:1] == ["--home"]:
         # Time an existing home (building 100,000 certificates takes a while).

@@ -9,6 +9,7 @@ and re-reading in a worker only when it moved.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -24,8 +25,8 @@ from textual.binding import Binding
 from tui_ca.engine import Actor, CAError, CAInfo, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
 from tui_ca.tui.crl import republish_due
-from tui_ca.tui.data import covers_everything, read_first_screen, read_snapshot
-from tui_ca.tui.messages import OperationDone, SnapshotLoaded
+from tui_ca.tui.data import count_expiring, covers_everything, read_first_screen, read_snapshot
+from tui_ca.tui.messages import ExpiringCounted, OperationDone, SnapshotLoaded
 
 Passphrase = bytes | Callable[[], bytes | None] | None
 
@@ -39,6 +40,7 @@ POLL_SECONDS = 1.0
 # At 1 ms the first read lands before the first paint, and the UI thread also
 # gets the GIL back sooner from a worker parsing a big home.
 SWITCH_INTERVAL = 0.001
+BELL_OFF = ("0", "off", "no", "false")
 
 
 def stylesheet() -> Path:
@@ -75,8 +77,12 @@ class CAApp(App[int]):
         actor: Actor | None = None,
         serials: Callable[[], int] | None = None,
         poll_interval: float = POLL_SECONDS,
+        bell: bool | None = None,
     ) -> None:
         super().__init__()
+        self.bell_on_new = bell if bell is not None else os.environ.get("TUI_CA_BELL", "on").lower() not in BELL_OFF
+        """Ring the terminal bell when a new request arrives (``TUI_CA_BELL=off`` silences it)."""
+        self._queued_seen: set[int] | None = None
         self.home = Path(home)
         self._passphrase = passphrase
         self._secret: bytes | None = passphrase if isinstance(passphrase, bytes) else None
@@ -288,8 +294,39 @@ class CAApp(App[int]):
             self.post_message(OperationDone(str(exc), ok=False))
             return
         self.post_message(SnapshotLoaded(snapshot))
+        # After the lists are shown: counting builds a model per valid certificate.
+        self.post_message(ExpiringCounted(count_expiring(snapshot), snapshot.token))
+
+    def _announce_arrivals(self, snapshot) -> None:
+        """A request that was not queued at the last read rings the bell and gets a toast."""
+        queued = set(snapshot.queued.keys)
+        if self.title != (title := f"tui-ca: {len(queued):,} queued"):
+            self.title = title
+            self._terminal_title(title)
+        new = sorted(queued - self._queued_seen) if self._queued_seen is not None else []
+        self._queued_seen = queued
+        if not new:
+            return
+        if self.bell_on_new:
+            self.bell()
+        names = []
+        for key in new[:3]:
+            try:
+                names.append(f"{key} from {snapshot.queued.fetch(key).cells[1]}")
+            except KeyError:
+                names.append(str(key))
+        more = f" and {len(new) - 3} more" if len(new) > 3 else ""
+        self.notify(f"New request{'s' if len(new) > 1 else ''} {', '.join(names)}{more}; {len(queued):,} queued.",
+                    title="Queued", markup=False, timeout=8)  # fmt: skip
+
+    def _terminal_title(self, title: str) -> None:
+        # The window or tab title (OSC 2), so the queue shows while the admin is in another window.
+        driver = getattr(self, "_driver", None)
+        if driver is not None and not self.is_headless:
+            driver.write(f"\x1b]2;{title}\x07")
 
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        self._announce_arrivals(message.snapshot)
         changed = message.snapshot.token != self._token
         self._token = message.snapshot.token
         self._info = message.snapshot.info
@@ -299,6 +336,12 @@ class CAApp(App[int]):
                 apply(message.snapshot, changed)
         # "Ready" means on screen: set once the refresh with these rows is done.
         self.call_after_refresh(self._shown, message.snapshot.partial)
+
+    def on_expiring_counted(self, message: ExpiringCounted) -> None:
+        for screen in self.screen_stack:
+            show = getattr(screen, "show_expiring", None)
+            if show is not None:
+                show(message.count)
 
     def _shown(self, partial: bool) -> None:
         self.ready_event.set()

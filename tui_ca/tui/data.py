@@ -24,6 +24,9 @@ from tui_ca.tui.widgets.record_list import Row
 
 # The issue asks that certificates close to their end stand out.
 EXPIRY_WARNING = timedelta(days=30)
+# The word the expiring-soon filter looks for (no requester's text can hold it:
+# the search text is escaped, and this one has a colon and a status name).
+EXPIRING_WORD = "status:expiring"
 # Enough valid certificates for the tallest terminal before the full read.
 FIRST_SCREEN_ROWS = 200
 
@@ -92,9 +95,9 @@ def request_search(request: Request, now: datetime) -> str:
 def certificate_search(cert: Certificate, now: datetime) -> str:
     """Every field of a certificate: serial, SANs, key, status words, who issued it, dates."""
     status = cert.status_at(now).value
-    words = [status]
+    words = [status, f"status:{status}"]
     if status == "valid" and cert.not_after - now <= EXPIRY_WARNING:
-        words.append("expiring")
+        words += ["expiring", EXPIRING_WORD]
     return _words(cert.id, cert.requester, cert.subject, ", ".join(cert.sans), cert.key_type, cert.serial_hex,
                   *words, cert.not_before.isoformat(sep=" "), cert.not_after.isoformat(sep=" "),
                   cert.issued_at.isoformat(sep=" "), cert.issued_by.describe(),
@@ -189,6 +192,14 @@ def read_first_screen(ca, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:
 def read_snapshot(ca) -> Snapshot:
     """Everything the main screen shows. Runs in a worker thread."""
     return snapshot_of(ca.overview(pause=pause))
+
+
+def count_expiring(snapshot: Snapshot) -> int:
+    """Valid certificates that end within ``EXPIRY_WARNING`` (one model at a time; runs in a worker)."""
+    if snapshot.overview is None:
+        return 0
+    valid, limit = snapshot.overview.valid, snapshot.now + EXPIRY_WARNING
+    return sum(1 for key in valid.ids if valid.get(key).not_after <= limit)
 
 
 def covers_everything(first: Snapshot, rows: int = FIRST_SCREEN_ROWS) -> bool:

@@ -12,7 +12,7 @@ from textual.widgets import Footer, Label
 
 from tui_ca.engine import CAError
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
-from tui_ca.tui.data import Snapshot, age_seconds, aged
+from tui_ca.tui.data import EXPIRING_WORD, Snapshot, age_seconds, aged
 from tui_ca.tui.widgets.ca_header import CAHeader
 from tui_ca.tui.widgets.record_list import Column, RecordList
 from tui_ca.tui.widgets.search import SEARCH_BINDINGS, SearchMixin, describe
@@ -43,6 +43,8 @@ class MainScreen(SearchMixin):
         Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
         Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
+        Binding("x", "expiring", "Expiring", tooltip="Show only certificates ending within 30 days (again: all)",
+                id="main.expiring"),  # fmt: skip
         Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
                 id="main.copy"),  # fmt: skip
         Binding("p", "item('view')", "As text", tooltip="The certificate or CSR as text, with its PEM", id="main.text"),
@@ -189,6 +191,16 @@ class MainScreen(SearchMixin):
                     records.post_message(RecordList.MarksChanged(records))
 
         return unmark
+
+    def show_expiring(self, count: int) -> None:
+        for header in self.query(CAHeader).results(CAHeader):
+            header.show_expiring(count)
+
+    def action_expiring(self) -> None:
+        certs = self.query_one("#certs", RecordList)
+        certs.set_filter("" if certs.filter_text == EXPIRING_WORD else EXPIRING_WORD)
+        certs.focus()
+        self.update_titles()
 
     def action_audit(self) -> None:
         from tui_ca.tui.screens.audit import AuditScreen

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from tui_ca.tui.data import EXPIRING_WORD
 from tui_ca.tui.widgets.record_list import RecordList
 
 SEARCH_BINDINGS = [
@@ -28,6 +29,8 @@ SEARCH_BINDINGS = [
 def describe(records: RecordList) -> str:
     """The list's state for its title: counts, search, filter, marks, sort."""
     parts = [f"{records.row_count:,} of {records.total_count:,}" if records.filter_text else f"{records.total_count:,}"]
+    if records.filter_text == EXPIRING_WORD:
+        parts[0] += ", only those ending within 30 days"
     if records.search_text:
         parts.append(f"{records.match_count:,} match{'es' if records.match_count != 1 else ''} "
                      f"for {records.search_text!r}" + (", only matches" if records.filter_text else ""))  # fmt: skip
