@@ -29,7 +29,9 @@ async def test_a_new_request_rings_the_bell_shows_a_toast_and_counts_in_the_titl
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
         assert app.title == "tui-ca: 3 queued" and rings == []
-        CertificateAuthority(demo_home, clock=clock).submit(csr_pem(make_csr("ec-p256", cn="desk-9")), requester="desk-9")
+        CertificateAuthority(demo_home, clock=clock).submit(
+            csr_pem(make_csr("ec-p256", cn="desk-9")), requester="desk-9"
+        )
         await until(pilot, lambda: any("New request 9 from desk-9" in t for t in _toasts(app)), timeout=5)
         assert rings == [1]
         assert app.title == "tui-ca: 4 queued"
@@ -45,7 +47,9 @@ async def test_the_bell_can_be_switched_off(demo_home, clock, monkeypatch):
     rings = _counting_bell(app)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)
-        CertificateAuthority(demo_home, clock=clock).submit(csr_pem(make_csr("ec-p256", cn="desk-9")), requester="desk-9")
+        CertificateAuthority(demo_home, clock=clock).submit(
+            csr_pem(make_csr("ec-p256", cn="desk-9")), requester="desk-9"
+        )
         await until(pilot, lambda: any("New request 9" in t for t in _toasts(app)), timeout=5)
         assert rings == []
 
@@ -56,7 +60,9 @@ async def test_expiring_soon_is_counted_in_the_header_and_x_filters_it(demo_home
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
         header = app.screen.query_one(CAHeader)
-        await until(pilot, lambda: "1 certificate ends within 30 days" in app.export_screenshot().replace("&#160;", " "))
+        await until(
+            pilot, lambda: "1 certificate ends within 30 days" in app.export_screenshot().replace("&#160;", " ")
+        )
         assert header.expiring == 1
         certs = app.screen.query_one("#certs", RecordList)
         await pilot.press("x")

@@ -43,7 +43,7 @@ async def test_r_and_v_from_the_lists_open_their_dialogs_and_keys_grey_out_elsew
     app = make_app(demo_home, clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        assert app.screen.check_action("revoke", ()) is None  # the queue has focus
+        assert app.screen.check_action("revoke", ()) is False  # the queue has focus: not offered
         await pilot.press("r")
         await until(pilot, lambda: isinstance(app.screen, RejectDialog))
         await settle(pilot)
@@ -51,7 +51,7 @@ async def test_r_and_v_from_the_lists_open_their_dialogs_and_keys_grey_out_elsew
         await until(pilot, lambda: CertificateAuthority(demo_home).request(6).status is RequestStatus.REJECTED)
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
         await pilot.press("tab")
-        assert app.screen.check_action("approve", ()) is None
+        assert app.screen.check_action("approve", ()) is False
         await pilot.press("v")
         await until(pilot, lambda: isinstance(app.screen, RevokeDialog))
         await settle(pilot)

@@ -24,6 +24,7 @@ def key_table() -> Table:
     from tui_ca.tui.screens.audit import AuditScreen
     from tui_ca.tui.screens.certificate import CertificateScreen
     from tui_ca.tui.screens.dialogs import Dialog
+    from tui_ca.tui.screens.item_text import TextScreen
     from tui_ca.tui.screens.main import MainScreen
     from tui_ca.tui.screens.request import RequestScreen
     from tui_ca.tui.widgets.record_list import RecordList
@@ -32,13 +33,16 @@ def key_table() -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     groups = [
-        ("Everywhere", CAApp.BINDINGS + [Binding("tab,shift+tab", "", "Next / previous list or field")]),
+        ("Everywhere", CAApp.BINDINGS + [Binding("tab,shift+tab", "", "Next / previous list or field"),
+                                         Binding("ctrl+p", "", "Command palette: every action that applies now")]),
         ("Lists", RecordList.BINDINGS),
         ("Main screen", MainScreen.BINDINGS),
         ("Confirm the requester", RequestScreen.BINDINGS),
         ("Certificate", CertificateScreen.BINDINGS),
         ("Audit log", AuditScreen.BINDINGS),
-        ("Dialogs", [Binding("enter", "", "Accept the defaults and confirm")] + Dialog.BINDINGS),
+        ("Certificate or CSR as text", TextScreen.BINDINGS),
+        ("Dialogs", [Binding("enter", "", "Accept the defaults and confirm")] + Dialog.BINDINGS
+         + [Binding("", "", "(y and n only where no text field takes letters)")]),
     ]
     for title, bindings in groups:
         table.add_row(Text(title, style="bold underline"), "")

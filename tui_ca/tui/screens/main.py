@@ -43,11 +43,12 @@ class MainScreen(SearchMixin):
         Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
         Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
-        Binding("x", "expiring", "Expiring", tooltip="Show only certificates ending within 30 days (again: all)",
+        Binding("x", "expiring", "Expiring", show=False, tooltip="Show only certificates ending within 30 days (again: all)",
                 id="main.expiring"),  # fmt: skip
-        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+        Binding("y", "item('copy')", "Copy", show=False, tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
                 id="main.copy"),  # fmt: skip
-        Binding("p", "item('view')", "As text", tooltip="The certificate or CSR as text, with its PEM", id="main.text"),
+        Binding("p", "item('view')", "As text", show=False, tooltip="The certificate or CSR as text, with its PEM",
+                id="main.text"),  # fmt: skip
     ]
 
     def __init__(self) -> None:
@@ -232,8 +233,12 @@ class MainScreen(SearchMixin):
         if action == "item":
             return True if self._selected_item() is not None else None
         if action in ("approve", "reject", "revoke"):
-            # Greyed unless the focused list is the one it acts on, with a row to act on.
-            return True if self._targets("certs" if action == "revoke" else "queued") else None
+            # Hidden in a list it does not act on (the footer has 80 cells); greyed there with no row.
+            list_id = "certs" if action == "revoke" else "queued"
+            focused = self.focused
+            if not isinstance(focused, RecordList) or focused.id != list_id:
+                return False
+            return True if self._targets(list_id) else None
         return self.search_check(action)
 
     async def _closed_pane(self) -> Vertical:

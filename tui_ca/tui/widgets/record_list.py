@@ -66,10 +66,10 @@ class RecordList(ScrollView, can_focus=True):
         Binding("home,g", "jump(0)", "First", show=False, id="list.first"),
         Binding("end,G", "jump(-1)", "Last", show=False, id="list.last"),
         Binding("enter", "open", "Open", tooltip="Open the selected item", id="list.open"),
-        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the selected row", id="list.mark"),
+        Binding("space", "toggle_mark", "Mark", show=False, tooltip="Mark or unmark the selected row", id="list.mark"),
         Binding("asterisk", "mark_all", "Mark all", show=False, tooltip="Mark every row shown", id="list.mark_all"),
         Binding("u", "clear_marks", "Unmark all", show=False, tooltip="Clear every mark", id="list.unmark"),
-        Binding("s", "sort(1)", "Sort", tooltip="Sort by the next column", id="list.sort"),
+        Binding("s", "sort(1)", "Sort", show=False, tooltip="Sort by the next column", id="list.sort"),
         Binding("S", "sort(0)", "Reverse", show=False, tooltip="Reverse the sort order", id="list.reverse"),
     ]
 

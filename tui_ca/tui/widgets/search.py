@@ -20,8 +20,14 @@ SEARCH_BINDINGS = [
     Binding("slash", "search", "Search", tooltip="Search every field of the focused list", id="search.start"),
     Binding("n", "next_match(1)", "Next match", show=False, tooltip="The next match", id="search.next"),
     Binding("N", "next_match(-1)", "Previous match", show=False, tooltip="The previous match", id="search.previous"),
-    Binding("f", "only_matches", "Only matches", show=False, tooltip="Show only the matches (again: all rows)",
-            id="search.only"),  # fmt: skip
+    Binding(
+        "f",
+        "only_matches",
+        "Only matches",
+        show=False,
+        tooltip="Show only the matches (again: all rows)",
+        id="search.only",
+    ),  # fmt: skip
     Binding("escape", "clear_search", "Clear search", show=False, id="search.clear"),
 ]
 
