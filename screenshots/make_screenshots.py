@@ -30,6 +30,9 @@ SHOTS = [
     ("main-screen.svg", []),
     ("confirm-requester.svg", ["down", "enter"]),
     ("revoke-dialog.svg", ["tab", "enter", "v"]),
+    ("bulk-approve.svg", ["space", "space", "a"]),
+    ("search.svg", ["tab", "slash", *"example.net", "enter"]),
+    ("certificate-text.svg", ["tab", "p"]),
 ]
 
 
@@ -53,8 +56,10 @@ async def _shoot(home: Path, name: str, keys: list[str]) -> None:
             await app.workers.wait_for_complete()
             await pilot.press(key)
             await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        # A dialog opened from a list comes after a worker's read: wait for it to settle.
+        for _ in range(3):
+            await app.workers.wait_for_complete()
+            await pilot.pause(0.2)
         app.save_screenshot(name, str(HERE))
     print(HERE / name)
 

@@ -945,7 +945,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"demo CA in {home}")
         print(f"  {len(ca.requests(RequestStatus.QUEUED))} queued requests, {len(ca.certificates())} certificates")
         return 0
-    return run_ui(home, args)
+    try:
+        return run_ui(home, args)
+    finally:
+        if args.home is None:
+            # The throwaway home (a temporary folder) goes with the session.
+            import shutil
+
+            shutil.rmtree(home.parent, ignore_errors=True)
 
 
 def run_ui(home: Path, args: argparse.Namespace) -> int:

@@ -134,3 +134,40 @@ def test_no_color_leaves_only_greys(tmux, demo_home):
     monochrome = colour_codes(start_ui(tmux, demo_home, "TERM=xterm-256color COLORTERM=truecolor NO_COLOR=1"))
     assert chromatic(monochrome) == []
     quit_ui(tmux)
+
+
+def test_marks_bulk_approve_and_osc52_copy_in_a_real_terminal(tmux, tmp_path):
+    import base64
+
+    from tui_ca.engine import CertificateAuthority, RequestStatus
+
+    home = tmp_path / "demo"
+    subprocess.run([*TUI_CA, "--home", str(home), "demo", "--no-ui"], check=True, capture_output=True)
+    raw = tmp_path / "raw.out"
+    tmux.start(f"env TERM=xterm-256color TUI_CA_BELL=off {' '.join(TUI_CA)} --home {home}")
+    # What the app writes, byte for byte, before tmux interprets it.
+    tmux.run("pipe-pane", "-o", "-t", "ui", f"cat > {raw}")
+    tmux.run("set-option", "-s", "set-clipboard", "on")
+    tmux.wait_for("Approved Certificates")
+    tmux.run("send-keys", "-t", "ui", "Space", "Space")
+    tmux.wait_for("2 marked")
+    tmux.run("send-keys", "-t", "ui", "a")
+    tmux.wait_for("Approve 2 requests?")
+    tmux.run("send-keys", "-t", "ui", "Enter")
+    tmux.wait_for("2 of 2 done")
+    ca = CertificateAuthority(home)
+    assert [ca.request(i).status for i in (6, 7, 8)] == [RequestStatus.APPROVED] * 2 + [RequestStatus.QUEUED]
+    tmux.run("send-keys", "-t", "ui", "Enter")
+    tmux.wait_for("Queued CSRs (1)")
+    tmux.run("send-keys", "-t", "ui", "Tab", "y")
+    tmux.wait_for("Copy from certificate 1")
+    tmux.run("send-keys", "-t", "ui", "2")
+    serial = ca.certificate(1).serial_hex
+    osc52 = f"\x1b]52;c;{base64.b64encode(serial.encode()).decode()}\x07".encode()
+    deadline = time.monotonic() + 10
+    while osc52 not in (raw.read_bytes() if raw.exists() else b"") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert osc52 in raw.read_bytes(), "no OSC 52 sequence with the serial was written"
+    # tmux (set-clipboard on) took it as the terminal would: it is in its paste buffer.
+    assert tmux.run("show-buffer").stdout == serial
+    quit_ui(tmux)

@@ -270,20 +270,27 @@ async def test_export_asks_before_replacing_a_file(demo_home, clock, tmp_path):
 
 
 @pilot_test
-async def test_filter_narrows_the_focused_list_and_escape_clears_it(demo_home, clock):
+async def test_search_finds_every_field_and_f_narrows_the_focused_list(demo_home, clock):
     app = make_app(demo_home, clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         queued, certs, _ = lists(app)
-        await pilot.press("slash", *"1017")
-        assert queued.keys() == [8]
-        assert certs.keys() == [1, 2, 4]  # only the focused list is filtered
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.focused, Input))
+        await pilot.press(*"1017")
+        assert queued.cursor_key == 8 and queued.match_count == 1
+        assert certs.keys() == [1, 2, 4] and certs.search_text == ""  # only the focused list
         await pilot.press("enter")
         assert queued.has_focus and queued.cursor_key == 8
+        assert "1 match for '1017'" in str(app.screen.query_one("#queued-title").render())
+        await pilot.press("f")
+        assert queued.keys() == [8]
         assert "1 of 3" in str(app.screen.query_one("#queued-title").render())
         await pilot.press("escape")
         assert queued.keys() == [6, 7, 8] and queued.cursor_key == 8
-        await pilot.press("slash", *"zzz")
+        await pilot.press("slash")
+        await until(pilot, lambda: isinstance(app.focused, Input))
+        await pilot.press(*"zzz", "enter", "f")
         assert queued.row_count == 0
         assert "No match" in list_lines(queued)[1]
 

@@ -9,6 +9,7 @@ and re-reading in a worker only when it moved.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -24,8 +25,8 @@ from textual.binding import Binding
 from tui_ca.engine import Actor, CAError, CAInfo, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
 from tui_ca.tui.crl import republish_due
-from tui_ca.tui.data import covers_everything, read_first_screen, read_snapshot
-from tui_ca.tui.messages import OperationDone, SnapshotLoaded
+from tui_ca.tui.data import count_expiring, covers_everything, read_first_screen, read_snapshot
+from tui_ca.tui.messages import ExpiringCounted, OperationDone, SnapshotLoaded
 
 Passphrase = bytes | Callable[[], bytes | None] | None
 
@@ -39,6 +40,7 @@ POLL_SECONDS = 1.0
 # At 1 ms the first read lands before the first paint, and the UI thread also
 # gets the GIL back sooner from a worker parsing a big home.
 SWITCH_INTERVAL = 0.001
+BELL_OFF = ("0", "off", "no", "false")
 
 
 def stylesheet() -> Path:
@@ -46,12 +48,21 @@ def stylesheet() -> Path:
     return Path(str(files("tui_ca.styles").joinpath("app.tcss")))
 
 
+def _actions_provider():
+    # Imported when the palette opens, not at start-up.
+    from tui_ca.tui.palette import ActionsProvider
+
+    return ActionsProvider
+
+
 class CAApp(App[int]):
     """Certificate management for one CA home."""
 
     CSS_PATH = [stylesheet()]
     TITLE = "tui-ca"
-    ENABLE_COMMAND_PALETTE = False
+    # Ctrl+P: every action of the current screen, searchable (tui_ca.tui.palette).
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    COMMANDS = {_actions_provider}
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Leave tui-ca", id="app.quit"),
         Binding("question_mark", "help", "Keys", tooltip="Every key, and what it does", id="app.help"),
@@ -66,8 +77,12 @@ class CAApp(App[int]):
         actor: Actor | None = None,
         serials: Callable[[], int] | None = None,
         poll_interval: float = POLL_SECONDS,
+        bell: bool | None = None,
     ) -> None:
         super().__init__()
+        self.bell_on_new = bell if bell is not None else os.environ.get("TUI_CA_BELL", "on").lower() not in BELL_OFF
+        """Ring the terminal bell when a new request arrives (``TUI_CA_BELL=off`` silences it)."""
+        self._queued_seen: set[int] | None = None
         self.home = Path(home)
         self._passphrase = passphrase
         self._secret: bytes | None = passphrase if isinstance(passphrase, bytes) else None
@@ -108,8 +123,32 @@ class CAApp(App[int]):
 
         if not self.ca.exists():
             self.push_screen(FirstRunScreen(), self._created)
-            return
-        self.open_main()
+        else:
+            self.open_main()
+        self.fit_terminal()
+
+    # ------------------------------------------------------------ size
+
+    def on_resize(self) -> None:
+        self.fit_terminal()
+
+    def fit_terminal(self) -> None:
+        """Cover the UI while the terminal is below 80x24; uncover it once it is big enough."""
+        from tui_ca.tui.screens.too_small import TooSmallScreen, too_small
+
+        if too_small(self.size):
+            if not isinstance(self.screen, TooSmallScreen):
+                self.push_screen(TooSmallScreen())
+        else:
+            while isinstance(self.screen, TooSmallScreen):
+                self.pop_screen()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        from tui_ca.tui.screens.too_small import TooSmallScreen
+
+        if action == "help" and isinstance(self.screen, TooSmallScreen):
+            return False
+        return True
 
     def _created(self, created: bool | None) -> None:
         if created:
@@ -122,12 +161,14 @@ class CAApp(App[int]):
 
         self.push_screen(MainScreen())
         self.set_interval(self.poll_interval, self.poll, name="poll-change-token")
-        if self.ca.key_is_encrypted() and self._secret is None:
-            if callable(self._passphrase):
+        if self.ca.key_is_encrypted():
+            if self._secret is None and callable(self._passphrase):
                 self._secret = self._passphrase()
             if self._secret is None:
                 self.ask_passphrase()
             else:
+                # A passphrase typed at the terminal prompt is checked now, not
+                # at the first approval: a typo gets the dialog and a retry.
                 self.check_passphrase()
         self._load_worker = self.reload()
 
@@ -164,6 +205,7 @@ class CAApp(App[int]):
             token = self.ca.change_token()
         except OSError:
             return
+        self.fit_terminal()  # a dialog a worker opened may have covered the size message
         loading = self._load_worker is not None and not self._load_worker.is_finished
         if token != self._token and not loading:
             self._load_worker = self.reload()
@@ -252,8 +294,39 @@ class CAApp(App[int]):
             self.post_message(OperationDone(str(exc), ok=False))
             return
         self.post_message(SnapshotLoaded(snapshot))
+        # After the lists are shown: counting builds a model per valid certificate.
+        self.post_message(ExpiringCounted(count_expiring(snapshot), snapshot.token))
+
+    def _announce_arrivals(self, snapshot) -> None:
+        """A request that was not queued at the last read rings the bell and gets a toast."""
+        queued = set(snapshot.queued.keys)
+        if self.title != (title := f"tui-ca: {len(queued):,} queued"):
+            self.title = title
+            self._terminal_title(title)
+        new = sorted(queued - self._queued_seen) if self._queued_seen is not None else []
+        self._queued_seen = queued
+        if not new:
+            return
+        if self.bell_on_new:
+            self.bell()
+        names = []
+        for key in new[:3]:
+            try:
+                names.append(f"{key} from {snapshot.queued.fetch(key).cells[1]}")
+            except KeyError:
+                names.append(str(key))
+        more = f" and {len(new) - 3} more" if len(new) > 3 else ""
+        self.notify(f"New request{'s' if len(new) > 1 else ''} {', '.join(names)}{more}; {len(queued):,} queued.",
+                    title="Queued", markup=False, timeout=8)  # fmt: skip
+
+    def _terminal_title(self, title: str) -> None:
+        # The window or tab title (OSC 2), so the queue shows while the admin is in another window.
+        driver = getattr(self, "_driver", None)
+        if driver is not None and not self.is_headless:
+            driver.write(f"\x1b]2;{title}\x07")
 
     def on_snapshot_loaded(self, message: SnapshotLoaded) -> None:
+        self._announce_arrivals(message.snapshot)
         changed = message.snapshot.token != self._token
         self._token = message.snapshot.token
         self._info = message.snapshot.info
@@ -263,6 +336,12 @@ class CAApp(App[int]):
                 apply(message.snapshot, changed)
         # "Ready" means on screen: set once the refresh with these rows is done.
         self.call_after_refresh(self._shown, message.snapshot.partial)
+
+    def on_expiring_counted(self, message: ExpiringCounted) -> None:
+        for screen in self.screen_stack:
+            show = getattr(screen, "show_expiring", None)
+            if show is not None:
+                show(message.count)
 
     def _shown(self, partial: bool) -> None:
         self.ready_event.set()
@@ -301,9 +380,19 @@ class CAApp(App[int]):
             self.push_screen(HelpScreen())
 
 
+NO_TERMINAL = ("tui-ca: the UI needs a terminal (stdin and stdout are not one); "
+               "use ssh -t, or a command such as tui-ca list")  # fmt: skip
+
+
 def run_app(home: Path, passphrase: Passphrase) -> int:
     """Open the UI on ``home`` (the ``tui-ca`` and ``tui-ca demo`` commands)."""
     from tui_ca.engine.reader import CAReader
+
+    # Without a terminal Textual would write escape codes into the pipe and
+    # wait for keys that never come.
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(NO_TERMINAL, file=sys.stderr)
+        return 2
 
     secret = passphrase if isinstance(passphrase, bytes) else None
     # A callable may ask on the terminal, so it runs before the UI takes the

@@ -24,6 +24,9 @@ from tui_ca.tui.widgets.record_list import Row
 
 # The issue asks that certificates close to their end stand out.
 EXPIRY_WARNING = timedelta(days=30)
+# The word the expiring-soon filter looks for (no requester's text can hold it:
+# the search text is escaped, and this one has a colon and a status name).
+EXPIRING_WORD = "status:expiring"
 # Enough valid certificates for the tallest terminal before the full read.
 FIRST_SCREEN_ROWS = 200
 
@@ -63,6 +66,8 @@ class Snapshot:
     """Revoked and expired certificates, rejected and expired requests."""
     partial: bool = False
     """A first screenful only (the whole queue, the first certificates); the full read follows."""
+    overview: Overview | None = None
+    """The engine read behind the lists (rows are re-made from it as the clock moves)."""
 
 
 def _no_row(key: int) -> Row:
@@ -71,6 +76,39 @@ def _no_row(key: int) -> Row:
 
 def _actor(actor) -> str:
     return "-" if actor is None else visible(actor.describe(), 40)
+
+
+def _words(*parts: object) -> str:
+    return " ".join(visible(str(p), 400) for p in parts if p is not None).casefold()
+
+
+def request_search(request: Request, now: datetime) -> str:
+    """Every field of a request an admin may look for: shown or only stored."""
+    d = request.details
+    return _words(request.id, request.requester, d.subject, ", ".join(d.sans), d.key_type, d.key_size,
+                  request.status.value, request.source, request.submitted_by.describe(),
+                  request.submitted_at.isoformat(sep=" "), request.decided_at and request.decided_at.isoformat(sep=" "),
+                  request.decided_by and request.decided_by.describe(), request.reason, d.spki_sha256,
+                  request.renewal_of and f"renews {request.renewal_of}")  # fmt: skip
+
+
+def certificate_search(cert: Certificate, now: datetime) -> str:
+    """Every field of a certificate: serial, SANs, key, status words, who issued it, dates."""
+    status = cert.status_at(now).value
+    words = [status, f"status:{status}"]
+    if status == "valid" and cert.not_after - now <= EXPIRY_WARNING:
+        words += ["expiring", EXPIRING_WORD]
+    return _words(cert.id, cert.requester, cert.subject, ", ".join(cert.sans), cert.key_type, cert.serial_hex,
+                  *words, cert.not_before.isoformat(sep=" "), cert.not_after.isoformat(sep=" "),
+                  cert.issued_at.isoformat(sep=" "), cert.issued_by.describe(),
+                  cert.revoked_at and cert.revoked_at.isoformat(sep=" "), cert.revoked_by and cert.revoked_by.describe(),
+                  cert.revocation_reason and cert.revocation_reason.value, cert.spki_sha256, cert.sha256)  # fmt: skip
+
+
+def age_seconds(cell: str) -> int:
+    """The Age column back into seconds, so it sorts as time, not text."""
+    units = {"d": 86400, "h": 3600, "m": 60}
+    return int(cell[:-1]) * units[cell[-1]] if cell[:-1].isdigit() and cell[-1:] in units else 0
 
 
 def queued_row(request: Request, now: datetime) -> Row:
@@ -108,13 +146,13 @@ def closed_request_row(request: Request) -> Row:
     return Row(request.id, cells, style="dim", search=" ".join(cells).casefold(), kind="request")
 
 
-def _lazy(items: LazyList, row: Callable[[object], Row]) -> ListData:
-    # The engine's search text (ID, requester, CN, serial) comes from a field
-    # or two of the stored record, so filtering 100,000 builds no model.
-    return ListData(items.ids, lambda key: row(items.get(key)), items.search_text)
+def _lazy(items: LazyList, row: Callable[[object], Row], search: Callable[[object], str]) -> ListData:
+    # The search text covers every stored field, so it is built from the
+    # model, once per read and only when a search starts.
+    return ListData(items.ids, lambda key: row(items.get(key)), lambda key: search(items.get(key)))
 
 
-def _closed(requests: LazyList[Request], certificates: LazyList[Certificate]) -> ListData:
+def _closed(requests: LazyList[Request], certificates: LazyList[Certificate], now: datetime) -> ListData:
     # A rejected or expired request never got a certificate, so the two lists
     # share no ID; merged, they read in ID order like the others.
     def fetch(key: int) -> Row:
@@ -123,20 +161,27 @@ def _closed(requests: LazyList[Request], certificates: LazyList[Certificate]) ->
         return closed_certificate_row(certificates.get(key))
 
     def search(key: int) -> str:
-        return requests.search_text(key) if key in requests else certificates.search_text(key)
+        if key in requests:
+            return request_search(requests.get(key), now)
+        return certificate_search(certificates.get(key), now)
 
     return ListData(sorted(requests.ids + certificates.ids), fetch, search)
 
 
-def snapshot_of(overview: Overview) -> Snapshot:
-    """The main screen's lists over one engine overview (rows built when drawn)."""
-    now = overview.now
+def snapshot_of(overview: Overview, now: datetime | None = None) -> Snapshot:
+    """The main screen's lists over one engine overview (rows built when drawn), ages as of ``now``."""
+    now = now or overview.now
     return Snapshot(
-        token=overview.token, now=now, info=overview.info, partial=overview.partial,
-        queued=_lazy(overview.queued, lambda r: queued_row(r, now)),
-        certificates=_lazy(overview.valid, lambda c: certificate_row(c, now)),
-        closed=_closed(overview.closed_requests, overview.closed_certificates),
+        token=overview.token, now=now, info=overview.info, partial=overview.partial, overview=overview,
+        queued=_lazy(overview.queued, lambda r: queued_row(r, now), lambda r: request_search(r, now)),
+        certificates=_lazy(overview.valid, lambda c: certificate_row(c, now), lambda c: certificate_search(c, now)),
+        closed=_closed(overview.closed_requests, overview.closed_certificates, now),
     )  # fmt: skip
+
+
+def aged(snapshot: Snapshot, now: datetime) -> Snapshot:
+    """The same read with ages and days left as of ``now`` (the clock moves while the UI is idle)."""
+    return snapshot if snapshot.overview is None else snapshot_of(snapshot.overview, now)
 
 
 def read_first_screen(ca, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:
@@ -147,6 +192,14 @@ def read_first_screen(ca, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:
 def read_snapshot(ca) -> Snapshot:
     """Everything the main screen shows. Runs in a worker thread."""
     return snapshot_of(ca.overview(pause=pause))
+
+
+def count_expiring(snapshot: Snapshot) -> int:
+    """Valid certificates that end within ``EXPIRY_WARNING`` (one model at a time; runs in a worker)."""
+    if snapshot.overview is None:
+        return 0
+    valid, limit = snapshot.overview.valid, snapshot.now + EXPIRY_WARNING
+    return sum(1 for key in valid.ids if valid.get(key).not_after <= limit)
 
 
 def covers_everything(first: Snapshot, rows: int = FIRST_SCREEN_ROWS) -> bool:

@@ -25,3 +25,13 @@ class OperationDone(Message):
     """The sentence announced to the admin."""
     ok: bool = True
     """False when the engine refused (``summary`` is its reason)."""
+
+
+@dataclass
+class ExpiringCounted(Message):
+    """How many valid certificates end soon, counted after a full read."""
+
+    count: int
+    """Certificates ending within 30 days."""
+    token: object
+    """The change token of the read it was counted from."""

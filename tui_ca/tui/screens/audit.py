@@ -12,16 +12,19 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import AuditRecord, CAError
 from tui_ca.tui.data import Snapshot
-from tui_ca.tui.text import visible
+from tui_ca.tui.text import literal, visible
+from tui_ca.tui.widgets.details import Details
 from tui_ca.tui.widgets.record_list import Column, RecordList, Row
+from tui_ca.tui.widgets.search import SEARCH_BINDINGS, SearchMixin, describe
 
 AUDIT_COLUMNS = [
-    Column("Seq", 7, "right"), Column("When (UTC)", 16), Column("Who", None, min_width=10), Column("Action", 9),
+    Column("Seq", 7, "right", sort=int), Column("When (UTC)", 16), Column("Who", None, min_width=10), Column("Action", 9),
     Column("Target", None, min_width=10), Column("Outcome", None, min_width=8),
 ]  # fmt: skip
 # A tampered log can report a problem per record; the first few say where it
@@ -33,7 +36,8 @@ def audit_row(key: int, record: AuditRecord) -> Row:
     who = visible(f"{record.user} from {record.address}" if record.address else record.user, 60)
     cells = (str(record.seq), f"{record.at:%Y-%m-%d %H:%M}", who, visible(record.action, 20), visible(record.target, 80),
              visible(record.outcome, 120))  # fmt: skip
-    return Row(key, cells, search=" ".join(cells).casefold())
+    extra = " ".join(f"{k}={v}" for k, v in record.extra.items())
+    return Row(key, cells, search=visible(" ".join(cells) + f" {record.at.isoformat(sep=' ')} {extra}", 2000).casefold())
 
 
 def verdict(problems: list[str], count: int) -> Text:
@@ -48,12 +52,13 @@ def verdict(problems: list[str], count: int) -> Text:
     return text
 
 
-class AuditScreen(Screen):
+class AuditScreen(SearchMixin):
     """The hash-chained audit log, newest first, with the chain's verification on top."""
 
     BINDINGS = [
         Binding("c", "check", "Check again", tooltip="Read the log and verify the chain again", id="audit.check"),
         Binding("escape", "close", "Back", tooltip="Back to the lists", id="audit.close"),
+        *[b for b in SEARCH_BINDINGS if b.action != "clear_search"],
     ]
 
     def __init__(self) -> None:
@@ -83,7 +88,20 @@ class AuditScreen(Screen):
         self.verify()
 
     def action_close(self) -> None:
+        records = self.query_one("#audit", RecordList)
+        if self._field_shown() or records.search_text:
+            # Escape first clears the search, as on the main screen; then it goes back.
+            self.action_clear_search()
+            return
         self.dismiss()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.search_check(action)
+
+    def update_titles(self) -> None:
+        records = self.query_one("#audit", RecordList)
+        if self.records or records.total_count:
+            self.query_one("#audit-title", Label).update(f"Records ({describe(records)}, newest first)")
 
     @work(thread=True, exclusive=True, group="audit-load")
     def load(self) -> None:
@@ -106,13 +124,8 @@ class AuditScreen(Screen):
 
     @on(RecordList.Opened, "#audit")
     def show_whole_record(self, event: RecordList.Opened) -> None:
-        # Columns cut long values at 80 cells; Enter shows one record whole.
-        record = self.records[event.key - 1]
-        who = f"{record.user} from {record.address}" if record.address else record.user
-        details = ", ".join(f"{k}={v}" for k, v in record.extra.items())
-        self.app.notify(visible(f"Record {record.seq}, {record.at:%Y-%m-%d %H:%M:%S} UTC, {who}: {record.action} "
-                                f"{record.target}: {record.outcome}" + (f" ({details})" if details else ""), 600),
-                        title="Audit record", markup=False, timeout=15)  # fmt: skip
+        # Columns cut long values at 80 cells; Enter shows one record whole, in its own screen.
+        self.app.push_screen(AuditRecordScreen(self.records[event.key - 1]))
 
     def _show_records(self, found: list[AuditRecord]) -> None:
         self.records = found
@@ -122,7 +135,7 @@ class AuditScreen(Screen):
         records = self.query_one("#audit", RecordList)
         records.empty_text = "The audit log is empty."
         records.set_source(keys, lambda key: audit_row(key, found[key - 1]))
-        self.query_one("#audit-title", Label).update(f"Records ({len(found):,}, newest first)")
+        self.update_titles()
         self._show_verdict(self.problems)
 
     def _show_verdict(self, problems: list[str] | None) -> None:
@@ -132,3 +145,39 @@ class AuditScreen(Screen):
         box = self.query_one("#audit-verdict", Static)
         box.update(verdict(problems, len(self.records)))
         box.set_class(bool(problems), "broken")
+
+
+def record_facts(record: AuditRecord) -> list[tuple[str, Text | str]]:
+    rows: list[tuple[str, Text | str]] = [
+        ("Sequence", str(record.seq)),
+        ("When", f"{record.at:%Y-%m-%d %H:%M:%S} UTC"),
+        ("Who", literal(record.user)),
+        ("From", literal(record.address) if record.address else Text("this machine", style="dim")),
+        ("Action", literal(record.action)),
+        ("Target", literal(record.target, limit=1000)),
+        ("Outcome", literal(record.outcome, limit=2000)),
+    ]
+    rows.extend((visible(str(key), 16), literal(str(value), limit=2000)) for key, value in record.extra.items())
+    return rows
+
+
+class AuditRecordScreen(Screen):
+    """One audit record whole: every field, long values wrapped, nothing cut."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Back", tooltip="Back to the audit log", id="audit_record.close")]
+
+    def __init__(self, record: AuditRecord) -> None:
+        super().__init__()
+        self.record = record
+
+    def compose(self) -> ComposeResult:
+        yield Label(f"Audit record {self.record.seq}", classes="screen-title")
+        with VerticalScroll(id="audit-record-body"):
+            yield Details(id="audit-record")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#audit-record", Details).show(record_facts(self.record))
+
+    def action_close(self) -> None:
+        self.dismiss()

@@ -13,18 +13,13 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label
 
-from tui_ca.engine import CAError, Certificate, CertStatus, InputError, RevocationReason
+from tui_ca.engine import CAError, Certificate, CertStatus, InputError
 from tui_ca.engine.models import group_fingerprint
+from tui_ca.tui.actions import REVOKE_WARNING, ask_revoke  # noqa: F401  (the warning is re-exported)
 from tui_ca.tui.data import Snapshot
-from tui_ca.tui.screens.dialogs import ConfirmDialog, ExportDialog, RevokeDialog
+from tui_ca.tui.screens.dialogs import ConfirmDialog, ExportDialog
 from tui_ca.tui.text import days_left, literal, reading_lines, visible, when
 from tui_ca.tui.widgets.details import Details
-
-# The product's own warning (seed text), kept in its words.
-REVOKE_WARNING = (
-    "Do not revoke to disable a phone set or device: revoking is for a certificate that must never be trusted "
-    "again (lost, stolen, replaced). The requester can then make another request. A new CRL is published at once."
-)
 
 
 def certificate_facts(cert: Certificate, issuer: str, now) -> list[tuple[str, Text | str]]:
@@ -87,6 +82,9 @@ class CertificateScreen(Screen):
     BINDINGS = [
         Binding("v", "revoke", "Revoke", tooltip="Revoke and publish a new CRL", id="certificate.revoke"),
         Binding("e", "export", "Export", tooltip="Write the PEM with its chain to a file", id="certificate.export"),
+        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+                id="certificate.copy"),  # fmt: skip
+        Binding("p", "item('view')", "As text", tooltip="As text (openssl-like), with the PEM", id="certificate.text"),
         Binding("escape", "close", "Back", tooltip="Back to the lists", id="certificate.close"),
     ]
 
@@ -136,27 +134,17 @@ class CertificateScreen(Screen):
     def action_close(self) -> None:
         self.dismiss()
 
+    def action_item(self, then: str) -> None:
+        from tui_ca.tui.screens.item_text import open_item
+
+        open_item(self.app, "certificate", self.cert_id, then)
+
     # ------------------------------------------------------------ revoke
 
     def action_revoke(self) -> None:
         if self.cert is None or self.cert.revoked_at is not None:
             return
-        body = Text(f"Certificate {self.cert.id}, serial {self.cert.serial_hex}, held by ")
-        body.append(visible(self.cert.requester, 60), style="bold")
-        body.append(f"\n\n{REVOKE_WARNING}\n\nReason (RFC 5280):")
-        self.app.push_screen(RevokeDialog(f"Revoke certificate {self.cert.id}?", body), self._revoke)
-
-    def _revoke(self, reason: RevocationReason | None) -> None:
-        if reason is None:
-            return
-        ca, cert_id = self.app.ca, self.cert_id
-
-        def call():
-            cert = ca.revoke(cert_id, reason)
-            return cert, ca.info().crl_number
-
-        self.app.operate(call, lambda result: f"Certificate {cert_id} (serial {result[0].short_serial}…) revoked, "
-                                              f"reason {reason.value}; CRL {result[1]} published.")  # fmt: skip
+        ask_revoke(self.app, [self.cert])
 
     # ------------------------------------------------------------ export
 

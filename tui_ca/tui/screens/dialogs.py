@@ -1,9 +1,11 @@
 """The small modal dialogs: confirm, approve, reject, revoke, export, passphrase.
 
 Every dialog is typed by its result and returns ``None`` when cancelled.
-Enter accepts what is shown (the defaults) and confirms; ``y`` confirms and
-``n`` cancels unless the admin is typing free text, where those are letters;
-Escape always cancels.
+Enter accepts what is shown (the defaults) and confirms; Escape always
+cancels. ``y`` and ``n`` answer only dialogs without a free-text field (where
+they would be letters), and the buttons name exactly the keys that work.
+The body scrolls and the buttons stay docked, so a long body (a warning, the
+list of marked rows) never pushes them off an 80x24 screen.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Generic, TypeVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -36,17 +38,25 @@ REASON_HELP = {
 }
 
 
+class DialogBox(VerticalScroll, can_focus=False):
+    """The dialog's frame: scrolls its content; the fields keep the focus."""
+
+
 class Dialog(ModalScreen[T | None], Generic[T]):
     """A titled box with a body, an error line and Confirm/Cancel buttons."""
 
     BINDINGS = [
         Binding("escape", "cancel", "Cancel", tooltip="Close without doing anything", id="dialog.cancel"),
-        Binding("n", "cancel", "No", show=False, id="dialog.no"),
-        Binding("y", "confirm", "Yes", show=False, id="dialog.yes"),
+        Binding("n", "no", "No", show=False, id="dialog.no"),
+        Binding("y", "yes", "Yes", show=False, id="dialog.yes"),
+        Binding("pageup", "scroll(-1)", "Scroll up", show=False, id="dialog.page_up"),
+        Binding("pagedown", "scroll(1)", "Scroll down", show=False, id="dialog.page_down"),
     ]
 
     confirm_label = "Confirm"
     confirm_variant = "primary"
+    letter_keys = True
+    """Whether ``y``/``n`` answer (False where a text field takes letters)."""
 
     def __init__(self, title: str, body: Text | str = "") -> None:
         super().__init__()
@@ -54,15 +64,16 @@ class Dialog(ModalScreen[T | None], Generic[T]):
         self.body = body
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        yes, no = ("y", "n") if self.letter_keys else ("Enter", "Esc")
+        with DialogBox(classes="dialog"):
             yield Label(self.dialog_title, classes="dialog-title")
             if self.body:
                 yield Static(self.body, classes="dialog-body")
             yield from self.compose_fields()
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
-                yield Button(f"{self.confirm_label} (y)", id="confirm", variant=self.confirm_variant)
-                yield Button("Cancel (n)", id="cancel")
+                yield Button(f"{self.confirm_label} ({yes})", id="confirm", variant=self.confirm_variant)
+                yield Button(f"Cancel ({no})", id="cancel")
 
     def compose_fields(self) -> ComposeResult:
         yield from ()
@@ -84,6 +95,22 @@ class Dialog(ModalScreen[T | None], Generic[T]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+    def action_scroll(self, direction: int) -> None:
+        box = self.query_one(DialogBox)
+        box.scroll_page_down() if direction > 0 else box.scroll_page_up()
+
+    def action_yes(self) -> None:
+        self.action_confirm()
+
+    def action_no(self) -> None:
+        self.action_cancel()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # With a free-text field, y and n are letters even on a button.
+        if action in ("yes", "no"):
+            return self.letter_keys
+        return True
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -119,8 +146,8 @@ class ApproveDialog(Dialog[int]):
     confirm_variant = "success"
     # The field holds digits only, so y and n can still confirm and cancel.
     BINDINGS = [
-        Binding("y", "confirm", "Yes", show=False, priority=True, id="dialog.yes"),
-        Binding("n", "cancel", "No", show=False, priority=True, id="dialog.no"),
+        Binding("y", "yes", "Yes", show=False, priority=True, id="dialog.yes"),
+        Binding("n", "no", "No", show=False, priority=True, id="dialog.no"),
     ]
 
     def __init__(self, title: str, body: Text | str, default_days: int, max_days: int) -> None:
@@ -145,6 +172,7 @@ class RejectDialog(Dialog[str]):
 
     confirm_label = "Reject"
     confirm_variant = "error"
+    letter_keys = False
 
     def compose_fields(self) -> ComposeResult:
         yield Label("Reason (sent to the audit log)")
@@ -157,6 +185,15 @@ class RejectDialog(Dialog[str]):
         return reason
 
 
+class ReasonList(OptionList):
+    """The reasons; j and k move as in the lists."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False, id="reasons.down"),
+        Binding("k", "cursor_up", "Up", show=False, id="reasons.up"),
+    ]
+
+
 class RevokeDialog(Dialog[RevocationReason]):
     """The RFC 5280 reason (default unspecified), a warning, then revoke."""
 
@@ -165,7 +202,7 @@ class RevokeDialog(Dialog[RevocationReason]):
 
     def compose_fields(self) -> ComposeResult:
         options = [Option(f"{reason.value:<22} {REASON_HELP[reason]}", id=reason.value) for reason in RevocationReason]
-        yield OptionList(*options, id="reasons")
+        yield ReasonList(*options, id="reasons")
 
     def on_mount(self) -> None:
         self.query_one("#reasons", OptionList).highlighted = 0
@@ -184,6 +221,7 @@ class ExportDialog(Dialog[Path]):
     """Where to write the certificate and its chain."""
 
     confirm_label = "Export"
+    letter_keys = False
 
     def __init__(self, title: str, body: Text | str, default_path: Path) -> None:
         super().__init__(title, body)
@@ -204,6 +242,7 @@ class PassphraseDialog(Dialog[bytes]):
     """The CA key's passphrase, asked once; kept in memory only."""
 
     confirm_label = "Unlock"
+    letter_keys = False
 
     def compose_fields(self) -> ComposeResult:
         yield Input(password=True, id="passphrase", placeholder="passphrase")

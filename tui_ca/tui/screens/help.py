@@ -11,9 +11,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
 
-def _key_name(keys: str) -> str:
+def key_name(keys: str) -> str:
+    """Binding keys as the keyboard names them (``question_mark`` → ``?``)."""
     names = {"question_mark": "?", "slash": "/", "escape": "Esc", "enter": "Enter", "pageup": "PgUp",
-             "pagedown": "PgDn", "ctrl+s": "Ctrl+S"}  # fmt: skip
+             "pagedown": "PgDn", "ctrl+s": "Ctrl+S", "space": "Space", "asterisk": "*", "ctrl+p": "Ctrl+P",
+             "tab,shift+tab": "Tab Shift+Tab"}  # fmt: skip
     return " ".join(names.get(k, k) for k in keys.split(","))
 
 
@@ -22,6 +24,7 @@ def key_table() -> Table:
     from tui_ca.tui.screens.audit import AuditScreen
     from tui_ca.tui.screens.certificate import CertificateScreen
     from tui_ca.tui.screens.dialogs import Dialog
+    from tui_ca.tui.screens.item_text import TextScreen
     from tui_ca.tui.screens.main import MainScreen
     from tui_ca.tui.screens.request import RequestScreen
     from tui_ca.tui.widgets.record_list import RecordList
@@ -30,18 +33,21 @@ def key_table() -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     groups = [
-        ("Everywhere", CAApp.BINDINGS + [Binding("tab,shift+tab", "", "Next / previous list or field")]),
+        ("Everywhere", CAApp.BINDINGS + [Binding("tab,shift+tab", "", "Next / previous list or field"),
+                                         Binding("ctrl+p", "", "Command palette: every action that applies now")]),
         ("Lists", RecordList.BINDINGS),
         ("Main screen", MainScreen.BINDINGS),
         ("Confirm the requester", RequestScreen.BINDINGS),
         ("Certificate", CertificateScreen.BINDINGS),
         ("Audit log", AuditScreen.BINDINGS),
-        ("Dialogs", [Binding("enter", "", "Accept the defaults and confirm")] + Dialog.BINDINGS),
+        ("Certificate or CSR as text", TextScreen.BINDINGS),
+        ("Dialogs", [Binding("enter", "", "Accept the defaults and confirm")] + Dialog.BINDINGS
+         + [Binding("", "", "(y and n only where no text field takes letters)")]),
     ]
     for title, bindings in groups:
         table.add_row(Text(title, style="bold underline"), "")
         for binding in bindings:
-            table.add_row(_key_name(binding.key), binding.description)
+            table.add_row(key_name(binding.key), binding.description)
     table.add_row("", "")
     table.add_row("Mouse", "click selects, click again (or double-click) opens")
     return table

@@ -2,56 +2,68 @@
 
 from __future__ import annotations
 
-from textual import on
+from datetime import timedelta
+
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Input, Label
+from textual.widgets import Footer, Label
 
-from tui_ca.tui.data import Snapshot
+from tui_ca.engine import CAError
+from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
+from tui_ca.tui.data import EXPIRING_WORD, Snapshot, age_seconds, aged
 from tui_ca.tui.widgets.ca_header import CAHeader
 from tui_ca.tui.widgets.record_list import Column, RecordList
+from tui_ca.tui.widgets.search import SEARCH_BINDINGS, SearchMixin, describe
 
 QUEUED_COLUMNS = [
-    Column("ID", 6, "right"), Column("Requester", None, min_width=10), Column("Subject CN", None, min_width=10),
-    Column("Key", 9), Column("Age", 4, "right"),
+    Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=10),
+    Column("Subject CN", None, min_width=10), Column("Key", 9), Column("Age", 4, "right", sort=age_seconds),
 ]  # fmt: skip
 CERT_COLUMNS = [
-    Column("ID", 6, "right"), Column("Requester", None, min_width=10), Column("CN", None, min_width=8),
+    Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=10), Column("CN", None, min_width=8),
     Column("Serial", 8), Column("Not after", 17), Column("Status", 8),
 ]  # fmt: skip
 CLOSED_COLUMNS = [
-    Column("ID", 6, "right"), Column("Requester", None, min_width=8), Column("CN", None, min_width=8),
+    Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=8), Column("CN", None, min_width=8),
     Column("Outcome", 8), Column("When", 10), Column("By", 14), Column("Why", None, min_width=10),
 ]  # fmt: skip
 
 
-class MainScreen(Screen):
+class MainScreen(SearchMixin):
     """Certificate Management, as the product's panel, for the keyboard."""
 
     BINDINGS = [
-        Binding("slash", "filter", "Filter", tooltip="Filter the focused list", id="main.filter"),
+        *SEARCH_BINDINGS,
         Binding(
             "h", "toggle_closed", "History", tooltip="Show revoked, expired and rejected items", id="main.history"
         ),  # fmt: skip
         Binding("A", "audit", "Audit log", tooltip="The audit log and whether its chain is intact", id="main.audit"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, id="main.clear_filter"),
+        Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
+        Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
+        Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
+        Binding("x", "expiring", "Expiring", show=False, tooltip="Show only certificates ending within 30 days (again: all)",
+                id="main.expiring"),  # fmt: skip
+        Binding("y", "item('copy')", "Copy", show=False, tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+                id="main.copy"),  # fmt: skip
+        Binding("p", "item('view')", "As text", show=False, tooltip="The certificate or CSR as text, with its PEM",
+                id="main.text"),  # fmt: skip
     ]
 
     def __init__(self) -> None:
         super().__init__()
-        self._filter_target: RecordList | None = None
         self.snapshot: Snapshot | None = None
 
     def compose(self) -> ComposeResult:
         yield CAHeader("Reading the CA…", id="ca-header")
         with Vertical(id="queued-pane", classes="pane"):
             yield Label("Queued CSRs", id="queued-title", classes="pane-title")
-            yield RecordList(QUEUED_COLUMNS, id="queued", empty_text="No requests wait for a decision.")
+            yield RecordList(QUEUED_COLUMNS, id="queued", empty_text="No requests wait for a decision.",
+                             markable=True)  # fmt: skip
         with Vertical(id="certs-pane", classes="pane"):
             yield Label("Approved Certificates", id="certs-title", classes="pane-title")
-            yield RecordList(CERT_COLUMNS, id="certs", empty_text="No valid certificates.")
+            yield RecordList(CERT_COLUMNS, id="certs", empty_text="No valid certificates.", markable=True)
         # The history pane and the filter field are mounted when first used:
         # every widget at start-up costs styling time before the first frame.
         yield Footer()
@@ -69,25 +81,36 @@ class MainScreen(Screen):
             for records in self.query(f"#{list_id}").results(RecordList):
                 records.set_source(rows.keys, rows.fetch, rows.search)
         self._update_titles()
+        self.refresh_bindings()
 
     def tick(self, now) -> None:
-        """The clock moved on (the app polls every second): the CRL line follows it."""
+        """The clock moved on (the app polls every second): the CRL line and the ages follow it."""
         # The poll can fire while the app is closing and the header is gone.
         for header in self.query(CAHeader).results(CAHeader):
             header.tick(now)
+        snapshot = self.snapshot
+        if snapshot is None or now - snapshot.now < timedelta(minutes=1):
+            return
+        # Ages read in minutes at the finest; only the rows on screen are re-made.
+        self.snapshot = snapshot = aged(snapshot, now)
+        for list_id, rows in (("queued", snapshot.queued), ("certs", snapshot.certificates)):
+            for records in self.query(f"#{list_id}").results(RecordList):
+                records.remake_rows(rows.fetch)
 
     def _update_titles(self) -> None:
+        self.update_titles()
+
+    def update_titles(self) -> None:
         titles = {"queued": "Queued CSRs", "certs": "Approved Certificates", "closed": "Revoked, expired and rejected"}
         for list_id, title in titles.items():
             found = list(self.query(f"#{list_id}").results(RecordList))
             if not found:
                 continue
             records = found[0]
-            count = f"{records.total_count:,}"
-            if self.snapshot is not None and self.snapshot.partial:
-                count = f"{count} so far, reading…" if list_id != "queued" else count
-            elif records.filter_text:
-                count = f"{records.row_count:,} of {count}, filter {records.filter_text!r}"
+            if self.snapshot is not None and self.snapshot.partial and list_id != "queued":
+                count = f"{records.total_count:,} so far, reading…"
+            else:
+                count = describe(records)
             self.query_one(f"#{list_id}-title", Label).update(f"{title} ({count})")
 
     # ------------------------------------------------------------ opening
@@ -108,74 +131,115 @@ class MainScreen(Screen):
             else:
                 self.app.push_screen(CertificateScreen(event.key))
 
+    @on(RecordList.MarksChanged)
+    def marks_changed(self, event: RecordList.MarksChanged) -> None:
+        self._update_titles()
+        self.refresh_bindings()
+
+    # ------------------------------------------------------------ acting from the lists
+
+    def _targets(self, list_id: str) -> list[int]:
+        """The marked rows of that list if it has focus and marks, else its selected row."""
+        focused = self.focused
+        if not isinstance(focused, RecordList) or focused.id != list_id:
+            return []
+        marked = focused.marked_keys()
+        if marked:
+            return marked
+        return [] if focused.cursor_key is None else [focused.cursor_key]
+
+    def action_approve(self) -> None:
+        self._act("queued", "approve")
+
+    def action_reject(self) -> None:
+        self._act("queued", "reject")
+
+    def action_revoke(self) -> None:
+        self._act("certs", "revoke")
+
+    def _act(self, list_id: str, what: str) -> None:
+        ids = self._targets(list_id)
+        if ids:
+            self.prepare(list_id, what, ids)
+
+    @work(thread=True, exclusive=True, group="prepare")
+    def prepare(self, list_id: str, what: str, ids: list[int]) -> None:
+        """Read the rows fresh (another admin may have decided one), then ask."""
+        from tui_ca.tui import actions
+
+        ca = self.app.ca
+        try:
+            if what == "revoke":
+                certs = [ca.certificate(i) for i in ids]
+                self.app.call_from_thread(actions.ask_revoke, self.app, certs, self._acted(list_id))
+                return
+            requests = [ca.request(i) for i in ids]
+            if what == "approve":
+                days = ca.config().get("leaf_days", DEFAULT_LEAF_DAYS)
+                self.app.call_from_thread(actions.ask_approve, self.app, requests, days, self._acted(list_id))
+            else:
+                self.app.call_from_thread(actions.ask_reject, self.app, requests, self._acted(list_id))
+        except CAError as exc:
+            self.app.call_from_thread(self.app.notify, str(exc), severity="error")
+
+    def _acted(self, list_id: str):
+        def unmark(result) -> None:
+            # The rows that were done leave the list; refused ones stay marked to be looked at.
+            done = {o.key for o in result if o.ok} if isinstance(result, list) else None
+            for records in self.query(f"#{list_id}").results(RecordList):
+                if done is not None and records.marks:
+                    records.marks -= done
+                    records.post_message(RecordList.MarksChanged(records))
+
+        return unmark
+
+    def show_expiring(self, count: int) -> None:
+        for header in self.query(CAHeader).results(CAHeader):
+            header.show_expiring(count)
+
+    def action_expiring(self) -> None:
+        certs = self.query_one("#certs", RecordList)
+        certs.set_filter("" if certs.filter_text == EXPIRING_WORD else EXPIRING_WORD)
+        certs.focus()
+        self.update_titles()
+
     def action_audit(self) -> None:
         from tui_ca.tui.screens.audit import AuditScreen
 
         self.app.push_screen(AuditScreen())
 
-    # ------------------------------------------------------------ filter, history
+    # ------------------------------------------------------------ search, history
 
-    def _focused_list(self) -> RecordList | None:
+    def _selected_item(self) -> tuple[str, int] | None:
         focused = self.focused
-        return focused if isinstance(focused, RecordList) else self._filter_target
+        if not isinstance(focused, RecordList) or focused.cursor_key is None:
+            return None
+        key = focused.cursor_key
+        if focused.id == "queued":
+            return "request", key
+        if focused.id == "certs":
+            return "certificate", key
+        row = focused.row(key)
+        return ("request" if row is not None and row.kind == "request" else "certificate"), key
+
+    def action_item(self, then: str) -> None:
+        from tui_ca.tui.screens.item_text import open_item
+
+        selected = self._selected_item()
+        if selected is not None:
+            open_item(self.app, *selected, then)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "filter":
-            return True if isinstance(self.focused, RecordList) else None
-        if action == "clear_filter":
-            target = self._focused_list()
-            return True if (target is not None and target.filter_text) or self._filter_shown() else None
-        return True
-
-    def _filter_shown(self) -> bool:
-        return any(field.has_class("shown") for field in self.query("#filter").results(Input))
-
-    async def _filter_field(self) -> Input:
-        found = list(self.query("#filter").results(Input))
-        if found:
-            return found[0]
-        field = Input(placeholder="filter: ID, requester, CN, serial…", id="filter")
-        await self.mount(field, before=self.query_one(Footer))
-        return field
-
-    async def action_filter(self) -> None:
-        target = self._focused_list()
-        if target is None:
-            return
-        self._filter_target = target
-        field = await self._filter_field()
-        field.value = target.filter_text
-        field.placeholder = f"filter {self.query_one(f'#{target.id}-title', Label).content}: ID, requester, CN…"
-        field.add_class("shown")
-        field.focus()
-
-    @on(Input.Changed, "#filter")
-    def filter_changed(self, event: Input.Changed) -> None:
-        if self._filter_target is not None:
-            self._filter_target.set_filter(event.value)
-            self._update_titles()
-
-    @on(Input.Submitted, "#filter")
-    def filter_done(self, event: Input.Submitted) -> None:
-        event.stop()
-        self._close_filter()
-
-    def _close_filter(self) -> None:
-        for field in self.query("#filter").results(Input):
-            field.remove_class("shown")
-        if self._filter_target is not None:
-            self._filter_target.focus()
-        self.refresh_bindings()
-
-    def action_clear_filter(self) -> None:
-        target = self._focused_list()
-        if target is not None:
-            self._filter_target = target
-            target.set_filter("")
-            for field in self.query("#filter").results(Input):
-                field.value = ""
-            self._update_titles()
-        self._close_filter()
+        if action == "item":
+            return True if self._selected_item() is not None else None
+        if action in ("approve", "reject", "revoke"):
+            # Hidden in a list it does not act on (the footer has 80 cells); greyed there with no row.
+            list_id = "certs" if action == "revoke" else "queued"
+            focused = self.focused
+            if not isinstance(focused, RecordList) or focused.id != list_id:
+                return False
+            return True if self._targets(list_id) else None
+        return self.search_check(action)
 
     async def _closed_pane(self) -> Vertical:
         found = list(self.query("#closed-pane").results(Vertical))

@@ -13,9 +13,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import CAError, Certificate, Request, RequestStatus
-from tui_ca.engine.ca import DEFAULT_LEAF_DAYS, MAX_LEAF_DAYS
+from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
+from tui_ca.tui.actions import ask_approve, ask_reject
 from tui_ca.tui.data import Snapshot
-from tui_ca.tui.screens.dialogs import ApproveDialog, RejectDialog
 from tui_ca.tui.text import literal, reading_lines, span, visible, when
 from tui_ca.tui.widgets.details import Details
 
@@ -62,9 +62,21 @@ def request_facts(view: RequestView, now) -> list[tuple[str, Text | str]]:
     return rows
 
 
+def screen_title(request_id: int, status: RequestStatus | None) -> str:
+    """Only a queued request is there to be confirmed; a decided one says what became of it."""
+    if status is None:
+        return f"Request {request_id}"
+    if status is RequestStatus.QUEUED:
+        return f"Confirm the requester — request {request_id}"
+    return f"Request {request_id} — {status.value}"
+
+
 def warnings(view: RequestView) -> list[str]:
     found = []
-    if view.active is not None and view.active.id != view.request.renewal_of:
+    if view.request.status is not RequestStatus.QUEUED:
+        # Decided: nothing to confirm, and its own certificate is no conflict.
+        return found
+    if view.active is not None and view.active.id not in (view.request.renewal_of, view.request.id):
         found.append(f"The requester holds active certificate {view.active.id} (serial {view.active.short_serial}…); "
                      "approval will be refused until it is revoked.")  # fmt: skip
     if not view.request.details.signature_valid:
@@ -80,6 +92,9 @@ class RequestScreen(Screen):
     BINDINGS = [
         Binding("a", "approve", "Approve", tooltip="Issue a certificate for this request", id="request.approve"),
         Binding("r", "reject", "Reject", tooltip="Refuse this request, with a reason", id="request.reject"),
+        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+                id="request.copy"),  # fmt: skip
+        Binding("p", "item('view')", "As text", tooltip="As text (openssl-like), with the PEM", id="request.text"),
         Binding("escape", "close", "Back", tooltip="Back to the lists", id="request.close"),
     ]
 
@@ -89,12 +104,12 @@ class RequestScreen(Screen):
         self.view: RequestView | None = None
 
     def compose(self) -> ComposeResult:
-        yield Label(f"Confirm the requester — request {self.request_id}", classes="screen-title")
+        yield Label(screen_title(self.request_id, None), classes="screen-title")
         with VerticalScroll(id="request-body"):
             yield Static("", id="warnings", classes="warnings")
             yield Details("Reading the request…", id="request-details")
             yield Static(Text("Ask the requester to read out their SPKI SHA-256 and compare every group.",
-                              style="italic"), classes="hint")  # fmt: skip
+                              style="italic"), classes="hint", id="compare-hint")  # fmt: skip
         yield Footer()
 
     def on_mount(self) -> None:
@@ -120,11 +135,13 @@ class RequestScreen(Screen):
 
     def _show(self, view: RequestView, now) -> None:
         self.view = view
+        self.query_one(".screen-title", Label).update(screen_title(self.request_id, view.request.status))
         self.query_one("#request-details", Details).show(request_facts(view, now))
         found = warnings(view)
         box = self.query_one("#warnings", Static)
         box.update(Text("\n".join(f"⚠ {w}" for w in found)))
         box.set_class(bool(found), "shown")
+        self.query_one("#compare-hint").display = view.request.status is RequestStatus.QUEUED
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -135,49 +152,21 @@ class RequestScreen(Screen):
     def action_close(self) -> None:
         self.dismiss()
 
-    def _summary(self) -> Text:
-        r = self.view.request
-        text = Text(f"Request {r.id} from ")
-        text.append(visible(r.requester, 60), style="bold")
-        text.append(f"\nSPKI SHA-256 {r.details.fingerprint_groups}")
-        return text
+    def action_item(self, then: str) -> None:
+        from tui_ca.tui.screens.item_text import open_item
+
+        open_item(self.app, "request", self.request_id, then)
 
     def action_approve(self) -> None:
         if self.view is None:
             return
-        dialog = ApproveDialog(f"Approve request {self.request_id}?", self._summary(), self.view.default_days,
-                               MAX_LEAF_DAYS)  # fmt: skip
-        self.app.push_screen(dialog, self._approve)
-
-    def _approve(self, days: int | None) -> None:
-        if days is None:
-            return
-        ca, request_id = self.app.ca, self.request_id
-
-        def call():
-            outcome = ca.approve([request_id], days=days)[0]
-            if outcome.certificate is None:
-                raise _Refused(outcome.error)
-            return outcome.certificate
-
-        self.app.operate(call, lambda c: f"Request {request_id} approved: certificate serial {c.serial_hex}, "
-                                         f"valid until {c.not_after:%Y-%m-%d}.", self._decided)  # fmt: skip
+        ask_approve(self.app, [self.view.request], self.view.default_days, self._decided)
 
     def action_reject(self) -> None:
         if self.view is None:
             return
-        self.app.push_screen(RejectDialog(f"Reject request {self.request_id}?", self._summary()), self._reject)
-
-    def _reject(self, reason: str | None) -> None:
-        if reason is None:
-            return
-        ca, request_id = self.app.ca, self.request_id
-        self.app.operate(lambda: ca.reject(request_id, reason), lambda r: f"Request {r.id} rejected.", self._decided)
+        ask_reject(self.app, [self.view.request], self._decided)
 
     def _decided(self, _result) -> None:
         if self.is_current:
             self.dismiss()
-
-
-class _Refused(CAError):
-    """An approval the engine refused for this ID (its reason is the message)."""

@@ -41,6 +41,13 @@ class CAHeader(Static):
     """Issuer, Subject, validity of the signing certificate and CRL freshness."""
 
     _crl_shown: tuple[CAInfo, str] | None = None
+    expiring: int | None = None
+    """Valid certificates ending within 30 days (``None`` until counted)."""
+
+    def show_expiring(self, count: int) -> None:
+        self.expiring = count
+        if self._crl_shown is not None:
+            self.show(self._crl_shown[0], self._now)
 
     def tick(self, now: datetime) -> None:
         """Follow the clock: redraw only when the CRL line would read differently."""
@@ -50,6 +57,7 @@ class CAHeader(Static):
     def show(self, info: CAInfo, now: datetime) -> None:
         freshness = crl_freshness(info, now)
         self._crl_shown = (info, str(freshness))
+        self._now = now
         self.set_class(needs_warning(info, now), "crl-warning")
         validity = Text()
         validity.append("Not before ", style="dim")
@@ -60,5 +68,11 @@ class CAHeader(Static):
             ("Issuer", _name(info.issuer, with_email=True)),
             ("Subject", _name(info.subject, with_email=False)),
             ("Valid", validity),
-            ("CRL", freshness),
+            ("CRL", freshness + self._expiring_text()),
         ], label_width=8))  # fmt: skip
+
+    def _expiring_text(self) -> Text:
+        if not self.expiring:
+            return Text("")
+        plural = "s end" if self.expiring != 1 else " ends"
+        return Text(f"   ⚠ {self.expiring:,} certificate{plural} within 30 days (x)", style="bold yellow")

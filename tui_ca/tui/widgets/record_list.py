@@ -35,6 +35,8 @@ class Column:
     """``left`` or ``right``."""
     min_width: int = 8
     """Smallest width of a flexible column."""
+    sort: Callable[[str], object] | None = None
+    """Turns a cell into the value it sorts by (default: the text, case-folded)."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,14 @@ class RecordList(ScrollView, can_focus=True):
         Binding("home,g", "jump(0)", "First", show=False, id="list.first"),
         Binding("end,G", "jump(-1)", "Last", show=False, id="list.last"),
         Binding("enter", "open", "Open", tooltip="Open the selected item", id="list.open"),
+        Binding("space", "toggle_mark", "Mark", show=False, tooltip="Mark or unmark the selected row", id="list.mark"),
+        Binding("asterisk", "mark_all", "Mark all", show=False, tooltip="Mark every row shown", id="list.mark_all"),
+        Binding("u", "clear_marks", "Unmark all", show=False, tooltip="Clear every mark", id="list.unmark"),
+        Binding("s", "sort(1)", "Sort", show=False, tooltip="Sort by the next column", id="list.sort"),
+        Binding("S", "sort(0)", "Reverse", show=False, tooltip="Reverse the sort order", id="list.reverse"),
     ]
 
-    COMPONENT_CLASSES = {"record-list--header", "record-list--cursor", "record-list--empty"}
+    COMPONENT_CLASSES = {"record-list--header", "record-list--cursor", "record-list--empty", "record-list--match"}
 
     DEFAULT_CSS = """
     RecordList { height: 1fr; }
@@ -74,7 +81,30 @@ class RecordList(ScrollView, can_focus=True):
     RecordList > .record-list--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
     RecordList:blur > .record-list--cursor { background: $block-cursor-blurred-background; }
     RecordList > .record-list--empty { color: $text-muted; }
+    RecordList > .record-list--match { text-style: bold underline; }
     """
+
+    class MarksChanged(Message):
+        """The set of marked rows changed."""
+
+        def __init__(self, record_list: RecordList) -> None:
+            super().__init__()
+            self.record_list = record_list
+
+        @property
+        def control(self) -> RecordList:
+            return self.record_list
+
+    class Changed(Message):
+        """What the list shows changed (search matches, sort order): titles follow."""
+
+        def __init__(self, record_list: RecordList) -> None:
+            super().__init__()
+            self.record_list = record_list
+
+        @property
+        def control(self) -> RecordList:
+            return self.record_list
 
     class Opened(Message):
         """Enter (or a click on the selected row) on a record."""
@@ -88,9 +118,14 @@ class RecordList(ScrollView, can_focus=True):
         def control(self) -> RecordList:
             return self.record_list
 
-    def __init__(self, columns: list[Column], *, empty_text: str = "Nothing here.", **kwargs) -> None:
+    def __init__(self, columns: list[Column], *, empty_text: str = "Nothing here.", markable: bool = False,
+                 **kwargs) -> None:  # fmt: skip
         super().__init__(**kwargs)
-        self.columns = columns
+        self.markable = markable
+        """Whether rows can be marked for a bulk action (a mark column is drawn)."""
+        self.marks: set[int] = set()
+        """Keys of the marked rows."""
+        self.columns = [Column("", 1), *columns] if markable else columns
         self.empty_text = empty_text
         self._all: list[int] = []
         self._fetch: Callable[[int], Row] = _missing
@@ -99,7 +134,13 @@ class RecordList(ScrollView, can_focus=True):
         self._index: dict[int, int] = {}
         self._filter = ""
         self._search: Callable[[int], str] | None = None
-        self._haystack: list[str] | None = None
+        self._haystack: dict[int, str] | None = None
+        self._query = ""
+        self._matches: list[int] = []
+        self._match_set: set[int] = set()
+        self.sort_column: int | None = None
+        """Index into ``columns`` of the sort column (``None``: display order as given)."""
+        self.sort_descending = False
         self.cursor = 0
         self._widths: list[int] = []
         self._widths_for = -1
@@ -118,6 +159,21 @@ class RecordList(ScrollView, can_focus=True):
     @property
     def filter_text(self) -> str:
         return self._filter
+
+    @property
+    def search_text(self) -> str:
+        return self._query
+
+    @property
+    def match_count(self) -> int:
+        return len(self._matches)
+
+    @property
+    def sort_label(self) -> str:
+        """``Requester ▲`` when sorted by a column, else empty."""
+        if self.sort_column is None:
+            return ""
+        return f"{self.columns[self.sort_column].label} {'▼' if self.sort_descending else '▲'}"
 
     @property
     def cursor_key(self) -> int | None:
@@ -151,31 +207,118 @@ class RecordList(ScrollView, can_focus=True):
         keep = self.cursor_key
         self._all, self._fetch, self._made = keys, fetch, {}
         self._search = search
-        self._haystack: list[str] | None = None
+        if self.marks:
+            # A decided request or a revoked certificate leaves the list, and its mark with it.
+            present = set(keys)
+            if not self.marks <= present:
+                self.marks &= present
+                self.post_message(self.MarksChanged(self))
+        self._haystack = None
+        self._order: list[int] | None = None
         self._apply(keep)
 
+    def remake_rows(self, fetch: Callable[[int], Row]) -> None:
+        """Same keys, rows made anew (their text follows the clock); filter and cursor stay."""
+        self._fetch, self._made = fetch, {}
+        self.refresh()
+
     def set_filter(self, text: str) -> None:
+        """Show only the rows whose search text holds ``text``."""
         keep = self.cursor_key
         self._filter = text.casefold().strip()
         self._apply(keep)
 
+    def set_search(self, text: str, *, start: int | None = None) -> None:
+        """Find ``text`` in every row's search text; the cursor goes to the first match from ``start``."""
+        self._query = text.casefold().strip()
+        self._find_matches()
+        if self._matches:
+            origin = self.cursor if start is None else start
+            self._set_cursor(next((i for i in self._matches if i >= origin), self._matches[0]))
+        self.refresh()
+        self.post_message(self.Changed(self))
+
+    def next_match(self, direction: int) -> bool:
+        """Move to the next (1) or previous (-1) match, wrapping; False when nothing matches."""
+        if not self._matches:
+            return False
+        if direction > 0:
+            index = next((i for i in self._matches if i > self.cursor), self._matches[0])
+        else:
+            index = next((i for i in reversed(self._matches) if i < self.cursor), self._matches[-1])
+        self._set_cursor(index)
+        return True
+
+    def _hay(self) -> dict[int, str]:
+        if self._haystack is None:
+            # Once per source; after that each keystroke is a scan of strings.
+            text = self._search or (lambda key: self.row(key).search)
+            self._haystack = {k: text(k) for k in self._all}
+        return self._haystack
+
+    def _find_matches(self) -> None:
+        wanted = self._query
+        if wanted:
+            hay = self._hay()
+            self._matches = [i for i, k in enumerate(self._shown) if wanted in hay[k]]
+        else:
+            self._matches = []
+        self._match_set = set(self._matches)
+
+    def action_sort(self, advance: int) -> None:
+        """``s``: sort by the next column (ID, then each in turn, then as given); ``S``: reverse."""
+        data_columns = [i for i, c in enumerate(self.columns) if c.label]
+        if advance:
+            if self.sort_column is None:
+                self.sort_column, self.sort_descending = data_columns[0], False
+            else:
+                following = [i for i in data_columns if i > self.sort_column]
+                self.sort_column = following[0] if following else None
+                self.sort_descending = False
+        else:
+            if self.sort_column is None:
+                self.sort_column = data_columns[0]
+            self.sort_descending = not self.sort_descending
+        self._order = None
+        self._apply(self.cursor_key)
+        self.post_message(self.Changed(self))
+
+    def _sorted(self, keys: list[int]) -> list[int]:
+        if self.sort_column is None:
+            return keys
+        if self._order is None:
+            column = self.columns[self.sort_column]
+            cell = self.sort_column - (1 if self.markable else 0)
+            value = column.sort or str.casefold
+
+            def key_of(k: int) -> object:
+                row = self._made.get(k) or self._fetch(k)
+                return value(row.cells[cell]) if cell < len(row.cells) else ""
+
+            # Rows made for sorting are dropped again: only drawn rows stay in memory.
+            order = sorted(self._all, key=key_of, reverse=self.sort_descending)
+            self._order = order
+        if len(keys) == len(self._all):
+            return list(self._order)
+        wanted = set(keys)
+        return [k for k in self._order if k in wanted]
+
     def _apply(self, keep: int | None) -> None:
         wanted = self._filter
         if wanted:
-            if self._haystack is None:
-                # Once per source; after that each keystroke is a scan of strings.
-                text = self._search or (lambda key: self.row(key).search)
-                self._haystack = [text(k) for k in self._all]
-            self._shown = [k for k, hay in zip(self._all, self._haystack, strict=True) if wanted in hay]
+            hay = self._hay()
+            shown = [k for k in self._all if wanted in hay[k]]
         else:
-            self._shown = list(self._all)
+            shown = list(self._all)
+        self._shown = self._sorted(shown)
         self._index = {k: i for i, k in enumerate(self._shown)}
+        self._find_matches()
         if keep is not None and keep in self._index:
             self.cursor = self._index[keep]
         else:
             self.cursor = min(self.cursor, max(len(self._shown) - 1, 0))
-        # One header line plus the rows; the width follows the widget.
-        self.virtual_size = Size(self.size.width, len(self._shown) + 1)
+        # One header line plus the rows; no width to scroll: cells are cut to fit.
+        self.virtual_size = Size(0, len(self._shown) + 1)
         self._scroll_cursor_into_view()
         self.refresh()
 
@@ -216,9 +359,37 @@ class RecordList(ScrollView, can_focus=True):
         if self._shown:
             self.post_message(self.Opened(self, self._shown[self.cursor]))
 
+    def marked_keys(self) -> list[int]:
+        """The marked keys in display order (all of them, shown or filtered out)."""
+        return [k for k in self._all if k in self.marks]
+
+    def _marks_changed(self) -> None:
+        self.refresh()
+        self.post_message(self.MarksChanged(self))
+
+    def action_toggle_mark(self) -> None:
+        key = self.cursor_key
+        if key is None:
+            return
+        self.marks.symmetric_difference_update({key})
+        self._set_cursor(self.cursor + 1)
+        self._marks_changed()
+
+    def action_mark_all(self) -> None:
+        self.marks.update(self._shown)
+        self._marks_changed()
+
+    def action_clear_marks(self) -> None:
+        self.marks.clear()
+        self._marks_changed()
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open" and not self._shown:
             return None
+        if action in ("toggle_mark", "mark_all", "clear_marks"):
+            if not self.markable:
+                return False
+            return True if (self.marks if action == "clear_marks" else self._shown) else None
         return True
 
     def on_click(self, event: events.Click) -> None:
@@ -233,7 +404,7 @@ class RecordList(ScrollView, can_focus=True):
             self._set_cursor(index)
 
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(event.size.width, len(self._shown) + 1)
+        self.virtual_size = Size(0, len(self._shown) + 1)
         self._scroll_cursor_into_view()
 
     # -------------------------------------------------------------- drawing
@@ -273,25 +444,29 @@ class RecordList(ScrollView, can_focus=True):
         self._paint_styles = (
             self.rich_style, self.get_component_rich_style("record-list--header"),
             self.get_component_rich_style("record-list--cursor"), self.get_component_rich_style("record-list--empty"),
+            self.get_component_rich_style("record-list--match"),
         )  # fmt: skip
         try:
             return super().render_lines(crop)
         finally:
             self._paint_styles = None
 
-    def _styles(self) -> tuple[Style, Style, Style, Style]:
+    def _styles(self) -> tuple[Style, Style, Style, Style, Style]:
         styles = getattr(self, "_paint_styles", None)
         if styles is None:
             styles = (self.rich_style, self.get_component_rich_style("record-list--header"),
                       self.get_component_rich_style("record-list--cursor"),
-                      self.get_component_rich_style("record-list--empty"))  # fmt: skip
+                      self.get_component_rich_style("record-list--empty"),
+                      self.get_component_rich_style("record-list--match"))  # fmt: skip
         return styles
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base, header, cursor, empty = self._styles()
+        base, header, cursor, empty, match = self._styles()
         if y == 0:
-            strip = self._line(tuple(c.label for c in self.columns), width, base + header)
+            arrow = "▼" if self.sort_descending else "▲"
+            labels = tuple(c.label + arrow if n == self.sort_column else c.label for n, c in enumerate(self.columns))
+            strip = self._line(labels, width, base + header)
             return strip.crop_extend(0, width, base + header)
         index = int(self.scroll_offset.y) + y - 1
         if not self._shown:
@@ -301,11 +476,17 @@ class RecordList(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         if index >= len(self._shown):
             return Strip.blank(width, base)
-        row = self.row(self._shown[index])
+        key = self._shown[index]
+        row = self.row(key)
         style = base + Style.parse(row.style) if row.style else base
+        if index in self._match_set:
+            style = style + match
         if index == self.cursor:
             style = style + cursor
-        return self._line(row.cells, width, style).crop_extend(0, width, style)
+        cells = row.cells
+        if self.markable:
+            cells = ("●" if key in self.marks else " ", *cells)
+        return self._line(cells, width, style).crop_extend(0, width, style)
 
     def region_of_cursor(self) -> Region:
         return Region(0, self.cursor + 1, self.size.width, 1)
