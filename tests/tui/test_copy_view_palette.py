@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from helpers import csr_pem, make_csr
 from textual.command import CommandPalette
 from textual.widgets import Static
+from tui_support import clock, demo_home, make_app, pilot_test, settle, until  # noqa: F401
 
-from helpers import csr_pem, make_csr
 from tui_ca.engine import CertificateAuthority
 from tui_ca.tui.dump import csr_text
 from tui_ca.tui.screens.dialogs import ApproveDialog
 from tui_ca.tui.screens.item_text import CopyDialog, TextScreen
 from tui_ca.tui.screens.main import MainScreen
-from tui_support import clock, demo_home, make_app, pilot_test, settle, until  # noqa: F401
 
 
 @pilot_test

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from textual.widgets import Label
-
 from helpers import csr_pem, make_csr
+from textual.widgets import Label
+from tui_support import clock, demo_home, make_app, pilot_test, settle, until  # noqa: F401
+
 from tui_ca.engine import CertificateAuthority
 from tui_ca.tui.widgets.ca_header import CAHeader
 from tui_ca.tui.widgets.record_list import RecordList
-from tui_support import clock, demo_home, make_app, pilot_test, settle, until  # noqa: F401
 
 
 def _counting_bell(app) -> list[int]:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from textual.widgets import Label, Static
+from tui_support import clock, demo_home, list_lines, make_app, pilot_test, settle, until  # noqa: F401
 
 from tui_ca.engine import Actor, CertificateAuthority, RequestStatus, RevocationReason
 from tui_ca.tui.screens.dialogs import ApproveDialog, RejectDialog, RevokeDialog
 from tui_ca.tui.screens.main import MainScreen
 from tui_ca.tui.screens.report import BulkReportScreen
 from tui_ca.tui.widgets.record_list import RecordList
-from tui_support import clock, demo_home, list_lines, make_app, pilot_test, settle, until  # noqa: F401
 
 OTHER_ADMIN = Actor("bob", "198.51.100.7")
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from textual.widgets import Input, Label
+from tui_support import clock, demo_home, list_lines, make_app, pilot_test, settle, until  # noqa: F401
 
 from tui_ca.tui.screens.audit import AuditRecordScreen, AuditScreen
 from tui_ca.tui.widgets.details import Details
 from tui_ca.tui.widgets.record_list import RecordList
-from tui_support import clock, demo_home, list_lines, make_app, pilot_test, settle, until  # noqa: F401
 
 
 def rendered(widget) -> str:

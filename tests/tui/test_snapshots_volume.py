@@ -7,9 +7,9 @@ cursor blink, every worker finished before the picture.
 from __future__ import annotations
 
 import pytest
+from tui_support import build_demo, clock, make_app, settle, until  # noqa: F401 (fixture)
 
 from tui_ca.engine import CertificateAuthority
-from tui_support import build_demo, clock, make_app, settle, until  # noqa: F401 (fixture)
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 36), id="120x36")]
 

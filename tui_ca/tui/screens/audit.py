@@ -37,7 +37,9 @@ def audit_row(key: int, record: AuditRecord) -> Row:
     cells = (str(record.seq), f"{record.at:%Y-%m-%d %H:%M}", who, visible(record.action, 20), visible(record.target, 80),
              visible(record.outcome, 120))  # fmt: skip
     extra = " ".join(f"{k}={v}" for k, v in record.extra.items())
-    return Row(key, cells, search=visible(" ".join(cells) + f" {record.at.isoformat(sep=' ')} {extra}", 2000).casefold())
+    return Row(
+        key, cells, search=visible(" ".join(cells) + f" {record.at.isoformat(sep=' ')} {extra}", 2000).casefold()
+    )
 
 
 def verdict(problems: list[str], count: int) -> Text:

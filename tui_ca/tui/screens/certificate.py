@@ -82,8 +82,13 @@ class CertificateScreen(Screen):
     BINDINGS = [
         Binding("v", "revoke", "Revoke", tooltip="Revoke and publish a new CRL", id="certificate.revoke"),
         Binding("e", "export", "Export", tooltip="Write the PEM with its chain to a file", id="certificate.export"),
-        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
-                id="certificate.copy"),  # fmt: skip
+        Binding(
+            "y",
+            "item('copy')",
+            "Copy",
+            tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+            id="certificate.copy",
+        ),  # fmt: skip
         Binding("p", "item('view')", "As text", tooltip="As text (openssl-like), with the PEM", id="certificate.text"),
         Binding("escape", "close", "Back", tooltip="Back to the lists", id="certificate.close"),
     ]

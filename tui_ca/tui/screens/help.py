@@ -33,16 +33,26 @@ def key_table() -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     groups = [
-        ("Everywhere", CAApp.BINDINGS + [Binding("tab,shift+tab", "", "Next / previous list or field"),
-                                         Binding("ctrl+p", "", "Command palette: every action that applies now")]),
+        (
+            "Everywhere",
+            CAApp.BINDINGS
+            + [
+                Binding("tab,shift+tab", "", "Next / previous list or field"),
+                Binding("ctrl+p", "", "Command palette: every action that applies now"),
+            ],
+        ),
         ("Lists", RecordList.BINDINGS),
         ("Main screen", MainScreen.BINDINGS),
         ("Confirm the requester", RequestScreen.BINDINGS),
         ("Certificate", CertificateScreen.BINDINGS),
         ("Audit log", AuditScreen.BINDINGS),
         ("Certificate or CSR as text", TextScreen.BINDINGS),
-        ("Dialogs", [Binding("enter", "", "Accept the defaults and confirm")] + Dialog.BINDINGS
-         + [Binding("", "", "(y and n only where no text field takes letters)")]),
+        (
+            "Dialogs",
+            [Binding("enter", "", "Accept the defaults and confirm")]
+            + Dialog.BINDINGS
+            + [Binding("", "", "(y and n only where no text field takes letters)")],
+        ),
     ]
     for title, bindings in groups:
         table.add_row(Text(title, style="bold underline"), "")

@@ -43,12 +43,30 @@ class MainScreen(SearchMixin):
         Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
         Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
-        Binding("x", "expiring", "Expiring", show=False, tooltip="Show only certificates ending within 30 days (again: all)",
-                id="main.expiring"),  # fmt: skip
-        Binding("y", "item('copy')", "Copy", show=False, tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
-                id="main.copy"),  # fmt: skip
-        Binding("p", "item('view')", "As text", show=False, tooltip="The certificate or CSR as text, with its PEM",
-                id="main.text"),  # fmt: skip
+        Binding(
+            "x",
+            "expiring",
+            "Expiring",
+            show=False,
+            tooltip="Show only certificates ending within 30 days (again: all)",
+            id="main.expiring",
+        ),  # fmt: skip
+        Binding(
+            "y",
+            "item('copy')",
+            "Copy",
+            show=False,
+            tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
+            id="main.copy",
+        ),  # fmt: skip
+        Binding(
+            "p",
+            "item('view')",
+            "As text",
+            show=False,
+            tooltip="The certificate or CSR as text, with its PEM",
+            id="main.text",
+        ),  # fmt: skip
     ]
 
     def __init__(self) -> None:

@@ -92,8 +92,9 @@ class RequestScreen(Screen):
     BINDINGS = [
         Binding("a", "approve", "Approve", tooltip="Issue a certificate for this request", id="request.approve"),
         Binding("r", "reject", "Reject", tooltip="Refuse this request, with a reason", id="request.reject"),
-        Binding("y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)",
-                id="request.copy"),  # fmt: skip
+        Binding(
+            "y", "item('copy')", "Copy", tooltip="Copy the SPKI fingerprint, serial or PEM (OSC 52)", id="request.copy"
+        ),  # fmt: skip
         Binding("p", "item('view')", "As text", tooltip="As text (openssl-like), with the PEM", id="request.text"),
         Binding("escape", "close", "Back", tooltip="Back to the lists", id="request.close"),
     ]
