@@ -107,6 +107,8 @@ class Context:
     executor: ThreadPoolExecutor
     peer_of: PeerAddress
     log: logging.Logger
+    response_observers: list[Callable[[str, int, float], None]] = field(default_factory=list)
+    """Told of every answer (path, status, seconds): the /metrics request counters."""
     logins: LoginGuard = field(init=False)
     intake: Intake = field(init=False)
 

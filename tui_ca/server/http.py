@@ -43,6 +43,8 @@ _BODYLESS = (hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_DELETE, hdrs.METH_OPTIONS,
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NOT_FOUND_HINT = web.AppKey("not_found_hint", str)
+# Called with (path, status, seconds) for every answer the access log writes (the /metrics counters).
+RESPONSE_OBSERVERS = web.AppKey("response_observers", list)
 
 
 async def name_server(request: web.Request, response: web.StreamResponse) -> None:
@@ -222,6 +224,9 @@ class AccessLog(AbstractAccessLogger):
             if request.get(key) is not None:
                 entry[name] = request[key]
         self.logger.info(json.dumps(entry, ensure_ascii=True))
+        app = getattr(request, "app", None)
+        for observe in (app.get(RESPONSE_OBSERVERS, ()) if app is not None else ()):
+            observe(request.path, response.status, time)
 
 
 def event(log: logging.Logger, **fields: object) -> None:

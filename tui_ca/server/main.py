@@ -133,6 +133,7 @@ def _app(context: Context, routes: Iterable[Iterable[web.AbstractRouteDef]], hin
                           client_max_size=http.MAX_BODY)  # fmt: skip
     app[CONTEXT] = context
     app[http.NOT_FOUND_HINT] = hint
+    app[http.RESPONSE_OBSERVERS] = context.response_observers
     app.on_response_prepare.append(http.name_server)
     for table in routes:
         app.add_routes(table)
@@ -298,6 +299,7 @@ def _optional_routes(ca: Any, context: Context, args: object) -> tuple[list[Any]
 
         metrics = Metrics(ca)
         status_routes.append(metrics_routes(metrics.registry, context.executor))
+        context.response_observers.append(metrics.observe_response)
     return est_routes, status_routes
 
 
