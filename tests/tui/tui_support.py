@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from textual.css.query import NoMatches
 from textual.widgets import Input
 
+from tui_ca.demo import DEMO_CA as DEMO_CA_NAMES  # noqa: F401  (re-exported for tests)
 from tui_ca.demo import create_demo_home
 from tui_ca.engine import Actor
 from tui_ca.tui.app import CAApp
