@@ -7,7 +7,7 @@ around the 64 KiB limit, odd Content-Type / Content-Transfer-Encoding /
 Content-Length / Transfer-Encoding headers, wrong methods and paths.
 
 Invariants, per case:
-* the answer is a well-formed HTTP/1.1 response (status line, Content-Length
+* the answer is a well-formed HTTP/1.x response (status line, Content-Length
   matching the body) with a 2xx/4xx/5xx status, never 500;
 * a refusal is one line of text/plain;
 * a refused input leaves every file of the home byte-identical; an accepted
@@ -68,7 +68,7 @@ _SETTINGS = {
 }
 # Lines in the server's stderr that mean a request escaped the one-line refusals.
 _SERVER_FAILURES = ("Traceback", "internal error", "unexpected error")
-_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([0-9]{3}) [^\r\n]*\r\n")
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3}) [^\r\n]*\r\n")  # an HTTP/1.0 request may get a 1.0 answer
 
 
 @dataclass
