@@ -65,12 +65,16 @@ def _token_failure(exc: BaseException, config: TokenConfig) -> NoReturn:
     if isinstance(exc, errors.PinIncorrect):
         raise KeyLockedError(f"the PIN for token {config.token!r} is wrong") from None
     if isinstance(exc, errors.PinLocked):
-        raise TokenError(f"token {config.token!r} is locked (too many wrong PINs); its security officer must unlock it") from None
+        raise TokenError(
+            f"token {config.token!r} is locked (too many wrong PINs); its security officer must unlock it"
+        ) from None
     if isinstance(exc, errors.NoSuchToken):
         raise TokenError(f"no token labelled {config.token!r} in {config.module}") from None
     if isinstance(exc, (errors.TokenNotPresent, errors.DeviceRemoved, errors.SessionClosed,
                         errors.SessionHandleInvalid, errors.DeviceError, errors.TokenNotRecognised)):  # fmt: skip
-        raise TokenError(f"token {config.token!r} was removed or stopped answering ({name}); nothing was signed") from None
+        raise TokenError(
+            f"token {config.token!r} was removed or stopped answering ({name}); nothing was signed"
+        ) from None
     raise TokenError(f"token {config.token!r} refused the operation ({name})") from None
 
 
@@ -324,3 +328,7 @@ def read_pin(path: str | None, ask: Callable[[], str | None] | None) -> str:
     if not pin:
         raise KeyLockedError("the CA key is in a PKCS#11 token: give its PIN (--pin-file, or on a terminal)")
     return pin
+
+
+TokenKey = TokenECKey | TokenRSAKey
+"""A CA key inside a token, of either algorithm."""
