@@ -18,8 +18,7 @@ from cryptography import x509
 from bench.common import BENCH_ACTOR, SeededHome, median, row, setup_row, timed
 from bench.openssl_baseline import gencrl_with_openssl, make_openssl_ca_dir, write_revoked_index
 from tui_ca.engine import CertificateAuthority, RevocationReason
-from tui_ca.engine import repository as repo
-from tui_ca.engine.reader import CRL_DER, ISSUING_CERT, ISSUING_KEY
+from tui_ca.engine.reader import ISSUING_CERT, ISSUING_KEY
 
 CRL_GOAL = 1.0
 # Alternating like openssl_baseline._REASONS, so both CRLs carry the same entries.
@@ -38,13 +37,11 @@ def revoke_without_crl(ca: CertificateAuthority, cert_ids: list[int], first_inde
     """
     serials = []
     for start in range(0, len(cert_ids), _REVOKE_BATCH):
-        with ca.store.transaction() as txn:
-            meta = repo.get_meta(txn)
+        with ca._operation() as op:
             for offset, cert_id in enumerate(cert_ids[start : start + _REVOKE_BATCH]):
                 reason = _REASONS[(first_index + start + offset) % len(_REASONS)]
-                serials.append(int(repo.get_doc(txn, "certs", cert_id)["serial"], 16))
-                ca._revoke_doc(txn, meta, ca.actor, cert_id, reason)
-            ca._finish(txn, meta)
+                serials.append(int(op.txn.get_certificate(cert_id)["serial"], 16))
+                ca._revoke_doc(op, cert_id, reason)
     return serials
 
 
@@ -76,7 +73,9 @@ def crl_generation(seeded: SeededHome, workdir: Path, *, sizes=(10_000, 100_000)
     serials: list[int] = []
     for size in sizes:
         revoked_at = seeded.ca.now()
-        seconds, more = timed(lambda: revoke_without_crl(seeded.ca, seeded.cert_ids[len(serials) : size], len(serials)))
+        first = len(serials)
+        batch = seeded.cert_ids[first:size]
+        seconds, more = timed(lambda batch=batch, first=first: revoke_without_crl(seeded.ca, batch, first))
         serials += more
         setup.append(setup_row(f"Revoke up to {size:,} in bulk transactions (seeding shortcut, no CRL)", seconds))
         write_revoked_index(config.parent, serials, revoked_at, revoked_at + timedelta(days=365))
@@ -94,7 +93,7 @@ def crl_generation(seeded: SeededHome, workdir: Path, *, sizes=(10_000, 100_000)
             warm.append(timed(ca.publish_crl)[0])
             if info.entries != len(serials):
                 raise RuntimeError(f"publish_crl reported {info.entries} entries, expected {len(serials)}")
-            _check_crl(x509.load_der_x509_crl((home / CRL_DER).read_bytes()), issuing, serials, "tui-ca")
+            _check_crl(x509.load_der_x509_crl(CertificateAuthority(home).published_crl()), issuing, serials, "tui-ca")
         theirs = median(openssl_times)
         for label, times in (("cold (fresh CA object)", cold), ("warm (entries memoised)", warm)):
             ours = median(times)

@@ -91,7 +91,7 @@ def _in_process_latency(home: Path, seeded: SeededHome, runs: int) -> float:
     ca = CertificateAuthority(home, actor=BENCH_ACTOR)
     times = []
     for n, request_id in enumerate(ids):
-        seconds, outcomes = timed(lambda: ca.approve([request_id]))
+        seconds, outcomes = timed(lambda request_id=request_id: ca.approve([request_id]))
         if outcomes[0].certificate is None:
             raise RuntimeError(f"approve {request_id} refused: {outcomes[0].error}")
         if n:  # the first call loads the key and the shards it touches

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
@@ -95,9 +95,7 @@ def _run(cmd: list[str]) -> float:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{proc.stderr}"
-        )
+        raise RuntimeError(f"{' '.join(cmd)} failed with exit code {proc.returncode}:\n{proc.stderr}")
     return elapsed
 
 
@@ -141,9 +139,21 @@ def issue_with_openssl_ca(config: Path, csr_paths: list[Path], out_dir: Path) ->
     if len(set(stems)) != len(stems):
         raise ValueError("CSR file names must have distinct stems")
     start = time.perf_counter()
-    for csr, stem in zip(csr_paths, stems):
-        _run([OPENSSL, "ca", "-batch", "-config", str(config), "-in", str(csr),
-              "-out", str(out_dir / f"{stem}.pem"), "-notext"])
+    for csr, stem in zip(csr_paths, stems, strict=True):
+        _run(
+            [
+                OPENSSL,
+                "ca",
+                "-batch",
+                "-config",
+                str(config),
+                "-in",
+                str(csr),
+                "-out",
+                str(out_dir / f"{stem}.pem"),
+                "-notext",
+            ]
+        )
     return time.perf_counter() - start
 
 
@@ -154,7 +164,7 @@ def _index_time(when: datetime, *, utc_only: bool) -> str:
     after. Revocation dates are parsed with ASN1_UTCTIME_set_string, so they
     must be UTCTime (1950-2049) or gencrl rejects the whole index.
     """
-    when = when.astimezone(timezone.utc) if when.tzinfo else when
+    when = when.astimezone(UTC) if when.tzinfo else when
     if 1950 <= when.year <= 2049:
         return when.strftime("%y%m%d%H%M%SZ")
     if utc_only:
@@ -174,9 +184,7 @@ def _index_serial(serial: int) -> str:
     return text if len(text) % 2 == 0 else "0" + text
 
 
-def write_revoked_index(
-    config_dir: Path, serials: list[int], revoked_at: datetime, not_after: datetime
-) -> None:
+def write_revoked_index(config_dir: Path, serials: list[int], revoked_at: datetime, not_after: datetime) -> None:
     """Write an index.txt holding one revoked (``R``) entry per serial.
 
     Building a 10,000 or 100,000 entry CRL baseline by running that many

@@ -40,6 +40,7 @@ QUICK = {"bulk": 5, "bulk_repeats": 1, "latency_sizes": (20, 40, 80), "latency_r
 EXTRA_MODULES = {
     "ui-startup": ("bench.ui_startup", "UI start-up to a ready main screen vs an empty Textual app", "≤ 4 (tui-ca ÷ empty app)"),
     "server": ("bench.server_bench", "Server", ""),
+    "cli-startup": ("bench.cli_startup", "Command-line start-up vs openssl", ""),
 }  # fmt: skip
 
 
@@ -107,7 +108,9 @@ def _extra(name: str, quick: bool) -> Callable[[Workspace], list[dict]] | None:
 def normalise_extra(raw: dict, label: str, goal: str, name: str) -> dict:
     """Fit a foreign row to the table: keep its ratio, show its other keys as a note."""
     shown = {k: v for k, v in raw.items() if k not in ("figure", "ratio", "goal", "met", "name")}
-    figure = raw.get("figure") or f"{label} ({', '.join(f'{k}={v}' for k, v in shown.items() if not isinstance(v, float))})"
+    figure = (
+        raw.get("figure") or f"{label} ({', '.join(f'{k}={v}' for k, v in shown.items() if not isinstance(v, float))})"
+    )
     note = raw.get("note") or ", ".join(f"{k}={v}" for k, v in shown.items() if isinstance(v, float))
     goal = raw.get("goal", goal)
     return {"name": name, "figure": figure, "ours_s": raw.get("ours_s"), "baseline_s": raw.get("baseline_s"),
@@ -135,7 +138,10 @@ def _fmt_time(seconds, unit: str) -> str:
 
 def render(rows: list[dict]) -> str:
     """The markdown tables: figures, then setup timings that are not goals."""
-    lines = ["| Figure | tui-ca | Baseline | Ratio | Goal | Met | Note |", "| --- | ---: | ---: | ---: | --- | :-: | --- |"]
+    lines = [
+        "| Figure | tui-ca | Baseline | Ratio | Goal | Met | Note |",
+        "| --- | ---: | ---: | ---: | --- | :-: | --- |",
+    ]
     for r in rows:
         if r.get("setup"):
             continue

@@ -87,7 +87,7 @@ def _measure(home: Path, context: ssl.SSLContext, issuing, https: int, plain: in
     for clients in ENROLL_CLIENTS:
         bodies = [_csr(f"bench-{clients}-{i}") for i in range(ENROLLMENTS)]
 
-        def enroll(i: int) -> bool:
+        def enroll(i: int, bodies: list[bytes] = bodies) -> bool:
             conn = http.client.HTTPSConnection("127.0.0.1", https, context=context, timeout=60)
             try:
                 conn.request("POST", "/.well-known/est/simpleenroll", bodies[i], {"Content-Type": "application/pkcs10"})
@@ -115,7 +115,10 @@ def _measure(home: Path, context: ssl.SSLContext, issuing, https: int, plain: in
             conn.request("POST", "/ocsp", der, {"Content-Type": "application/ocsp-request"})
             response = conn.getresponse()
             body = response.read()
-            return response.status == 200 and ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+            return (
+                response.status == 200
+                and ocsp.load_der_ocsp_response(body).certificate_status == ocsp.OCSPCertStatus.GOOD
+            )
         finally:
             conn.close()
 

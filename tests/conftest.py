@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from tui_ca.engine import Actor, CertificateAuthority, NameFields
+from tui_ca.engine import store as store_seam
+from tui_ca.engine.store.memory import MemoryStore
 
 # A fixed instant for reproducible artefacts; far enough from year boundaries
 # that validity arithmetic never straddles UTCTime/GeneralizedTime (2050).
@@ -27,6 +29,27 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "tinydb_only: a test of the TinyDB backend's files (not run on memory)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that uses ``backend`` (all of tests/engine, through its
+    # autouse fixture) runs once per store backend; tests of the TinyDB files
+    # themselves only on TinyDB.
+    if "backend" in metafunc.fixturenames:
+        only_tinydb = metafunc.definition.get_closest_marker("tinydb_only") is not None
+        metafunc.parametrize("backend", ["tinydb"] if only_tinydb else list(store_seam.BACKENDS), indirect=True)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """The store backend every CertificateAuthority of the test opens by default."""
+    monkeypatch.setattr(store_seam, "default_backend", request.param)
+    yield request.param
+    MemoryStore.forget_homes()
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import shutil
 import subprocess
@@ -171,12 +172,19 @@ def run_cli(home: Path, *args: str, input: bytes | None = None, env: dict | None
 
 def snapshot_home(home: Path) -> dict[str, bytes]:
     """Every file under a home with its bytes (the lock file excluded: it is
-    created empty on the first transaction and carries no state)."""
-    return {
-        str(p.relative_to(home)): p.read_bytes()
-        for p in sorted(home.rglob("*"))
-        if p.is_file() and p.name != ".lock"
+    created empty on the first transaction and carries no state), and the
+    records of the home's memory store when the test runs on that backend."""
+    from tui_ca.engine.store.memory import MemoryStore
+
+    files = {
+        str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file() and p.name != ".lock"
     }
+    memory = MemoryStore._homes.get(Path(home).absolute())
+    if memory is not None:
+        for name, table in memory._state.tables.items():
+            if table:
+                files[f"memory:{name}"] = json.dumps(table, sort_keys=True, default=repr).encode()
+    return files
 
 
 def assert_refused(result: subprocess.CompletedProcess, code: int, *fragments: str) -> str:
@@ -204,8 +212,11 @@ def refused_inputs() -> dict[str, tuple[bytes, int, str]]:
     good = csr_der(make_csr("ec-p256", cn="good"))
     return {
         "not-a-csr": (b"hello, I am not a CSR\n", 2, "not a certificate signing request"),
-        "pem-garbage": (b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n", 2,
-                        "not a certificate signing request"),
+        "pem-garbage": (
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            2,
+            "not a certificate signing request",
+        ),
         "empty": (b"", 2, "empty"),
         "bad-signature": (corrupt_signature(good), 2, "signature does not verify"),
         "bad-version": (with_version(good, 5), 2, "not a certificate signing request"),
@@ -217,14 +228,23 @@ def refused_inputs() -> dict[str, tuple[bytes, int, str]]:
         "ed25519": (csr_pem(make_csr("ed25519", cn="ed")), 1, "Ed25519"),
         "no-cn-no-san": (csr_pem(make_csr("ec-p256", cn=None)), 1, "neither a common name"),
         "ca-true": (csr_pem(make_csr("ec-p256", cn="ca", extensions=[ca_true_extension()])), 1, "CA:TRUE"),
-        "key-cert-sign": (csr_pem(make_csr("ec-p256", cn="kcs", extensions=[key_cert_sign_extension()])), 1,
-                          "keyCertSign"),
+        "key-cert-sign": (
+            csr_pem(make_csr("ec-p256", cn="kcs", extensions=[key_cert_sign_extension()])),
+            1,
+            "keyCertSign",
+        ),
         # Names past X.520's upper bounds (cryptography only warns when told
         # not to validate; other tools make such CSRs freely).
-        "cn-over-64": (csr_pem(make_csr(subject=_unchecked_name((NameOID.COMMON_NAME, "z" * 65)))), 2,
-                       "1 to 64 are allowed"),
-        "country-not-2": (csr_pem(make_csr(subject=_unchecked_name((NameOID.COUNTRY_NAME, "GBR"),
-                                                                   (NameOID.COMMON_NAME, "c")))), 2, "two letters"),
+        "cn-over-64": (
+            csr_pem(make_csr(subject=_unchecked_name((NameOID.COMMON_NAME, "z" * 65)))),
+            2,
+            "1 to 64 are allowed",
+        ),
+        "country-not-2": (
+            csr_pem(make_csr(subject=_unchecked_name((NameOID.COUNTRY_NAME, "GBR"), (NameOID.COMMON_NAME, "c")))),
+            2,
+            "two letters",
+        ),
         # A valid CSR followed by padding: refused for size before parsing.
         "over-64KiB": (csr_pem(make_csr("ec-p256", cn="big")) + b"\n" * (64 * 1024), 2, "64 KiB"),
     }

@@ -31,6 +31,9 @@ EXPECTED_ROWS = [
     r"CRL with 10 revoked, publish_crl\(\) warm",
     r"CRL with 30 revoked, publish_crl\(\) cold",
     r"CRL with 30 revoked, publish_crl\(\) warm",
+    r"`tui-ca show ID` vs `openssl x509 -noout -text`",
+    r"one-shot `tui-ca approve ID` at 20 certificates vs one `openssl ca -batch`",
+    r"`tui-ca --help` vs `tui-ca show ID`",
 ]
 
 
@@ -50,7 +53,7 @@ def _figure_rows(table: str) -> dict[str, list[str]]:
 def test_quick_run_prints_every_figure_with_a_numeric_ratio(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run.py"), "--quick",
-         "--only", "bulk-approve", "--only", "approve-latency", "--only", "crl", "--workdir", str(tmp_path)],
+         "--only", "bulk-approve", "--only", "approve-latency", "--only", "crl", "--only", "cli-startup", "--workdir", str(tmp_path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]

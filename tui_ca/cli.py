@@ -1,137 +1,313 @@
 """The ``tui-ca`` command: parse arguments, call the engine, print.
 
-Errors are one line on stderr and an exit code: 1 when a rule refuses, 2 for
-bad input or usage. No traceback reaches the user for anything they can cause.
-Textual is imported only by the commands that open the UI.
+Errors are one line on stderr and an exit code (the ``EXIT_*`` constants). No
+traceback reaches the user for anything they can cause.
+
+Start-up is part of the interface (admins script these commands): only the
+chosen command's arguments are added to the parser, and the engine, Textual
+and the server are imported by the commands that use them, so ``--help`` and
+a mistyped command cost an interpreter and argparse, nothing more.
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import os
 import sys
-from dataclasses import asdict, is_dataclass
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from tui_ca.engine import CAError, CertificateAuthority, InputError, NameFields, RevocationReason
-from tui_ca.engine.models import CertStatus, RequestStatus
-from tui_ca.homes import resolve_home
+# The engine's package imports nothing until a name is used, so this is cheap.
+from tui_ca.engine.errors import CAError, InputError
 
+if TYPE_CHECKING:
+    from enum import Enum
+
+    from tui_ca.engine import CertificateAuthority
+    from tui_ca.engine.models import Certificate, Request
+    from tui_ca.engine.reader import CAReader
+
+EXIT_OK = 0
 EXIT_RULE = 1
+"""A CA rule refused (state, policy, no CA, locked key, broken audit chain)."""
 EXIT_INPUT = 2
+"""Input that cannot be used, or a usage error."""
+EXIT_PARTIAL = 3
+"""``approve`` issued some of the IDs and refused others (each refusal on stderr)."""
+EXIT_INTERRUPTED = 130
+
+
+def exit_code_for(error: type[CAError]) -> int:
+    """The exit code of an engine refusal, by its class (the engine knows nothing of exit codes)."""
+    return EXIT_INPUT if issubclass(error, InputError) else EXIT_RULE
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line with exit code 2."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(EXIT_INPUT, f"tui-ca: {message} (see tui-ca --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tui-ca", description="A certificate authority run from a terminal UI.")
-    parser.add_argument("--home", type=Path, help="CA home directory (default: $TUI_CA_HOME or the user data dir)")
-    parser.add_argument("--passphrase-file", type=Path, help="file holding the CA key passphrase")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter without its import of shutil (and so bz2, lzma...) just to learn the width."""
 
-    init = sub.add_parser("init", help="create the root and issuing CA")
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:  # fmt: skip
+        if width is None:
+            try:
+                columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+            except (ValueError, OSError):
+                columns = 80
+            width = columns - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+class _Version(argparse.Action):
+    """``--version``; the package is imported only when asked."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> NoReturn:
+        from tui_ca import __version__
+
+        print(f"tui-ca {__version__}")
+        parser.exit(EXIT_OK)
+
+
+# ---------------------------------------------------------- the arguments
+# One function per command adds its arguments; main() calls only the chosen
+# one (every one when the shell asks for completions).
+
+
+def _args_init(p: argparse.ArgumentParser) -> None:
     for flag, helptext in [("--cn", "common name"), ("--org", "organisation (O)"), ("--ou", "unit (OU)"),
                            ("--country", "two-letter country code (C)"), ("--state", "state (ST)"),
                            ("--locality", "city (L)"), ("--email", "CA e-mail address")]:  # fmt: skip
-        init.add_argument(flag, help=helptext)
-    init.add_argument("--days", type=int, default=3650, help="CA validity in days (default 3650)")
-    init.add_argument("--key-type", default="ec-p256", help="ec-p256 (default), ec-p384, rsa-2048, rsa-3072, rsa-4096")
-    init.add_argument("--base-url", help="public HTTP base named in certificates for CRL and OCSP")
-    init.add_argument("--crl-days", type=int, default=7, help="CRL nextUpdate in days (default 7)")
-    init.add_argument("--queue-days", type=int, default=30,
-                      help="queued requests older than this expire (default 30)")  # fmt: skip
-    init.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
-    init.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
+        p.add_argument(flag, help=f"the issuing CA's {helptext}")
+    p.add_argument("--days", type=int, default=3650, help="CA validity in days (default 3650)")
+    p.add_argument("--key-type", default="ec-p256", help="ec-p256 (default), ec-p384, rsa-2048, rsa-3072, rsa-4096")
+    p.add_argument("--base-url", help="public HTTP base named in certificates for CRL and OCSP")
+    p.add_argument("--crl-days", type=int, default=7, help="CRL nextUpdate in days (default 7)")
+    p.add_argument("--queue-days", type=int, default=30, help="queued requests older than this expire (default 30)")
+    p.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
+    p.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
 
-    imp = sub.add_parser("import-ca-cert", help="finish an external-root setup")
-    imp.add_argument("root", type=Path)
-    imp.add_argument("issuing", type=Path)
 
-    sub.add_parser("tui", help="the full-screen UI (also: no command)")
-    demo = sub.add_parser("demo", help="a throwaway demo CA, then the UI")
-    demo.add_argument("--no-ui", action="store_true", help="create the demo home and print it, without the UI")
+def _args_import(p: argparse.ArgumentParser) -> None:
+    p.add_argument("root", type=Path, help="the external root's certificate (PEM)")
+    p.add_argument("issuing", type=Path, help="the issuing CA certificate that root signed (PEM)")
 
-    submit = sub.add_parser("submit", help="queue a CSR; prints its Certificate ID")
-    submit.add_argument("file", help="CSR file (PEM or DER), or - for stdin")
-    submit.add_argument("--requester", help="who asks (default: the CSR's CN)")
 
-    lst = sub.add_parser("list", help="the queue or the issued certificates")
-    lst.add_argument("what", nargs="?", choices=["requests", "certs"], default="requests")
-    lst.add_argument("--status", help="requests: queued/approved/rejected/expired; certs: valid/revoked/expired")
-    lst.add_argument("--json", action="store_true")
+def _args_none(p: argparse.ArgumentParser) -> None:
+    del p
 
-    show = sub.add_parser("show", help="one request or certificate (ID, or serial in hex)")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true")
 
-    approve = sub.add_parser("approve", help="issue certificates (several IDs in one pass)")
-    approve.add_argument("ids", nargs="+")
-    approve.add_argument("--days", type=int, help="validity in days (default 365)")
+def _args_demo(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-ui", action="store_true", help="create the demo home and print it, without the UI")
 
-    reject = sub.add_parser("reject", help="reject a queued request")
-    reject.add_argument("id")
-    reject.add_argument("--reason", required=True)
 
-    revoke = sub.add_parser("revoke", help="revoke and publish a new CRL")
-    revoke.add_argument("id")
-    revoke.add_argument("--reason", default="unspecified", help="RFC 5280 reason (default unspecified)")
+def _args_submit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", help="CSR file (PEM or DER), or - for stdin")
+    p.add_argument("--requester", help="who asks (default: the CSR's CN)")
 
-    export = sub.add_parser("export", help="a certificate as PEM")
-    export.add_argument("id")
-    export.add_argument("--chain", action="store_true")
-    export.add_argument("-o", "--output", type=Path)
 
-    cacert = sub.add_parser("ca-cert", help="the signing certificate as PEM")
-    cacert.add_argument("--chain", action="store_true")
+def _args_list(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", nargs="?", choices=["requests", "certs"], default="requests",
+                   help="the request queue (default) or the issued certificates")  # fmt: skip
+    p.add_argument("--status", help="requests: queued/approved/rejected/expired; certs: valid/revoked/expired")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    crl = sub.add_parser("crl", help="the current CRL (re-published if stale)")
-    crl.add_argument("--der", action="store_true")
-    crl.add_argument("--publish", action="store_true", help="publish a fresh CRL now (for cron)")
-    crl.add_argument("-o", "--output", type=Path)
 
-    aud = sub.add_parser("audit", help="the audit log")
-    aud.add_argument("--json", action="store_true")
-    aud.add_argument("--verify", action="store_true", help="check the hash chain; non-zero exit if broken")
+def _args_show(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="Certificate ID, or serial in hex as list/openssl print it (colons optional)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    expire = sub.add_parser("expire-queue", help="expire queued requests older than --days (default: the CA's)")
-    expire.add_argument("--days", type=int, help="age in days (default: init --queue-days, 30)")
 
-    serve = sub.add_parser("serve", help="EST over HTTPS; CRL, CA certs and OCSP over HTTP")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8443)
-    serve.add_argument("--http-port", type=int, default=8080)
-    serve.add_argument("--users", type=Path, help="file of EST users (name:scrypt-hash), see README")
-    serve.add_argument("--no-anonymous", action="store_true", help="require an EST user or client certificate")
-    serve.add_argument("--rate", type=float, default=1.0, help="new requests per client per second (default 1)")
-    serve.add_argument("--max-queued", type=int, default=1000, help="refuse new requests past this many queued")
-    serve.add_argument("--max-per-address", type=int, default=16,
-                       help="concurrent connections from one address (default 16; raise it behind NAT)")  # fmt: skip
-    serve.add_argument("--timeout", type=float, default=10.0, help="seconds a client may take per request (default 10)")
-    serve.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
+def _args_approve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("ids", nargs="+", metavar="ID", help="Certificate IDs of queued requests")
+    p.add_argument("--days", type=int, help="validity in days (default 365)")
 
-    setup = sub.add_parser(
-        "server-setup", help="issue the server's TLS and OCSP signing certificates (uses the CA key)"
-    )
-    setup.add_argument(
-        "--name", action="append", help="DNS name or IP for the TLS certificate (repeat; default loopback)"
-    )
-    setup.add_argument("--days", type=int, default=365, help="TLS certificate validity (default 365)")
-    setup.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
-    setup.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
 
-    estuser = sub.add_parser("est-user", help="add or change an EST user (password from stdin or asked)")
-    estuser.add_argument("name")
-    estuser.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
+def _args_reject(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="Certificate ID of a queued request")
+    p.add_argument("--reason", required=True, help="why, recorded and shown to the requester")
+
+
+def _args_revoke(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="Certificate ID or serial in hex")
+    p.add_argument("--reason", default="unspecified", help="RFC 5280 reason (default unspecified)")
+
+
+def _args_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="Certificate ID or serial in hex")
+    p.add_argument("--chain", action="store_true", help="append the issuing CA and the root")
+    p.add_argument("-o", "--output", type=Path, help="write to this file (default stdout)")
+
+
+def _args_ca_cert(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--chain", action="store_true", help="append the root")
+
+
+def _args_crl(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--der", action="store_true", help="DER instead of PEM")
+    p.add_argument("--publish", action="store_true", help="publish a fresh CRL now (for cron)")
+    p.add_argument("-o", "--output", type=Path, help="write to this file (default stdout)")
+
+
+def _args_audit(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--verify", action="store_true", help="check the hash chain; non-zero exit if broken")
+
+
+def _args_expire(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--days", type=int, help="age in days (default: init --queue-days, 30)")
+
+
+def _args_serve(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8443, help="EST over HTTPS (default 8443)")
+    p.add_argument("--http-port", type=int, default=8080, help="CRL, CA certificates and OCSP over HTTP (default 8080)")
+    p.add_argument("--users", type=Path, help="file of EST users (name:scrypt-hash), see README")
+    p.add_argument("--no-anonymous", action="store_true", help="require an EST user or client certificate")
+    p.add_argument("--rate", type=float, default=1.0, help="new requests per client per second (default 1)")
+    p.add_argument("--max-queued", type=int, default=1000, help="refuse new requests past this many queued")
+    p.add_argument("--max-per-address", type=int, default=16,
+                   help="concurrent connections from one address (default 16; raise it behind NAT)")  # fmt: skip
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds a client may take per request (default 10)")
+    p.add_argument("--retry-after", type=int, default=60, help="Retry-After for queued EST requests (default 60)")
+
+
+def _args_server_setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name", action="append", help="DNS name or IP for the TLS certificate (repeat; default loopback)")
+    p.add_argument("--days", type=int, default=365, help="TLS certificate validity (default 365)")
+    p.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
+    p.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
+
+
+def _args_est_user(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="the EST user name")
+    p.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
+
+
+def _args_policy(p: argparse.ArgumentParser) -> None:
+    from tui_ca.cli_policy import add_arguments
+
+    add_arguments(p)
+
+
+def _args_help(p: argparse.ArgumentParser) -> None:
+    p.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")
+
+
+def _args_completion(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shell", choices=["bash", "zsh"], help="the shell to print the completion script for")
+
+
+class Spec(NamedTuple):
+    """One command: its one-line help and the function adding its arguments."""
+
+    help: str
+    arguments: Callable[[argparse.ArgumentParser], None]
+
+
+SPECS: dict[str, Spec] = {
+    "init": Spec("create the root and issuing CA", _args_init),
+    "import-ca-cert": Spec("finish an external-root setup", _args_import),
+    "tui": Spec("the full-screen UI (also: no command)", _args_none),
+    "demo": Spec("a throwaway demo CA, then the UI", _args_demo),
+    "submit": Spec("queue a CSR; prints its Certificate ID", _args_submit),
+    "list": Spec("the queue or the issued certificates", _args_list),
+    "show": Spec("one request or certificate (ID, or serial in hex)", _args_show),
+    "approve": Spec("issue certificates (several IDs in one pass)", _args_approve),
+    "reject": Spec("reject a queued request", _args_reject),
+    "revoke": Spec("revoke and publish a new CRL", _args_revoke),
+    "export": Spec("a certificate as PEM", _args_export),
+    "ca-cert": Spec("the signing certificate as PEM", _args_ca_cert),
+    "crl": Spec("the current CRL (re-published if stale)", _args_crl),
+    "audit": Spec("the audit log", _args_audit),
+    "expire-queue": Spec("expire queued requests older than --days (default: the CA's)", _args_expire),
+    "serve": Spec("EST over HTTPS; CRL, CA certs and OCSP over HTTP", _args_serve),
+    "server-setup": Spec("issue the server's TLS and OCSP signing certificates (uses the CA key)", _args_server_setup),
+    "est-user": Spec("add or change an EST user (password from stdin or asked)", _args_est_user),
+    "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
+    "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
+    "completion": Spec("print the bash or zsh completion script", _args_completion),
+}
+
+EPILOG = """exit codes:
+  0    done
+  1    a CA rule refused (state, policy, no CA, locked key, broken audit chain)
+  2    bad input or usage
+  3    approve issued some of the IDs and refused others
+  130  interrupted"""
+
+
+def _command_list() -> str:
+    width = max(map(len, SPECS)) + 2
+    return "commands:\n" + "\n".join(f"  {name:{width}}{spec.help}" for name, spec in SPECS.items())
+
+
+def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with the commands in ``only`` (default: every one) and their arguments.
+
+    Each sub-parser costs argparse's set-up and its gettext look-ups (~1 ms
+    each on a quiet machine, 20 of them), so a run builds only its own; the
+    top-level help lists the commands from SPECS as text.
+    """
+    wanted = list(SPECS) if only is None else [name for name in SPECS if name in set(only)]
+    parser = _Parser(prog="tui-ca", description="A certificate authority run from a terminal UI.",
+                     epilog=f"{_command_list()}\n\n{EPILOG}", formatter_class=_Formatter)  # fmt: skip
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    parser.add_argument("--home", type=Path, help="CA home directory (default: $TUI_CA_HOME or the user data dir)")
+    parser.add_argument("--passphrase-file", type=Path, help="file holding the CA key passphrase")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
+                                help="one of the commands below; 'tui-ca help COMMAND' explains it")  # fmt: skip
+    for name in wanted:
+        spec = SPECS[name]
+        command = sub.add_parser(name, help=spec.help, description=spec.help[:1].upper() + spec.help[1:] + ".",
+                                 formatter_class=_Formatter)  # fmt: skip
+        spec.arguments(command)
     return parser
+
+
+_GLOBAL_WITH_VALUE = ("--home", "--passphrase-file")
+
+
+def chosen_command(argv: list[str]) -> str | None:
+    """The command word in ``argv`` (the first word that is not a global option or its value)."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return next(words, None)
+        if word in _GLOBAL_WITH_VALUE:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def _unknown_command(word: str) -> NoReturn:
+    import difflib
+
+    near = difflib.get_close_matches(word, SPECS, n=1)
+    hint = f"; did you mean '{near[0]}'?" if near else ""
+    print(f"tui-ca: unknown command {word!r}{hint} (see tui-ca --help)", file=sys.stderr)
+    raise SystemExit(EXIT_INPUT)
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: every command's arguments
+        import argcomplete
+
+        argcomplete.autocomplete(build_parser())
+    command = chosen_command(argv)
+    if command is not None and command not in SPECS:
+        _unknown_command(command)
+    return build_parser(only=() if command is None else (command,)).parse_args(argv)
 
 
 # ------------------------------------------------------------------- helpers
@@ -149,8 +325,8 @@ def _read_secret_file(path: Path) -> bytes:
         raise InputError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
 
 
-def passphrase_source(args: argparse.Namespace, *, confirm: bool = False):
-    """A callable the engine calls only when it needs the key."""
+def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> bytes | Callable[[], bytes | None]:
+    """The passphrase from a file, or a callable the engine calls only when it needs the key."""
     path = args.passphrase_file or (Path(p) if (p := os.environ.get("TUI_CA_PASSPHRASE_FILE")) else None)
     if path is not None:
         secret = _read_secret_file(path)
@@ -161,6 +337,8 @@ def passphrase_source(args: argparse.Namespace, *, confirm: bool = False):
     def ask() -> bytes | None:
         if not sys.stdin.isatty():
             return None
+        import getpass
+
         first = getpass.getpass("CA key passphrase: ").encode()
         if confirm and first != getpass.getpass("Repeat the passphrase: ").encode():
             raise InputError("the passphrases do not match")
@@ -169,8 +347,11 @@ def passphrase_source(args: argparse.Namespace, *, confirm: bool = False):
     return ask
 
 
-def _jsonable(value):
-    if is_dataclass(value):
+def _jsonable(value: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+    from enum import Enum
+
+    if is_dataclass(value) and not isinstance(value, type):
         return {k: _jsonable(v) for k, v in asdict(value).items()}
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -189,6 +370,32 @@ def _safe(text: str | None) -> str:
         return "-"
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
                    for ch in text)  # fmt: skip
+
+
+def serial_text(serial: int) -> str:
+    """A serial as ``openssl x509 -serial`` prints it: uppercase hex, two digits per byte."""
+    digits = format(serial, "X")
+    return digits.zfill(len(digits) + len(digits) % 2)
+
+
+def _target(text: str) -> str:
+    """A Certificate ID or serial as typed; ``serial=…`` (openssl's output pasted whole) is accepted too."""
+    return text.strip().removeprefix("serial=")
+
+
+# Statuses on a terminal: green is in force, yellow waits, red ended by a
+# decision, dim ended by time. Never when piped or under NO_COLOR.
+_COLOURS = {"queued": "33", "approved": "32", "valid": "32", "rejected": "31", "revoked": "31", "expired": "2"}
+
+
+def _colour_on() -> bool:
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+def _status(value: str, width: int = 0, *, colour: bool = False) -> str:
+    padded = f"{value:{width}}"
+    code = _COLOURS.get(value)
+    return f"\x1b[{code}m{value}\x1b[0m{padded[len(value) :]}" if colour and code else padded
 
 
 def _parse_id(text: str) -> int:
@@ -211,7 +418,9 @@ def _write_output(data: bytes, output: Path | None) -> None:
 # ------------------------------------------------------------------ commands
 
 
-def cmd_init(ca: CertificateAuthority, args) -> int:
+def cmd_init(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.engine.models import NameFields
+
     names = NameFields(country=args.country, state=args.state, locality=args.locality, organization=args.org,
                        org_unit=args.ou, common_name=args.cn, email=args.email)  # fmt: skip
     if args.external_root and args.output and not os.access(args.output.parent, os.W_OK):
@@ -234,7 +443,7 @@ def cmd_init(ca: CertificateAuthority, args) -> int:
     return 0
 
 
-def cmd_import(ca: CertificateAuthority, args) -> int:
+def cmd_import(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     try:
         root, issuing = args.root.read_bytes(), args.issuing.read_bytes()
     except OSError as exc:
@@ -244,7 +453,7 @@ def cmd_import(ca: CertificateAuthority, args) -> int:
     return 0
 
 
-def cmd_submit(ca: CertificateAuthority, args) -> int:
+def cmd_submit(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     if args.file == "-":
         data = sys.stdin.buffer.read(64 * 1024 + 1)
     else:
@@ -260,8 +469,13 @@ def cmd_submit(ca: CertificateAuthority, args) -> int:
     return 0
 
 
-def cmd_list(ca: CertificateAuthority, args) -> int:
+def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
+    import json
+
+    from tui_ca.engine.models import CertStatus, RequestStatus
+
     now = ca.now()
+    colour = _colour_on()
     if args.what == "requests":
         status = _enum(RequestStatus, args.status)
         items = ca.requests(status)
@@ -270,7 +484,7 @@ def cmd_list(ca: CertificateAuthority, args) -> int:
             return 0
         print(f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED")
         for r in items:
-            print(f"{r.id:>6}  {r.status.value:9}  {_safe(r.requester)[:24]:24}  {r.details.key_type:9}  "
+            print(f"{r.id:>6}  {_status(r.status.value, 9, colour=colour)}  {_safe(r.requester)[:24]:24}  {r.details.key_type:9}  "
                   f"{r.submitted_at:%Y-%m-%d %H:%M}")  # fmt: skip
         return 0
     status = _enum(CertStatus, args.status)
@@ -278,14 +492,14 @@ def cmd_list(ca: CertificateAuthority, args) -> int:
     if args.json:
         print(json.dumps([_cert_json(c, now) for c in certs], indent=2))
         return 0
-    print(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'SERIAL':16}  NOT AFTER")
+    print(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL")
     for c in certs:
-        print(f"{c.id:>6}  {c.status_at(now).value:8}  {_safe(c.requester)[:24]:24}  {c.serial_hex[:16]:16}  "
-              f"{c.not_after:%Y-%m-%d}")  # fmt: skip
+        print(f"{c.id:>6}  {_status(c.status_at(now).value, 8, colour=colour)}  {_safe(c.requester)[:24]:24}  "
+              f"{c.not_after:%Y-%m-%d}  {serial_text(c.serial)}")  # fmt: skip
     return 0
 
 
-def _enum(kind, value):
+def _enum(kind: type[Enum], value: str | None) -> Any:
     if value is None:
         return None
     try:
@@ -294,89 +508,127 @@ def _enum(kind, value):
         raise InputError(f"unknown status {value!r}; use one of: {', '.join(k.value for k in kind)}") from None
 
 
-def _request_json(r) -> dict:
+def _request_json(r: Request) -> dict[str, Any]:
     return _jsonable(r)
 
 
-def _cert_json(c, now) -> dict:
+def _cert_json(c: Certificate, now: datetime) -> dict[str, Any]:
     data = _jsonable(c)
-    data["serial"] = c.serial_hex
+    data["serial"] = serial_text(c.serial)
     data["status"] = c.status_at(now).value
     return data
 
 
-def cmd_show(ca: CertificateAuthority, args) -> int:
-    request, cert = ca.lookup(args.id)
+def _approvals_needed(ca: CAReader, request: Request) -> int:
+    from tui_ca.engine.approval_policy import approvals_needed, governance_in_force
+
+    policy, _ = governance_in_force(ca.config(), ca.issuing_cert().public_key())
+    return approvals_needed(policy, request.requester, request.details.common_name, request.details.sans,
+                            renewal=request.renewal_of is not None)  # fmt: skip
+
+
+def _approvals_text(ca: CAReader, request: Request) -> str:
+    names = ", ".join(_safe(a.user) for a in request.approvals) or "none yet"
+    return f"{len(request.approvals)} of {_approvals_needed(ca, request)} ({names})"
+
+
+def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
+    request, cert = ca.lookup(_target(args.id))
     now = ca.now()
+    colour = _colour_on()
     if args.json:
-        print(json.dumps({"request": _request_json(request) if request else None,
+        import json
+
+        request_json = _request_json(request) if request else None
+        if request is not None and request_json is not None:
+            request_json["approvals_needed"] = _approvals_needed(ca, request)
+        print(json.dumps({"request": request_json,
                           "certificate": _cert_json(cert, now) if cert else None}, indent=2))  # fmt: skip
         return 0
     if request is not None:
         d = request.details
         print(f"Certificate ID   {request.id}")
         print(f"Requester        {_safe(request.requester)}")
-        print(f"Status           {request.status.value}")
+        print(f"Status           {_status(request.status.value, colour=colour)}")
+        if request.approvals or request.status == "queued":
+            print(f"Approvals        {_approvals_text(ca, request)}")
         print(f"Subject          {_safe(d.subject)}")
         print(f"SANs             {', '.join(_safe(s) for s in d.sans) or '-'}")
         print(f"Key              {d.key_type}")
         print(f"SPKI SHA-256     {d.fingerprint_groups}")
         print(f"Submitted        {request.submitted_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.submitted_by.describe())} "
               f"via {request.source}")  # fmt: skip
-        if request.decided_at:
+        if request.decided_at and request.decided_by:
             print(
                 f"Decided          {request.decided_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.decided_by.describe())}"
             )
         if request.reason:
             print(f"Reason           {_safe(request.reason)}")
     if cert is not None:
-        print(f"Serial           {cert.serial_hex}")
-        print(f"Certificate      {cert.status_at(now).value}, "
+        print(f"Serial           {serial_text(cert.serial)}")
+        print(f"Certificate      {_status(cert.status_at(now).value, colour=colour)}, "
               f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}")  # fmt: skip
         print(f"SHA-256          {cert.sha256}")
-        if cert.revoked_at:
+        if cert.revoked_at and cert.revoked_by and cert.revocation_reason:
             print(f"Revoked          {cert.revoked_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(cert.revoked_by.describe())} "
                   f"({cert.revocation_reason.value})")  # fmt: skip
     return 0
 
 
-def cmd_approve(ca: CertificateAuthority, args) -> int:
+def cmd_approve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     ids = [_parse_id(text) for text in args.ids]
-    worst = 0
+    issued, refusals = 0, []
     for outcome in ca.approve(ids, days=args.days):
         if outcome.certificate is not None:
-            print(f"{outcome.id} {outcome.certificate.serial_hex}")
-        else:
+            print(f"{outcome.id} {serial_text(outcome.certificate.serial)}")
+            issued += 1
+        elif outcome.pending:
+            print(f"{outcome.id} approval {len(outcome.approvals)} of {outcome.needed} recorded "
+                  f"({', '.join(_safe(name) for name in outcome.approvals)}); another admin must approve")  # fmt: skip
+            issued += 1
+        elif outcome.refusal is not None:
             print(f"tui-ca: request {outcome.id}: {outcome.error}", file=sys.stderr)
-            worst = max(worst, outcome.exit_code)
-    return worst
+            refusals.append(exit_code_for(outcome.refusal))
+    if not refusals:
+        return EXIT_OK
+    return EXIT_PARTIAL if issued else max(refusals)
 
 
-def cmd_reject(ca: CertificateAuthority, args) -> int:
+def cmd_policy(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.cli_policy import run
+
+    return run(ca, args)
+
+
+def cmd_reject(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     request = ca.reject(_parse_id(args.id), args.reason)
     print(f"request {request.id} rejected")
     return 0
 
 
-def cmd_revoke(ca: CertificateAuthority, args) -> int:
+def cmd_revoke(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.engine.models import RevocationReason
+
     reason = RevocationReason.parse(args.reason)
-    cert = ca.revoke(args.id, reason)
+    cert = ca.revoke(_target(args.id), reason)
     info = ca.info()
-    print(f"certificate {cert.id} (serial {cert.serial_hex}) revoked: {reason.value}; CRL {info.crl_number} published")
+    print(
+        f"certificate {cert.id} (serial {serial_text(cert.serial)}) revoked: {reason.value}; CRL {info.crl_number} published"
+    )
     return 0
 
 
-def cmd_export(ca: CertificateAuthority, args) -> int:
-    _write_output(ca.certificate_pem(args.id, chain=args.chain), args.output)
+def cmd_export(ca: CAReader, args: argparse.Namespace) -> int:
+    _write_output(ca.certificate_pem(_target(args.id), chain=args.chain), args.output)
     return 0
 
 
-def cmd_ca_cert(ca: CertificateAuthority, args) -> int:
+def cmd_ca_cert(ca: CAReader, args: argparse.Namespace) -> int:
     _write_output(ca.ca_cert_pem(chain=args.chain), None)
     return 0
 
 
-def cmd_crl(ca: CertificateAuthority, args) -> int:
+def cmd_crl(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     if args.publish:
         info = ca.publish_crl()
         print(f"CRL {info.number} published with {info.entries} entries; next update "
@@ -385,7 +637,7 @@ def cmd_crl(ca: CertificateAuthority, args) -> int:
     return 0
 
 
-def cmd_audit(ca: CertificateAuthority, args) -> int:
+def cmd_audit(ca: CAReader, args: argparse.Namespace) -> int:
     if args.verify:
         problems = ca.verify_audit()
         for problem in problems:
@@ -396,6 +648,8 @@ def cmd_audit(ca: CertificateAuthority, args) -> int:
         return 0
     items = ca.audit_records()
     if args.json:
+        import json
+
         print(json.dumps([_jsonable(r) for r in items], indent=2))
         return 0
     for r in items:
@@ -404,7 +658,7 @@ def cmd_audit(ca: CertificateAuthority, args) -> int:
     return 0
 
 
-def cmd_expire(ca: CertificateAuthority, args) -> int:
+def cmd_expire(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     if args.days is not None and args.days < 1:
@@ -414,11 +668,14 @@ def cmd_expire(ca: CertificateAuthority, args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     from tui_ca.demo import create_demo_home
 
     home = create_demo_home(args.home)
     if args.no_ui:
+        from tui_ca.engine import CertificateAuthority
+        from tui_ca.engine.models import RequestStatus
+
         ca = CertificateAuthority(home)
         print(f"demo CA in {home}")
         print(f"  {len(ca.requests(RequestStatus.QUEUED))} queued requests, {len(ca.certificates())} certificates")
@@ -426,7 +683,7 @@ def cmd_demo(args) -> int:
     return run_ui(home, args)
 
 
-def run_ui(home: Path, args) -> int:
+def run_ui(home: Path, args: argparse.Namespace) -> int:
     try:
         from tui_ca.tui.app import run_app
     except ImportError as exc:  # pragma: no cover - a broken install
@@ -434,54 +691,90 @@ def run_ui(home: Path, args) -> int:
     return run_app(home, passphrase_source(args))
 
 
-def cmd_serve(ca: CertificateAuthority, args) -> int:
+def cmd_serve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     from tui_ca.server.main import serve
 
     return serve(ca, args)
 
 
-def cmd_server_setup(ca: CertificateAuthority, args) -> int:
+def cmd_server_setup(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     from tui_ca.server.admin import cmd_server_setup as setup
 
     return setup(ca, args)
 
 
-COMMANDS = {
+def cmd_help(args: argparse.Namespace) -> int:
+    topic = args.topic
+    if topic is not None and topic not in SPECS:
+        _unknown_command(topic)
+    try:
+        build_parser(only=() if topic is None else (topic,)).parse_args([topic, "--help"] if topic else ["--help"])
+    except SystemExit as done:
+        return int(done.code or 0)
+    return EXIT_OK  # pragma: no cover - --help always exits
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    """The shell code that makes the shell ask tui-ca itself for completions (argcomplete)."""
+    import argcomplete
+
+    sys.stdout.write(argcomplete.shellcode(["tui-ca"], shell=args.shell))
+    return EXIT_OK
+
+
+COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup,
+    "server-setup": cmd_server_setup, "policy": cmd_policy,
 }  # fmt: skip
 
 
 _SETUP_COMMANDS = ("init", "import-ca-cert")
+# Commands that only read: they open the home without the key-holding class
+# (and so without the signing code's imports).
+_READ_COMMANDS = ("list", "show", "export", "ca-cert", "audit")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(sys.argv[1:] if argv is None else argv)
     try:
+        if args.command == "help":
+            return cmd_help(args)
+        if args.command == "completion":
+            return cmd_completion(args)
         if args.command == "demo":
             return cmd_demo(args)
         if args.command == "est-user":
             from tui_ca.server.admin import cmd_est_user
 
             return cmd_est_user(args)
+        from tui_ca.homes import resolve_home
+
         home = resolve_home(args.home)
         if home.exists() and not home.is_dir():
             raise InputError(f"the CA home {home} is not a directory")
         if args.command in (None, "tui"):
             return run_ui(home, args)
-        ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"))
+        ca: Any
+        if args.command in _READ_COMMANDS:
+            from tui_ca.engine.reader import CAReader
+
+            ca = CAReader(home)
+        else:
+            from tui_ca.engine.ca import CertificateAuthority
+
+            ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"))
         if args.command not in _SETUP_COMMANDS:
             # A mistyped --home must not look like an empty CA.
             ca.require_ca()
         return COMMANDS[args.command](ca, args)
     except CAError as exc:
-        return _die(str(exc), exc.exit_code)
+        return _die(str(exc), exit_code_for(type(exc)))
     except KeyboardInterrupt:
-        return _die("interrupted", 130)
+        return _die("interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:
-        return 0
+        return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

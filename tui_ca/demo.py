@@ -37,6 +37,7 @@ _ISSUED = [
     ("phone-2002", "SEP-2002.example.net", [], 60, PHONE_NET, "est"),
     ("phone-2001", "SEP-2001.example.net", [], 30, PHONE_NET, "est"),
 ]
+_REJECTED: tuple[str, str, list[str], int, Actor, str]
 _REJECTED = ("unknown-laptop", "laptop-7f3a.local", [], 5, Actor("est", "203.0.113.200"), "est")
 _QUEUED = [
     ("mbg-proxy", "mbg.example.net", ["mbg.example.net"], timedelta(days=3), BOB, "cli"),
@@ -54,7 +55,7 @@ class _SteppedClock:
         return self.now
 
 
-def _csr(key, cn: str, sans: list[str]) -> bytes:
+def _csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str, sans: list[str]) -> bytes:
     builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([
         x509.NameAttribute(NameOID.COUNTRY_NAME, "GB"),
         x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Example Networks"),
@@ -63,7 +64,7 @@ def _csr(key, cn: str, sans: list[str]) -> bytes:
     if sans:
         import ipaddress
 
-        names = []
+        names: list[x509.GeneralName] = []
         for san in sans:
             try:
                 names.append(x509.IPAddress(ipaddress.ip_address(san)))
@@ -73,7 +74,8 @@ def _csr(key, cn: str, sans: list[str]) -> bytes:
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
 
-def _fresh_keys() -> list:
+def _fresh_keys() -> list[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]:
+    keys: list[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]
     keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(KEYS_NEEDED - 1)]
     # One RSA requester, as older phones still send.
     keys.insert(4, rsa.generate_private_key(public_exponent=65537, key_size=2048))
@@ -98,21 +100,23 @@ def create_demo_home(
     ca = CertificateAuthority(home, clock=stepped, actor=ALICE, serials=serials)
     ca.init(DEMO_CA, base_url="http://ca.example.net:8080")
     key_iter = iter(keys)
-    issued = {}
+    issued: dict[str, int] = {}
     for requester, cn, sans, ago, sender, source in _ISSUED:
         stepped.now = now - timedelta(days=ago)
         request = ca.submit(_csr(next(key_iter), cn, sans), requester=requester, source=source, actor=sender).request
         stepped.now += timedelta(hours=3)
-        issued[requester] = ca.approve([request.id], actor=ALICE if ago % 2 else BOB)[0].certificate
+        certificate = ca.approve([request.id], actor=ALICE if ago % 2 else BOB)[0].certificate
+        assert certificate is not None, f"the demo's {requester} was refused"
+        issued[requester] = certificate.id
     stepped.now = now - timedelta(days=12)
-    ca.revoke(issued["phone-2002"].id, RevocationReason.KEY_COMPROMISE, actor=BOB)
-    requester, cn, sans, ago, sender, source = _REJECTED
-    stepped.now = now - timedelta(days=ago)
+    ca.revoke(issued["phone-2002"], RevocationReason.KEY_COMPROMISE, actor=BOB)
+    requester, cn, sans, days_ago, sender, source = _REJECTED
+    stepped.now = now - timedelta(days=days_ago)
     request = ca.submit(_csr(next(key_iter), cn, sans), requester=requester, source=source, actor=sender).request
     stepped.now += timedelta(hours=20)
     ca.reject(request.id, "not one of our devices; nobody asked for it", actor=ALICE)
-    for requester, cn, sans, ago, sender, source in _QUEUED:
-        stepped.now = now - ago
+    for requester, cn, sans, waited, sender, source in _QUEUED:
+        stepped.now = now - waited
         ca.submit(_csr(next(key_iter), cn, sans), requester=requester, source=source, actor=sender)
     stepped.now = now
     ca.publish_crl(actor=ALICE)

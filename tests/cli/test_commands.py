@@ -7,6 +7,7 @@ requests, decides, revokes and reads the results back in every output form.
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from helpers import csr_der, csr_pem, make_csr, run_cli, spki_sha256
 
+from tui_ca.cli import serial_text
 from tui_ca.engine import CertificateAuthority, RevocationReason
 
 SSH = {"SSH_CLIENT": "198.51.100.23 52144 22"}
@@ -71,18 +73,21 @@ def test_intake_decisions_and_listings(home, tmp_path):
     assert (rejected["request"]["reason"], rejected["request"]["decided_by"]["address"]) == (
         "unknown device", "198.51.100.23")  # fmt: skip
     table = cli(home, "list", "certs").splitlines()
-    assert table[0].split() == ["ID", "STATUS", "REQUESTER", "SERIAL", "NOT", "AFTER"] and len(table) == 3
+    assert table[0].split() == ["ID", "STATUS", "REQUESTER", "NOT", "AFTER", "SERIAL"] and len(table) == 3
+    # The listed serial is the whole serial, as openssl prints it, and show accepts it.
+    assert [line.split()[-1] for line in table[1:]] == [serials[1], serials[2]]
 
     # A certificate is found by ID or by its serial however it is typed.
     serial = serials[1]
-    even = serial.zfill(len(serial) + len(serial) % 2)
-    colons = ":".join(even[i : i + 2] for i in range(0, len(even), 2))
-    for spelling in ("1", serial, serial.upper(), colons, colons.upper()):
+    colons = ":".join(serial[i : i + 2] for i in range(0, len(serial), 2))
+    for spelling in ("1", serial, serial.lower(), serial.lstrip("0"), colons, colons.lower(), f"serial={serial}"):
         shown = cli_json(home, "show", spelling)
         assert shown["certificate"]["id"] == 1 and shown["request"]["id"] == 1, spelling
     pem = cli(home, "export", colons.upper()).encode()
     cert = x509.load_pem_x509_certificate(pem)
-    assert format(cert.serial_number, "x") == serial
+    # Printed as `openssl x509 -serial` prints it.
+    printed = subprocess.run(["openssl", "x509", "-noout", "-serial"], input=pem, capture_output=True, check=True)
+    assert printed.stdout.decode().strip() == f"serial={serial}"
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == timedelta(days=90, minutes=5)
 
 
@@ -123,7 +128,7 @@ def test_revoke_with_every_reason_name_publishes_at_once(home):
     # Certificates to revoke are made in-process; the revocations go through the command.
     ca = CertificateAuthority(home)
     ids = [ca.submit(csr_pem(make_csr(cn=f"r{n}"))).request.id for n in range(1, len(spellings) + 1)]
-    serials = {str(o.id): o.certificate.serial_hex for o in ca.approve(ids)}
+    serials = {str(o.id): serial_text(o.certificate.serial) for o in ca.approve(ids)}
     for n, (reason, spelling) in enumerate(spellings.items(), start=1):
         serial = serials[str(n)]
         line = cli(home, "revoke", serial if n % 2 else str(n), "--reason", spelling)

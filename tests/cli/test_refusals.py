@@ -99,7 +99,9 @@ def test_requester_with_queued_request_is_refused(home):
         (2, ["export", "1", "-o", "/nonexistent/dir/out.pem"], "cannot write"),
         (2, ["list", "--status", "pending"], "unknown status"),
         (2, ["list", "everything"], "invalid choice"),
-        (2, ["frobnicate"], "invalid choice"),
+        (2, ["frobnicate"], "unknown command 'frobnicate'"),
+        (2, ["aprove", "1"], "unknown command 'aprove'; did you mean 'approve'?"),
+        (2, ["help", "sohw"], "unknown command 'sohw'; did you mean 'show'?"),
         (2, ["audit", "--bogus"], "unrecognized arguments"),
         (1, ["init", "--cn", "Again"], "already exists"),
         (2, ["expire-queue", "--days", "0"], "--days"),
@@ -108,6 +110,17 @@ def test_requester_with_queued_request_is_refused(home):
 def test_refused_command(home, tmp_path, code, args, fragment):
     stdin = csr_pem(make_csr(cn="whoever")) if args[:2] == ["submit", "-"] else None
     refused(home, code, *args, fragments=(fragment,), stdin=stdin)
+
+
+def test_partial_approval_has_its_own_exit_code(tmp_path):
+    home = tmp_path / "home"
+    ca = CertificateAuthority(home, actor=Actor("setup"))
+    ca.init(CA_NAMES)
+    queued = ca.submit(csr_pem(make_csr(cn="partial"))).request.id
+    result = run_cli(home, "approve", str(queued), "999")
+    assert result.returncode == 3, result.stderr
+    assert result.stdout.decode().split()[0] == str(queued)
+    assert result.stderr.decode() == "tui-ca: request 999: no request with Certificate ID 999\n"
 
 
 def test_bulk_approve_reports_each_refusal_on_its_own_line(home):

@@ -17,7 +17,7 @@ def test_pki_est_polls_until_approved(tmp_path):
                          "--san", "sw-phone-3.example.net", "--outform", "der"]).stdout)  # fmt: skip
     root = tmp_path / "root.pem"
     chain = home.chain.read_text()
-    root.write_text(chain[chain.index("-----BEGIN", 1):])
+    root.write_text(chain[chain.index("-----BEGIN", 1) :])
     with serve(home) as serving:
         pki = subprocess.Popen(
             ["pki", "--est", "--url", f"https://127.0.0.1:{serving.https_port}", "--cacert", str(root),
@@ -36,6 +36,8 @@ def test_pki_est_polls_until_approved(tmp_path):
         assert b"Issued certificate is trusted" in err
         issued = tmp_path / "issued.pem"
         issued.write_bytes(out)
-        text = run(["openssl", "x509", "-in", str(issued), "-noout", "-subject", "-ext", "subjectAltName"]).stdout.decode()
+        text = run(
+            ["openssl", "x509", "-in", str(issued), "-noout", "-subject", "-ext", "subjectAltName"]
+        ).stdout.decode()
         assert "CN = sw-phone-3" in text and "DNS:sw-phone-3.example.net" in text
         assert run(["openssl", "verify", "-CAfile", str(home.chain), str(issued)]).returncode == 0

@@ -17,7 +17,7 @@ def handshake(home, leaf, key, crl) -> subprocess.CompletedProcess:
          "-CAfile", str(home.chain), "-crl_check", "-CRL", str(crl), "-CRLform", "DER", "-www"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()

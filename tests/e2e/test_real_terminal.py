@@ -88,13 +88,20 @@ def tmux():
 def start_ui(tmux: Tmux, home: Path, env: str) -> str:
     tmux.start(f"env {env} {' '.join(TUI_CA)} --home {home}")
     tmux.wait_for("Approved Certificates")
-    time.sleep(0.5)  # let the first full paint settle
-    return tmux.screen(escapes=True)
+    # The first paint has settled once two captures a moment apart agree.
+    deadline = time.monotonic() + 60
+    previous = tmux.screen(escapes=True)
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if (current := tmux.screen(escapes=True)) == previous:
+            return current
+        previous = current
+    raise AssertionError(f"the screen never settled:\n{previous}")
 
 
 def quit_ui(tmux: Tmux) -> None:
     tmux.run("send-keys", "-t", "ui", "q")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while not tmux.pane_dead() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert tmux.pane_dead(), "q did not end the UI"

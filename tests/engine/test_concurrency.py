@@ -10,8 +10,10 @@ from __future__ import annotations
 import multiprocessing
 import subprocess
 
+import pytest
 from helpers import TUI_CA, csr_pem, make_csr
 
+from tui_ca.cli import serial_text
 from tui_ca.engine import CertificateAuthority, RequestStatus, RuleError
 
 ROUNDS = 25
@@ -19,6 +21,9 @@ APPROVERS = 4
 SUBMITTERS = 2
 PER_SUBMITTER = 100
 CTX = multiprocessing.get_context("spawn")
+
+# Several processes share one home: the TinyDB files are what is tested.
+pytestmark = pytest.mark.tinydb_only
 
 
 def _approver(home: str, barrier, jobs, results) -> None:
@@ -101,10 +106,13 @@ def test_concurrent_cli_approvals_one_wins_three_refused(ca, home):
         winners = [d for d in done if d[0] == 0]
         losers = [d for d in done if d[0] != 0]
         assert len(winners) == 1, done
-        assert winners[0][1] == f"{request_id} {ca.certificate(int(request_id)).serial_hex}\n"
+        assert winners[0][1] == f"{request_id} {serial_text(ca.certificate(int(request_id)).serial)}\n"
         for code, out, err in losers:
             assert code == 1 and out == "" and "Traceback" not in err
-            assert err == f"tui-ca: request {request_id}: request {request_id} is approved, not queued; nothing to approve\n"
+            assert (
+                err
+                == f"tui-ca: request {request_id}: request {request_id} is approved, not queued; nothing to approve\n"
+            )
     assert len(ca.certificates()) == 3
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,6 +20,9 @@ from cryptography.x509.oid import NameOID
 from tui_ca.engine import CertificateAuthority, NotFoundError
 
 ROUNDS = 60
+
+# Several processes share one home: the TinyDB files are what is tested.
+pytestmark = pytest.mark.tinydb_only
 
 
 def _csr(key, cn: str) -> bytes:

@@ -7,13 +7,13 @@ every way the engine can and compare the published CRL with the store.
 
 from __future__ import annotations
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tui_ca.engine import CertificateAuthority, RevocationReason
-from tui_ca.engine import repository as repo
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 
@@ -63,13 +63,12 @@ def test_revocation_committed_without_a_publish_still_reaches_the_next_crl(ca, h
     ca.revoke(certs[0].id, RevocationReason.SUPERSEDED)  # entries file for the shard now exists
     # A path that changes the revoked set but does not publish in the same
     # transaction (as a bulk seeding or a future operation might).
-    with ca.store.transaction() as txn:
-        meta = repo.get_meta(txn)
-        ca._revoke_doc(txn, meta, ca.actor, certs[1].id, RevocationReason.KEY_COMPROMISE)
-        ca._finish(txn, meta)
+    with ca._operation() as op:
+        ca._revoke_doc(op, certs[1].id, RevocationReason.KEY_COMPROMISE)
     assert set(published_serials(home, clock)) == {certs[0].serial, certs[1].serial}
 
 
+@pytest.mark.tinydb_only
 def test_home_without_entry_files_heals_on_publish(ca, home, clock):
     certs = issue_many(ca, 2, "old")
     ca.revoke(certs[0].id, RevocationReason.CESSATION_OF_OPERATION)

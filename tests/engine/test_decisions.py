@@ -24,6 +24,7 @@ from tui_ca.engine import (
     CertificateAuthority,
     CertStatus,
     InputError,
+    NotFoundError,
     RequestStatus,
     RevocationReason,
     RuleError,
@@ -183,9 +184,9 @@ def test_approve_several_in_one_pass(ca, home):
     issued = [o for o in outcomes if o.certificate]
     assert [o.id for o in issued] == [ids[0], ids[1], ids[3], ids[4]]
     assert len({o.certificate.serial for o in issued}) == 4
-    refused = {o.id: (o.exit_code, o.error) for o in outcomes if o.certificate is None}
-    assert refused[ids[2]][0] == 1 and "rejected, not queued" in refused[ids[2]][1]
-    assert refused[999][0] == 2 and "no request with Certificate ID 999" in refused[999][1]
+    refused = {o.id: (o.refusal, o.error) for o in outcomes if o.certificate is None}
+    assert refused[ids[2]][0] is RuleError and "rejected, not queued" in refused[ids[2]][1]
+    assert refused[999][0] is NotFoundError and "no request with Certificate ID 999" in refused[999][1]
     assert [r.id for r in ca.requests(RequestStatus.QUEUED)] == []
     assert [c.id for c in ca.certificates(CertStatus.VALID)] == [o.id for o in issued]
     # Approving again changes nothing.

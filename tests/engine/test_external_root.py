@@ -38,6 +38,9 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid:always
 """
 
+# Driven through the CLI in child processes, which open the home's TinyDB files.
+pytestmark = pytest.mark.tinydb_only
+
 
 def _openssl(*args: str, cwd: Path) -> None:
     result = subprocess.run([OPENSSL, *args], cwd=cwd, capture_output=True, text=True, check=False)

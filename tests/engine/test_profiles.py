@@ -56,6 +56,7 @@ def _attrs(name: x509.Name) -> list[tuple[str, str]]:
     return [(a.oid._name, a.value) for a in name]
 
 
+@pytest.mark.tinydb_only  # the CLI runs in a child process, on the TinyDB files
 def test_init_from_flags_puts_every_name_field_in_place(tmp_path):
     home = tmp_path / "home"
     result = run_cli(home, "init", *FLAGS, "--base-url", "http://pki.example.net:8080/")
@@ -111,6 +112,7 @@ def test_every_key_type(tmp_path, clock, key_type, check, algorithm):
     assert crl.is_signature_valid(issuing.public_key()) and len(crl) == 0
 
 
+@pytest.mark.tinydb_only  # the CLI runs in a child process, on the TinyDB files
 def test_default_key_type_is_ec_p256(tmp_path):
     home = tmp_path / "home"
     run_cli(home, "init", "--cn", "Default", check=True)
@@ -118,6 +120,7 @@ def test_default_key_type_is_ec_p256(tmp_path):
     assert issuing.public_key().curve.name == "secp256r1"
 
 
+@pytest.mark.tinydb_only  # the CLI runs in a child process, on the TinyDB files
 def test_init_refuses_when_a_ca_exists(ca, home):
     before = snapshot_home(home)
     with pytest.raises(RuleError, match="already exists"):
@@ -126,6 +129,7 @@ def test_init_refuses_when_a_ca_exists(ca, home):
     assert snapshot_home(home) == before
 
 
+@pytest.mark.tinydb_only  # the CLI runs in a child process, on the TinyDB files
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

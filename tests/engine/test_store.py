@@ -55,6 +55,7 @@ def _crash_submit(home: Path, data: bytes, crash_after: int) -> None:
     assert result.returncode == 77, result.stdout + result.stderr
 
 
+@pytest.mark.tinydb_only
 @pytest.mark.parametrize("crash_after", [0, 1, 3])
 def test_commit_interrupted_after_journal_is_completed_by_next_transaction(ca, home, crash_after):
     data = csr_pem(make_csr(cn="crashy"))
@@ -80,6 +81,7 @@ def test_commit_interrupted_after_journal_is_completed_by_next_transaction(ca, h
     assert ca.request(1).status is RequestStatus.QUEUED  # and the first object sees it
 
 
+@pytest.mark.tinydb_only
 def test_crash_before_journal_leaves_old_state_and_leftovers_are_discarded(ca, home):
     before = snapshot_home(home)
     _crash_submit(home, csr_pem(make_csr(cn="lost")), crash_after=-1)
@@ -97,6 +99,7 @@ def test_crash_before_journal_leaves_old_state_and_leftovers_are_discarded(ca, h
     assert [r.requester for r in ca.requests()] == ["next"]
 
 
+@pytest.mark.tinydb_only
 def test_hand_made_leftovers_without_journal_are_removed(ca, home):
     tmp = home / ".tmp"
     (tmp / "deadbeef-0").write_bytes(b'{"requests": {"1": {"half": ')
@@ -107,6 +110,7 @@ def test_hand_made_leftovers_without_journal_are_removed(ca, home):
     assert ca.verify_audit() == []
 
 
+@pytest.mark.tinydb_only
 def test_hand_made_journal_is_rolled_forward(ca, home):
     """A journal whose first rename already happened (crash mid-way), built by hand."""
     request_id = ca.submit(csr_pem(make_csr(cn="manual"))).request.id
@@ -151,6 +155,7 @@ def test_two_objects_in_one_process_see_each_other_at_once(home, clock):
     assert [r.status for r in third.requests()].count(RequestStatus.QUEUED) == 5
 
 
+@pytest.mark.tinydb_only
 def test_private_files_and_home_modes(ca, home):
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     for key in ("ca/root.key", "ca/issuing.key"):
@@ -160,6 +165,7 @@ def test_private_files_and_home_modes(ca, home):
     assert ca.home_permissions_problems() == []
 
 
+@pytest.mark.tinydb_only
 def test_no_temporary_files_survive_a_commit(ca, home):
     ca.submit(csr_pem(make_csr(cn="clean")))
     assert list((home / ".tmp").iterdir()) == []

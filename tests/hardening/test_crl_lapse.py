@@ -18,7 +18,9 @@ from hardening_support import (
     write_passphrase_file,
 )
 
-from tui_ca.engine.reader import CRL_DER, utc_now
+from tui_ca.engine.reader import utc_now
+
+CRL_DER = "crl/ca.crl"  # where the TinyDB backend publishes it
 
 
 def _crl_number(data: bytes) -> int:

@@ -134,7 +134,9 @@ def mutated_csr(draw) -> bytes:
 # Characters that make trouble on terminals and in logs.
 _ODD = ["\u202e", "\u202d", "\u200b", "\u200d", "\ufeff", "\x1b[31m", "\x00", "\x07", "\r\n", "\t", "\u0000",
         "\U0001f600", "\u0301", "\ud800", "\udfff", "Ω", "ß", "İ", "ﬁ", "\u2028", "%s", "{0}", "[b]x[/b]"]  # fmt: skip
-odd_text = st.lists(st.one_of(st.sampled_from(_ODD), st.text(min_size=1, max_size=4)), min_size=1, max_size=8).map("".join)
+odd_text = st.lists(st.one_of(st.sampled_from(_ODD), st.text(min_size=1, max_size=4)), min_size=1, max_size=8).map(
+    "".join
+)
 
 
 @st.composite
@@ -158,10 +160,22 @@ def unicode_csr(draw) -> bytes:
 garbage = st.one_of(
     st.binary(max_size=2048),
     st.binary(max_size=512).map(lambda b: _pem(b)),
-    st.binary(max_size=256).map(lambda b: b"-----BEGIN CERTIFICATE REQUEST-----\n" + b + b"\n-----END NEW CERTIFICATE REQUEST-----"),
+    st.binary(max_size=256).map(
+        lambda b: b"-----BEGIN CERTIFICATE REQUEST-----\n" + b + b"\n-----END NEW CERTIFICATE REQUEST-----"
+    ),
     st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),
-    st.sampled_from([b"", b" \n\t", b"\x00" * 100, b"-----BEGIN", b"-----BEGIN CERTIFICATE REQUEST-----" * 50,
-                     _pem(b""), b"\x30\x80" * 1000, b"\x30\x84\xff\xff\xff\xff"]),
+    st.sampled_from(
+        [
+            b"",
+            b" \n\t",
+            b"\x00" * 100,
+            b"-----BEGIN",
+            b"-----BEGIN CERTIFICATE REQUEST-----" * 50,
+            _pem(b""),
+            b"\x30\x80" * 1000,
+            b"\x30\x84\xff\xff\xff\xff",
+        ]
+    ),
 )
 hostile = st.one_of(garbage, mutated_csr(), unicode_csr(), st.sampled_from(_SEEDS).map(_pem))
 requester = st.one_of(st.none(), odd_text, st.text(max_size=200), st.just(" "), st.just("x" * 129))

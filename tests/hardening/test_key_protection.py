@@ -89,7 +89,9 @@ def test_signing_works_with_the_file_or_the_environment_variable(locked):
     assert b"revoked" in revoked.stdout
 
 
-@pytest.mark.parametrize("command", [["approve", "1"], ["revoke", "1"], ["crl", "--publish"], ["reject", "1", "--reason", "x"]])
+@pytest.mark.parametrize(
+    "command", [["approve", "1"], ["revoke", "1"], ["crl", "--publish"], ["reject", "1", "--reason", "x"]]
+)
 def test_wrong_passphrase_is_one_line_and_changes_nothing(locked, tmp_path, command):
     home, secret = locked
     if command[0] == "revoke":  # needs a certificate first

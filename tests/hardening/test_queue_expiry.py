@@ -18,7 +18,6 @@ from hardening_support import (
 )
 
 from tui_ca.engine import RequestStatus
-from tui_ca.engine import repository as repo
 from tui_ca.engine.reader import utc_now
 
 
@@ -38,7 +37,7 @@ def test_old_requests_expire_young_ones_stay(tmp_path):
     new_records = ca.audit_records()[seq_before:]
     assert [(r.action, r.target) for r in new_records] == [("expire", f"request {old}")]
     assert ca.verify_audit() == []
-    assert repo.get_meta(ca.store.view())["queued"] == 1
+    assert ca.queued_count() == 1
     # Nothing more to expire: no change, no record.
     assert ca.expire_queue(timedelta(days=30)) == []
     assert len(ca.audit_records()) == seq_before + 1

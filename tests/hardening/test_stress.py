@@ -46,8 +46,6 @@ from test_crash_safety import check_home
 from tests.server.live import make_home, run, serve
 from tests.server.support import Client, make_csr
 from tui_ca.engine import CertificateAuthority, RequestStatus
-from tui_ca.engine import repository as repo
-from tui_ca.engine.reader import CRL_DER
 
 # The issue asks for a minute of concurrent admins and clients.
 STRESS_SECONDS = 300 if LONG else 60
@@ -149,7 +147,7 @@ def test_four_admins_and_est_clients_on_one_home(tmp_path):
     home = make_home(tmp_path)
     log = Log(tmp_path / "ops.log")
     errors = tmp_path / "serve.err"
-    audit_before = repo.get_meta(CertificateAuthority(home.path).store.view())["audit_seq"]
+    audit_before = CertificateAuthority(home.path).store.view().meta()["audit_seq"]
     redirect = ("sh", "-c", 'exec "$@" 2>>"$0"', str(errors))  # a full stderr pipe would stall the server
     tally: Counter = Counter()
     failures: list[str] = []
@@ -176,7 +174,7 @@ def test_four_admins_and_est_clients_on_one_home(tmp_path):
         # Still serving, and what it serves is the store's CRL.
         assert client.est("GET", "cacerts").status == 200
         crl = client.plain("GET", "/ca.crl")
-        assert crl.status == 200 and crl.body == ca.store.read_blob(CRL_DER)
+        assert crl.status == 200 and crl.body == ca.published_crl()
     server_failures = [line[:300] for line in errors.read_text(errors="replace").splitlines()
                        if any(bad in line for bad in _SERVER_FAILURES)]  # fmt: skip
     assert not server_failures, server_failures[:20]
@@ -260,7 +258,7 @@ def _check_invariants(home, logged: list[dict], counts: Counter, audit_before: i
 
     # The audit log grew by exactly the logged changes (a revocation also publishes a CRL).
     expected = counts["submit"] + counts["approve"] + counts["reject"] + 2 * counts["revoke"] + counts["crl"]
-    assert repo.get_meta(ca.store.view())["audit_seq"] - audit_before == expected
+    assert ca.store.view().meta()["audit_seq"] - audit_before == expected
     assert run(["tui-ca", "--home", str(home.path), "audit", "--verify"]).returncode == 0
     listed = json.loads(run(["tui-ca", "--home", str(home.path), "list", "requests", "--json"]).stdout)
     assert {r["id"]: r["status"] for r in listed} == {i: r.status.value for i, r in requests.items()}

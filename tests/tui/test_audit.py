@@ -37,7 +37,7 @@ async def test_audit_screen_lists_the_log_and_shows_an_edited_record(demo_home, 
         assert any("Record 1," in m and "root and issuing CA: created" in m and "ec-p256" in m for m in shown)
 
         # Someone edits a record's outcome in the store file behind the engine's back.
-        path = reader.store.shard_path("audit", reader.store.shard_names("audit")[0])
+        path = reader.store.files.shard_path("audit", reader.store.files.shard_names("audit")[0])
         data = json.loads(path.read_text())
         data["audit"]["4"]["outcome"] = "nothing happened"
         path.write_text(json.dumps(data))

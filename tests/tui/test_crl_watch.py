@@ -8,7 +8,7 @@ from helpers import csr_pem, make_csr
 from tui_ca.engine import CertificateAuthority
 from tui_ca.tui.screens.dialogs import PassphraseDialog
 from tui_ca.tui.screens.main import MainScreen
-from tui_support import DEMO_CA_NAMES, clock, demo_home, make_app, pilot_test, settle, until  # noqa: F401
+from tui_support import DEMO_CA_NAMES, clock, demo_home, make_app, pilot_test, polls, settle, until  # noqa: F401
 
 
 def _header_text(app) -> str:
@@ -23,13 +23,13 @@ async def test_past_half_its_life_the_crl_is_republished_once(demo_home, clock):
     app = make_app(demo_home, clock)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        await pilot.pause(0.5)
+        await polls(pilot, 3)
         assert reader.info().crl_number == before.crl_number  # not due yet: nothing published
         clock.now = before.crl_this_update + (before.crl_next_update - before.crl_this_update) / 2 + timedelta(minutes=1)
         await until(pilot, lambda: reader.info().crl_number == before.crl_number + 1)
         await until(pilot, lambda: f"CRL {before.crl_number + 1}, next update in 7d" in _header_text(app))
         assert any(f"CRL {before.crl_number} had passed half its life" in n.message for n in app._notifications)
-        await pilot.pause(1.0)  # several polls later, still one new CRL
+        await polls(pilot, 5)  # several polls later, still one new CRL
         await settle(pilot)
     assert reader.info().crl_number == before.crl_number + 1
     assert [r.target for r in reader.audit_records() if r.action == "crl"][-2:] == [
@@ -60,7 +60,7 @@ async def test_a_locked_key_is_asked_for_once_and_the_last_day_is_a_warning(tmp_
         await until(pilot, lambda: "goes stale in 20h" in _header_text(app))
         assert app.screen.query_one("#ca-header").has_class("crl-warning")
         assert any(f"CRL {first.crl_number} was not re-published" in n.message for n in app._notifications)
-        await pilot.pause(1.0)  # asked once for this CRL, not at every poll
+        await polls(pilot, 5)  # asked once for this CRL, not at every poll
         assert isinstance(app.screen, MainScreen)
     assert reader.info().crl_number == first.crl_number
 

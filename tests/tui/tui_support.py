@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from textual.css.query import NoMatches
 from textual.widgets import Input
 
 from tui_ca.demo import create_demo_home
@@ -87,15 +89,39 @@ async def settle(pilot) -> None:
     await pilot.pause()
 
 
-async def until(pilot, predicate, timeout: float = 5.0, step: float = 0.05) -> float:
-    """Pause until ``predicate()`` holds; return how long it took (fails on timeout)."""
-    waited = 0.0
-    while not predicate():
-        if waited >= timeout:
+async def until(pilot, predicate, timeout: float = 30.0, step: float = 0.05) -> float:
+    """Pause until ``predicate()`` holds; return how long it took (fails after a generous deadline)."""
+    started = time.monotonic()
+    while not _holds(predicate):
+        if time.monotonic() - started >= timeout:
             raise AssertionError(f"condition not met within {timeout}s")
         await pilot.pause(step)
-        waited += step
-    return waited
+    return time.monotonic() - started
+
+
+def _holds(predicate) -> bool:
+    # A screen that is pushed but not yet composed has no widgets to query: not yet, rather than an error.
+    try:
+        return bool(predicate())
+    except NoMatches:
+        return False
+
+
+async def polls(pilot, count: int) -> None:
+    """Wait until the app has polled the store ``count`` more times (to see that nothing more happens)."""
+    app = pilot.app
+    seen = [0]
+    original = app.watch_crl
+
+    def counted() -> None:
+        seen[0] += 1
+        original()
+
+    app.watch_crl = counted  # poll() calls it once per tick
+    try:
+        await until(pilot, lambda: seen[0] >= count)
+    finally:
+        app.watch_crl = original
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from tui_ca.engine.errors import InputError, RuleError
 from tui_ca.engine.models import CsrDetails, NameFields
@@ -51,7 +52,7 @@ def load_csr(data: bytes) -> x509.CertificateSigningRequest:
         raise InputError("input is not a certificate signing request (PEM or DER)") from None
 
 
-def describe_key(public_key) -> tuple[str, int]:
+def describe_key(public_key: CertificatePublicKeyTypes) -> tuple[str, int]:
     """A key as admins name it, e.g. ('EC P-256', 256), ('RSA 2048', 2048)."""
     if isinstance(public_key, rsa.RSAPublicKey):
         return f"RSA {public_key.key_size}", public_key.key_size
@@ -67,7 +68,7 @@ def describe_key(public_key) -> tuple[str, int]:
     return type(public_key).__name__, 0
 
 
-def check_key(public_key) -> None:
+def check_key(public_key: CertificatePublicKeyTypes) -> None:
     """Refuse keys outside the policy (DESIGN §1)."""
     label, bits = describe_key(public_key)
     if isinstance(public_key, rsa.RSAPublicKey):
@@ -85,7 +86,7 @@ def check_key(public_key) -> None:
     raise RuleError(f"{label} keys are refused: use RSA (2048 bits or more) or EC P-256/P-384/P-521")
 
 
-def spki_sha256(public_key) -> str:
+def spki_sha256(public_key: CertificatePublicKeyTypes) -> str:
     """SHA-256 of the DER SubjectPublicKeyInfo, the fingerprint read aloud."""
     der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return hashlib.sha256(der).hexdigest()
@@ -94,7 +95,7 @@ def spki_sha256(public_key) -> str:
 def name_fields(name: x509.Name) -> NameFields:
     """The displayed fields of a name (first value of each attribute)."""
 
-    def first(oid) -> str | None:
+    def first(oid: ObjectIdentifier) -> str | None:
         values = name.get_attributes_for_oid(oid)
         if not values:
             return None

@@ -7,13 +7,18 @@ form people type).
 
 from __future__ import annotations
 
-import getpass
 import os
+import pwd
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:
+    # Imported where used: a command that signs nothing should not pay for x509.
+    from cryptography import x509
+
+    from tui_ca.engine.errors import CAError
 
 
 class RequestStatus(StrEnum):
@@ -53,6 +58,8 @@ class RevocationReason(StrEnum):
     @property
     def flag(self) -> x509.ReasonFlags:
         """The matching ``cryptography`` flag."""
+        from cryptography import x509
+
         return x509.ReasonFlags(_REASON_FLAG_VALUES[self])
 
     @classmethod
@@ -103,9 +110,11 @@ class Actor:
     @classmethod
     def from_environment(cls) -> Actor:
         """The person at this terminal: ``$SSH_CLIENT`` names their address."""
+        # The real uid, not $USER or $LOGNAME, which anyone can set (roles and
+        # the distinct-approver rule rest on this name).
         try:
-            user = getpass.getuser()
-        except (KeyError, OSError):
+            user = pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
             user = f"uid:{os.getuid()}"
         ssh = os.environ.get("SSH_CLIENT") or os.environ.get("SSH_CONNECTION") or ""
         address = ssh.split()[0] if ssh.split() else None
@@ -209,6 +218,8 @@ class Request:
     """Why it was rejected or expired."""
     renewal_of: int | None = None
     """For a re-enrollment: the Certificate ID it replaces."""
+    approvals: tuple[Actor, ...] = ()
+    """Admins who approved it so far (under a K-of-N policy, fewer than K while queued)."""
 
 
 @dataclass(frozen=True)
@@ -323,8 +334,17 @@ class ApproveOutcome:
     """The issued certificate, on success."""
     error: str | None = None
     """Why it was refused, otherwise."""
-    exit_code: int = 0
-    """1 for a rule refusal, 2 for bad input (as the CLI reports)."""
+    refusal: type[CAError] | None = None
+    """The class of the refusal (a ``RuleError`` or ``InputError``), for the faces to map."""
+    approvals: tuple[str, ...] = ()
+    """Who has approved the request so far, this approval included."""
+    needed: int = 1
+    """Approvals the policy asks for; fewer given means the request still waits."""
+
+    @property
+    def pending(self) -> bool:
+        """The approval was recorded but more admins must approve before issuing."""
+        return self.certificate is None and self.error is None
 
 
 @dataclass(frozen=True)

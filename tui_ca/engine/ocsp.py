@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes as CAPrivateKey
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509 import ocsp
 
 from tui_ca.engine.errors import InputError
 from tui_ca.engine.models import RevocationReason
 from tui_ca.engine.profile import signature_hash
+
+if TYPE_CHECKING:
+    from tui_ca.engine.reader import CAReader
 
 # RFC 5019 responders give clients a window to cache; an hour keeps that
 # window short, since answers here are live and revocation should spread fast.
@@ -28,7 +34,7 @@ DEFAULT_VALIDITY = timedelta(hours=1)
 _CERT_ID_HASHES = (hashes.SHA1, hashes.SHA256, hashes.SHA384, hashes.SHA512)
 
 
-def _public_key_bits(public_key) -> bytes:
+def _public_key_bits(public_key: CertificatePublicKeyTypes) -> bytes:
     """The subjectPublicKey BIT STRING contents that CertID's issuerKeyHash covers."""
     if isinstance(public_key, ec.EllipticCurvePublicKey):
         return public_key.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
@@ -50,7 +56,7 @@ def unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
 class OcspResponder:
     """Answers OCSP requests about certificates of one issuing CA."""
 
-    def __init__(self, reader, signer_cert: x509.Certificate, signer_key, *,
+    def __init__(self, reader: CAReader, signer_cert: x509.Certificate, signer_key: CAPrivateKey, *,
                  validity: timedelta = DEFAULT_VALIDITY, clock: Callable[[], datetime] | None = None) -> None:  # fmt: skip
         self.reader = reader
         self.signer_cert = signer_cert
@@ -58,13 +64,14 @@ class OcspResponder:
         self.validity = validity
         self._clock = clock or reader.now
         self._hash = signature_hash(signer_key)
-        self._issuer_hashes: tuple[object, dict] | None = None
+        self._issuer_hashes: tuple[object, dict[type[hashes.HashAlgorithm], tuple[bytes, bytes]]] | None = None
 
-    def _issuer_ids(self) -> dict[type, tuple[bytes, bytes]]:
+    def _issuer_ids(self) -> dict[type[hashes.HashAlgorithm], tuple[bytes, bytes]]:
         """(name hash, key hash) of the issuing CA per CertID hash; recomputed if the CA changes."""
         issuing = self.reader.issuing_cert()
         if self._issuer_hashes is None or self._issuer_hashes[0] is not issuing:
             name, bits = issuing.subject.public_bytes(), _public_key_bits(issuing.public_key())
+            ids: dict[type[hashes.HashAlgorithm], tuple[bytes, bytes]]
             ids = {kind: (_digest(kind(), name), _digest(kind(), bits)) for kind in _CERT_ID_HASHES}
             self._issuer_hashes = (issuing, ids)
         return self._issuer_hashes[1]
@@ -100,7 +107,7 @@ class OcspResponder:
         response = builder.sign(self.signer_key, self._hash)
         return response.public_bytes(serialization.Encoding.DER), status.name.lower()
 
-    def _status(self, serial: int):
+    def _status(self, serial: int) -> tuple[ocsp.OCSPCertStatus, datetime | None, x509.ReasonFlags | None]:
         try:
             cert = self.reader.certificate(f"0x{serial:x}")
         except InputError:

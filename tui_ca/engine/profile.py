@@ -45,7 +45,7 @@ def build_name(fields: NameFields, *, with_email: bool = True) -> x509.Name:
     return x509.Name([x509.NameAttribute(oid, value) for oid, value in order if value])
 
 
-def signature_hash(key) -> hashes.HashAlgorithm:
+def signature_hash(key: object) -> hashes.SHA256 | hashes.SHA384:
     """SHA-384 for P-384 keys (matching strength), SHA-256 otherwise."""
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
         return hashes.SHA384()

@@ -10,30 +10,25 @@ import functools
 import os
 import re
 import stat
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
-from tui_ca.engine import repository as repo
 from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
+from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY
 from tui_ca.engine.keys import is_encrypted
-from tui_ca.engine.listing import Overview, ShardDocs, read_overview
-from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, Request, RequestStatus
-from tui_ca.engine.store import Store
+from tui_ca.engine.listing import Overview, read_overview
+from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
+from tui_ca.engine.store import CRL_DER_BLOB, CRL_PEM_BLOB, RecordStore, StoreView, open_store
 
-ROOT_CERT = "ca/root.crt.pem"
-ROOT_KEY = "ca/root.key"
-ISSUING_CERT = "ca/issuing.crt.pem"
-ISSUING_KEY = "ca/issuing.key"
-ISSUING_CSR = "ca/issuing.csr.pem"
-CRL_DER = "crl/ca.crl"
-CRL_PEM = "crl/ca.crl.pem"
+__all__ = ["ISSUING_CERT", "ISSUING_CSR", "ISSUING_KEY", "ROOT_CERT", "ROOT_KEY", "CAReader", "utc_now"]
 T = TypeVar("T")
 # Certificate IDs are small decimal numbers; anything longer is a serial in hex.
 _MAX_ID_DIGITS = 12
@@ -43,19 +38,27 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-# PEMs live in collections of their own ("cert_pems", "csr_pems", keyed by
-# Certificate ID): they are most of a record's bytes but are needed only to
-# approve, export or show one item, so scans of "requests" and "certs" stay
-# small; and one shard per 256 IDs (not a file each) keeps a bulk approval's
-# commit to a handful of files.
-
-
 def _consistent(method: Callable[..., T]) -> Callable[..., T]:
-    """Make a read of several store files see one committed state (Store.read_consistently)."""
+    """Make a read of several records see one committed state (RecordStore.read).
+
+    The view of that state is kept per thread while the method runs, so that
+    the readers it calls use the same one.
+    """
 
     @functools.wraps(method)
-    def read(self: CAReader, *args, **kwargs) -> T:
-        return self.store.read_consistently(lambda: method(self, *args, **kwargs))
+    def read(self: CAReader, *args: Any, **kwargs: Any) -> T:
+        local = self._reading
+        if getattr(local, "view", None) is not None:
+            return method(self, *args, **kwargs)
+
+        def run(view: StoreView) -> T:
+            local.view = view
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                local.view = None
+
+        return self.store.read(run)
 
     return read
 
@@ -63,29 +66,42 @@ def _consistent(method: Callable[..., T]) -> Callable[..., T]:
 class CAReader:
     """What can be known about a CA home without its keys. Safe across processes."""
 
-    def __init__(self, home: Path | str, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, home: Path | str, *, clock: Callable[[], datetime] | None = None,
+                 store: RecordStore | str | None = None) -> None:  # fmt: skip
+        """``store``: a record store, or a backend name (``store.BACKENDS``); default ``store.default_backend``."""
         self.home = Path(home)
-        self.store = Store(self.home)
+        self.store: RecordStore = store if store is not None and not isinstance(store, str) else open_store(home, store)
         self._clock = clock or utc_now
         self._parsed: dict[str, tuple[object, object]] = {}
-        self._scan_memo: dict[Path, tuple[object, list]] = {}
-        self._shard_docs = ShardDocs(self.store)
+        self._reading = threading.local()
+
+    def _view(self) -> StoreView:
+        """The view of the consistent read in progress on this thread, else a fresh one."""
+        view = getattr(self._reading, "view", None)
+        return view if view is not None else self.store.view()
 
     def now(self) -> datetime:
         """The injected clock (UTC, whole seconds)."""
         return self._clock()
 
     def exists(self) -> bool:
-        """Whether this home holds a ready CA."""
-        return (self.home / ISSUING_CERT).exists()
+        """Whether this home holds a ready CA (its configuration committed and its certificate in place)."""
+        if not (self.home / ISSUING_CERT).exists():
+            return False
+        config = self.config()
+        return bool(config) and not config.get("awaiting_import", False)
 
     def awaiting_import(self) -> bool:
         """An external-root setup wrote its CSR and waits for ``import_ca_cert``."""
-        return (self.home / ISSUING_CSR).exists() and not self.exists()
+        if not (self.home / ISSUING_CSR).exists():
+            return False
+        config = self.config()
+        # Homes made before the flag existed: the CSR without the certificate says it.
+        return bool(config.get("awaiting_import", not (self.home / ISSUING_CERT).exists())) if config else False
 
     def change_token(self) -> object:
         """Cheap value that changes whenever any process commits (one stat call)."""
-        return self.store.signature(self.store.shard_path("meta", "meta"))
+        return self.store.change_token()
 
     def require_ca(self) -> None:
         """Refuse (NoCAError) unless this home holds a ready CA."""
@@ -99,7 +115,11 @@ class CAReader:
 
     def _parsed_blob(self, relpath: str, parse: Callable[[bytes], object]) -> object:
         path = self.home / relpath
-        signature = self.store.signature(path)
+        try:
+            st = os.stat(path)
+            signature: object = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            signature = None
         cached = self._parsed.get(relpath)
         if cached is not None and cached[0] == signature:
             return cached[1]
@@ -124,9 +144,9 @@ class CAReader:
         """The request made from exactly this CSR, if any (EST polling)."""
         csr = load_csr(data)
         sha = check_and_describe(csr).csr_sha256
-        view = self.store.view()
-        known = repo.index_get(view, "csrs", sha)
-        doc = None if known is None else repo.get_doc(view, "requests", known["id"])
+        view = self._view()
+        known = view.find_csr(sha)
+        doc = None if known is None else view.get_request(known)
         # A commit renames its files one by one: the index can show a request a
         # moment before the request itself is there. Until then it is not known.
         return None if doc is None else records.request_model(doc)
@@ -139,8 +159,8 @@ class CAReader:
     def info(self) -> CAInfo:
         """The signing certificate as the header shows it."""
         issuing = self.issuing_cert()
-        view = self.store.view()
-        meta, config = repo.get_meta(view), repo.get_config(view)
+        view = self._view()
+        meta, config = view.meta(), view.config()
 
         return CAInfo(
             issuer=name_fields(issuing.issuer), subject=name_fields(issuing.subject),
@@ -152,54 +172,32 @@ class CAReader:
         )  # fmt: skip
 
     def config(self) -> dict:
-        return repo.get_config(self.store.view())
-
-    def _scan(self, collection: str, convert: Callable[[dict], object]) -> list:
-        """Every record of a collection as models; unchanged shards come from memory."""
-        view = self.store.view()
-        items: list = []
-        for shard in view.shards(collection):
-            path = self.store.shard_path(collection, shard)
-            signature = self.store.signature(path)
-            memo = self._scan_memo.get(path)
-            if memo is None or memo[0] != signature:
-                data = self.store.load(path) or {}
-                memo = (signature, [convert(doc) for doc in data.get(collection, {}).values()])
-                self._scan_memo[path] = memo
-            items.extend(memo[1])
-        return items
+        return self._view().config()
 
     @_consistent
     def requests(self, status: RequestStatus | None = None) -> list[Request]:
         """Requests by Certificate ID, optionally of one status."""
-        items = sorted(self._scan("requests", records.request_model), key=lambda r: r.id)
-        return items if status is None else [r for r in items if r.status == status]
+        return list(self.iter_requests(status))
 
     @_consistent
     def certificates(self, status: CertStatus | None = None) -> list[Certificate]:
         """Certificates by Certificate ID, optionally of one status (expiry from the clock)."""
-        items = sorted(self._scan("certs", records.certificate_model), key=lambda c: c.id)
-        if status is None:
-            return items
-        now = self.now()
-        return [c for c in items if c.status_at(now) == status]
+        return list(self.iter_certificates(status))
 
     @_consistent
     def overview(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Overview:
         """Every list of the main screen, models built only on demand (see listing.py)."""
-        if pause is not None:
-            self._shard_docs.pause = pause
         token, now, info = self.change_token(), self.now(), self.info()
-        return read_overview(self.store, self._shard_docs, token, now, info, first_screen_rows)
+        return read_overview(self._view(), token, now, info, first_screen_rows, pause)
 
     @_consistent
     def active_certificate(self, requester: str) -> Certificate | None:
         """The requester's valid, unexpired certificate, if any (one index lookup)."""
-        view = self.store.view()
-        entry = repo.index_get(view, "requesters", requester.casefold())
+        view = self._view()
+        entry = view.find_requester(requester)
         if entry is None or entry.get("active") is None:
             return None
-        doc = repo.get_doc(view, "certs", entry["active"])
+        doc = view.get_certificate(entry["active"])
         if doc is None:
             return None
         cert = records.certificate_model(doc)
@@ -207,7 +205,7 @@ class CAReader:
 
     @_consistent
     def request(self, request_id: int) -> Request:
-        doc = repo.get_doc(self.store.view(), "requests", request_id)
+        doc = self._view().get_request(request_id)
         if doc is None:
             raise NotFoundError(f"no request with Certificate ID {request_id}")
         return records.request_model(doc)
@@ -229,13 +227,13 @@ class CAReader:
     def certificate(self, target: int | str) -> Certificate:
         """A certificate by Certificate ID or serial in hex."""
         kind, number = self.parse_target(target)
-        view = self.store.view()
+        view = self._view()
         if kind == "serial":
-            found = repo.index_get(view, "serials", format(number, "x"))
+            found = view.find_serial(number)
             if found is None:
                 raise NotFoundError(f"no certificate with serial {format(number, 'x')}")
-            number = found["id"]
-        doc = repo.get_doc(view, "certs", number)
+            number = found
+        doc = view.get_certificate(number)
         if doc is None:
             raise NotFoundError(f"no certificate with Certificate ID {number}")
         return records.certificate_model(doc)
@@ -247,8 +245,8 @@ class CAReader:
         if kind == "serial":
             cert = self.certificate(target)
             return self.request(cert.id), cert
-        view = self.store.view()
-        request_doc, cert_doc = repo.get_doc(view, "requests", number), repo.get_doc(view, "certs", number)
+        view = self._view()
+        request_doc, cert_doc = view.get_request(number), view.get_certificate(number)
         if request_doc is None and cert_doc is None:
             raise NotFoundError(f"no request or certificate with Certificate ID {number}")
         return (
@@ -260,37 +258,38 @@ class CAReader:
     def csr_pem(self, request_id: int) -> bytes:
         """The CSR of a request, as PEM."""
         self.request(request_id)
-        return repo.get_doc(self.store.view(), "csr_pems", request_id)["pem"].encode()
+        pem = self._view().get_csr_pem(request_id)
+        if pem is None:
+            raise NotFoundError(f"the CSR of request {request_id} is missing from the store")
+        return pem.encode()
 
     @_consistent
     def certificate_pem(self, target: int | str, *, chain: bool = False) -> bytes:
         """The certificate as PEM, optionally followed by the issuing CA and the root."""
         cert = self.certificate(target)
-        pem = repo.get_doc(self.store.view(), "cert_pems", cert.id)["pem"].encode()
+        stored = self._view().get_cert_pem(cert.id)
+        if stored is None:
+            raise NotFoundError(f"the PEM of certificate {cert.id} is missing from the store")
+        pem = stored.encode()
         return pem + self.ca_cert_pem(chain=True) if chain else pem
 
     def ca_cert_pem(self, *, chain: bool = False) -> bytes:
         """The signing certificate (and the root after it)."""
         self._require_ca()
-        pem = self.store.read_blob(ISSUING_CERT)
-        return pem + self.store.read_blob(ROOT_CERT) if chain else pem
+        pem = (self.home / ISSUING_CERT).read_bytes()
+        return pem + (self.home / ROOT_CERT).read_bytes() if chain else pem
 
     @_consistent
     def audit_records(self) -> list[AuditRecord]:
         return [audit_log.to_model(doc) for doc in self._audit_docs()]
 
     def _audit_docs(self) -> list[dict]:
-        view = self.store.view()
-        docs: list[dict] = []
-        for shard in view.shards("audit"):
-            data = self.store.load(self.store.shard_path("audit", shard)) or {}
-            docs.extend(data.get("audit", {}).values())
-        return sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0)
+        return list(self._view().iter_audit())
 
     @_consistent
     def verify_audit(self) -> list[str]:
         """Problems in the audit chain; empty when intact."""
-        meta = repo.get_meta(self.store.view())
+        meta = self._view().meta()
         return audit_log.verify_chain(self._audit_docs(), meta["audit_seq"], meta["audit_head"])
 
     def home_permissions_problems(self) -> list[str]:
@@ -299,3 +298,57 @@ class CAReader:
         if mode & 0o077:
             problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
         return problems
+
+    # --- readers for the faces ---
+
+    def queued_count(self) -> int:
+        """Requests waiting now (a counter, not a scan)."""
+        return int(self._view().meta().get("queued", 0))
+
+    @_consistent
+    def issued_certificate(self, request_id: int) -> tuple[Certificate, bytes] | None:
+        """The certificate and its PEM for an approved request, of one committed state."""
+        view = self._view()
+        doc, pem = view.get_certificate(request_id), view.get_cert_pem(request_id)
+        if doc is None or pem is None:
+            return None
+        return records.certificate_model(doc), pem.encode()
+
+    def published_crl(self, *, der: bool = True) -> bytes:
+        """The currently published CRL, as it is (no re-publish)."""
+        self._require_ca()
+        data = self._view().get_blob(CRL_DER_BLOB if der else CRL_PEM_BLOB)
+        if data is None:
+            raise NoCAError(f"no CRL has been published in {self.home} yet")
+        return data
+
+    @_consistent
+    def crl_state(self) -> CrlInfo:
+        """Number, thisUpdate, nextUpdate and entry count of the published CRL."""
+        view = self._view()
+        meta = view.meta()
+        this_update, next_update = (
+            records.time_model(meta.get("crl_this_update")),
+            records.time_model(meta.get("crl_next_update")),
+        )
+        if this_update is None or next_update is None:
+            raise NoCAError(f"no CRL has been published in {self.home} yet")
+        entries = meta.get("crl_entries")
+        if entries is None:
+            entries = view.crl_entries()[1]
+        return CrlInfo(number=meta.get("crl_number", 0), this_update=this_update, next_update=next_update,
+                       entries=entries)  # fmt: skip
+
+    def iter_requests(self, status: RequestStatus | None = None) -> Iterator[Request]:
+        """Requests by Certificate ID, streamed: memory does not grow with the store."""
+        wanted = None if status is None else status.value
+        for doc in self._view().iter_requests(status=wanted):
+            yield records.request_model(doc)
+
+    def iter_certificates(self, status: CertStatus | None = None) -> Iterator[Certificate]:
+        """Certificates by Certificate ID, streamed (status from the clock)."""
+        now = self.now()
+        for doc in self._view().iter_certificates():
+            cert = records.certificate_model(doc)
+            if status is None or cert.status_at(now) == status:
+                yield cert

@@ -36,6 +36,14 @@ def time_model(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+def _required_time(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _required_actor(doc: dict) -> Actor:
+    return Actor(user=doc["u"], address=doc.get("a"))
+
+
 def fields_doc(fields: NameFields) -> dict:
     return {key: value for key in _FIELD_KEYS if (value := getattr(fields, key)) is not None}
 
@@ -60,9 +68,10 @@ def request_model(doc: dict) -> Request:
     )  # fmt: skip
     return Request(
         id=doc["id"], requester=doc["requester"], status=RequestStatus(doc["status"]), details=details,
-        submitted_at=time_model(doc["at"]), submitted_by=actor_model(doc["by"]),
+        submitted_at=_required_time(doc["at"]), submitted_by=_required_actor(doc["by"]),
         source=doc["source"], decided_at=time_model(doc.get("decided_at")),
         decided_by=actor_model(doc.get("decided_by")), reason=doc.get("reason"), renewal_of=doc.get("renewal_of"),
+        approvals=tuple(Actor(user=given["u"], address=given.get("a")) for given in doc.get("approvals") or ()),
     )  # fmt: skip
 
 
@@ -82,8 +91,8 @@ def certificate_model(doc: dict) -> Certificate:
     return Certificate(
         id=doc["id"], requester=doc["requester"], serial=int(doc["serial"], 16), subject=doc["subject"],
         common_name=doc.get("cn"), sans=tuple(doc["sans"]), key_type=doc["key_type"], spki_sha256=doc["spki"],
-        sha256=doc["sha256"], not_before=time_model(doc["nb"]), not_after=time_model(doc["na"]),
-        issued_at=time_model(doc["at"]), issued_by=actor_model(doc["by"]),
+        sha256=doc["sha256"], not_before=_required_time(doc["nb"]), not_after=_required_time(doc["na"]),
+        issued_at=_required_time(doc["at"]), issued_by=_required_actor(doc["by"]),
         revoked_at=time_model(doc.get("revoked_at")), revoked_by=actor_model(doc.get("revoked_by")),
         revocation_reason=RevocationReason(reason) if reason else None,
     )  # fmt: skip

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from tui_ca.engine import repository as repo
 from tui_ca.engine.errors import InputError
+from tui_ca.engine.home import write_file
 from tui_ca.engine.keys import dump_key
 from tui_ca.engine.profile import BACKDATE, signature_hash
 
@@ -132,20 +132,20 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
     ocsp_key = ec.generate_private_key(ec.SECP256R1())
     ocsp_cert = build_ocsp_cert(issuing, key, ocsp_key.public_key(), now, ocsp_days)
     tls_cert = None
-    with ca.store.transaction() as txn:
-        meta = repo.get_meta(txn)
+    with ca._operation() as op:
+        # Files of the home, written just before the audit record commits; each
+        # key is in place before the certificate that names it.
         if not ocsp_only:
             tls_key = ec.generate_private_key(ec.SECP256R1())
             tls_cert = build_tls_cert(issuing, key, tls_key.public_key(), general, now, tls_days)
-            txn.write_blob(TLS_KEY, dump_key(tls_key, None), 0o600)
-            txn.write_blob(TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
-        txn.write_blob(OCSP_KEY, dump_key(ocsp_key, None), 0o600)
-        txn.write_blob(OCSP_CERT, _pem(ocsp_cert))
+            write_file(ca.home, TLS_KEY, dump_key(tls_key, None), 0o600)
+            write_file(ca.home, TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
+        write_file(ca.home, OCSP_KEY, dump_key(ocsp_key, None), 0o600)
+        write_file(ca.home, OCSP_CERT, _pem(ocsp_cert))
         shown = [str(g.value) for g in general]
-        ca._audit(txn, meta, ca.actor, "server-setup", "server certificates",
-                  "OCSP signer renewed" if ocsp_only else "TLS and OCSP signer issued",
-                  tls_names=shown, ocsp_serial=format(ocsp_cert.serial_number, "x"),
-                  tls_serial=format(tls_cert.serial_number, "x") if tls_cert else None)  # fmt: skip
-        ca._finish(txn, meta)
+        op.audit("server-setup", "server certificates",
+                 "OCSP signer renewed" if ocsp_only else "TLS and OCSP signer issued",
+                 tls_names=shown, ocsp_serial=format(ocsp_cert.serial_number, "x"),
+                 tls_serial=format(tls_cert.serial_number, "x") if tls_cert else None)  # fmt: skip
     return ServiceCerts(tuple(shown), tls_cert.not_valid_after_utc if tls_cert else None,
                         ocsp_cert.not_valid_after_utc)  # fmt: skip

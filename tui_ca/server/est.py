@@ -15,7 +15,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from tui_ca.engine import repository as repo
 from tui_ca.engine.csr_policy import load_csr
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Request, RequestStatus
@@ -174,7 +173,7 @@ class EstHandler(Handler):
         if wait:
             raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many new requests from this address; slow down",
                             {"Retry-After": retry_after(wait)})  # fmt: skip
-        queued = repo.get_meta(app.reader.store.view()).get("queued", 0)
+        queued = app.reader.queued_count()
         if queued >= app.options.max_queued:
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                             f"the queue is full ({queued} requests wait for a decision); try again later",
@@ -211,11 +210,12 @@ class EstHandler(Handler):
                        headers={"Retry-After": str(app.options.retry_after)})  # fmt: skip
             return
         if request.status == RequestStatus.APPROVED:
-            # Lock-free reads can see the request approved before the rest of that
-            # commit (certificate record, PEM) is renamed into place. Commits hold
-            # the store lock, so under it the certificate is whole. Once per certificate.
-            with app.reader.store.transaction():
-                cert, pem = app.reader.certificate(request.id), app.reader.certificate_pem(request.id)
+            # Read as one committed state: the certificate and its PEM together.
+            issued = app.reader.issued_certificate(request.id)
+            if issued is None:
+                raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, "the certificate is being stored; try again",
+                                {"Retry-After": "1"})  # fmt: skip
+            cert, pem = issued
             if cert.revoked_at is not None:
                 raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {cert.id} issued for this CSR has been revoked")
             der = x509.load_pem_x509_certificate(pem)

@@ -15,7 +15,6 @@ from urllib.parse import unquote, urlsplit
 from cryptography.hazmat.primitives import serialization
 
 from tui_ca.engine.profile import public_urls
-from tui_ca.engine.reader import CRL_DER
 from tui_ca.server.http import Handler, HttpError
 
 OCSP_RESPONSE = "application/ocsp-response"
@@ -47,7 +46,7 @@ class StatusHandler(Handler):
         if kind == "crl":
             # The stored CRL as published; the server cannot re-sign a stale
             # one (no CA key here), cron's `tui-ca crl --publish` does.
-            self.reply(HTTPStatus.OK, app.reader.store.read_blob(CRL_DER), "application/pkix-crl")
+            self.reply(HTTPStatus.OK, app.reader.published_crl(), "application/pkix-crl")
         elif kind in ("ca_cert", "root_cert"):
             cert = app.reader.issuing_cert() if kind == "ca_cert" else app.reader.root_cert()
             self.reply(HTTPStatus.OK, cert.public_bytes(serialization.Encoding.DER), "application/pkix-cert")

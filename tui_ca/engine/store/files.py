@@ -1,4 +1,7 @@
-"""The on-disk store: sharded TinyDB files, changed one transaction at a time.
+"""The TinyDB backend's files: JSON shard files, changed one transaction at a time.
+
+This layer knows files and shards but not TinyDB; ``tinydb.py`` puts TinyDB
+tables and the record protocol on top of it.
 
 Why it looks like this (each point is a measured TinyDB trap, DESIGN §3):
 
@@ -22,27 +25,17 @@ Why it looks like this (each point is a measured TinyDB trap, DESIGN §3):
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tinydb import TinyDB
-from tinydb.storages import Storage
-from tinydb.table import Table
-
 from tui_ca.engine.errors import RuleError
-
-# Records per shard for collections keyed by number. Small enough that
-# rewriting one shard costs about a millisecond, large enough that 100,000
-# certificates fit in a few hundred files.
-ID_SHARD_SIZE = 256
 
 _JOURNAL = "journal.json"
 # Rewritten by every commit: a lock-free reader compares its signature before
@@ -55,24 +48,6 @@ _READ_ATTEMPTS = 5
 _SYNC_THREADS = 8
 _Signature = tuple[int, int, int]
 T = TypeVar("T")
-
-
-def id_shard(number: int) -> str:
-    """Shard name for a numeric key (Certificate ID, audit sequence)."""
-    return f"{number // ID_SHARD_SIZE:05d}"
-
-
-# Buckets for string-keyed indexes. A bulk approval of 200 touches a shard of
-# each index per distinct bucket, so fewer buckets mean fewer files per commit
-# (bench/: 256 buckets made ~280 index files of a 475-file commit); 64 still
-# keeps a bucket near 1,600 small entries at 100,000 certificates.
-KEY_BUCKETS = 64
-
-
-def key_shard(key: str) -> str:
-    """Shard name for a string key (serial, requester, CSR hash, SPKI hash)."""
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-    return f"k{digest[0] % KEY_BUCKETS:02d}"
 
 
 def _signature(stat: os.stat_result) -> _Signature:
@@ -106,6 +81,31 @@ def _write_durably(path: Path, payload: bytes, mode: int) -> None:
         os.close(fd)
 
 
+_pool_lock = threading.Lock()
+_pool: Any = None
+_pool_pid = 0
+
+
+def _sync_pool() -> Any:
+    """The process's one pool of fsync threads, made on first use (and again after a fork).
+
+    A pool per commit cost about as much as the fsyncs it saved (bench/: 12 ms
+    a commit with a new pool per phase, 5.7 ms with one kept pool).
+    """
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            # Imported here: concurrent.futures pulls in logging, which every
+            # one-shot CLI process would otherwise pay for at start-up.
+            from concurrent.futures import ThreadPoolExecutor
+
+            _pool, _pool_pid = (
+                ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="tui-ca-sync"),
+                os.getpid(),
+            )
+        return _pool
+
+
 def _each(action: Callable[[Any], object], items: list) -> None:
     """Run ``action`` on every item, from a few threads when there are several.
 
@@ -119,12 +119,7 @@ def _each(action: Callable[[Any], object], items: list) -> None:
     if len(items) == 1:
         action(items[0])
         return
-    # Imported here: concurrent.futures pulls in logging, which every
-    # one-shot CLI process would otherwise pay for at start-up.
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(items))) as pool:
-        list(pool.map(action, items))  # list() re-raises the first failure
+    list(_sync_pool().map(action, items))  # list() re-raises the first failure
 
 
 def _fsync_dir(path: Path) -> None:
@@ -133,68 +128,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-class _ShardStorage(Storage):
-    """TinyDB storage over one shard of a transaction (or a read-only view)."""
-
-    def __init__(self, owner: _ShardOwner, path: Path) -> None:
-        self._owner = owner
-        self._path = path
-
-    def read(self) -> dict[str, Any] | None:
-        return self._owner.shard_data(self._path)
-
-    def write(self, data: dict[str, Any]) -> None:
-        self._owner.stage_shard(self._path, data)
-
-
-class _IntKeyed(MutableMapping):
-    """A shard's documents (str ids) as TinyDB's updaters expect them (int ids), not copied."""
-
-    def __init__(self, raw: dict[str, Any]) -> None:
-        self._raw = raw
-
-    def __contains__(self, doc_id: object) -> bool:
-        return str(doc_id) in self._raw
-
-    def __getitem__(self, doc_id: int) -> Any:
-        return self._raw[str(doc_id)]
-
-    def __setitem__(self, doc_id: int, doc: Any) -> None:
-        self._raw[str(doc_id)] = doc
-
-    def __delitem__(self, doc_id: int) -> None:
-        del self._raw[str(doc_id)]
-
-    def __iter__(self) -> Iterator[int]:
-        return (int(key) for key in self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-
-class _ShardTable(Table):
-    """A Table whose writes change the staged shard in place.
-
-    Stock ``Table._update_table`` re-keys the whole table twice per write
-    (str -> int -> str): a third of a 200-certificate approval in the
-    profiler. A transaction's shards are already private copies, so the
-    updater may work on them directly.
-    """
-
-    def _update_table(self, updater: Callable[[Any], None]) -> None:
-        owner = self._storage._owner
-        if not owner.writable:
-            raise RuntimeError("read-only view: open a transaction to write")
-        tables = self._storage.read() or {}
-        updater(_IntKeyed(tables.setdefault(self.name, {})))
-        self._storage.write(tables)
-        self.clear_cache()
-
-
-class _ShardDB(TinyDB):
-    table_class = _ShardTable
 
 
 class _ShardOwner:
@@ -209,7 +142,7 @@ class _ShardOwner:
         raise NotImplementedError
 
 
-class Store:
+class ShardFiles:
     """All files of one CA home, with lock-free reads and locked transactions."""
 
     def __init__(self, home: Path) -> None:
@@ -295,7 +228,7 @@ class Store:
     # ---------------------------------------------------------- transactions
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
+    def transaction(self, make: Callable[[ShardFiles], Transaction] | None = None) -> Iterator[Transaction]:
         """Exclusive, inter-process: recover, yield, commit all or nothing."""
         self.ensure_layout()
         # flock is per open file description, so threads of one process also
@@ -305,7 +238,7 @@ class Store:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 self._recover()
-                txn = Transaction(self)
+                txn = make(self) if make is not None else Transaction(self)
                 yield txn
                 txn.commit()
             finally:
@@ -372,7 +305,7 @@ class Store:
 class View(_ShardOwner):
     """Read-only access to the collections; writes raise."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ShardFiles) -> None:
         self.store = store
 
     def shard_data(self, path: Path) -> dict[str, Any] | None:
@@ -380,10 +313,6 @@ class View(_ShardOwner):
 
     def stage_shard(self, path: Path, data: dict[str, Any]) -> None:
         raise RuntimeError("read-only view: open a transaction to write")
-
-    def table(self, collection: str, shard: str) -> Table:
-        path = self.store.shard_path(collection, shard)
-        return _ShardDB(path, storage=lambda p: _ShardStorage(self, p)).table(collection)
 
     def shards(self, collection: str) -> list[str]:
         return self.store.shard_names(collection)
@@ -394,7 +323,7 @@ class Transaction(View):
 
     writable = True
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ShardFiles) -> None:
         super().__init__(store)
         self._before_commit: dict[str, Callable[[Transaction], None]] = {}
         self._shards: dict[Path, dict[str, Any] | None] = {}

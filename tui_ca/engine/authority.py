@@ -1,0 +1,84 @@
+"""What every changing part of the CA shares: the keys, the clock, the operation frame."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from tui_ca.engine.errors import NoCAError, UnsafeHomeError
+from tui_ca.engine.home import ISSUING_KEY
+from tui_ca.engine.keys import is_encrypted, load_key
+from tui_ca.engine.models import Actor
+from tui_ca.engine.operation import Operation, operation
+from tui_ca.engine.reader import CAReader
+from tui_ca.engine.store import RecordStore
+
+DEFAULT_CA_DAYS = 3650
+DEFAULT_LEAF_DAYS = 365
+DEFAULT_CRL_DAYS = 7
+# Queued requests older than this expire (a requester who never phoned in).
+DEFAULT_QUEUE_DAYS = 30
+MAX_LEAF_DAYS = 3650
+MAX_REASON_CHARS = 500
+MAX_REQUESTER_CHARS = 128
+
+Passphrase = bytes | Callable[[], bytes | None] | None
+
+
+class AuthorityBase(CAReader):
+    """A CA home with its keys. Thread-safe for the UI's workers; safe across processes."""
+
+    def __init__(
+        self,
+        home: Path | str,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        actor: Actor | None = None,
+        passphrase: Passphrase = None,
+        serials: Callable[[], int] | None = None,
+        store: RecordStore | str | None = None,
+    ) -> None:
+        super().__init__(home, clock=clock, store=store)
+        # Injectable so that tests and snapshots get reproducible serials; in
+        # production this is cryptography's random_serial_number() (159 bits
+        # from the OS CSPRNG).
+        self._new_serial = serials or x509.random_serial_number
+        self.actor = actor or Actor.from_environment()
+        self._passphrase = passphrase
+        self._keys: dict[str, Any] = {}
+
+    def _resolve_passphrase(self) -> bytes | None:
+        return self._passphrase() if callable(self._passphrase) else self._passphrase
+
+    def _check_private(self, path: Path) -> None:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise UnsafeHomeError(
+                f"refusing to use {path}: other users can access it (mode {mode:04o}); run chmod 600 on it"
+            )
+
+    def signing_key(self, relpath: str = ISSUING_KEY) -> Any:
+        """The unlocked CA key, kept in memory only (asked for once)."""
+        if relpath not in self._keys:
+            path = self.home / relpath
+            if not path.exists():
+                raise NoCAError(f"the CA key {relpath} is not in {self.home}")
+            self._check_private(path)
+            data = path.read_bytes()
+            self._keys[relpath] = load_key(data, self._resolve_passphrase() if is_encrypted(data) else None)
+        return self._keys[relpath]
+
+    def unlock(self) -> None:
+        """Load the issuing key now (the UI asks for the passphrase up front)."""
+        self._require_ca()
+        self.signing_key()
+
+    def _operation(self, actor: Actor | None = None) -> AbstractContextManager[Operation]:
+        """One transaction with its counters and audit trail (see operation.py)."""
+        return operation(self.store, actor or self.actor, self.now)

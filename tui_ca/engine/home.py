@@ -1,0 +1,75 @@
+"""The files of a CA home that are not records: keys and certificates.
+
+Keys (``ca/*.key``) and CA certificates (``ca/*.crt.pem``) stay plain files in
+the home on every store backend: they are local to the machine that holds the
+key, and standard tools (openssl) open them as they are. Each is written
+atomically (temporary file, fsync, rename, fsync of the folder), never through
+a symlink.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+ROOT_CERT = "ca/root.crt.pem"
+ROOT_KEY = "ca/root.key"
+ISSUING_CERT = "ca/issuing.crt.pem"
+ISSUING_KEY = "ca/issuing.key"
+ISSUING_CSR = "ca/issuing.csr.pem"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_folder(home: Path, relpath: str) -> Path:
+    """Create ``home/relpath`` (0700) and its parents under the home; refuse a symlink on the way."""
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder = home
+    for part in Path(relpath).parts:
+        folder = folder / part
+        if folder.is_symlink():
+            raise OSError(f"{folder} is a symbolic link; refusing to follow it out of the home")
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        _fsync_dir(folder.parent)
+    return folder
+
+
+def write_file(home: Path, relpath: str, data: bytes, mode: int = 0o644, *, exclusive: bool = False) -> None:
+    """Replace (or, ``exclusive``, create) ``home/relpath`` atomically and durably."""
+    target = home / relpath
+    folder = ensure_folder(home, str(Path(relpath).parent))
+    if exclusive and (target.exists() or target.is_symlink()):
+        raise FileExistsError(f"{target} exists already; refusing to overwrite it")
+    staging = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        staging.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    _fsync_dir(folder)
+
+
+def remove_file(home: Path, relpath: str) -> None:
+    (home / relpath).unlink(missing_ok=True)
+    _fsync_dir((home / relpath).parent)

@@ -1,0 +1,98 @@
+"""Intake: CSRs checked against the policy, then queued as requests with their Certificate IDs."""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tui_ca.engine import records
+from tui_ca.engine.authority import MAX_REQUESTER_CHARS, AuthorityBase
+from tui_ca.engine.csr_policy import check_and_describe, load_csr
+from tui_ca.engine.errors import InputError, RuleError
+from tui_ca.engine.models import Actor, CsrDetails, RequestStatus, SubmitResult
+from tui_ca.engine.operation import Operation
+
+
+class Intake(AuthorityBase):
+    def _normalise_requester(self, requester: str | None, details: CsrDetails) -> str:
+        if requester is not None:
+            requester = requester.strip()
+            if not requester:
+                raise InputError("the requester name is empty")
+            if len(requester) > MAX_REQUESTER_CHARS:
+                raise InputError(f"the requester name is longer than {MAX_REQUESTER_CHARS} characters")
+            if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in requester):
+                raise InputError("the requester name contains control characters")
+            return requester
+        if details.common_name:
+            return details.common_name
+        return details.sans[0].split(":", 1)[1]
+
+    def submit(
+        self, data: bytes, *, requester: str | None = None, source: str = "cli", actor: Actor | None = None,
+        renewal_of: int | None = None, max_queued: int | None = None,
+    ) -> SubmitResult:  # fmt: skip
+        """Queue a CSR (PEM or DER); the identical CSR while queued returns the same request."""
+        return self.submit_many([(data, requester)], source=source, actor=actor, renewal_of=renewal_of,
+                                max_queued=max_queued)[0]  # fmt: skip
+
+    def submit_many(
+        self, items: Sequence[tuple[bytes, str | None]], *, source: str = "cli", actor: Actor | None = None,
+        renewal_of: int | None = None, max_queued: int | None = None,
+    ) -> list[SubmitResult]:  # fmt: skip
+        """Queue several CSRs in one transaction (imports, benchmarks). All or nothing."""
+        self._require_ca()
+        prepared = []
+        for data, requester in items:
+            csr = load_csr(data)
+            details = check_and_describe(csr)
+            prepared.append((csr, details, self._normalise_requester(requester, details)))
+        with self._operation(actor) as op:
+            return [self._submit_one(op, csr, details, name, source, renewal_of, max_queued)
+                    for csr, details, name in prepared]  # fmt: skip
+
+    def _submit_one(self, op: Operation, csr: x509.CertificateSigningRequest, details: CsrDetails, requester: str,
+                    source: str, renewal_of: int | None, max_queued: int | None) -> SubmitResult:  # fmt: skip
+        txn, meta, now = op.txn, op.meta, self.now()
+        known = txn.find_csr(details.csr_sha256)
+        if known is not None:
+            previous = txn.get_request(known)
+            if previous is not None and previous["status"] == RequestStatus.QUEUED:
+                return SubmitResult(records.request_model(previous), created=False)
+            if previous is not None and previous["status"] == RequestStatus.REJECTED:
+                raise RuleError(f"this CSR was rejected as request {previous['id']}: {previous['reason']}")
+        compromised = txn.find_compromised(details.spki_sha256)
+        if compromised is not None:
+            raise RuleError(
+                f"this public key was revoked for keyCompromise (certificate {compromised}); "
+                "the requester must generate a new key"
+            )
+        entry = txn.find_requester(requester) or {}
+        if entry.get("queued") is not None:
+            raise RuleError(
+                f"requester {requester!r} already has request {entry['queued']} in the queue; "
+                "approve or reject it first"
+            )
+        if entry.get("active") is not None and entry["active"] != renewal_of:
+            active = txn.get_certificate(entry["active"])
+            if active is not None and records.certificate_model(active).is_active(now):
+                raise RuleError(
+                    f"requester {requester!r} holds active certificate {active['id']} "
+                    f"(serial {active['serial']}); revoke it first, then the requester can make another request"
+                )
+        if max_queued is not None and meta.get("queued", 0) >= max_queued:
+            raise RuleError(f"the queue is full ({max_queued} requests wait for a decision); try again later")
+        request_id = meta["next_id"]
+        meta["next_id"] = request_id + 1
+        meta["queued"] = meta.get("queued", 0) + 1
+        doc = records.request_doc(request_id, requester, details, now, op.actor, source, renewal_of)
+        txn.put_request(doc)
+        txn.put_csr_pem(request_id, csr.public_bytes(serialization.Encoding.PEM).decode())
+        txn.put_requester(requester, {**entry, "name": requester, "queued": request_id})
+        txn.put_csr(details.csr_sha256, request_id)
+        op.audit("submit", f"request {request_id}", "queued", requester=requester, source=source,
+                 spki_sha256=details.spki_sha256)  # fmt: skip
+        return SubmitResult(records.request_model(doc), created=True)

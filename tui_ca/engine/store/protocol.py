@@ -1,0 +1,154 @@
+"""The record store the engine talks to: CA records, not files or tables.
+
+A backend keeps the records of one CA (requests, certificates, their PEMs, the
+indexes that enforce the domain rules, counters, configuration, the audit log,
+the revocation entries and the published CRL) and offers:
+
+* :meth:`RecordStore.transaction` — one per engine operation: exclusive
+  against every other writer (threads and processes), on fresh state, and all
+  or nothing. Changes staged in the :class:`StoreTransaction` are visible to
+  it at once and to everybody else only after the ``with`` block ends without
+  an exception.
+* :meth:`RecordStore.read` — a function run on a :class:`StoreView` that sees
+  one committed state (never half of a commit).
+* :meth:`RecordStore.view` — a cheap view for streaming reads, each record
+  whole but not necessarily of one instant.
+
+Documents are plain JSON-able dicts. The engine owns their fields (see
+``records.py``); a backend may index on the fields named in this protocol
+(``id``, ``status``, ``requester``, ``serial``) and keeps the rest opaque.
+Documents handed out by a view are shared: callers never mutate them, they
+build a new dict and ``put_*`` it.
+
+The rules themselves (one queued request and one active certificate per
+requester, unique serials, burnt IDs, blocked keys) are checked by the engine
+inside a transaction; a backend with constraints (PostgreSQL) enforces them
+again and raises :class:`~tui_ca.engine.errors.RuleError` on a violation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol, TypeVar, runtime_checkable
+
+T = TypeVar("T")
+
+# Published artefacts kept by the store (get_blob / put_blob names).
+CRL_DER_BLOB = "crl.der"
+CRL_PEM_BLOB = "crl.pem"
+
+# Counters and state every backend starts from (the "meta" record).
+META_DEFAULTS: dict[str, object] = {
+    "next_id": 1, "crl_number": 0, "audit_seq": 0, "audit_head": "", "queued": 0, "generation": 0,
+}  # fmt: skip
+
+Pause = Callable[[], None]
+
+
+@runtime_checkable
+class StoreView(Protocol):
+    """Read access to the records."""
+
+    def meta(self) -> dict:
+        """Counters: next_id, queued, crl_number, crl_this_update, crl_next_update, audit_seq, audit_head, generation."""
+
+    def config(self) -> dict:
+        """The CA's configuration, as set at ``init`` (empty before)."""
+
+    def get_request(self, request_id: int) -> dict | None: ...
+
+    def get_certificate(self, cert_id: int) -> dict | None:
+        """A certificate by its Certificate ID (the ID of the request it was issued for)."""
+
+    def get_csr_pem(self, request_id: int) -> str | None: ...
+
+    def get_cert_pem(self, cert_id: int) -> str | None: ...
+
+    def find_requester(self, name: str) -> dict | None:
+        """``{"name", "queued", "active"}`` for a requester, matched case-insensitively."""
+
+    def find_serial(self, serial: int) -> int | None:
+        """The Certificate ID of the certificate with this serial."""
+
+    def find_csr(self, csr_sha256: str) -> int | None:
+        """The request made from the CSR with this SHA-256 (hex of its DER)."""
+
+    def find_compromised(self, spki_sha256: str) -> int | None:
+        """The certificate whose key (SPKI SHA-256) was revoked for keyCompromise."""
+
+    def iter_requests(self, *, status: str | None = None, newest_first: bool = False,
+                      pause: Pause | None = None) -> Iterator[dict]:  # fmt: skip
+        """Request documents by ID (ascending, or descending with ``newest_first``).
+
+        Memory use does not grow with the store. ``pause`` is called now and then
+        so that a UI thread can take a turn during a long read.
+        """
+
+    def iter_certificates(self, *, pause: Pause | None = None) -> Iterator[dict]:
+        """Certificate documents by ID, ascending."""
+
+    def iter_audit(self) -> Iterator[dict]:
+        """Audit records by sequence number, ascending."""
+
+    def iter_revoked(self) -> Iterator[dict]:
+        """Revocation entries ``{"id", "serial", "at", "code"}`` by certificate ID."""
+
+    def crl_entries(self) -> tuple[list[bytes], int]:
+        """The DER of every CRL entry (revokedCertificates content) as chunks, and their count."""
+
+    def get_blob(self, name: str) -> bytes | None:
+        """A published artefact (``CRL_DER_BLOB``, ``CRL_PEM_BLOB``)."""
+
+
+@runtime_checkable
+class StoreTransaction(StoreView, Protocol):
+    """A view that can also change the records; nothing lands until the commit."""
+
+    def put_meta(self, meta: dict) -> None: ...
+
+    def put_config(self, config: dict) -> None: ...
+
+    def put_request(self, doc: dict) -> None:
+        """Insert or replace the request ``doc["id"]``."""
+
+    def put_certificate(self, doc: dict) -> None:
+        """Insert or replace the certificate ``doc["id"]``."""
+
+    def put_csr_pem(self, request_id: int, pem: str) -> None: ...
+
+    def put_cert_pem(self, cert_id: int, pem: str) -> None: ...
+
+    def put_requester(self, name: str, entry: dict) -> None:
+        """Set the requester's entry (``name``, ``queued``, ``active``); the key is the casefolded name."""
+
+    def put_serial(self, serial: int, cert_id: int) -> None: ...
+
+    def put_csr(self, csr_sha256: str, request_id: int) -> None: ...
+
+    def put_compromised(self, spki_sha256: str, cert_id: int) -> None: ...
+
+    def append_audit(self, doc: dict) -> None:
+        """Add the audit record ``doc["seq"]`` (records are never changed once written)."""
+
+    def put_revoked(self, entry: dict) -> None:
+        """Add a revocation entry ``{"id", "serial", "at", "code"}`` (a CRL entry)."""
+
+    def put_blob(self, name: str, data: bytes) -> None: ...
+
+
+@runtime_checkable
+class RecordStore(Protocol):
+    """One CA's records, shared by every thread and process that opens it."""
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """Exclusive, on fresh state, all or nothing; commits when the block ends cleanly."""
+
+    def read(self, read: Callable[[StoreView], T]) -> T:
+        """Run ``read`` on a view of one committed state (retried or locked as the backend needs)."""
+
+    def view(self) -> StoreView:
+        """A view for streaming reads: each record whole, not necessarily of one instant."""
+
+    def change_token(self) -> object:
+        """A cheap value that changes whenever anybody commits."""

@@ -1,0 +1,401 @@
+"""The embedded backend: the CA's records as sharded TinyDB files in the home.
+
+Collections (each a folder of TinyDB shard files under ``db/``):
+
+* ``requests``, ``certs``, ``csr_pems``, ``cert_pems``, ``revoked`` — keyed by
+  Certificate ID (doc_id), 256 IDs a shard.
+* ``audit`` — keyed by sequence number.
+* ``serials``, ``requesters``, ``csrs``, ``compromised`` — indexes keyed by
+  a string ``k`` (serial hex, casefolded requester, CSR SHA-256, SPKI SHA-256
+  of keys revoked for keyCompromise), sharded by its hash.
+* ``queue`` — the IDs of the queued requests, keyed by ID.
+* ``meta`` — doc 1: counters; doc 2: configuration set at ``init``.
+
+Beside them, ``crl/ca.crl`` (and ``.pem``) is the published CRL and
+``crl/entries/<shard>.der`` the CRL entries of each ``revoked`` shard, kept
+encoded so that publishing does not re-encode every entry. How the files are
+committed is in ``files.py``. This is the only module that imports TinyDB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+from tinydb.table import Document, Table
+
+from tui_ca.engine.crl import encode_entry
+from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner
+from tui_ca.engine.store.protocol import CRL_DER_BLOB, CRL_PEM_BLOB, META_DEFAULTS, Pause
+
+T = TypeVar("T")
+# Records per shard for collections keyed by number. Small enough that
+# rewriting one shard costs about a millisecond, large enough that 100,000
+# certificates fit in a few hundred files.
+ID_SHARD_SIZE = 256
+# Buckets for string-keyed indexes. A bulk approval of 200 touches a shard of
+# each index per distinct bucket, so fewer buckets mean fewer files per commit
+# (bench/: 256 buckets made ~280 index files of a 475-file commit); 64 still
+# keeps a bucket near 1,600 small entries at 100,000 certificates.
+KEY_BUCKETS = 64
+CRL_ENTRIES_DIR = "crl/entries"
+_BLOB_FILES = {CRL_DER_BLOB: "crl/ca.crl", CRL_PEM_BLOB: "crl/ca.crl.pem"}
+# Set in the meta record once the "queue" index holds every queued request.
+_QUEUE_INDEXED = "queue_indexed"
+_BLOB_MODES = {CRL_DER_BLOB: 0o644, CRL_PEM_BLOB: 0o644}
+
+
+def id_shard(number: int) -> str:
+    """Shard name for a numeric key (Certificate ID, audit sequence)."""
+    return f"{number // ID_SHARD_SIZE:05d}"
+
+
+def key_shard(key: str) -> str:
+    """Shard name for a string key (serial, requester, CSR hash, SPKI hash)."""
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return f"k{digest[0] % KEY_BUCKETS:02d}"
+
+
+def index_slot(key: str) -> int:
+    """Where an index entry lives in its shard: a doc_id from the key's hash.
+
+    A search would scan the whole bucket (about 1,600 entries at 100,000
+    certificates; bench/ seeding slowed from 2 to 16 ms a certificate); a
+    doc_id is one dict lookup. Bytes 8-13 of the digest are independent of the
+    bucket byte; entries are never deleted, so linear probing stays correct.
+    """
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[8:14], "big") + 1
+
+
+class _ShardStorage(Storage):
+    """TinyDB storage over one shard of a transaction (or a read-only view)."""
+
+    def __init__(self, owner: _ShardOwner, path: Path) -> None:
+        self._owner = owner
+        self._path = path
+
+    def read(self) -> dict[str, Any] | None:
+        return self._owner.shard_data(self._path)
+
+    def write(self, data: dict[str, Any]) -> None:
+        self._owner.stage_shard(self._path, data)
+
+
+class _IntKeyed(MutableMapping):
+    """A shard's documents (str ids) as TinyDB's updaters expect them (int ids), not copied."""
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self._raw = raw
+
+    def __contains__(self, doc_id: object) -> bool:
+        return str(doc_id) in self._raw
+
+    def __getitem__(self, doc_id: int) -> Any:
+        return self._raw[str(doc_id)]
+
+    def __setitem__(self, doc_id: int, doc: Any) -> None:
+        self._raw[str(doc_id)] = doc
+
+    def __delitem__(self, doc_id: int) -> None:
+        del self._raw[str(doc_id)]
+
+    def __iter__(self) -> Iterator[int]:
+        return (int(key) for key in self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+
+class _ShardTable(Table):
+    """A Table whose writes change the staged shard in place.
+
+    Stock ``Table._update_table`` re-keys the whole table twice per write
+    (str -> int -> str): a third of a 200-certificate approval in the
+    profiler. A transaction's shards are already private copies, so the
+    updater may work on them directly.
+    """
+
+    def _update_table(self, updater: Callable[[Any], None]) -> None:
+        owner = self._storage._owner
+        if not owner.writable:
+            raise RuntimeError("read-only view: open a transaction to write")
+        tables = self._storage.read() or {}
+        updater(_IntKeyed(tables.setdefault(self.name, {})))
+        self._storage.write(tables)
+        self.clear_cache()
+
+
+class _ShardDB(TinyDB):
+    table_class = _ShardTable
+
+
+class _Records:
+    """The record protocol over a files-layer view or transaction (mixed into both)."""
+
+    files: ShardFiles
+
+    # -------------------------------------------------------------- plumbing
+
+    def table(self, collection: str, shard: str) -> Table:
+        path = self.files.shard_path(collection, shard)
+        return _ShardDB(path, storage=lambda p: _ShardStorage(self, p)).table(collection)  # type: ignore[arg-type]
+
+    def _get(self, collection: str, number: int) -> dict | None:
+        data = self.shard_data(self.files.shard_path(collection, id_shard(number)))  # type: ignore[attr-defined]
+        if not data:
+            return None
+        return data.get(collection, {}).get(str(number))
+
+    def _index_get(self, name: str, key: str) -> dict | None:
+        data = self.shard_data(self.files.shard_path(name, key_shard(key)))  # type: ignore[attr-defined]
+        docs = data.get(name, {}) if data else {}
+        slot = index_slot(key)
+        while (doc := docs.get(str(slot))) is not None:
+            if doc.get("k") == key:
+                return doc
+            slot += 1
+        return None
+
+    def _iter(self, collection: str, *, newest_first: bool = False, pause: Pause | None = None) -> Iterator[dict]:
+        shards = self.shards(collection)  # type: ignore[attr-defined]
+        for shard in reversed(shards) if newest_first else shards:
+            data = self.shard_data(self.files.shard_path(collection, shard)) or {}  # type: ignore[attr-defined]
+            docs = data.get(collection, {})
+            for key in sorted(docs, key=int, reverse=newest_first):
+                yield docs[key]
+            if pause is not None:
+                pause()
+
+    # --------------------------------------------------------------- reading
+
+    def meta(self) -> dict:
+        doc = self._meta_doc(1)
+        return {**META_DEFAULTS, **doc} if doc else dict(META_DEFAULTS)
+
+    def config(self) -> dict:
+        doc = self._meta_doc(2)
+        return dict(doc) if doc else {}
+
+    def _meta_doc(self, number: int) -> dict | None:
+        data = self.shard_data(self.files.shard_path("meta", "meta"))  # type: ignore[attr-defined]
+        return data.get("meta", {}).get(str(number)) if data else None
+
+    def get_request(self, request_id: int) -> dict | None:
+        return self._get("requests", request_id)
+
+    def get_certificate(self, cert_id: int) -> dict | None:
+        return self._get("certs", cert_id)
+
+    def get_csr_pem(self, request_id: int) -> str | None:
+        doc = self._get("csr_pems", request_id)
+        return None if doc is None else doc["pem"]
+
+    def get_cert_pem(self, cert_id: int) -> str | None:
+        doc = self._get("cert_pems", cert_id)
+        return None if doc is None else doc["pem"]
+
+    def find_requester(self, name: str) -> dict | None:
+        doc = self._index_get("requesters", name.casefold())
+        return None if doc is None else {"name": doc.get("name", name), "queued": doc.get("queued"),
+                                         "active": doc.get("active")}  # fmt: skip
+
+    def _find_id(self, index: str, key: str) -> int | None:
+        doc = self._index_get(index, key)
+        return None if doc is None else doc["id"]
+
+    def find_serial(self, serial: int) -> int | None:
+        return self._find_id("serials", format(serial, "x"))
+
+    def find_csr(self, csr_sha256: str) -> int | None:
+        return self._find_id("csrs", csr_sha256)
+
+    def find_compromised(self, spki_sha256: str) -> int | None:
+        return self._find_id("compromised", spki_sha256)
+
+    def iter_requests(self, *, status: str | None = None, newest_first: bool = False,
+                      pause: Pause | None = None) -> Iterator[dict]:  # fmt: skip
+        if status == "queued" and not newest_first and self.meta().get(_QUEUE_INDEXED):
+            # The queue index: a start-up's expiry check reads the few queued
+            # requests, not every request ever made.
+            for entry in self._iter("queue", pause=pause):
+                doc = self.get_request(entry["id"])
+                if doc is not None and doc["status"] == status:
+                    yield doc
+            return
+        for doc in self._iter("requests", newest_first=newest_first, pause=pause):
+            if status is None or doc["status"] == status:
+                yield doc
+
+    def iter_certificates(self, *, pause: Pause | None = None) -> Iterator[dict]:
+        return self._iter("certs", pause=pause)
+
+    def iter_audit(self) -> Iterator[dict]:
+        # Sorted by the stored field, not the doc_id: a hand-edited log must
+        # show up as a broken chain in verify_chain, not be silently re-ordered.
+        docs = list(self._iter("audit"))
+        return iter(sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0))
+
+    def iter_revoked(self) -> Iterator[dict]:
+        for shard in self.shards("revoked"):  # type: ignore[attr-defined]
+            data = self.shard_data(self.files.shard_path("revoked", shard)) or {}  # type: ignore[attr-defined]
+            docs = data.get("revoked", {})
+            for key in sorted(docs, key=int):
+                yield {"id": int(key), **docs[key]}
+
+    def get_blob(self, name: str) -> bytes | None:
+        try:
+            return self.files.read_blob(_BLOB_FILES[name])
+        except FileNotFoundError:
+            return None
+
+    # Each revoked shard's CRL entries are kept encoded beside it
+    # (crl/entries/<shard>.der: a 4-byte count, then the DER entries), written
+    # by every transaction that changes the shard, so a fresh process publishes
+    # 100,000 entries by reading a few hundred small files instead of parsing
+    # and re-encoding every record (bench/: cold publish was 1.2-2x openssl).
+
+    def _encode_revoked_shard(self, shard: str) -> bytes:
+        data = self.shard_data(self.files.shard_path("revoked", shard)) or {}  # type: ignore[attr-defined]
+        docs = data.get("revoked", {}).values()
+        body = b"".join(
+            encode_entry(int(doc["serial"], 16), datetime.fromisoformat(doc["at"]), doc["code"]) for doc in docs
+        )
+        return len(docs).to_bytes(4, "big") + body
+
+    def _entries_blob(self, shard: str) -> bytes:
+        relpath = f"{CRL_ENTRIES_DIR}/{shard}.der"
+        try:
+            return self.files.read_blob(relpath)
+        except FileNotFoundError:
+            blob = self._encode_revoked_shard(shard)
+            if isinstance(self, Transaction):
+                # A home written before these files existed heals on its next publish.
+                self.write_blob(relpath, blob)
+            return blob
+
+    def crl_entries(self) -> tuple[list[bytes], int]:
+        chunks: list[bytes] = []
+        total = 0
+        for shard in self.shards("revoked"):  # type: ignore[attr-defined]
+            dirty = isinstance(self, Transaction) and self.is_dirty(self.files.shard_path("revoked", shard))
+            blob = self._encode_revoked_shard(shard) if dirty else self._entries_blob(shard)
+            total += int.from_bytes(blob[:4], "big")
+            chunks.append(blob[4:])
+        return chunks, total
+
+
+class _TinyView(_Records, View):
+    def __init__(self, files: ShardFiles) -> None:
+        View.__init__(self, files)
+        self.files = files
+
+
+class _TinyTransaction(_Records, Transaction):
+    def __init__(self, files: ShardFiles) -> None:
+        Transaction.__init__(self, files)
+        self.files = files
+
+    def _put(self, collection: str, number: int, doc: dict) -> None:
+        self.table(collection, id_shard(number)).upsert(Document(doc, doc_id=number))
+
+    def put_meta(self, meta: dict) -> None:
+        if not meta.get(_QUEUE_INDEXED):
+            # Homes from before the queue index get it on their first commit.
+            for doc in self._iter("requests"):
+                if doc["status"] == "queued":
+                    self._index_queue(doc)
+            meta = {**meta, _QUEUE_INDEXED: True}
+        self.table("meta", "meta").upsert(Document(meta, doc_id=1))
+
+    def _index_queue(self, doc: dict) -> None:
+        queue = self.table("queue", id_shard(doc["id"]))
+        if doc["status"] == "queued":
+            queue.upsert(Document({"id": doc["id"]}, doc_id=doc["id"]))
+        elif queue.contains(doc_id=doc["id"]):
+            queue.remove(doc_ids=[doc["id"]])
+
+    def put_config(self, config: dict) -> None:
+        self.table("meta", "meta").upsert(Document(config, doc_id=2))
+
+    def put_request(self, doc: dict) -> None:
+        self._put("requests", doc["id"], doc)
+        self._index_queue(doc)
+
+    def put_certificate(self, doc: dict) -> None:
+        self._put("certs", doc["id"], doc)
+
+    def put_csr_pem(self, request_id: int, pem: str) -> None:
+        self._put("csr_pems", request_id, {"pem": pem})
+
+    def put_cert_pem(self, cert_id: int, pem: str) -> None:
+        self._put("cert_pems", cert_id, {"pem": pem})
+
+    def _index_put(self, name: str, key: str, value: dict) -> None:
+        table = self.table(name, key_shard(key))
+        value = {**value, "k": key}
+        slot = index_slot(key)
+        while (doc := table.get(doc_id=slot)) is not None and doc.get("k") != key:
+            slot += 1
+        if doc is None:
+            table.insert(Document(value, doc_id=slot))
+        else:
+            table.update(value, doc_ids=[slot])
+
+    def put_requester(self, name: str, entry: dict) -> None:
+        self._index_put("requesters", name.casefold(), entry)
+
+    def put_serial(self, serial: int, cert_id: int) -> None:
+        self._index_put("serials", format(serial, "x"), {"id": cert_id})
+
+    def put_csr(self, csr_sha256: str, request_id: int) -> None:
+        self._index_put("csrs", csr_sha256, {"id": request_id})
+
+    def put_compromised(self, spki_sha256: str, cert_id: int) -> None:
+        self._index_put("compromised", spki_sha256, {"id": cert_id})
+
+    def append_audit(self, doc: dict) -> None:
+        self.table("audit", id_shard(doc["seq"])).insert(Document(doc, doc_id=doc["seq"]))
+
+    def put_revoked(self, entry: dict) -> None:
+        cert_id = entry["id"]
+        self._put("revoked", cert_id, {"serial": entry["serial"], "at": entry["at"], "code": entry["code"]})
+        self.before_commit("crl-entries", _refresh_crl_entries)
+
+    def put_blob(self, name: str, data: bytes) -> None:
+        self.write_blob(_BLOB_FILES[name], data, _BLOB_MODES[name])
+
+
+def _refresh_crl_entries(txn: Transaction) -> None:
+    assert isinstance(txn, _TinyTransaction)
+    for shard in txn.shards("revoked"):
+        if txn.is_dirty(txn.files.shard_path("revoked", shard)):
+            txn.write_blob(f"{CRL_ENTRIES_DIR}/{shard}.der", txn._encode_revoked_shard(shard))
+
+
+class TinyDBStore:
+    """The record store in a home's ``db/`` folder (see the module docstring)."""
+
+    def __init__(self, home: Path | str) -> None:
+        self.home = Path(home)
+        self.files = ShardFiles(self.home)
+
+    @contextmanager
+    def transaction(self) -> Iterator[_TinyTransaction]:
+        with self.files.transaction(lambda files: _TinyTransaction(files)) as txn:
+            yield txn  # type: ignore[misc]
+
+    def read(self, read: Callable[[_TinyView], T]) -> T:
+        return self.files.read_consistently(lambda: read(_TinyView(self.files)))
+
+    def view(self) -> _TinyView:
+        return _TinyView(self.files)
+
+    def change_token(self) -> object:
+        return self.files.signature(self.files.shard_path("meta", "meta"))
