@@ -93,6 +93,8 @@ def _args_init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--base-url", help="public HTTP base named in certificates for CRL and OCSP")
     p.add_argument("--crl-days", type=int, default=7, help="CRL nextUpdate in days (default 7)")
     p.add_argument("--queue-days", type=int, default=30, help="queued requests older than this expire (default 30)")
+    p.add_argument("--allow-wildcards", action="store_true",
+                   help="accept wildcard DNS names (*.example.net) in CSRs (default: refused)")  # fmt: skip
     p.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
     p.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
 
@@ -142,10 +144,23 @@ def _args_revoke(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", default="unspecified", help="RFC 5280 reason (default unspecified)")
 
 
+def _args_revoke_issuing_ca(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reason", required=True, help="keyCompromise, cACompromise, superseded, …")
+
+
+def _args_unhold(p: argparse.ArgumentParser) -> None:
+    p.add_argument("id", help="Certificate ID or serial in hex of a certificate on hold")
+
+
+def _args_rekey_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--new-passphrase-file", type=Path, help="encrypt under this passphrase instead (8+ characters)")
+
+
 def _args_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("id", help="Certificate ID or serial in hex")
     p.add_argument("--chain", action="store_true", help="append the issuing CA and the root")
     p.add_argument("-o", "--output", type=Path, help="write to this file (default stdout)")
+    p.add_argument("--force", action="store_true", help="replace an existing output file")
 
 
 def _args_ca_cert(p: argparse.ArgumentParser) -> None:
@@ -225,6 +240,10 @@ SPECS: dict[str, Spec] = {
     "approve": Spec("issue certificates (several IDs in one pass)", _args_approve),
     "reject": Spec("reject a queued request", _args_reject),
     "revoke": Spec("revoke and publish a new CRL", _args_revoke),
+    "revoke-issuing-ca": Spec("emergency: the root revokes the issuing CA and publishes its CRL",
+                              _args_revoke_issuing_ca),
+    "unhold": Spec("release a certificateHold and publish a new CRL", _args_unhold),
+    "rekey-file": Spec("rewrite the CA key files as standard encrypted PKCS#8", _args_rekey_file),
     "export": Spec("a certificate as PEM", _args_export),
     "ca-cert": Spec("the signing certificate as PEM", _args_ca_cert),
     "crl": Spec("the current CRL (re-published if stale)", _args_crl),
@@ -319,6 +338,9 @@ def _die(message: str, code: int) -> int:
 
 
 def _read_secret_file(path: Path) -> bytes:
+    from tui_ca.engine.process import make_undumpable
+
+    make_undumpable()
     try:
         return path.read_bytes().rstrip(b"\r\n")
     except OSError as exc:
@@ -334,15 +356,24 @@ def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> byt
             raise InputError(f"the passphrase file {path} is empty")
         return secret
 
+    answer: list[bytes | None] = []
+
     def ask() -> bytes | None:
+        # Asked once per process: the root and issuing keys share the passphrase.
+        if answer:
+            return answer[0]
         if not sys.stdin.isatty():
             return None
         import getpass
 
+        from tui_ca.engine.process import make_undumpable
+
+        make_undumpable()
         first = getpass.getpass("CA key passphrase: ").encode()
         if confirm and first != getpass.getpass("Repeat the passphrase: ").encode():
             raise InputError("the passphrases do not match")
-        return first or None
+        answer.append(first or None)
+        return answer[0]
 
     return ask
 
@@ -399,18 +430,32 @@ def _status(value: str, width: int = 0, *, colour: bool = False) -> str:
 
 
 def _parse_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise InputError(f"{text!r} is not a Certificate ID (a small decimal number)")
     return int(text)
 
 
-def _write_output(data: bytes, output: Path | None) -> None:
+def _write_output(data: bytes, output: Path | None, *, force: bool = True) -> None:
+    """stdout, or a file written beside and renamed over: never through a symlink, never half-written.
+
+    Without ``force`` an existing file (or symlink) is refused, as the UI asks first.
+    """
     if output is None:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
         return
+    if not force and (output.is_symlink() or output.exists()):
+        kind = "a symlink" if output.is_symlink() else "already there"
+        raise InputError(f"{output} is {kind}; add --force to replace it")
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     try:
-        output.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, output)
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as exc:
         raise InputError(f"cannot write {output}: {exc.strerror}") from None
 
@@ -428,7 +473,7 @@ def cmd_init(ca: CertificateAuthority, args: argparse.Namespace) -> int:
         raise InputError(f"cannot write {args.output}: its folder is missing or not writable")
     result = ca.init(names, days=args.days, key_type=args.key_type, base_url=args.base_url,
                      external_root=args.external_root, crl_days=args.crl_days,
-                     queue_days=args.queue_days)  # fmt: skip
+                     queue_days=args.queue_days, allow_wildcards=args.allow_wildcards)  # fmt: skip
     if isinstance(result, bytes):
         if args.output:
             _write_output(result, args.output)
@@ -509,13 +554,16 @@ def _enum(kind: type[Enum], value: str | None) -> Any:
 
 
 def _request_json(r: Request) -> dict[str, Any]:
-    return _jsonable(r)
+    data: dict[str, Any] = _jsonable(r)
+    data["details"]["name_warning"] = r.details.name_warning
+    return data
 
 
 def _cert_json(c: Certificate, now: datetime) -> dict[str, Any]:
     data = _jsonable(c)
     data["serial"] = serial_text(c.serial)
     data["status"] = c.status_at(now).value
+    data["name_warning"] = c.name_warning
     return data
 
 
@@ -554,6 +602,8 @@ def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
             print(f"Approvals        {_approvals_text(ca, request)}")
         print(f"Subject          {_safe(d.subject)}")
         print(f"SANs             {', '.join(_safe(s) for s in d.sans) or '-'}")
+        if d.name_warning and cert is None:
+            print(f"Warning          {d.name_warning}")
         print(f"Key              {d.key_type}")
         print(f"SPKI SHA-256     {d.fingerprint_groups}")
         print(f"Submitted        {request.submitted_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.submitted_by.describe())} "
@@ -569,6 +619,8 @@ def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
         print(f"Certificate      {_status(cert.status_at(now).value, colour=colour)}, "
               f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}")  # fmt: skip
         print(f"SHA-256          {cert.sha256}")
+        if cert.name_warning:
+            print(f"Warning          {cert.name_warning}")
         if cert.revoked_at and cert.revoked_by and cert.revocation_reason:
             print(f"Revoked          {cert.revoked_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(cert.revoked_by.describe())} "
                   f"({cert.revocation_reason.value})")  # fmt: skip
@@ -581,6 +633,8 @@ def cmd_approve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     for outcome in ca.approve(ids, days=args.days):
         if outcome.certificate is not None:
             print(f"{outcome.id} {serial_text(outcome.certificate.serial)}")
+            if outcome.warning:
+                print(f"tui-ca: request {outcome.id}: {outcome.warning}", file=sys.stderr)
             issued += 1
         elif outcome.pending:
             print(f"{outcome.id} approval {len(outcome.approvals)} of {outcome.needed} recorded "
@@ -619,7 +673,37 @@ def cmd_revoke(ca: CertificateAuthority, args: argparse.Namespace) -> int:
 
 
 def cmd_export(ca: CAReader, args: argparse.Namespace) -> int:
-    _write_output(ca.certificate_pem(_target(args.id), chain=args.chain), args.output)
+    _write_output(ca.certificate_pem(_target(args.id), chain=args.chain), args.output, force=args.force)
+    return 0
+
+
+def cmd_revoke_issuing_ca(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.engine.chain import revoke_issuing_ca
+    from tui_ca.engine.models import RevocationReason
+
+    reason = RevocationReason.parse(args.reason)
+    info = revoke_issuing_ca(ca, reason)
+    print(f"issuing CA revoked by the root: {reason.value}; root CRL {info.number} published; "
+          "nothing more will be signed with it")  # fmt: skip
+    return 0
+
+
+def cmd_unhold(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.engine.revocation_state import unhold
+
+    cert = unhold(ca, _target(args.id))
+    print(f"certificate {cert.id} (serial {serial_text(cert.serial)}) released from hold; "
+          f"CRL {ca.info().crl_number} published")  # fmt: skip
+    return 0
+
+
+def cmd_rekey_file(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.engine.key_files import rekey_files
+
+    new = None if args.new_passphrase_file is None else _read_secret_file(args.new_passphrase_file)
+    done = rekey_files(ca, new)
+    print(f"rewritten as encrypted PKCS#8: {', '.join(done)}" if ca.key_is_encrypted() else
+          f"rewritten as PKCS#8 (no passphrase): {', '.join(done)}")  # fmt: skip
     return 0
 
 
@@ -661,8 +745,8 @@ def cmd_audit(ca: CAReader, args: argparse.Namespace) -> int:
 def cmd_expire(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     from datetime import timedelta
 
-    if args.days is not None and args.days < 1:
-        raise InputError("--days must be at least 1")
+    if args.days is not None and not 1 <= args.days <= 36500:
+        raise InputError(f"--days must be between 1 and 36500, not {args.days}")
     expired = ca.expire_queue(None if args.days is None else timedelta(days=args.days))
     print(f"{len(expired)} queued request(s) expired" + (f": {', '.join(map(str, expired))}" if expired else ""))
     return 0
@@ -726,7 +810,8 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup, "policy": cmd_policy,
+    "server-setup": cmd_server_setup, "policy": cmd_policy, "revoke-issuing-ca": cmd_revoke_issuing_ca,
+    "rekey-file": cmd_rekey_file, "unhold": cmd_unhold,
 }  # fmt: skip
 
 

@@ -155,15 +155,16 @@ def test_audit_shows_who_from_where_and_verifies(home):
     records = cli_json(home, "audit")
     assert [(r["action"], r["target"], r["outcome"]) for r in records] == [
         ("init", "root and issuing CA", "created"), ("crl", "CRL 1", "published"),
+        ("crl", "root CRL 1", "published"),
         ("submit", "request 1", "queued"), ("approve", "request 1", "issued"),
         ("revoke", "certificate 1", "revoked (superseded)"), ("crl", "CRL 2", "published"),
         ("submit", "request 2", "queued"), ("reject", "request 2", "rejected"),
     ]  # fmt: skip
     assert {r["address"] for r in records} == {"198.51.100.23"}
     assert all(r["user"] and r["at"] and r["hash"] for r in records)
-    assert [r["seq"] for r in records] == list(range(1, 9))
+    assert [r["seq"] for r in records] == list(range(1, 10))
     text = cli(home, "audit").splitlines()
-    assert len(text) == 8 and "@198.51.100.23" in text[3] and "approve" in text[3]
+    assert len(text) == 9 and "@198.51.100.23" in text[4] and "approve" in text[4]
     # Without $SSH_CLIENT the record carries no address.
     result = run_cli(home, "submit", "-", input=csr_pem(make_csr(cn="eta")))
     assert result.returncode == 0

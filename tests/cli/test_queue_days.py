@@ -29,4 +29,4 @@ def test_expire_queue_defaults_to_the_configured_age(tmp_path):
     assert cli(home, "init", "--cn", "Q CA", "--queue-days", "3").returncode == 0
     assert cli(home, "expire-queue").stdout == "0 queued request(s) expired\n"
     records = json.loads(cli(home, "audit", "--json").stdout)
-    assert [r["action"] for r in records] == ["init", "crl"]
+    assert [r["action"] for r in records] == ["init", "crl", "crl"]  # the issuing CA's CRL, then the root's

@@ -275,6 +275,7 @@ def test_every_change_is_audited_in_order(ca, clock):
     actions = [(r.action, r.target, r.outcome) for r in ca.audit_records()]
     assert actions == [
         ("init", "root and issuing CA", "created"), ("crl", "CRL 1", "published"),
+        ("crl", "root CRL 1", "published"),
         ("submit", f"request {request_id}", "queued"), ("approve", f"request {request_id}", "issued"),
         ("revoke", f"certificate {request_id}", "revoked (cessationOfOperation)"), ("crl", "CRL 2", "published"),
         ("submit", f"request {other}", "queued"), ("reject", f"request {other}", "rejected"),

@@ -23,11 +23,21 @@ FLAGS = ["--country", "GB", "--state", "England", "--locality", "London", "--org
          "--ou", "PKI", "--cn", "Example Issuing CA", "--email", "pki@example.net"]  # fmt: skip
 
 
-def assert_is_ca(cert: x509.Certificate, signer: x509.Certificate, path_length: int | None) -> None:
-    """A CA certificate: exactly BC, KU, SKI, AKI (and a SAN for an e-mail), each as RFC 5280 wants."""
+def assert_is_ca(cert: x509.Certificate, signer: x509.Certificate, path_length: int | None,
+                 base_url: str | None = None) -> None:  # fmt: skip
+    """A CA certificate: exactly BC, KU, SKI, AKI (and a SAN for an e-mail), each as RFC 5280 wants.
+
+    With ``base_url``, an issuing CA also names the root's CRL (CDP) and certificate (AIA caIssuers).
+    """
     ext = {e.oid: e for e in cert.extensions}
     expected = {ExtensionOID.BASIC_CONSTRAINTS, ExtensionOID.KEY_USAGE, ExtensionOID.SUBJECT_KEY_IDENTIFIER,
                 ExtensionOID.AUTHORITY_KEY_IDENTIFIER}  # fmt: skip
+    if base_url is not None:
+        expected |= {ExtensionOID.CRL_DISTRIBUTION_POINTS, ExtensionOID.AUTHORITY_INFORMATION_ACCESS}
+        cdp = ext[ExtensionOID.CRL_DISTRIBUTION_POINTS]
+        assert not cdp.critical and cdp.value[0].full_name[0].value == f"{base_url}/crl/root.crl"
+        aia = ext[ExtensionOID.AUTHORITY_INFORMATION_ACCESS]
+        assert not aia.critical and [d.access_location.value for d in aia.value] == [f"{base_url}/root.crt"]
     emails = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)]
     if emails:
         expected.add(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
@@ -71,7 +81,7 @@ def test_init_from_flags_puts_every_name_field_in_place(tmp_path):
                                     ("emailAddress", "pki@example.net")]  # fmt: skip
     assert _attrs(issuing.subject) == [*common, ("commonName", "Example Issuing CA")]
     assert_is_ca(root, root, None)
-    assert_is_ca(issuing, root, 0)
+    assert_is_ca(issuing, root, 0, "http://pki.example.net:8080")
     assert json.loads(run_cli(home, "audit", "--json", check=True).stdout)[0]["action"] == "init"
     # The base URL (trailing slash dropped) lands in issued certificates.
     run_cli(home, "submit", "-", input=csr_pem(make_csr(cn="dev")), check=True)

@@ -22,6 +22,7 @@ from tui_ca.tui.widgets.record_list import Column, RecordList, Row
 from tui_support import DEMO_CA_NAMES, clock, demo_home, list_lines, make_app, pilot_test, screen_lines, settle, until  # noqa: F401
 
 HOSTILE_CN = "[bold red]x[/]\x1b[2J\r\x00[link=https://e.x]y[/link]\u202egnp.exe"
+HOSTILE_REQUESTER = "[bold red]x[/][link=https://e.x]y[/link]"
 LONG_RTL = "שלום-עולם-" * 40
 
 
@@ -142,7 +143,10 @@ async def test_an_encrypted_key_is_asked_for_once_and_a_wrong_one_is_refused(tmp
 @pilot_test
 async def test_hostile_text_is_shown_literally_and_cannot_break_the_layout(demo_home, clock):
     ca = CertificateAuthority(demo_home, clock=clock)
-    hostile = ca.submit(csr_pem(make_csr("ec-p256", cn=HOSTILE_CN, sans=["DNS:evil.example"]))).request
+    # A requester name with control characters is refused at intake (even from
+    # the CN), so the escape codes reach the screens through the subject only.
+    hostile = ca.submit(csr_pem(make_csr("ec-p256", cn=HOSTILE_CN, sans=["DNS:evil.example"])),
+                        requester=HOSTILE_REQUESTER).request  # fmt: skip
     long_one = ca.submit(csr_pem(make_csr("ec-p256", cn=LONG_RTL[:30])), requester=LONG_RTL[:120]).request
     app = make_app(demo_home, clock)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -150,7 +154,7 @@ async def test_hostile_text_is_shown_literally_and_cannot_break_the_layout(demo_
         queued = app.screen.query_one("#queued", RecordList)
         lines = list_lines(queued)
         drawn = "\n".join(lines)
-        assert "[bold red]x[/]" in drawn and "\\x1b[2J" in drawn
+        assert "[bold red]x[/]" in drawn
         assert not any(ch in drawn for ch in "\x1b\r\x00\u202e")
         # Every line is exactly the width of the list: nothing wraps or spills.
         from tui_support import text_of

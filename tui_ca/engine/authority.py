@@ -13,7 +13,6 @@ from cryptography import x509
 
 from tui_ca.engine.errors import NoCAError, UnsafeHomeError
 from tui_ca.engine.home import ISSUING_KEY
-from tui_ca.engine.keys import is_encrypted, load_key
 from tui_ca.engine.models import Actor
 from tui_ca.engine.operation import Operation, operation
 from tui_ca.engine.reader import CAReader
@@ -71,7 +70,10 @@ class AuthorityBase(CAReader):
                 raise NoCAError(f"the CA key {relpath} is not in {self.home}")
             self._check_private(path)
             data = path.read_bytes()
-            self._keys[relpath] = load_key(data, self._resolve_passphrase() if is_encrypted(data) else None)
+            from tui_ca.engine import key_files
+
+            # Unlocking also migrates a legacy key file to standard PKCS#8.
+            self._keys[relpath] = key_files.unlock(self, relpath, data)
         return self._keys[relpath]
 
     def unlock(self) -> None:

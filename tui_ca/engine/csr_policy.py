@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from tui_ca.engine.errors import InputError, RuleError
 from tui_ca.engine.models import CsrDetails, NameFields
+from tui_ca.engine.names import check_general_names, effective_sans
 
 MAX_CSR_BYTES = 64 * 1024
 MIN_RSA_BITS = 2048
@@ -152,8 +153,12 @@ def check_name_bounds(name: x509.Name) -> None:
             raise InputError(f"the CSR's {label} is {len(value)} characters long; 1 to {bound} are allowed")
 
 
-def check_and_describe(csr: x509.CertificateSigningRequest) -> CsrDetails:
-    """Apply the intake policy and return what the admin will be shown."""
+def check_and_describe(csr: x509.CertificateSigningRequest, *, allow_wildcard: bool = False) -> CsrDetails:
+    """Apply the intake policy and return what the admin will be shown.
+
+    ``sans`` are those the certificate will carry: the CSR's, plus its CN when
+    that is a hostname or an IP address missing from them (see names.py).
+    """
     try:
         signature_valid = csr.is_signature_valid
     except (ValueError, TypeError, UnsupportedAlgorithm):
@@ -171,7 +176,7 @@ def check_and_describe(csr: x509.CertificateSigningRequest) -> CsrDetails:
         extensions = csr.extensions
     except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
         raise InputError(f"the CSR's requested extensions are malformed ({exc.__class__.__name__})") from None
-    sans: tuple[str, ...] = ()
+    san_names: list[x509.GeneralName] = []
     for extension in extensions:
         value = extension.value
         if isinstance(value, x509.BasicConstraints) and value.ca:
@@ -179,7 +184,8 @@ def check_and_describe(csr: x509.CertificateSigningRequest) -> CsrDetails:
         if isinstance(value, x509.KeyUsage) and (value.key_cert_sign or value.crl_sign):
             raise RuleError("the CSR asks for keyCertSign or cRLSign; only end-entity certificates are issued")
         if isinstance(value, x509.SubjectAlternativeName):
-            sans = tuple(format_general_name(name) for name in value)
+            check_general_names(value, allow_wildcard=allow_wildcard)
+            san_names = list(value)
     try:
         # cryptography warns (on stderr) about out-of-bounds values as it reads
         # the name; check_name_bounds turns them into a one-line refusal instead.
@@ -191,6 +197,7 @@ def check_and_describe(csr: x509.CertificateSigningRequest) -> CsrDetails:
         check_name_bounds(name)
     except ValueError:
         raise InputError("the CSR's subject cannot be read") from None
+    sans = tuple(format_general_name(name) for name in effective_sans(fields.common_name, san_names))
     if not fields.common_name and not sans:
         raise RuleError("the CSR names no subject: it has neither a common name (CN) nor a subject alternative name")
     key_type, key_size = describe_key(public_key)

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from tui_ca.engine import records
+from tui_ca.engine import clock, records, revocation_state
 from tui_ca.engine.approval_policy import ApprovalPolicy
 from tui_ca.engine.authority import DEFAULT_LEAF_DAYS, DEFAULT_QUEUE_DAYS, MAX_LEAF_DAYS, MAX_REASON_CHARS
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
@@ -40,6 +40,7 @@ class Decisions(Governance, Publishing):
         outcomes: list[ApproveOutcome] = []
         renewed: list[int] = []
         with self._operation(actor) as op:
+            clock.check_can_issue(self, op.meta)
             config = op.txn.config()
             issuer = LeafIssuer(issuing, key, config.get("base_url"))
             lifetime = timedelta(days=days or config.get("leaf_days", DEFAULT_LEAF_DAYS))
@@ -49,7 +50,10 @@ class Decisions(Governance, Publishing):
                 except (RuleError, InputError) as exc:
                     outcomes.append(ApproveOutcome(request_id, error=str(exc), refusal=type(exc)))
                     continue
-                outcomes.append(ApproveOutcome(request_id, certificate=cert, approvals=approvers, needed=needed))
+                warning = None if cert is None else clock.cut_short_warning(
+                    cert.not_after, self.now() + lifetime, issuing.not_valid_after_utc)  # fmt: skip
+                outcomes.append(ApproveOutcome(request_id, certificate=cert, approvals=approvers, needed=needed,
+                                               warning=warning))  # fmt: skip
                 if superseded is not None:
                     renewed.append(superseded)
             for old_id in renewed:
@@ -167,14 +171,21 @@ class Decisions(Governance, Publishing):
                actor: Actor | None = None) -> Certificate:  # fmt: skip
         """Revoke by Certificate ID or serial (hex) and publish a new CRL in the same commit."""
         self._require_ca()
-        cert_id = self.certificate(target).id
+        current = self.certificate(target)
+        cert_id = current.id
         self._require_role("revoke", f"certificate {cert_id}", actor)
+        if revocation_state.wants_remark(current, reason):
+            return revocation_state.remark_key_compromise(self, cert_id, actor=actor)
         key = self.signing_key()
         issuing = self.issuing_cert()
         with self._operation(actor) as op:
             self._revoke_doc(op, cert_id, reason)
             self._publish_crl(op, issuing, key)
         return self.certificate(cert_id)
+
+    def unhold(self, target: int | str, *, actor: Actor | None = None) -> Certificate:
+        """Release a certificateHold; the certificate leaves the CRL published in the same commit."""
+        return revocation_state.unhold(self, target, actor=actor)
 
     def _revoke_doc(self, op: Operation, cert_id: int, reason: RevocationReason) -> None:
         txn = op.txn

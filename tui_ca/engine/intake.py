@@ -12,24 +12,15 @@ from tui_ca.engine import records
 from tui_ca.engine.authority import MAX_REQUESTER_CHARS, AuthorityBase
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, RuleError
+from tui_ca.engine.names import requester_from
 from tui_ca.engine.models import Actor, CsrDetails, RequestStatus, SubmitResult
 from tui_ca.engine.operation import Operation
 
 
 class Intake(AuthorityBase):
     def _normalise_requester(self, requester: str | None, details: CsrDetails) -> str:
-        if requester is not None:
-            requester = requester.strip()
-            if not requester:
-                raise InputError("the requester name is empty")
-            if len(requester) > MAX_REQUESTER_CHARS:
-                raise InputError(f"the requester name is longer than {MAX_REQUESTER_CHARS} characters")
-            if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in requester):
-                raise InputError("the requester name contains control characters")
-            return requester
-        if details.common_name:
-            return details.common_name
-        return details.sans[0].split(":", 1)[1]
+        # A name taken from the CSR is checked like one given with --requester (names.py).
+        return requester_from(requester, details.common_name, details.sans)
 
     def submit(
         self, data: bytes, *, requester: str | None = None, source: str = "cli", actor: Actor | None = None,
@@ -45,10 +36,11 @@ class Intake(AuthorityBase):
     ) -> list[SubmitResult]:  # fmt: skip
         """Queue several CSRs in one transaction (imports, benchmarks). All or nothing."""
         self._require_ca()
+        allow_wildcards = bool(self.config().get("allow_wildcards"))
         prepared = []
         for data, requester in items:
             csr = load_csr(data)
-            details = check_and_describe(csr)
+            details = check_and_describe(csr, allow_wildcard=allow_wildcards)
             prepared.append((csr, details, self._normalise_requester(requester, details)))
         with self._operation(actor) as op:
             return [self._submit_one(op, csr, details, name, source, renewal_of, max_queued)

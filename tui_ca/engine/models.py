@@ -181,6 +181,13 @@ class CsrDetails:
     """SHA-256 of the CSR's DER, used to recognise a re-sent request."""
 
     @property
+    def name_warning(self) -> str | None:
+        """Set when no TLS stack could match the certificate by hostname or address."""
+        from tui_ca.engine.names import name_warning
+
+        return name_warning(self.sans)
+
+    @property
     def fingerprint_groups(self) -> str:
         """The SPKI fingerprint in groups of four, for reading aloud."""
         return group_fingerprint(self.spki_sha256)
@@ -258,6 +265,13 @@ class Certificate:
     """Who revoked it."""
     revocation_reason: RevocationReason | None = None
     """Why."""
+
+    @property
+    def name_warning(self) -> str | None:
+        """Set when no TLS stack could match the certificate by hostname or address."""
+        from tui_ca.engine.names import name_warning
+
+        return name_warning(self.sans)
 
     @property
     def serial_hex(self) -> str:
@@ -345,6 +359,9 @@ class ApproveOutcome:
     def pending(self) -> bool:
         """The approval was recorded but more admins must approve before issuing."""
         return self.certificate is None and self.error is None
+
+    warning: str | None = None
+    """Issued, but not as asked (e.g. cut short by the issuing CA's end)."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine.models import NameFields
+from tui_ca.engine.names import effective_sans
 
 # Backdating hides small clock differences between the CA and relying parties.
 BACKDATE = timedelta(minutes=5)
@@ -24,6 +25,7 @@ def public_urls(base_url: str) -> dict[str, str]:
     base = base_url.rstrip("/")
     return {
         "crl": f"{base}/ca.crl",
+        "root_crl": f"{base}/crl/root.crl",
         "ca_cert": f"{base}/ca.crt",
         "root_cert": f"{base}/root.crt",
         "ocsp": f"{base}/ocsp",
@@ -98,11 +100,15 @@ def build_issuing_csr(key, subject: x509.Name) -> x509.CertificateSigningRequest
 
 def build_issuing(
     public_key, subject: x509.Name, root_cert: x509.Certificate, root_key, serial: int,
-    not_before: datetime, not_after: datetime,
+    not_before: datetime, not_after: datetime, base_url: str | None = None,
 ) -> x509.Certificate:  # fmt: skip
-    """The issuing CA, signed by the root, allowed to sign end entities only."""
+    """The issuing CA, signed by the root, allowed to sign end entities only.
+
+    With a base URL it names the root's CRL and certificate, so relying parties
+    that check the whole path (Java's PKIX) can check the issuing CA too.
+    """
     root_ski = root_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(root_cert.subject)
@@ -114,8 +120,26 @@ def build_issuing(
         .add_extension(_ca_key_usage(), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(root_ski), critical=False)
-        .sign(root_key, signature_hash(root_key))
     )
+    if base_url:
+        urls = public_urls(base_url)
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints(
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(urls["root_crl"])], None, None, None)]
+            ),
+            critical=False,
+        ).add_extension(
+            x509.AuthorityInformationAccess(
+                [
+                    x509.AccessDescription(
+                        x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                        x509.UniformResourceIdentifier(urls["root_cert"]),
+                    )
+                ]
+            ),
+            critical=False,
+        )
+    return builder.sign(root_key, signature_hash(root_key))
 
 
 def _leaf_key_usage(public_key) -> x509.KeyUsage:
@@ -188,11 +212,14 @@ class LeafIssuer:
         # RFC 5280 §4.1.2.6: an e-mail address in the subject must also be in the
         # SAN (pkilint reports it as an error otherwise); it is added, not copied.
         names = list(san) if san is not None else []
+        # The CN, when a hostname or address, goes into the SAN: relying parties match only there.
+        common_names = subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        cn = common_names[0].value if common_names and isinstance(common_names[0].value, str) else None
+        names = effective_sans(cn, names)
         emails = [x509.RFC822Name(a.value) for a in subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
                   if isinstance(a.value, str) and a.value.isascii()]  # fmt: skip
-        missing = [e for e in emails if e not in names]
-        if missing:
-            san = x509.SubjectAlternativeName(names + missing)
+        names += [e for e in emails if e not in names]
+        san = x509.SubjectAlternativeName(names) if names else None
         if san is not None:
             # RFC 5280 §4.2.1.6: with an empty subject the SAN must be critical.
             builder = builder.add_extension(san, critical=len(subject) == 0)

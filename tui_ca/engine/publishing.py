@@ -7,7 +7,7 @@ from typing import Any
 
 from cryptography import x509
 
-from tui_ca.engine import records
+from tui_ca.engine import chain, clock, records
 from tui_ca.engine.authority import DEFAULT_CRL_DAYS, AuthorityBase
 from tui_ca.engine.crl import der_to_pem, sign_crl
 from tui_ca.engine.models import Actor, CrlInfo
@@ -18,8 +18,9 @@ from tui_ca.engine.store import CRL_DER_BLOB, CRL_PEM_BLOB
 class Publishing(AuthorityBase):
     def _publish_crl(self, op: Operation, issuing: x509.Certificate, key: Any) -> CrlInfo:
         """Sign a CRL of every revocation staged or stored, in the operation's commit."""
-        config = op.txn.config()
         now = self.now()
+        clock.check_can_sign_crl(now, issuing, op.meta)
+        config = op.txn.config()
         number = op.meta.get("crl_number", 0) + 1
         next_update = now + timedelta(days=config.get("crl_days", DEFAULT_CRL_DAYS))
         chunks, count = op.txn.crl_entries()
@@ -38,7 +39,9 @@ class Publishing(AuthorityBase):
         self._require_ca()
         key, issuing = self.signing_key(), self.issuing_cert()
         with self._operation(actor) as op:
-            return self._publish_crl(op, issuing, key)
+            info = self._publish_crl(op, issuing, key)
+            chain.refresh_root_crl_if_due(self, op)
+            return info
 
     def crl(self, *, der: bool = True, republish_if_stale: bool = True) -> bytes:
         """The current CRL; re-published first if it is missing or stale."""

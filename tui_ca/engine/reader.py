@@ -20,13 +20,15 @@ from cryptography import x509
 
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
+from tui_ca.engine.clock import crl_from_the_future
 from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, read_overview
 from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
-from tui_ca.engine.store import CRL_DER_BLOB, CRL_PEM_BLOB, RecordStore, StoreView, open_store
+from tui_ca.engine.names import is_decimal_id
+from tui_ca.engine.store import CRL_DER_BLOB, CRL_PEM_BLOB, ROOT_CRL_DER_BLOB, ROOT_CRL_PEM_BLOB, RecordStore, StoreView, open_store
 
 __all__ = ["ISSUING_CERT", "ISSUING_CSR", "ISSUING_KEY", "ROOT_CERT", "ROOT_KEY", "CAReader", "utc_now"]
 T = TypeVar("T")
@@ -153,7 +155,13 @@ class CAReader:
 
     def crl_is_stale(self) -> bool:
         info = self.info()
-        return info.crl_next_update is None or self.now() >= info.crl_next_update
+        now = self.now()
+        # A CRL dated in the future (clock skew) is refused by relying parties: re-publish it (trust slice).
+        return (
+            info.crl_next_update is None
+            or now >= info.crl_next_update
+            or crl_from_the_future(now, info.crl_this_update)
+        )
 
     @_consistent
     def info(self) -> CAInfo:
@@ -216,7 +224,7 @@ class CAReader:
         if isinstance(target, int):
             return "id", target
         text = target.strip().lower()
-        if text.isdigit() and len(text) <= _MAX_ID_DIGITS:
+        if is_decimal_id(text) and len(text) <= _MAX_ID_DIGITS:  # trust slice: ASCII digits only
             return "id", int(text)
         cleaned = text.removeprefix("0x").replace(":", "")
         if cleaned and re.fullmatch(r"[0-9a-f]+", cleaned) and len(cleaned) <= 64:
@@ -321,6 +329,10 @@ class CAReader:
         if data is None:
             raise NoCAError(f"no CRL has been published in {self.home} yet")
         return data
+
+    def published_root_crl(self, *, der: bool = True) -> bytes | None:
+        """The root's own CRL as published, or None (an external root publishes its own)."""
+        return self._view().get_blob(ROOT_CRL_DER_BLOB if der else ROOT_CRL_PEM_BLOB)
 
     @_consistent
     def crl_state(self) -> CrlInfo:

@@ -10,7 +10,6 @@ responder itself (id-pkix-ocsp-nocheck, §4.2.2.2.1).
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -19,22 +18,26 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tui_ca.engine.clock import check_can_issue
 from tui_ca.engine.errors import InputError
 from tui_ca.engine.home import write_file
 from tui_ca.engine.keys import dump_key
+from tui_ca.engine.names import dns_name_problem
 from tui_ca.engine.profile import BACKDATE, signature_hash
+from tui_ca.engine.revocation_state import record_service_cert
 
 SERVER_DIR = "server"
 TLS_KEY = f"{SERVER_DIR}/tls.key"
 TLS_CERT = f"{SERVER_DIR}/tls.crt"
 OCSP_KEY = f"{SERVER_DIR}/ocsp.key"
 OCSP_CERT = f"{SERVER_DIR}/ocsp.crt"
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+# An address, not "localhost": a single-label DNS SAN is not a name any public
+# or private DNS can vouch for (pkilint flags it); --name localhost still adds it.
+LOOPBACK_NAMES = ("127.0.0.1",)
 DEFAULT_TLS_DAYS = 365
 # Short, because an OCSP signer with ocsp-nocheck cannot itself be revoked:
 # its expiry is the only way it stops being trusted. Renewed from cron.
 DEFAULT_OCSP_DAYS = 7
-_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,9 @@ def _general_name(name: str) -> x509.GeneralName:
     except ValueError:
         pass
     text = name.strip().lower().rstrip(".")
-    if len(text) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in text.split(".")):
-        raise InputError(f"--name {name!r} is neither an IP address nor a DNS name")
+    problem = dns_name_problem(text)
+    if problem is not None:
+        raise InputError(f"--name {name!r} is neither an IP address nor a DNS name: it {problem}")
     return x509.DNSName(text)
 
 
@@ -133,6 +137,7 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
     ocsp_cert = build_ocsp_cert(issuing, key, ocsp_key.public_key(), now, ocsp_days)
     tls_cert = None
     with ca._operation() as op:
+        check_can_issue(ca, op.meta)
         # Files of the home, written just before the audit record commits; each
         # key is in place before the certificate that names it.
         if not ocsp_only:
@@ -142,6 +147,11 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
             write_file(ca.home, TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
         write_file(ca.home, OCSP_KEY, dump_key(ocsp_key, None), 0o600)
         write_file(ca.home, OCSP_CERT, _pem(ocsp_cert))
+        # On record like any certificate: listed, shown, revocable; a renewal supersedes the one before.
+        superseded = [record_service_cert(ca, op, kind, cert, now)[1]
+                      for kind, cert in (("tls", tls_cert), ("ocsp", ocsp_cert)) if cert is not None]  # fmt: skip
+        if any(old is not None for old in superseded):
+            ca._publish_crl(op, issuing, key)
         shown = [str(g.value) for g in general]
         op.audit("server-setup", "server certificates",
                  "OCSP signer renewed" if ocsp_only else "TLS and OCSP signer issued",

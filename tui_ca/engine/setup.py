@@ -16,10 +16,12 @@ from datetime import timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from tui_ca.engine import chain, clock
+from tui_ca.engine import names as names_module
 from tui_ca.engine.authority import DEFAULT_CA_DAYS, DEFAULT_CRL_DAYS, DEFAULT_QUEUE_DAYS
 from tui_ca.engine.errors import InputError, RuleError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, remove_file, write_file
-from tui_ca.engine.keys import dump_key, generate_key
+from tui_ca.engine.keys import check_new_passphrase, dump_key, generate_key
 from tui_ca.engine.models import Actor, CAInfo, NameFields
 from tui_ca.engine.profile import build_issuing, build_issuing_csr, build_name, build_root
 from tui_ca.engine.publishing import Publishing
@@ -29,7 +31,7 @@ _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKey
 
 def root_common_name(names: NameFields) -> str:
     """The root's CN: named after the organisation when there is one, as roots usually are."""
-    return f"{names.organization or names.common_name} Root CA"
+    return names_module.root_common_name(names)  # fits 64 characters for any legal O
 
 
 class Setup(Publishing):
@@ -69,6 +71,7 @@ class Setup(Publishing):
         external_root: bool = False,
         crl_days: int = DEFAULT_CRL_DAYS,
         queue_days: int = DEFAULT_QUEUE_DAYS,
+        allow_wildcards: bool = False,
         actor: Actor | None = None,
     ) -> CAInfo | bytes:
         """Create root + issuing CA, or (external root) return the issuing CSR PEM."""
@@ -76,6 +79,7 @@ class Setup(Publishing):
             raise RuleError(f"a CA already exists in {self.home}; refusing to overwrite it")
         if not names.common_name:
             raise InputError("the CA needs a common name (--cn)")
+        names_module.check_ca_fields(names)  # X.520 bounds
         if names.country is not None and not re.fullmatch(r"[A-Z]{2}", names.country):
             raise InputError(f"country must be a two-letter code such as GB, not {names.country!r}")
         if not 1 <= days <= 36500:
@@ -84,12 +88,15 @@ class Setup(Publishing):
             raise InputError(f"--base-url must be an http:// or https:// URL, not {base_url!r}")
         if not 1 <= queue_days <= 3650:
             raise InputError(f"--queue-days must be between 1 and 3650, not {queue_days}")
+        clock.check_crl_days(crl_days)
         passphrase = self._resolve_passphrase()
+        check_new_passphrase(passphrase)
         now = self.now()
         issuing_key = generate_key(key_type)
         issuing_subject = build_name(names, with_email=False)
         config = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
-                  "key_type": key_type, "external_root": external_root}  # fmt: skip
+                  "key_type": key_type, "external_root": external_root,
+                  "allow_wildcards": allow_wildcards}  # fmt: skip
         written: list[str] = []
         try:
             with self._operation(actor) as op:
@@ -110,7 +117,7 @@ class Setup(Publishing):
                                   now - timedelta(minutes=5), now + timedelta(days=days))  # fmt: skip
                 issuing = build_issuing(issuing_key.public_key(), issuing_subject, root, root_key,
                                         self._new_serial(), now - timedelta(minutes=5),
-                                        now + timedelta(days=days))  # fmt: skip
+                                        now + timedelta(days=days), config["base_url"])  # fmt: skip
                 self._write_files([
                     issuing_key_file, (ROOT_KEY, dump_key(root_key, passphrase), 0o600),
                     (ROOT_CERT, root.public_bytes(serialization.Encoding.PEM), 0o644),
@@ -121,6 +128,7 @@ class Setup(Publishing):
                          key_type=key_type, encrypted=passphrase is not None)  # fmt: skip
                 self._keys[ISSUING_KEY] = issuing_key
                 self._publish_crl(op, issuing, issuing_key)
+                chain.publish_root_crl(self, op, root, root_key)
         except BaseException:
             self._keys.pop(ISSUING_KEY, None)
             if not self._committed(lambda config: bool(config)):

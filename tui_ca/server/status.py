@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 from cryptography.hazmat.primitives import serialization
 
+from tui_ca.engine.chain import root_crl_der
 from tui_ca.engine.profile import public_urls
 from tui_ca.server.http import Handler, HttpError
 
@@ -47,6 +48,11 @@ class StatusHandler(Handler):
             # The stored CRL as published; the server cannot re-sign a stale
             # one (no CA key here), cron's `tui-ca crl --publish` does.
             self.reply(HTTPStatus.OK, app.reader.published_crl(), "application/pkix-crl")
+        elif kind == "root_crl":
+            root_crl = root_crl_der(app.reader)
+            if root_crl is None:
+                raise HttpError(HTTPStatus.NOT_FOUND, "this CA's root is external and publishes its own CRL")
+            self.reply(HTTPStatus.OK, root_crl, "application/pkix-crl")
         elif kind in ("ca_cert", "root_cert"):
             cert = app.reader.issuing_cert() if kind == "ca_cert" else app.reader.root_cert()
             self.reply(HTTPStatus.OK, cert.public_bytes(serialization.Encoding.DER), "application/pkix-cert")

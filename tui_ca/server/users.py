@@ -15,10 +15,12 @@ import re
 from pathlib import Path
 
 from tui_ca.engine.errors import InputError
+from tui_ca.engine.keys import SCRYPT_N, SCRYPT_P, SCRYPT_R
 
-# n=2**14, r=8: 16 MiB and tens of milliseconds per check; paid once per
-# enrollment attempt, which an admin approves by hand anyway.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+# The strength the CA keys had under scrypt (keys.SCRYPT_N): 128 MiB and about
+# 0.5 s a check, OWASP's floor. Paid once per client: successful checks are
+# remembered, and guessing is throttled by the server.
+SCRYPT_N, SCRYPT_R, SCRYPT_P = SCRYPT_N, SCRYPT_R, SCRYPT_P
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
 
 
@@ -52,8 +54,9 @@ def load_users(path: Path) -> dict[str, str]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read the EST users file {path}: {exc.strerror}") from None
-    if mode & 0o007:
-        raise InputError(f"the EST users file {path} is readable by everyone; run chmod 600 on it")
+    if mode:
+        raise InputError(f"the EST users file {path} can be read by group or others (mode {mode:03o}); "
+                         "run chmod 600 on it")  # fmt: skip
     users = {}
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -77,7 +80,9 @@ def set_user(path: Path, name: str, password: str) -> bool:
     kept = [line for line in lines if line.partition(":")[0] != name]
     created = len(kept) == len(lines)
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover (or a planted symlink) is removed, never written through.
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("\n".join([*kept, entry]) + "\n")
     os.replace(tmp, path)

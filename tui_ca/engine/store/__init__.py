@@ -12,6 +12,8 @@ from tui_ca.engine.store.protocol import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
     META_DEFAULTS,
+    ROOT_CRL_DER_BLOB,
+    ROOT_CRL_PEM_BLOB,
     RecordStore,
     StoreTransaction,
     StoreView,
@@ -37,6 +39,6 @@ def open_store(home: Path | str, backend: str | None = None) -> RecordStore:
 
 
 __all__ = [
-    "BACKENDS", "CRL_DER_BLOB", "CRL_PEM_BLOB", "META_DEFAULTS", "RecordStore", "StoreTransaction", "StoreView",
+    "BACKENDS", "CRL_DER_BLOB", "CRL_PEM_BLOB", "META_DEFAULTS", "ROOT_CRL_DER_BLOB", "ROOT_CRL_PEM_BLOB", "RecordStore", "StoreTransaction", "StoreView",
     "open_store",
 ]  # fmt: skip

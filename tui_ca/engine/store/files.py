@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tui_ca.engine.errors import RuleError
+from tui_ca.engine.folders import make_private_dirs
 
 _JOURNAL = "journal.json"
 # Rewritten by every commit: a lock-free reader compares its signature before
@@ -69,6 +70,7 @@ def _make_folder(path: Path) -> None:
         path.mkdir(mode=0o700)
     except FileExistsError:
         return
+    os.chmod(path, 0o700)  # the umask applies to mkdir's mode (trust slice)
     _fsync_dir(path.parent)
 
 
@@ -172,9 +174,9 @@ class ShardFiles:
 
     def ensure_layout(self) -> None:
         """Create the home (0700) and the store's folders."""
-        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dirs(self.home)  # 0700 whatever the umask, parents too (trust slice)
         for folder in (self.db_dir, self._tmp_dir):
-            folder.mkdir(mode=0o700, exist_ok=True)
+            make_private_dirs(folder)
 
     # --------------------------------------------------------------- reading
 
@@ -397,7 +399,9 @@ class Transaction(View):
         home = self.store.home
         plan = {"renames": [[str(t.relative_to(home)), str(f.relative_to(home))] for t, f in renames]}
         staging = self.store._tmp_dir / "journal"
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # Never written through a symlink planted in .tmp/ (trust slice).
+        staging.unlink(missing_ok=True)
+        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         try:
             _write_all(fd, json.dumps(plan).encode())
             os.fsync(fd)

@@ -164,6 +164,9 @@ class _MemoryTransaction(_MemoryView):
     def put_revoked(self, entry: dict) -> None:
         self._set("revoked", entry["id"], entry)
 
+    def remove_revoked(self, cert_id: int) -> None:
+        self._set("revoked", cert_id, None)
+
     def put_blob(self, name: str, data: bytes) -> None:
         self._set("blobs", name, bytes(data))
 
@@ -171,6 +174,8 @@ class _MemoryTransaction(_MemoryView):
         state = self._state
         for table, changes in self._staged.items():
             state.tables[table].update(changes)
+            for key in [key for key, value in changes.items() if value is None]:
+                del state.tables[table][key]  # staged removal
         for cert_id in self._staged["revoked"]:
             state.entry_der.pop(cert_id, None)
         if any(self._staged.values()):

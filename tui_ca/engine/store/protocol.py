@@ -37,6 +37,9 @@ T = TypeVar("T")
 # Published artefacts kept by the store (get_blob / put_blob names).
 CRL_DER_BLOB = "crl.der"
 CRL_PEM_BLOB = "crl.pem"
+# The root's own CRL (signed with the root key; absent for an external root).
+ROOT_CRL_DER_BLOB = "root_crl.der"
+ROOT_CRL_PEM_BLOB = "root_crl.pem"
 
 # Counters and state every backend starts from (the "meta" record).
 META_DEFAULTS: dict[str, object] = {
@@ -132,7 +135,10 @@ class StoreTransaction(StoreView, Protocol):
         """Add the audit record ``doc["seq"]`` (records are never changed once written)."""
 
     def put_revoked(self, entry: dict) -> None:
-        """Add a revocation entry ``{"id", "serial", "at", "code"}`` (a CRL entry)."""
+        """Add or replace the revocation entry ``{"id", "serial", "at", "code"}`` (a CRL entry)."""
+
+    def remove_revoked(self, cert_id: int) -> None:
+        """Drop a revocation entry (a released certificateHold leaves the next CRL)."""
 
     def put_blob(self, name: str, data: bytes) -> None: ...
 

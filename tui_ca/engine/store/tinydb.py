@@ -32,7 +32,14 @@ from tinydb.table import Document, Table
 
 from tui_ca.engine.crl import encode_entry
 from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner
-from tui_ca.engine.store.protocol import CRL_DER_BLOB, CRL_PEM_BLOB, META_DEFAULTS, Pause
+from tui_ca.engine.store.protocol import (
+    CRL_DER_BLOB,
+    CRL_PEM_BLOB,
+    META_DEFAULTS,
+    ROOT_CRL_DER_BLOB,
+    ROOT_CRL_PEM_BLOB,
+    Pause,
+)
 
 T = TypeVar("T")
 # Records per shard for collections keyed by number. Small enough that
@@ -45,10 +52,11 @@ ID_SHARD_SIZE = 256
 # keeps a bucket near 1,600 small entries at 100,000 certificates.
 KEY_BUCKETS = 64
 CRL_ENTRIES_DIR = "crl/entries"
-_BLOB_FILES = {CRL_DER_BLOB: "crl/ca.crl", CRL_PEM_BLOB: "crl/ca.crl.pem"}
+_BLOB_FILES = {CRL_DER_BLOB: "crl/ca.crl", CRL_PEM_BLOB: "crl/ca.crl.pem",
+               ROOT_CRL_DER_BLOB: "crl/root.crl", ROOT_CRL_PEM_BLOB: "crl/root.crl.pem"}  # fmt: skip
 # Set in the meta record once the "queue" index holds every queued request.
 _QUEUE_INDEXED = "queue_indexed"
-_BLOB_MODES = {CRL_DER_BLOB: 0o644, CRL_PEM_BLOB: 0o644}
+_BLOB_MODES = {CRL_DER_BLOB: 0o644, CRL_PEM_BLOB: 0o644, ROOT_CRL_DER_BLOB: 0o644, ROOT_CRL_PEM_BLOB: 0o644}
 
 
 def id_shard(number: int) -> str:
@@ -366,6 +374,12 @@ class _TinyTransaction(_Records, Transaction):
     def put_revoked(self, entry: dict) -> None:
         cert_id = entry["id"]
         self._put("revoked", cert_id, {"serial": entry["serial"], "at": entry["at"], "code": entry["code"]})
+        self.before_commit("crl-entries", _refresh_crl_entries)
+
+    def remove_revoked(self, cert_id: int) -> None:
+        table = self.table("revoked", id_shard(cert_id))
+        if table.contains(doc_id=cert_id):
+            table.remove(doc_ids=[cert_id])
         self.before_commit("crl-entries", _refresh_crl_entries)
 
     def put_blob(self, name: str, data: bytes) -> None:
