@@ -25,6 +25,7 @@ from tui_ca.engine.keys import dump_key
 from tui_ca.engine.names import dns_name_problem
 from tui_ca.engine.profile import BACKDATE, signature_hash
 from tui_ca.engine.revocation_state import record_service_cert
+from tui_ca.engine.signing import sign_builder
 
 SERVER_DIR = "server"
 TLS_KEY = f"{SERVER_DIR}/tls.key"
@@ -101,7 +102,7 @@ def build_tls_cert(issuing, issuing_key, public_key, names: list[x509.GeneralNam
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
     )
-    return builder.sign(issuing_key, signature_hash(issuing_key))
+    return sign_builder(builder, issuing_key, signature_hash(issuing_key))
 
 
 def build_ocsp_cert(issuing, issuing_key, public_key, now: datetime, days: int):
@@ -111,7 +112,7 @@ def build_ocsp_cert(issuing, issuing_key, public_key, now: datetime, days: int):
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
         .add_extension(x509.OCSPNoCheck(), critical=False)
     )
-    return builder.sign(issuing_key, signature_hash(issuing_key))
+    return sign_builder(builder, issuing_key, signature_hash(issuing_key))
 
 
 def _pem(cert: x509.Certificate) -> bytes:

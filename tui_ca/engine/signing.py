@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from tui_ca.engine.crl import _body, _split, der_tlv
+from tui_ca.engine.crl import der_body, der_split, der_tlv
 
 Signable = x509.CertificateBuilder | x509.CertificateSigningRequestBuilder | x509.CertificateRevocationListBuilder
 Signed = TypeVar("Signed", x509.Certificate, x509.CertificateSigningRequest, x509.CertificateRevocationList)
@@ -39,6 +39,11 @@ def _stand_in(kind: str) -> CAKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
+def draft_key(key: CAKey) -> CAKey:
+    """A key cryptography's builders sign with: ``key`` itself, or a stand-in of its algorithm for a token key."""
+    return key if is_in_memory(key) else _stand_in("rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec")
+
+
 def sign_with_key(data: bytes, key: CAKey, algorithm: hashes.HashAlgorithm) -> bytes:
     """A signature over ``data`` as X.509 structures carry it (ECDSA DER, or PKCS#1 v1.5)."""
     if isinstance(key, rsa.RSAPrivateKey):
@@ -50,17 +55,16 @@ def sign_builder(builder: Signable, key: CAKey, algorithm: hashes.HashAlgorithm)
     """``builder.sign(key, algorithm)``, also for keys that live in a token."""
     if is_in_memory(key):
         return builder.sign(key, algorithm)  # type: ignore[return-value, arg-type]
-    stand_in = _stand_in("rsa" if isinstance(key, rsa.RSAPrivateKey) else "ec")
-    draft = builder.sign(stand_in, algorithm)  # type: ignore[arg-type]
+    draft = builder.sign(draft_key(key), algorithm)  # type: ignore[arg-type]
     tbs = _tbs_bytes(draft)
     if isinstance(draft, x509.CertificateSigningRequest):
         # A CSR carries the signer's own public key: put the real one in place
         # of the stand-in's (CertificationRequestInfo: version, subject, SPKI, attributes).
-        parts = _split(_body(tbs))
+        parts = der_split(der_body(tbs))
         parts[2] = key.public_key().public_bytes(serialization.Encoding.DER,
                                                  serialization.PublicFormat.SubjectPublicKeyInfo)  # fmt: skip
         tbs = der_tlv(0x30, b"".join(parts))
-    signature_algorithm = _split(_body(draft.public_bytes(serialization.Encoding.DER)))[1]
+    signature_algorithm = der_split(der_body(draft.public_bytes(serialization.Encoding.DER)))[1]
     der = der_tlv(0x30, tbs + signature_algorithm + der_tlv(0x03, b"\x00" + sign_with_key(tbs, key, algorithm)))
     if isinstance(draft, x509.Certificate):
         return x509.load_der_x509_certificate(der)  # type: ignore[return-value]

@@ -179,6 +179,12 @@ class TokenSession:
             session.create_object(public)
         return self.key(label)
 
+    def destroy(self, label: str) -> None:
+        """Remove both halves of the key pair ``label`` (an ``init`` that did not commit made it)."""
+        with self.calls() as session:
+            for obj in list(session.get_objects({_attr("LABEL"): label})):
+                obj.destroy()
+
     @staticmethod
     def _find(session: Any, label: str) -> Any:
         from pkcs11.constants import ObjectClass
@@ -332,3 +338,71 @@ def read_pin(path: str | None, ask: Callable[[], str | None] | None) -> str:
 
 TokenKey = TokenECKey | TokenRSAKey
 """A CA key inside a token, of either algorithm."""
+
+
+def token_key(ca: Any, settings: dict[str, Any], relpath: str) -> TokenKey:
+    """The key the CA's configuration (``pkcs11``) names for the home's key file ``relpath``."""
+    from tui_ca.engine.errors import NoCAError
+
+    label = (settings.get("keys") or {}).get(relpath)
+    if not isinstance(label, str):
+        raise NoCAError(f"the CA's token settings name no key for {relpath}")
+    session = ca.token_session(TokenConfig.from_doc(settings))
+    return session.key(label)
+
+
+DEFAULT_LABELS = {"root": "tui-ca-root", "issuing": "tui-ca-issuing"}
+"""The labels ``init --pkcs11`` gives the keys it generates."""
+
+
+def key_type_of(key: TokenKey) -> str:
+    """The ``--key-type`` name of a key found in the token."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        for name, curve in _EC_CURVES.items():
+            if key.curve.name == curve:
+                return name
+        raise InputError(f"the token key {key.label!r} is on curve {key.curve.name}; use P-256 or P-384")
+    if key.key_size < 2048:
+        raise InputError(f"the token key {key.label!r} is RSA {key.key_size}; at least 2048 bits are needed")
+    return f"rsa-{key.key_size}"
+
+
+def init_keys(session: TokenSession, key_type: str, labels: list[str] | None, *, external_root: bool,
+              made: list[str]) -> tuple[TokenKey, TokenKey | None, str]:  # fmt: skip
+    """The issuing and root keys for ``init``: the existing ``labels`` (root first), or new ones in the token.
+
+    The labels of keys generated here are appended to ``made`` as soon as each
+    exists, so that an ``init`` that fails later can destroy them.
+    """
+    wanted = ["issuing"] if external_root else ["root", "issuing"]
+    if labels:
+        if len(labels) != len(wanted) or len(set(labels)) != len(labels):
+            shape = "ISSUING" if external_root else "ROOT ISSUING (two different labels)"
+            raise InputError(f"--pkcs11-key takes the labels {shape}")
+        keys = {role: session.key(label) for role, label in zip(wanted, labels, strict=True)}
+        key_type = key_type_of(keys["issuing"])
+        if not external_root:
+            key_type_of(keys["root"])
+    else:
+        if key_type not in _EC_CURVES and key_type not in _RSA_BITS:
+            raise InputError(f"unknown key type {key_type!r}; use one of: {', '.join([*_EC_CURVES, *_RSA_BITS])}")
+        with session.calls() as raw:
+            taken = [DEFAULT_LABELS[r] for r in wanted if session._find(raw, DEFAULT_LABELS[r]) is not None]
+        if taken:
+            raise InputError(f"token {session.config.token!r} already holds {', '.join(taken)}; "
+                             "give existing keys with --pkcs11-key, or use another token")  # fmt: skip
+        keys = {}
+        for role in wanted:
+            keys[role] = session.generate(key_type, DEFAULT_LABELS[role])
+            made.append(DEFAULT_LABELS[role])
+    return keys["issuing"], keys.get("root"), key_type
+
+
+def token_settings(config: TokenConfig, issuing: TokenKey, root: TokenKey | None) -> dict[str, Any]:
+    """What the CA's configuration records (``pkcs11``): the module, the token and each key's label."""
+    from tui_ca.engine.home import ISSUING_KEY, ROOT_KEY
+
+    keys = {ISSUING_KEY: issuing.label}
+    if root is not None:
+        keys[ROOT_KEY] = root.label
+    return {**config.to_doc(), "keys": keys}
