@@ -68,9 +68,9 @@ class AuthorityBase(CAReader):
     def token_session(self, config: Any) -> Any:
         """The logged-in session on the CA's token (one per process, opened on first use)."""
         if self._token is None:
-            from tui_ca.engine.token_keys import TokenSession, read_pin
+            from tui_ca.engine.token_keys import shared_session
 
-            self._token = TokenSession(config, read_pin(None, self._resolve_pin))
+            self._token = shared_session(config, self._resolve_pin)
         return self._token
 
     def _check_private(self, path: Path) -> None:

@@ -71,7 +71,8 @@ def _token_failure(exc: BaseException, config: TokenConfig) -> NoReturn:
     if isinstance(exc, errors.NoSuchToken):
         raise TokenError(f"no token labelled {config.token!r} in {config.module}") from None
     if isinstance(exc, (errors.TokenNotPresent, errors.DeviceRemoved, errors.SessionClosed,
-                        errors.SessionHandleInvalid, errors.DeviceError, errors.TokenNotRecognised)):  # fmt: skip
+                        errors.SessionHandleInvalid, errors.DeviceError, errors.TokenNotRecognised,
+                        errors.ObjectHandleInvalid)):  # fmt: skip
         raise TokenError(
             f"token {config.token!r} was removed or stopped answering ({name}); nothing was signed"
         ) from None
@@ -98,7 +99,12 @@ class TokenSession:
             raise InputError(f"cannot load the PKCS#11 module {config.module}") from None
         try:
             token = library.get_token(token_label=config.token)
-            self._session = token.open(user_pin=pin, rw=True)
+            try:
+                self._session = token.open(user_pin=pin, rw=True)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # PKCS#11 logs in the whole process, not one session: another
+                # session of this process already gave the PIN.
+                self._session = token.open(rw=True)
         except pkcs11.exceptions.PKCS11Error as exc:
             _token_failure(exc, config)
 
@@ -114,7 +120,10 @@ class TokenSession:
                 _token_failure(exc, self.config)
 
     def close(self) -> None:
-        """Log out and close; keys of this session stop working."""
+        """Log out and close; keys of this session (and of every session of this process) stop working."""
+        with _SHARED_LOCK:
+            if _SHARED.get(self.config) is self:
+                del _SHARED[self.config]
         with self._lock:
             try:
                 self._session.close()
@@ -209,6 +218,23 @@ class TokenSession:
         if isinstance(public, rsa.RSAPublicKey):
             return TokenRSAKey(self, label, private, public)
         raise TokenError(f"the key labelled {label!r} is neither EC nor RSA")
+
+
+_SHARED: dict[TokenConfig, TokenSession] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_session(config: TokenConfig, pin: Callable[[], str | None]) -> TokenSession:
+    """The process's one logged-in session on this token, opened (and the PIN asked) on first use.
+
+    One per process, because a PKCS#11 login belongs to the process: closing a
+    second session would log the first one out.
+    """
+    with _SHARED_LOCK:
+        session = _SHARED.get(config)
+        if session is None:
+            session = _SHARED[config] = TokenSession(config, read_pin(None, pin))
+        return session
 
 
 def _attr(name: str) -> Any:
