@@ -14,6 +14,7 @@ a CA with file keys never loads it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,15 +25,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
-from tui_ca.engine.errors import InputError, KeyLockedError, RuleError
+from tui_ca.engine.errors import InputError, KeyLockedError, RuleError, TokenError
 
 # Key types the token generates, by the names ``init --key-type`` takes.
+__all__ = ["TokenConfig", "TokenECKey", "TokenError", "TokenKey", "TokenRSAKey", "TokenSession"]
+
 _EC_CURVES = {"ec-p256": "secp256r1", "ec-p384": "secp384r1"}
 _RSA_BITS = {"rsa-2048": 2048, "rsa-3072": 3072, "rsa-4096": 4096}
-
-
-class TokenError(RuleError):
-    """The token is absent, removed, locked or refused an operation."""
 
 
 @dataclass(frozen=True)
@@ -93,10 +92,17 @@ class TokenSession:
             import pkcs11
         except ImportError:  # pragma: no cover - python-pkcs11 is a dependency
             raise TokenError("python-pkcs11 is not installed; it is needed for keys in a token") from None
+        if not os.path.isfile(config.module):
+            raise InputError(f"cannot load the PKCS#11 module {config.module}: no such file")
         try:
             library = pkcs11.lib(config.module)
-        except (RuntimeError, OSError, pkcs11.exceptions.PKCS11Error):
-            raise InputError(f"cannot load the PKCS#11 module {config.module}") from None
+        except (RuntimeError, OSError, pkcs11.exceptions.PKCS11Error) as exc:
+            # The module is there but does not start: SoftHSM2 whose token folder
+            # has gone, a device that is unplugged, a configuration it cannot read.
+            raise TokenError(
+                f"the PKCS#11 module {config.module} did not start ({type(exc).__name__}): "
+                f"is token {config.token!r} present?"
+            ) from None
         try:
             token = library.get_token(token_label=config.token)
             try:
