@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -114,7 +115,7 @@ class Setup(Publishing):
                 raise
             token_doc = token_keys.token_settings(pkcs11, issuing_key, root_key)
         issuing_subject = build_name(names, with_email=False)
-        config = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
+        config: dict[str, Any] = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
                   "key_type": key_type, "external_root": external_root,
                   "allow_wildcards": allow_wildcards}  # fmt: skip
         if token_doc is not None:

@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.utils import Buffer
 
 from tui_ca.engine.errors import InputError, KeyLockedError, RuleError, TokenError
 
@@ -277,7 +278,7 @@ class _TokenKeyMixin:
         from pkcs11 import Mechanism
 
         with self.session.calls():
-            return self._private.sign(data, mechanism=getattr(Mechanism, mechanism_name))  # type: ignore[attr-defined, no-any-return]
+            return self._private.sign(data, mechanism=getattr(Mechanism, mechanism_name))  # type: ignore[attr-defined]
 
     def private_bytes(self, *args: object, **kwargs: object) -> NoReturn:
         raise TokenError(f"the key {self.label!r} lives in token {self.session.config.token!r} and cannot be exported")
@@ -285,10 +286,10 @@ class _TokenKeyMixin:
     def private_numbers(self) -> NoReturn:
         raise TokenError(f"the key {self.label!r} lives in token {self.session.config.token!r} and cannot be exported")
 
-    def __copy__(self) -> _TokenKeyMixin:
+    def __copy__(self) -> Any:
         return self
 
-    def __deepcopy__(self, memo: dict[int, object]) -> _TokenKeyMixin:
+    def __deepcopy__(self, memo: dict[int, object]) -> Any:
         return self
 
 
@@ -309,11 +310,11 @@ class TokenECKey(_TokenKeyMixin, ec.EllipticCurvePrivateKey):
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self._public
 
-    def sign(self, data: utils.Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+    def sign(self, data: Buffer, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         if not isinstance(signature_algorithm, ec.ECDSA):
             raise TypeError("token EC keys sign with ECDSA only")
         algorithm = signature_algorithm.algorithm
-        digest = bytes(data) if isinstance(algorithm, utils.Prehashed) else _digest(bytes(data), algorithm)  # type: ignore[arg-type]
+        digest = bytes(data) if isinstance(algorithm, utils.Prehashed) else _digest(bytes(data), algorithm)
         raw = self._sign_raw("ECDSA", digest)
         half = len(raw) // 2
         return utils.encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
@@ -338,9 +339,9 @@ class TokenRSAKey(_TokenKeyMixin, rsa.RSAPrivateKey):
     def public_key(self) -> rsa.RSAPublicKey:
         return self._public
 
-    def sign(self, data: utils.Buffer, padding_: padding.AsymmetricPadding,
-             algorithm: utils.Prehashed | hashes.HashAlgorithm) -> bytes:  # fmt: skip
-        if not isinstance(padding_, padding.PKCS1v15) or isinstance(algorithm, utils.Prehashed):
+    # ``algorithm`` is Any: newer cryptography adds NoDigestInfo to the base's union, refused here like Prehashed.
+    def sign(self, data: Buffer, padding_: padding.AsymmetricPadding, algorithm: Any) -> bytes:
+        if not isinstance(padding_, padding.PKCS1v15) or not isinstance(algorithm, hashes.HashAlgorithm):
             raise TypeError("token RSA keys sign PKCS#1 v1.5 over the whole message only")
         mechanism = _RSA_MECHANISMS.get(algorithm.name)
         if mechanism is None:
