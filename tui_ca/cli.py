@@ -836,7 +836,11 @@ def run_ui(home: Path, args: argparse.Namespace) -> int:
         from tui_ca.tui.app import run_app
     except ImportError as exc:  # pragma: no cover - a broken install
         return _die(f"the UI cannot start: {exc}", EXIT_INPUT)
-    return run_app(home, passphrase_source(args))
+    from tui_ca.engine.reader import CAReader
+
+    # The UI asks for one secret up front: the token's PIN when the keys are in one.
+    in_token = home.exists() and CAReader(home).key_in_token()
+    return run_app(home, pin_source(args) if in_token else passphrase_source(args))
 
 
 def cmd_serve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
