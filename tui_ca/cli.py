@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
@@ -131,7 +131,8 @@ def _args_list(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", nargs="?", choices=["requests", "certs"], default="requests",
                    help="the request queue (default) or the issued certificates")  # fmt: skip
     p.add_argument("--status", help="requests: queued/approved/rejected/expired; certs: valid/revoked/expired")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--json", action="store_true", help="one JSON array, written as the records are read")
+    p.add_argument("--jsonl", action="store_true", help="one JSON object per line")
 
 
 def _args_show(p: argparse.ArgumentParser) -> None:
@@ -222,6 +223,21 @@ def _args_est_user(p: argparse.ArgumentParser) -> None:
     p.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
 
 
+def _args_backup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dest", type=Path, help="a new or empty folder")
+
+
+def _args_restore(p: argparse.ArgumentParser) -> None:
+    p.add_argument("src", type=Path, help="a folder made by 'tui-ca backup'")
+
+
+def _args_scep_challenge(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--requester", help="only a request from this requester may use it")
+    p.add_argument("--ttl", help="how long it stays valid: 30m, 24h (default), 7d")
+    p.add_argument("--require", action=argparse.BooleanOptionalAction, default=None,
+                   help="require a challenge in every new SCEP request (--no-require: off, the default)")  # fmt: skip
+
+
 def _args_policy(p: argparse.ArgumentParser) -> None:
     from tui_ca.cli_policy import add_arguments
 
@@ -267,6 +283,10 @@ SPECS: dict[str, Spec] = {
     "serve": Spec("EST over HTTPS; CRL, CA certs and OCSP over HTTP", _args_serve),
     "server-setup": Spec("issue the server's TLS and OCSP signing certificates (uses the CA key)", _args_server_setup),
     "est-user": Spec("add or change an EST user (password from stdin or asked)", _args_est_user),
+    "check": Spec("verify every record, index, the CRL and the audit chain; exit 1 on any problem", _args_none),
+    "backup": Spec("a consistent copy of the CA while others keep working", _args_backup),
+    "restore": Spec("put a backup onto an empty home (--home)", _args_restore),
+    "scep-challenge": Spec("mint a one-time SCEP challenge password (or --require them)", _args_scep_challenge),
     "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
     "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
     "completion": Spec("print the bash or zsh completion script", _args_completion),
@@ -579,33 +599,72 @@ def cmd_submit(ca: CertificateAuthority, args: argparse.Namespace) -> int:
 
 
 def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
-    import json
-
     from tui_ca.engine.models import CertStatus, RequestStatus
 
-    now = ca.now()
+    # Streamed: each record is written as it is read, from plain stored
+    # fields, so memory and time do not grow with a model per record.
     colour = _colour_on()
+    items: Iterator[dict[str, Any]]
+    line: Callable[[dict[str, Any]], str]
     if args.what == "requests":
-        status = _enum(RequestStatus, args.status)
-        items = ca.requests(status)
-        if args.json:
-            print(json.dumps([_request_json(r) for r in items], indent=2))
-            return 0
-        print(f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED")
-        for r in items:
-            print(f"{r.id:>6}  {_status(r.status.value, 9, colour=colour)}  {_safe(r.requester)[:24]:24}  {r.details.key_type:9}  "
-                  f"{r.submitted_at:%Y-%m-%d %H:%M}")  # fmt: skip
+        items = ca.iter_request_dicts(_enum(RequestStatus, args.status))
+        header = f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED"
+
+        def line(r: dict[str, Any]) -> str:
+            at = r["submitted_at"]
+            return (f"{r['id']:>6}  {_status(r['status'], 9, colour=colour)}  {_safe(r['requester'])[:24]:24}  "
+                    f"{r['details']['key_type']:9}  {at[:10]} {at[11:16]}\n")  # fmt: skip
+    else:
+        items = _openssl_serials(ca.iter_certificate_dicts(_enum(CertStatus, args.status)))
+        header = f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL"
+
+        def line(c: dict[str, Any]) -> str:
+            return (f"{c['id']:>6}  {_status(c['status'], 8, colour=colour)}  {_safe(c['requester'])[:24]:24}  "
+                    f"{c['not_after'][:10]}  {c['serial']}\n")  # fmt: skip
+    out = sys.stdout
+    if args.json or args.jsonl:
+        _stream_json(items, out, array=not args.jsonl)
         return 0
-    status = _enum(CertStatus, args.status)
-    certs = ca.certificates(status)
-    if args.json:
-        print(json.dumps([_cert_json(c, now) for c in certs], indent=2))
-        return 0
-    print(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL")
-    for c in certs:
-        print(f"{c.id:>6}  {_status(c.status_at(now).value, 8, colour=colour)}  {_safe(c.requester)[:24]:24}  "
-              f"{c.not_after:%Y-%m-%d}  {serial_text(c.serial)}")  # fmt: skip
+    out.write(header + "\n")
+    for batch in _batches(items):
+        out.write("".join(map(line, batch)))
     return 0
+
+
+def _openssl_serials(items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Serials as ``show`` and ``openssl x509 -serial`` print them."""
+    for item in items:
+        item["serial"] = serial_text(int(item["serial"], 16))
+        yield item
+
+
+def _batches(items: Iterator[dict[str, Any]], size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    """Records in lists of ``size``: one write per batch, memory bounded by the batch."""
+    batch: list[dict[str, Any]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _stream_json(items: Iterator[dict[str, Any]], out: Any, *, array: bool) -> None:
+    import json
+
+    encode = json.JSONEncoder().encode
+    if not array:
+        for batch in _batches(items):
+            out.write("".join(encode(item) + "\n" for item in batch))
+        return
+    first = True
+    out.write("[")
+    for batch in _batches(items):
+        # One encoder call per batch; the batch's own brackets are dropped.
+        out.write(("\n" if first else ",\n") + encode(batch)[1:-1])
+        first = False
+    out.write("]\n" if first else "\n]\n")
 
 
 def _enum(kind: type[Enum], value: str | None) -> Any:
@@ -710,6 +769,38 @@ def cmd_approve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     if not refusals:
         return EXIT_OK
     return EXIT_PARTIAL if issued else max(refusals)
+
+
+def cmd_check(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    problems = ca.check()
+    for problem in problems:
+        print(_safe(problem))
+    if problems:
+        print(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} found in {ca.home}", file=sys.stderr)
+        return EXIT_RULE
+    print(f"ok: {ca.home} is consistent ({ca.queued_count()} queued)")
+    return EXIT_OK
+
+
+def cmd_backup(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    print(f"backup written to {ca.backup(args.dest)}")
+    return EXIT_OK
+
+
+def cmd_restore(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.engine.ca import CertificateAuthority
+
+    problems = CertificateAuthority.restore(args.src, ca.home, actor=ca.actor)
+    for problem in problems:
+        print(_safe(problem))
+    print(f"restored {args.src} into {ca.home}" + (f"; {len(problems)} problems" if problems else ""))
+    return EXIT_RULE if problems else EXIT_OK
+
+
+def cmd_scep_challenge(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.server.scep.admin import cmd_scep_challenge as challenge
+
+    return challenge(ca, args)
 
 
 def cmd_policy(ca: CertificateAuthority, args: argparse.Namespace) -> int:
@@ -878,12 +969,12 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "init": cmd_init, "import-ca-cert": cmd_import, "submit": cmd_submit, "list": cmd_list, "show": cmd_show,
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
-    "server-setup": cmd_server_setup, "policy": cmd_policy, "revoke-issuing-ca": cmd_revoke_issuing_ca,
+    "server-setup": cmd_server_setup, "policy": cmd_policy, "check": cmd_check, "backup": cmd_backup, "restore": cmd_restore, "scep-challenge": cmd_scep_challenge, "revoke-issuing-ca": cmd_revoke_issuing_ca,
     "rekey-file": cmd_rekey_file, "unhold": cmd_unhold, "key-to-token": cmd_key_to_token,
 }  # fmt: skip
 
 
-_SETUP_COMMANDS = ("init", "import-ca-cert")
+_SETUP_COMMANDS = ("init", "import-ca-cert", "restore")
 # Commands that only read: they open the home without the key-holding class
 # (and so without the signing code's imports).
 _READ_COMMANDS = ("list", "show", "export", "ca-cert", "audit")

@@ -169,7 +169,7 @@ def test_audit_shows_who_from_where_and_verifies(home):
     result = run_cli(home, "submit", "-", input=csr_pem(make_csr(cn="eta")))
     assert result.returncode == 0
     assert cli_json(home, "audit")[-1]["address"] is None
-    assert cli(home, "audit", "--verify") == "audit log intact: 9 records\n"
+    assert cli(home, "audit", "--verify") == "audit log intact: 10 records\n"
 
     # The check can fail: alter one stored record and it says where.
     shard = next((home / "db/audit").glob("*.json"))

@@ -122,8 +122,9 @@ def test_hand_made_journal_is_rolled_forward(ca, home):
         [".tmp/gone-0", "db/meta/meta.json"],  # already renamed before the crash
         [".tmp/cafe-0", "db/requests/00000.json"],
     ]}))  # fmt: skip
-    # A reader holding a cached parse must notice the change after recovery.
-    assert ca.request(request_id).requester == "manual"
+    # The journal is a commit that happened: a consistent reader finishes it
+    # (under the lock) rather than showing the state from before it.
+    assert ca.request(request_id).requester == "renamed-by-journal"
     ca.publish_crl()
     assert not (home / "db/journal.json").exists()
     assert ca.request(request_id).requester == "renamed-by-journal"

@@ -48,7 +48,7 @@ def test_enroll_is_queued_then_collected_after_approval(client, live_ca):
 def test_rejected_request_gets_the_reason(client, live_ca):
     der, _ = make_csr("phone-2")
     client.enroll(der)
-    live_ca.reject(live_ca.requests()[0].id, "unknown device <b>")
+    live_ca.reject(live_ca.requests(RequestStatus.QUEUED)[0].id, "unknown device <b>")
     reply = client.enroll(der)
     assert reply.status == 403 and "unknown device <b>" in reply.text
     assert_plain_line(reply)

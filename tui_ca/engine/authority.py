@@ -12,7 +12,7 @@ from typing import Any
 from cryptography import x509
 
 from tui_ca.engine.errors import NoCAError, UnsafeHomeError
-from tui_ca.engine.home import ISSUING_KEY
+from tui_ca.engine.home import ISSUING_KEY, read_file
 from tui_ca.engine.models import Actor
 from tui_ca.engine.operation import Operation, operation
 from tui_ca.engine.reader import CAReader
@@ -93,7 +93,7 @@ class AuthorityBase(CAReader):
             if not path.exists():
                 raise NoCAError(f"the CA key {relpath} is not in {self.home}")
             self._check_private(path)
-            data = path.read_bytes()
+            data = read_file(self.home, relpath)
             from tui_ca.engine import key_files
 
             # Unlocking also migrates a legacy key file to standard PKCS#8.

@@ -11,6 +11,8 @@ expire, revoke) and publishing.py (the CRL).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tui_ca.engine.authority import (
     DEFAULT_CA_DAYS,
     DEFAULT_CRL_DAYS,
@@ -23,7 +25,9 @@ from tui_ca.engine.authority import (
 )
 from tui_ca.engine.decisions import Decisions
 from tui_ca.engine.intake import Intake
+from tui_ca.engine.models import Actor
 from tui_ca.engine.setup import Setup, root_common_name
+from tui_ca.engine.store import RecordStore
 
 __all__ = [
     "DEFAULT_CA_DAYS", "DEFAULT_CRL_DAYS", "DEFAULT_LEAF_DAYS", "DEFAULT_QUEUE_DAYS", "MAX_LEAF_DAYS",
@@ -37,3 +41,11 @@ class CertificateAuthority(Setup, Intake, Decisions):
     ``CertificateAuthority(home, store="memory")`` keeps the records in this
     process's memory instead of the home's default store (keys stay files).
     """
+
+    @classmethod
+    def restore(cls, source: Path | str, home: Path | str, *, store: RecordStore | str | None = None,
+                actor: Actor | None = None) -> list[str]:  # fmt: skip
+        """Put a backup onto the empty ``home``; the check of the result (empty when sound)."""
+        from tui_ca.engine.backup import restore
+
+        return restore(source, home, store=store, actor=actor)

@@ -133,18 +133,21 @@ class Decisions(Governance, Publishing):
                 raise NotFoundError(f"no request with Certificate ID {request_id}")
             if doc["status"] != RequestStatus.QUEUED:
                 raise RuleError(f"request {request_id} is {doc['status']}, not queued; nothing to reject")
-            self._close_request(op, doc, RequestStatus.REJECTED, reason)
+            closed = self._close_request(op, doc, RequestStatus.REJECTED, reason)
             op.audit("reject", f"request {request_id}", "rejected", reason=reason, requester=doc["requester"])
-        return self.request(request_id)
+        # Built from the committed record, not re-read: nothing after the commit can fail.
+        return records.request_model(closed)
 
-    def _close_request(self, op: Operation, doc: dict, status: RequestStatus, reason: str) -> None:
+    def _close_request(self, op: Operation, doc: dict, status: RequestStatus, reason: str) -> dict:
         now = self.now()
-        op.txn.put_request({**doc, "status": status.value, "reason": reason, "decided_at": records.time_doc(now),
-                            "decided_by": records.actor_doc(op.actor)})  # fmt: skip
+        closed = {**doc, "status": status.value, "reason": reason, "decided_at": records.time_doc(now),
+                  "decided_by": records.actor_doc(op.actor)}  # fmt: skip
+        op.txn.put_request(closed)
         entry = op.txn.find_requester(doc["requester"])
         if entry is not None and entry.get("queued") == doc["id"]:
             op.txn.put_requester(doc["requester"], {**entry, "queued": None})
         op.meta["queued"] = max(0, op.meta.get("queued", 1) - 1)
+        return closed
 
     def expire_queue(self, max_age: timedelta | None = None, *, actor: Actor | None = None) -> list[int]:
         """Expire queued requests older than ``max_age`` (default: the CA's queue age), each audited."""
@@ -181,15 +184,15 @@ class Decisions(Governance, Publishing):
         key = self.signing_key()
         issuing = self.issuing_cert()
         with self._operation(actor) as op:
-            self._revoke_doc(op, cert_id, reason)
+            revoked = self._revoke_doc(op, cert_id, reason)
             self._publish_crl(op, issuing, key)
-        return self.certificate(cert_id)
+        return records.certificate_model(revoked)
 
     def unhold(self, target: int | str, *, actor: Actor | None = None) -> Certificate:
         """Release a certificateHold; the certificate leaves the CRL published in the same commit."""
         return revocation_state.unhold(self, target, actor=actor)
 
-    def _revoke_doc(self, op: Operation, cert_id: int, reason: RevocationReason) -> None:
+    def _revoke_doc(self, op: Operation, cert_id: int, reason: RevocationReason) -> dict:
         txn = op.txn
         doc = txn.get_certificate(cert_id)
         if doc is None:
@@ -197,8 +200,9 @@ class Decisions(Governance, Publishing):
         if doc["revoked_at"] is not None:
             raise RuleError(f"certificate {cert_id} was already revoked on {doc['revoked_at']}")
         now = self.now()
-        txn.put_certificate({**doc, "revoked_at": records.time_doc(now), "revoked_by": records.actor_doc(op.actor),
-                             "reason": reason.value})  # fmt: skip
+        revoked = {**doc, "revoked_at": records.time_doc(now), "revoked_by": records.actor_doc(op.actor),
+                   "reason": reason.value}  # fmt: skip
+        txn.put_certificate(revoked)
         txn.put_revoked({"id": cert_id, "serial": doc["serial"], "at": records.time_doc(now), "code": reason.code})
         if reason is RevocationReason.KEY_COMPROMISE:
             txn.put_compromised(doc["spki"], cert_id)
@@ -207,3 +211,4 @@ class Decisions(Governance, Publishing):
             txn.put_requester(doc["requester"], {**entry, "active": None})
         op.audit("revoke", f"certificate {cert_id}", f"revoked ({reason.value})", serial=doc["serial"],
                  reason=reason.value, requester=doc["requester"])  # fmt: skip
+        return revoked

@@ -9,9 +9,12 @@ a symlink.
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from pathlib import Path
+
+from tui_ca.engine.errors import UnsafeHomeError
 
 ROOT_CERT = "ca/root.crt.pem"
 ROOT_KEY = "ca/root.key"
@@ -28,6 +31,28 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _refuse_links(home: Path, folder: Path) -> None:
+    current = home
+    for part in folder.relative_to(home).parts:
+        current = current / part
+        if current.is_symlink():
+            raise UnsafeHomeError(f"{current} is a symbolic link; refusing to follow it out of the home")
+
+
+def read_file(home: Path, relpath: str) -> bytes:
+    """The bytes of ``home/relpath``, never through a symlink (FileNotFoundError if absent)."""
+    path = home / relpath
+    _refuse_links(home, path.parent)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeHomeError(f"{path} is a symbolic link; refusing to follow it out of the home") from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
 def ensure_folder(home: Path, relpath: str) -> Path:
     """Create ``home/relpath`` (0700) and its parents under the home; refuse a symlink on the way."""
     home.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -35,7 +60,7 @@ def ensure_folder(home: Path, relpath: str) -> Path:
     for part in Path(relpath).parts:
         folder = folder / part
         if folder.is_symlink():
-            raise OSError(f"{folder} is a symbolic link; refusing to follow it out of the home")
+            raise UnsafeHomeError(f"{folder} is a symbolic link; refusing to follow it out of the home")
         try:
             folder.mkdir(mode=0o700)
         except FileExistsError:

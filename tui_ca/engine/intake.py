@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tui_ca.engine import records
-from tui_ca.engine.authority import MAX_REQUESTER_CHARS, AuthorityBase
+from tui_ca.engine.authority import AuthorityBase
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
-from tui_ca.engine.errors import InputError, RuleError
-from tui_ca.engine.names import requester_from
+from tui_ca.engine.errors import RuleError
 from tui_ca.engine.models import Actor, CsrDetails, RequestStatus, SubmitResult
+from tui_ca.engine.names import requester_from
 from tui_ca.engine.operation import Operation
 
 
@@ -24,15 +23,19 @@ class Intake(AuthorityBase):
 
     def submit(
         self, data: bytes, *, requester: str | None = None, source: str = "cli", actor: Actor | None = None,
-        renewal_of: int | None = None, max_queued: int | None = None,
+        renewal_of: int | None = None, max_queued: int | None = None, note: dict | None = None,
     ) -> SubmitResult:  # fmt: skip
-        """Queue a CSR (PEM or DER); the identical CSR while queued returns the same request."""
+        """Queue a CSR (PEM or DER); the identical CSR while queued returns the same request.
+
+        ``note``: how the request arrived (a SCEP transaction ID, "challenge
+        matched"), kept on the request and in the submit's audit record.
+        """
         return self.submit_many([(data, requester)], source=source, actor=actor, renewal_of=renewal_of,
-                                max_queued=max_queued)[0]  # fmt: skip
+                                max_queued=max_queued, note=note)[0]  # fmt: skip
 
     def submit_many(
         self, items: Sequence[tuple[bytes, str | None]], *, source: str = "cli", actor: Actor | None = None,
-        renewal_of: int | None = None, max_queued: int | None = None,
+        renewal_of: int | None = None, max_queued: int | None = None, note: dict | None = None,
     ) -> list[SubmitResult]:  # fmt: skip
         """Queue several CSRs in one transaction (imports, benchmarks). All or nothing."""
         self._require_ca()
@@ -43,11 +46,12 @@ class Intake(AuthorityBase):
             details = check_and_describe(csr, allow_wildcard=allow_wildcards)
             prepared.append((csr, details, self._normalise_requester(requester, details)))
         with self._operation(actor) as op:
-            return [self._submit_one(op, csr, details, name, source, renewal_of, max_queued)
+            return [self._submit_one(op, csr, details, name, source, renewal_of, max_queued, note)
                     for csr, details, name in prepared]  # fmt: skip
 
     def _submit_one(self, op: Operation, csr: x509.CertificateSigningRequest, details: CsrDetails, requester: str,
-                    source: str, renewal_of: int | None, max_queued: int | None) -> SubmitResult:  # fmt: skip
+                    source: str, renewal_of: int | None, max_queued: int | None,
+                    note: dict | None = None) -> SubmitResult:  # fmt: skip
         txn, meta, now = op.txn, op.meta, self.now()
         known = txn.find_csr(details.csr_sha256)
         if known is not None:
@@ -81,10 +85,12 @@ class Intake(AuthorityBase):
         meta["next_id"] = request_id + 1
         meta["queued"] = meta.get("queued", 0) + 1
         doc = records.request_doc(request_id, requester, details, now, op.actor, source, renewal_of)
+        if note:
+            doc["note"] = dict(note)
         txn.put_request(doc)
         txn.put_csr_pem(request_id, csr.public_bytes(serialization.Encoding.PEM).decode())
         txn.put_requester(requester, {**entry, "name": requester, "queued": request_id})
         txn.put_csr(details.csr_sha256, request_id)
         op.audit("submit", f"request {request_id}", "queued", requester=requester, source=source,
-                 spki_sha256=details.spki_sha256)  # fmt: skip
+                 spki_sha256=details.spki_sha256, **(note or {}))  # fmt: skip
         return SubmitResult(records.request_model(doc), created=True)

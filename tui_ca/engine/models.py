@@ -227,6 +227,8 @@ class Request:
     """For a re-enrollment: the Certificate ID it replaces."""
     approvals: tuple[Actor, ...] = ()
     """Admins who approved it so far (under a K-of-N policy, fewer than K while queued)."""
+    note: dict = field(default_factory=dict, compare=False)
+    """How it arrived beyond ``source``: a SCEP transaction ID, whether a challenge matched."""
 
 
 @dataclass(frozen=True)

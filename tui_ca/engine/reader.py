@@ -23,12 +23,21 @@ from tui_ca.engine import records
 from tui_ca.engine.clock import crl_from_the_future
 from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
-from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY
+from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, read_overview
 from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
 from tui_ca.engine.names import is_decimal_id
-from tui_ca.engine.store import CRL_DER_BLOB, CRL_PEM_BLOB, ROOT_CRL_DER_BLOB, ROOT_CRL_PEM_BLOB, RecordStore, StoreView, open_store
+from tui_ca.engine.store import (
+    CRL_DER_BLOB,
+    CRL_PEM_BLOB,
+    ROOT_CRL_DER_BLOB,
+    ROOT_CRL_PEM_BLOB,
+    RecordStore,
+    StoreDamagedError,
+    StoreView,
+    open_store,
+)
 
 __all__ = ["ISSUING_CERT", "ISSUING_CSR", "ISSUING_KEY", "ROOT_CERT", "ROOT_KEY", "CAReader", "utc_now"]
 T = TypeVar("T")
@@ -125,7 +134,7 @@ class CAReader:
         cached = self._parsed.get(relpath)
         if cached is not None and cached[0] == signature:
             return cached[1]
-        value = parse(path.read_bytes())
+        value = parse(read_file(self.home, relpath))
         self._parsed[relpath] = (signature, value)
         return value
 
@@ -142,7 +151,7 @@ class CAReader:
         if self.key_in_token():
             return True
         path = self.home / ISSUING_KEY
-        return path.exists() and is_encrypted(path.read_bytes())
+        return path.exists() and is_encrypted(read_file(self.home, ISSUING_KEY))
 
     def key_in_token(self) -> bool:
         """Whether the CA keys live in a PKCS#11 token (``init --pkcs11``, ``key-to-token``), not in files."""
@@ -291,8 +300,8 @@ class CAReader:
     def ca_cert_pem(self, *, chain: bool = False) -> bytes:
         """The signing certificate (and the root after it)."""
         self._require_ca()
-        pem = (self.home / ISSUING_CERT).read_bytes()
-        return pem + (self.home / ROOT_CERT).read_bytes() if chain else pem
+        pem = read_file(self.home, ISSUING_CERT)
+        return pem + read_file(self.home, ROOT_CERT) if chain else pem
 
     @_consistent
     def audit_records(self) -> list[AuditRecord]:
@@ -334,7 +343,8 @@ class CAReader:
         self._require_ca()
         data = self._view().get_blob(CRL_DER_BLOB if der else CRL_PEM_BLOB)
         if data is None:
-            raise NoCAError(f"no CRL has been published in {self.home} yet")
+            # Every ready CA has published one (init does): its absence is damage.
+            raise StoreDamagedError(f"the published CRL is missing from {self.home}; run 'tui-ca crl --publish'")
         return data
 
     def published_root_crl(self, *, der: bool = True) -> bytes | None:
@@ -358,16 +368,55 @@ class CAReader:
         return CrlInfo(number=meta.get("crl_number", 0), this_update=this_update, next_update=next_update,
                        entries=entries)  # fmt: skip
 
+    def _stream_view(self) -> StoreView:
+        view = getattr(self._reading, "view", None)
+        return view if view is not None else self.store.view(keep=False)
+
+    def iter_request_dicts(self, status: RequestStatus | None = None) -> Iterator[dict]:
+        """Requests as plain JSON-ready dicts (the fields of ``Request``), streamed in ID order."""
+        wanted = None if status is None else status.value
+        for doc in self._stream_view().iter_requests(status=wanted):
+            yield records.request_json(doc)
+
+    def iter_certificate_dicts(self, status: CertStatus | None = None) -> Iterator[dict]:
+        """Certificates as plain JSON-ready dicts (with ``status``), streamed in ID order."""
+        now_text = self.now().isoformat()
+        for doc in self._stream_view().iter_certificates():
+            if status is None or records.certificate_status(doc, now_text) == status.value:
+                yield records.certificate_json(doc, now_text)
+
     def iter_requests(self, status: RequestStatus | None = None) -> Iterator[Request]:
         """Requests by Certificate ID, streamed: memory does not grow with the store."""
         wanted = None if status is None else status.value
-        for doc in self._view().iter_requests(status=wanted):
+        for doc in self._stream_view().iter_requests(status=wanted):
             yield records.request_model(doc)
 
     def iter_certificates(self, status: CertStatus | None = None) -> Iterator[Certificate]:
         """Certificates by Certificate ID, streamed (status from the clock)."""
         now = self.now()
-        for doc in self._view().iter_certificates():
+        for doc in self._stream_view().iter_certificates():
             cert = records.certificate_model(doc)
             if status is None or cert.status_at(now) == status:
                 yield cert
+
+    # --- integrity and copies ---
+
+    def check(self) -> list[str]:
+        """Every inconsistency between records, indexes, CRL, OCSP answers and the audit chain; one line each."""
+        from tui_ca.engine.checking import check_records
+        from tui_ca.engine.store import StoreDamagedError
+
+        try:
+            return self.store.read(lambda view: self._check(view, check_records))
+        except StoreDamagedError as exc:
+            return [str(exc)]
+
+    def _check(self, view: StoreView, check_records: Callable[..., Iterator[str]]) -> list[str]:
+        issuing = self.issuing_cert() if self.exists() else None
+        return list(check_records(view, issuing, self.now()))
+
+    def backup(self, dest: Path | str) -> Path:
+        """A consistent copy of this home (keys, files, records) in the new or empty folder ``dest``."""
+        from tui_ca.engine.backup import backup
+
+        return backup(self, dest)

@@ -72,6 +72,7 @@ def request_model(doc: dict) -> Request:
         source=doc["source"], decided_at=time_model(doc.get("decided_at")),
         decided_by=actor_model(doc.get("decided_by")), reason=doc.get("reason"), renewal_of=doc.get("renewal_of"),
         approvals=tuple(Actor(user=given["u"], address=given.get("a")) for given in doc.get("approvals") or ()),
+        note=dict(doc.get("note") or {}),
     )  # fmt: skip
 
 
@@ -96,3 +97,48 @@ def certificate_model(doc: dict) -> Certificate:
         revoked_at=time_model(doc.get("revoked_at")), revoked_by=actor_model(doc.get("revoked_by")),
         revocation_reason=RevocationReason(reason) if reason else None,
     )  # fmt: skip
+
+
+# Plain dicts for machine-readable listings, straight from stored documents:
+# the same fields and values as the models' dataclasses turned into JSON,
+# without building a model (dataclasses.asdict deep-copies every field).
+
+
+def _actor_json(doc: dict | None) -> dict | None:
+    return None if doc is None else {"user": doc["u"], "address": doc.get("a")}
+
+
+def request_json(doc: dict) -> dict:
+    fields = doc.get("fields", {})
+    return {
+        "id": doc["id"], "requester": doc["requester"], "status": doc["status"],
+        "details": {
+            "subject": doc["subject"], "subject_fields": {key: fields.get(key) for key in _FIELD_KEYS},
+            "common_name": fields.get("common_name"), "sans": list(doc["sans"]), "key_type": doc["key_type"],
+            "key_size": doc["key_size"], "signature_valid": True, "spki_sha256": doc["spki"],
+            "csr_sha256": doc["csr_sha"],
+        },
+        "submitted_at": doc["at"], "submitted_by": _actor_json(doc["by"]), "source": doc["source"],
+        "decided_at": doc.get("decided_at"), "decided_by": _actor_json(doc.get("decided_by")),
+        "reason": doc.get("reason"), "renewal_of": doc.get("renewal_of"),
+        "approvals": [_actor_json(given) for given in doc.get("approvals") or ()],
+        "note": dict(doc.get("note") or {}),
+    }  # fmt: skip
+
+
+def certificate_status(doc: dict, now_text: str) -> str:
+    """valid / revoked / expired from the stored fields (stored times are UTC ISO text of one format)."""
+    if doc.get("revoked_at") is not None:
+        return "revoked"
+    return "expired" if doc["na"] <= now_text else "valid"
+
+
+def certificate_json(doc: dict, now_text: str) -> dict:
+    return {
+        "id": doc["id"], "requester": doc["requester"], "serial": doc["serial"], "subject": doc["subject"],
+        "common_name": doc.get("cn"), "sans": list(doc["sans"]), "key_type": doc["key_type"],
+        "spki_sha256": doc["spki"], "sha256": doc["sha256"], "not_before": doc["nb"], "not_after": doc["na"],
+        "issued_at": doc["at"], "issued_by": _actor_json(doc["by"]), "revoked_at": doc.get("revoked_at"),
+        "revoked_by": _actor_json(doc.get("revoked_by")), "revocation_reason": doc.get("reason"),
+        "status": certificate_status(doc, now_text),
+    }  # fmt: skip

@@ -12,10 +12,11 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine.clock import check_can_issue
@@ -32,6 +33,8 @@ TLS_KEY = f"{SERVER_DIR}/tls.key"
 TLS_CERT = f"{SERVER_DIR}/tls.crt"
 OCSP_KEY = f"{SERVER_DIR}/ocsp.key"
 OCSP_CERT = f"{SERVER_DIR}/ocsp.crt"
+SCEP_RA_KEY = f"{SERVER_DIR}/scep-ra.key"
+SCEP_RA_CERT = f"{SERVER_DIR}/scep-ra.crt"
 # An address, not "localhost": a single-label DNS SAN is not a name any public
 # or private DNS can vouch for (pkilint flags it); --name localhost still adds it.
 LOOPBACK_NAMES = ("127.0.0.1",)
@@ -146,6 +149,7 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
             tls_cert = build_tls_cert(issuing, key, tls_key.public_key(), general, now, tls_days)
             write_file(ca.home, TLS_KEY, dump_key(tls_key, None), 0o600)
             write_file(ca.home, TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
+            write_scep_ra_cert(ca, op, issuing, key, now, tls_days)
         write_file(ca.home, OCSP_KEY, dump_key(ocsp_key, None), 0o600)
         write_file(ca.home, OCSP_CERT, _pem(ocsp_cert))
         # On record like any certificate: listed, shown, revocable; a renewal supersedes the one before.
@@ -160,3 +164,39 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
                  tls_serial=format(tls_cert.serial_number, "x") if tls_cert else None)  # fmt: skip
     return ServiceCerts(tuple(shown), tls_cert.not_valid_after_utc if tls_cert else None,
                         ocsp_cert.not_valid_after_utc)  # fmt: skip
+
+
+# ------------------------------------------------------------- SCEP RA
+
+
+def write_scep_ra_cert(ca: Any, op: Any, issuing: x509.Certificate, issuing_key: Any, now: datetime,
+                       days: int) -> x509.Certificate:  # fmt: skip
+    """The SCEP registration authority: SCEP clients encrypt to it and it signs the answers (RFC 8894 §2.1.1).
+
+    RSA, because clients send their messages by RSA key transport; not a CA,
+    so a stolen server key can answer SCEP but never issue.
+    """
+    ra_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tui-ca SCEP RA")])
+    ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    usage = dict.fromkeys(("content_commitment", "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+                           "encipher_only", "decipher_only"), False)  # fmt: skip
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuing.subject)
+        .public_key(ra_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + timedelta(days=days), issuing.not_valid_after_utc))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, **usage), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ra_key.public_key()), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    )
+    cert = sign_builder(builder, issuing_key, signature_hash(issuing_key))
+    write_file(ca.home, SCEP_RA_KEY, dump_key(ra_key, None), 0o600)
+    write_file(ca.home, SCEP_RA_CERT, _pem(cert))
+    op.audit("server-setup", "SCEP RA certificate", "issued", serial=format(cert.serial_number, "x"),
+             not_after=cert.not_valid_after_utc.isoformat())  # fmt: skip
+    return cert

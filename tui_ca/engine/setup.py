@@ -214,5 +214,8 @@ class Setup(Publishing):
             if not self._committed(lambda config: config.get("awaiting_import") is False):
                 self._undo_files(written)
             raise
-        remove_file(self.home, ISSUING_CSR)
+        try:
+            remove_file(self.home, ISSUING_CSR)  # after the commit: a CSR left behind is harmless
+        except OSError:
+            pass
         return self.info()

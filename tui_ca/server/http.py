@@ -19,6 +19,8 @@ import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tui_ca.engine.store import StoreDamagedError, StoreUnavailableError
+
 MAX_BODY = 64 * 1024
 # Above RFC 7030 tooling's patience for a CSR upload, below what a thread
 # held by a stalled client should cost.
@@ -137,7 +139,7 @@ class Handler(BaseHTTPRequestHandler):
                     self.reply(exc.status, exc.reason, headers=exc.headers)
                 except (ConnectionError, ssl.SSLError, TimeoutError):
                     raise
-                except OSError as exc:
+                except (OSError, StoreDamagedError, StoreUnavailableError) as exc:
                     # Not the socket but the store (a missing file, a disk
                     # error): the client still deserves its one line.
                     self.close_connection = True

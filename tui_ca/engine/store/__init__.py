@@ -15,7 +15,9 @@ from tui_ca.engine.store.protocol import (
     ROOT_CRL_DER_BLOB,
     ROOT_CRL_PEM_BLOB,
     RecordStore,
+    StoreDamagedError,
     StoreTransaction,
+    StoreUnavailableError,
     StoreView,
 )
 
@@ -39,6 +41,7 @@ def open_store(home: Path | str, backend: str | None = None) -> RecordStore:
 
 
 __all__ = [
-    "BACKENDS", "CRL_DER_BLOB", "CRL_PEM_BLOB", "META_DEFAULTS", "ROOT_CRL_DER_BLOB", "ROOT_CRL_PEM_BLOB", "RecordStore", "StoreTransaction", "StoreView",
+    "BACKENDS", "CRL_DER_BLOB", "CRL_PEM_BLOB", "META_DEFAULTS", "ROOT_CRL_DER_BLOB", "ROOT_CRL_PEM_BLOB", "RecordStore",
+    "StoreDamagedError", "StoreTransaction", "StoreUnavailableError", "StoreView",
     "open_store",
 ]  # fmt: skip

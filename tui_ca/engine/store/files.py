@@ -24,10 +24,13 @@ Why it looks like this (each point is a measured TinyDB trap, DESIGN §3):
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import secrets
+import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -35,8 +38,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tui_ca.engine.errors import RuleError
 from tui_ca.engine.folders import make_private_dirs
+from tui_ca.engine.store.protocol import StoreDamagedError, StoreUnavailableError
 
 _JOURNAL = "journal.json"
 # Rewritten by every commit: a lock-free reader compares its signature before
@@ -75,7 +78,7 @@ def _make_folder(path: Path) -> None:
 
 
 def _write_durably(path: Path, payload: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         _write_all(fd, payload)
         os.fsync(fd)
@@ -121,7 +124,12 @@ def _each(action: Callable[[Any], object], items: list) -> None:
     if len(items) == 1:
         action(items[0])
         return
-    list(_sync_pool().map(action, items))  # list() re-raises the first failure
+    # Every action ends before the first failure is raised, so that a failed
+    # commit never leaves a worker still writing after its files were removed.
+    futures = [_sync_pool().submit(action, item) for item in items]
+    errors = [error for future in futures if (error := future.exception()) is not None]
+    if errors:
+        raise errors[0]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -144,14 +152,37 @@ class _ShardOwner:
         raise NotImplementedError
 
 
+# Folders a commit may write into (relative to the home); a journal naming
+# anything else was not written by a commit and is refused.
+_WRITABLE_ROOTS = ("db/", "crl/")
+_RESTORE_HINT = "restore the home from a backup (tui-ca restore) or repair the file, then run tui-ca check"
+Validator = Callable[[Path, Any], "str | None"]
+
+
+def damaged(path: Path, why: str) -> StoreDamagedError:
+    return StoreDamagedError(f"{path} is damaged ({why}); nothing was changed: {_RESTORE_HINT}")
+
+
+def unavailable(exc: OSError, doing: str) -> StoreUnavailableError:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return StoreUnavailableError(f"cannot {doing}: {exc.strerror or exc}{where}; nothing was changed")
+
+
+def _is_real_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
 class ShardFiles:
     """All files of one CA home, with lock-free reads and locked transactions."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, validate: Validator | None = None) -> None:
         self.home = Path(home)
         self.db_dir = self.home / "db"
         self._tmp_dir = self.home / ".tmp"
-        self._lock_path = self.home / ".lock"
+        self._validate = validate
         # path -> (signature, parsed data); shared by every view and transaction
         # of this process, and re-validated by signature before each use.
         self._cache: dict[Path, tuple[_Signature, dict[str, Any]]] = {}
@@ -172,21 +203,44 @@ class ShardFiles:
             path = self._paths[(collection, shard)] = self.db_dir / collection / f"{shard}.json"
         return path
 
+    def check_folder(self, folder: Path) -> None:
+        """Refuse a folder of the home that is a symlink: the store never follows one out of the home."""
+        current = self.home
+        for part in folder.relative_to(self.home).parts:
+            current = current / part
+            try:
+                mode = os.lstat(current).st_mode
+            except FileNotFoundError:
+                return
+            if stat.S_ISLNK(mode) or not stat.S_ISDIR(mode):
+                kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+                raise damaged(current, f"{kind} where the store keeps a folder; the store never follows it")
+
     def ensure_layout(self) -> None:
         """Create the home (0700) and the store's folders."""
         make_private_dirs(self.home)  # 0700 whatever the umask, parents too (trust slice)
         for folder in (self.db_dir, self._tmp_dir):
-            make_private_dirs(folder)
+            self.check_folder(folder)
+            if not _is_real_dir(folder):
+                make_private_dirs(folder)
 
     # --------------------------------------------------------------- reading
 
-    def load(self, path: Path) -> dict[str, Any] | None:
-        """Parsed content of a shard file, parsed again only if it changed."""
+    def load(self, path: Path, keep: bool = True) -> dict[str, Any] | None:
+        """Parsed content of a shard file, parsed again only if it changed; damage is refused.
+
+        ``keep=False`` uses a parse already kept but keeps no new one (one-pass listings).
+        """
+        self.check_folder(path.parent)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
             self._cache.pop(path, None)
             return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise damaged(path, "a symbolic link; the store never follows it") from None
+            raise unavailable(exc, "read the store") from None
         try:
             signature = _signature(os.fstat(fd))
             cached = self._cache.get(path)
@@ -194,15 +248,23 @@ class ShardFiles:
                 return cached[1]
             with os.fdopen(fd, "rb", closefd=False) as handle:
                 raw = handle.read()
+        except OSError as exc:
+            raise unavailable(exc, "read the store") from None
         finally:
             os.close(fd)
+        # Commits are atomic, so only a hand edit or a disk fault gets here:
+        # say which file, instead of a traceback or an empty table.
+        if not raw.strip():
+            raise damaged(path, "empty")
         try:
-            data = json.loads(raw) if raw else {}
+            data = json.loads(raw)
         except ValueError:
-            # Only a hand edit or a disk fault gets here (commits are atomic):
-            # say which file, instead of a traceback from every command.
-            raise RuleError(f"{path} is damaged (not valid JSON); restore it from a backup") from None
-        self._cache[path] = (signature, data)
+            raise damaged(path, "not valid JSON") from None
+        why = self._validate(path, data) if self._validate is not None else None
+        if why is not None:
+            raise damaged(path, why)
+        if keep:
+            self._cache[path] = (signature, data)
         return data
 
     def signature(self, path: Path) -> _Signature | None:
@@ -214,10 +276,13 @@ class ShardFiles:
     def shard_names(self, collection: str) -> list[str]:
         """Existing shards of a collection, in name order."""
         folder = self.collection_dir(collection)
+        self.check_folder(folder)
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
             return []
+        except OSError as exc:
+            raise unavailable(exc, "read the store") from None
         return sorted(n[:-5] for n in names if n.endswith(".json"))
 
     def view(self) -> View:
@@ -225,23 +290,67 @@ class ShardFiles:
         return View(self)
 
     def read_blob(self, relpath: str) -> bytes:
-        return (self.home / relpath).read_bytes()
+        """A whole file of the store (FileNotFoundError if absent); never through a symlink."""
+        path = self.home / relpath
+        self.check_folder(path.parent)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise damaged(path, "a symbolic link; the store never follows it") from None
+            raise unavailable(exc, "read the store") from None
+        with os.fdopen(fd, "rb") as handle:
+            return handle.read()
+
+    # ---------------------------------------------------------------- locking
+
+    def _lock(self, mode: int) -> int:
+        """A flock on the ``db`` folder itself, re-checked to be the folder the path names.
+
+        A lock file can be deleted or replaced under its holder, and the next
+        process would lock the new file and walk in. A folder that holds
+        records cannot be removed, and if it is renamed away the re-check sees
+        a different inode and the lock is taken again on what the path names.
+        """
+        while True:
+            fd = os.open(self.db_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                fcntl.flock(fd, mode)
+                held, named = os.fstat(fd), os.lstat(self.db_dir)
+                if (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino):
+                    return fd
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)
 
     # ---------------------------------------------------------- transactions
 
     @contextmanager
     def transaction(self, make: Callable[[ShardFiles], Transaction] | None = None) -> Iterator[Transaction]:
         """Exclusive, inter-process: recover, yield, commit all or nothing."""
-        self.ensure_layout()
         # flock is per open file description, so threads of one process also
         # need the thread lock to exclude each other.
         with self._thread_lock:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                self._recover()
+                self.ensure_layout()
+                fd = self._lock(fcntl.LOCK_EX)
+            except OSError as exc:
+                raise unavailable(exc, f"open the store in {self.home}") from None
+            try:
+                try:
+                    self._recover()
+                except OSError as exc:
+                    raise unavailable(exc, f"finish an interrupted commit in {self.home}") from None
                 txn = make(self) if make is not None else Transaction(self)
-                yield txn
+                try:
+                    yield txn
+                except OSError as exc:
+                    raise unavailable(exc, f"change the CA in {self.home}") from None
                 txn.commit()
             finally:
                 os.close(fd)  # closing releases the flock
@@ -274,24 +383,56 @@ class ShardFiles:
             self._reading.active = False
 
     def _read_locked(self, read: Callable[[], T]) -> T:
-        if not self._lock_path.exists():
+        if not _is_real_dir(self.db_dir):
             return read()
-        fd = os.open(self._lock_path, os.O_RDONLY)
+        # A journal left by a commit that could not finish its renames is a
+        # commit that happened: finish it (exclusively) before reading, so
+        # that readers see what the writer reported.
+        journal = self.db_dir / _JOURNAL
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH)
+            fd = self._lock(fcntl.LOCK_EX if journal.exists() else fcntl.LOCK_SH)
+        except OSError as exc:
+            raise unavailable(exc, "read the store") from None
+        try:
+            if journal.exists():
+                with self._thread_lock:
+                    try:
+                        self._recover()
+                    except OSError:
+                        pass  # read-only, say: the committed state stays in the journal until it can be finished
             return read()
         finally:
             os.close(fd)
+
+    def _journal_plan(self, journal: Path) -> list[tuple[Path, Path]]:
+        """The renames a journal names, refused unless it is what a commit writes."""
+        try:
+            plan = json.loads(journal.read_bytes())
+        except ValueError:
+            plan = None
+        renames = plan.get("renames") if isinstance(plan, dict) else None
+        if not isinstance(renames, list):
+            raise damaged(journal, "not a commit journal; an interrupted commit cannot be finished")
+        pairs = []
+        for pair in renames:
+            ok = isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+            if ok:
+                tmp_rel, final_rel = pair
+                ok = (tmp_rel.startswith(".tmp/") and final_rel.startswith(_WRITABLE_ROOTS)
+                      and ".." not in Path(tmp_rel).parts + Path(final_rel).parts)  # fmt: skip
+            if not ok:
+                raise damaged(journal, f"names {pair!r}, which no commit writes")
+            pairs.append((self.home / pair[0], self.home / pair[1]))
+        return pairs
 
     def _recover(self) -> None:
         """Finish a commit whose journal was written, or drop a half-prepared one."""
         journal = self.db_dir / _JOURNAL
         if journal.exists():
-            plan = json.loads(journal.read_bytes())
             touched = set()
-            for tmp_rel, final_rel in plan["renames"]:
-                tmp, final = self.home / tmp_rel, self.home / final_rel
+            for tmp, final in self._journal_plan(journal):
                 if tmp.exists():
+                    self.check_folder(final.parent)
                     _make_folder(final.parent)
                     os.replace(tmp, final)
                     touched.add(final.parent)
@@ -301,7 +442,12 @@ class ShardFiles:
             journal.unlink()
             _fsync_dir(self.db_dir)
         for leftover in self._tmp_dir.iterdir():
-            leftover.unlink()
+            # Anything here is a leftover by definition; a folder (or a link
+            # to one) is removed without following it.
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink()
 
 
 class View(_ShardOwner):
@@ -365,6 +511,15 @@ class Transaction(View):
         self._blobs[self.store.home / relpath] = (data, mode)
 
     def commit(self) -> None:
+        """Make every staged change durable at once, or none of them.
+
+        Until the journal is in place a failure (disk full, no inodes,
+        read-only) removes what was prepared and reports that nothing changed.
+        Once it is, the commit has happened: a failure while putting files in
+        place is left for the next transaction to finish from the journal, and
+        the commit still reports success, so that no command says "failed"
+        for a change that then appears.
+        """
         for action in self._before_commit.values():
             action(self)
         if not self._dirty and not self._blobs:
@@ -381,19 +536,41 @@ class Transaction(View):
         payloads[store.db_dir / _GENERATION] = token.encode()
         modes[store.db_dir / _GENERATION] = 0o600
         renames = [(store._tmp_dir / f"{token}-{index}", path) for index, path in enumerate(payloads)]
-        _each(lambda pair: _write_durably(pair[0], payloads[pair[1]], modes[pair[1]]), renames)
-        _fsync_dir(store._tmp_dir)
-        self._write_journal(renames)
         folders = {final.parent for _, final in renames}
-        for folder in folders:
-            _make_folder(folder)
-        _each(lambda pair: os.replace(*pair), renames)
-        _each(_fsync_dir, list(folders))
-        (store.db_dir / _JOURNAL).unlink()
+        try:
+            for folder in folders:
+                store.check_folder(folder)
+                _make_folder(folder)  # before the commit point: no inodes left fails here
+            _each(lambda pair: _write_durably(pair[0], payloads[pair[1]], modes[pair[1]]), renames)
+            _fsync_dir(store._tmp_dir)
+            self._write_journal(renames)
+        except OSError as exc:
+            self._discard(renames)
+            raise unavailable(exc, f"write the store in {store.home}") from None
+        except BaseException:
+            self._discard(renames)
+            raise
+        # The commit point is behind us.
+        for path in payloads:
+            store._cache.pop(path, None)
+        try:
+            _each(lambda pair: os.replace(*pair), renames)
+            _each(_fsync_dir, list(folders))
+            (store.db_dir / _JOURNAL).unlink()
+        except OSError:
+            return  # the journal is durable: the next transaction finishes this commit
         for path in self._dirty:
-            signature = store.signature(path)
-            if signature is not None:
-                store._cache[path] = (signature, self._shards[path])
+            signature, staged = store.signature(path), self._shards[path]
+            if signature is not None and staged is not None:
+                store._cache[path] = (signature, staged)
+
+    def _discard(self, renames: list[tuple[Path, Path]]) -> None:
+        """Remove what a commit that did not happen prepared (best effort: recovery also drops it)."""
+        for tmp, _ in [*renames, (self.store._tmp_dir / "journal", None)]:
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
 
     def _write_journal(self, renames: list[tuple[Path, Path]]) -> None:
         home = self.store.home
@@ -408,4 +585,24 @@ class Transaction(View):
         finally:
             os.close(fd)
         os.replace(staging, self.store.db_dir / _JOURNAL)
-        _fsync_dir(self.store.db_dir)
+        try:
+            _fsync_dir(self.store.db_dir)
+        except OSError:
+            pass  # the journal is in place: from here on the commit stands
+
+
+def copy_tree(source: Path, dest: Path) -> None:
+    """Copy a store folder durably, refusing (never following) any symlink in it."""
+    if not source.exists():
+        return
+    for folder, subfolders, names in os.walk(source, followlinks=False):
+        here = Path(folder)
+        target = dest / here.relative_to(source)
+        target.mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name in subfolders + names:
+            if (here / name).is_symlink():
+                raise damaged(here / name, "a symbolic link; the store never follows it")
+        for name in names:
+            data = (here / name).read_bytes()
+            _write_durably(target / name, data, stat.S_IMODE(os.lstat(here / name).st_mode))
+        _fsync_dir(target)

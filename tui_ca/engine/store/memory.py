@@ -221,8 +221,16 @@ class MemoryStore:
         with self._lock:
             return read(_MemoryView(self._state))
 
-    def view(self) -> _MemoryView:
+    def view(self, *, keep: bool = True) -> _MemoryView:
         return _MemoryView(self._state)
+
+    home_entries: frozenset[str] = frozenset()
+
+    def backup_to(self, dest_home: Path) -> None:
+        from tui_ca.engine.store.copying import copy_records
+        from tui_ca.engine.store.tinydb import TinyDBStore
+
+        copy_records(_MemoryView(self._state), TinyDBStore(dest_home))
 
     def change_token(self) -> object:
         return (self._id, self._state.generation)

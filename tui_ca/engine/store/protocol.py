@@ -30,9 +30,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
+from tui_ca.engine.errors import RuleError
+
 T = TypeVar("T")
+
+
+class StoreDamagedError(RuleError):
+    """A store record or file is not what was written: refused, never treated as empty."""
+
+
+class StoreUnavailableError(RuleError):
+    """The store cannot be read or written now (disk full, read-only, no permission): nothing changed."""
+
 
 # Published artefacts kept by the store (get_blob / put_blob names).
 CRL_DER_BLOB = "crl.der"
@@ -153,8 +165,22 @@ class RecordStore(Protocol):
     def read(self, read: Callable[[StoreView], T]) -> T:
         """Run ``read`` on a view of one committed state (retried or locked as the backend needs)."""
 
-    def view(self) -> StoreView:
-        """A view for streaming reads: each record whole, not necessarily of one instant."""
+    def view(self, *, keep: bool = True) -> StoreView:
+        """A view for streaming reads: each record whole, not necessarily of one instant.
+
+        ``keep=False``: one pass over many records (a listing), so nothing read is
+        kept in memory for later views; memory stays independent of the store size.
+        """
+
+    home_entries: frozenset[str]
+    """Top-level names in the home that belong to the store (left to it by backup and restore)."""
+
+    def backup_to(self, dest_home: Path) -> None:
+        """Write every record, as of one committed state, as a TinyDB store in ``dest_home``.
+
+        Called by the engine inside a transaction of this store, so writers wait
+        and the copy is of one generation; ``dest_home`` exists and holds no store.
+        """
 
     def change_token(self) -> object:
         """A cheap value that changes whenever anybody commits."""

@@ -31,7 +31,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from tui_ca.engine.crl import encode_entry
-from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner
+from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner, copy_tree
 from tui_ca.engine.store.protocol import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -131,7 +131,7 @@ class _ShardTable(Table):
     """
 
     def _update_table(self, updater: Callable[[Any], None]) -> None:
-        owner = self._storage._owner
+        owner = self._storage._owner  # type: ignore[attr-defined]
         if not owner.writable:
             raise RuntimeError("read-only view: open a transaction to write")
         tables = self._storage.read() or {}
@@ -248,7 +248,12 @@ class _Records:
         # Sorted by the stored field, not the doc_id: a hand-edited log must
         # show up as a broken chain in verify_chain, not be silently re-ordered.
         docs = list(self._iter("audit"))
-        return iter(sorted(docs, key=lambda d: d.get("seq") if isinstance(d.get("seq"), int) else 0))
+
+        def seq(doc: dict) -> int:
+            value = doc.get("seq")
+            return value if isinstance(value, int) else 0
+
+        return iter(sorted(docs, key=seq))
 
     def iter_revoked(self) -> Iterator[dict]:
         for shard in self.shards("revoked"):  # type: ignore[attr-defined]
@@ -300,9 +305,13 @@ class _Records:
 
 
 class _TinyView(_Records, View):
-    def __init__(self, files: ShardFiles) -> None:
+    def __init__(self, files: ShardFiles, keep: bool = True) -> None:
         View.__init__(self, files)
         self.files = files
+        self._keep = keep
+
+    def shard_data(self, path: Path) -> dict[str, Any] | None:
+        return self.files.load(path, self._keep)
 
 
 class _TinyTransaction(_Records, Transaction):
@@ -393,12 +402,48 @@ def _refresh_crl_entries(txn: Transaction) -> None:
             txn.write_blob(f"{CRL_ENTRIES_DIR}/{shard}.der", txn._encode_revoked_shard(shard))
 
 
+# Fields without which a record of a collection is not one the engine wrote.
+_REQUIRED = {
+    "requests": ("id", "status", "requester", "at"), "certs": ("id", "serial", "requester", "na", "spki"),
+    "csr_pems": ("pem",), "cert_pems": ("pem",), "revoked": ("serial", "at", "code"), "queue": ("id",),
+    "serials": ("k", "id"), "csrs": ("k", "id"), "compromised": ("k", "id"), "requesters": ("k",),
+}  # fmt: skip
+_NUMBERED = ("requests", "certs", "queue")
+
+
+def validate_shard(path: Path, data: Any) -> str | None:
+    """Why a parsed shard is not what a commit writes, or None.
+
+    Only the shape is checked here (cheap, on every parse); whether records
+    agree with each other is ``tui-ca check``'s work. The audit log's records
+    are left to its hash chain, which names an edited record precisely.
+    """
+    collection = path.parent.name
+    if not isinstance(data, dict):
+        return f"holds {type(data).__name__ if data is not None else 'null'} instead of a table"
+    if set(data) != {collection}:
+        return f"holds tables {sorted(data)!r} instead of {collection!r}" if data else "holds no table"
+    docs = data[collection]
+    if not isinstance(docs, dict):
+        return f"its table is {type(docs).__name__}, not records"
+    required = frozenset(() if collection == "audit" else _REQUIRED.get(collection, ()))
+    numbered = collection in _NUMBERED
+    for key, doc in docs.items():
+        if type(doc) is not dict or not key.isdigit():
+            return f"entry {key!r} is not a record"
+        if not required <= doc.keys():
+            return f"record {key} lacks {', '.join(sorted(required - doc.keys()))}"
+        if numbered and doc["id"] != int(key):
+            return f"record {key} says it is {doc['id']!r}"
+    return None
+
+
 class TinyDBStore:
     """The record store in a home's ``db/`` folder (see the module docstring)."""
 
     def __init__(self, home: Path | str) -> None:
         self.home = Path(home)
-        self.files = ShardFiles(self.home)
+        self.files = ShardFiles(self.home, validate_shard)
 
     @contextmanager
     def transaction(self) -> Iterator[_TinyTransaction]:
@@ -408,8 +453,16 @@ class TinyDBStore:
     def read(self, read: Callable[[_TinyView], T]) -> T:
         return self.files.read_consistently(lambda: read(_TinyView(self.files)))
 
-    def view(self) -> _TinyView:
-        return _TinyView(self.files)
+    def view(self, *, keep: bool = True) -> _TinyView:
+        return _TinyView(self.files, keep)
+
+    home_entries = frozenset({"db", "crl", ".tmp", ".lock"})
+
+    def backup_to(self, dest_home: Path) -> None:
+        # Under the caller's transaction the journal is finished and no commit
+        # can land, so a copy of the files is one committed generation.
+        for top in ("db", "crl"):
+            copy_tree(self.home / top, Path(dest_home) / top)
 
     def change_token(self) -> object:
         return self.files.signature(self.files.shard_path("meta", "meta"))

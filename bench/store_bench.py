@@ -1,0 +1,176 @@
+"""Store figures at scale: listing against awk over `openssl ca`'s index.txt, approve latency, serve start.
+
+    python bench/store_bench.py HOME [--small HOME_1K]
+
+``HOME`` is a seeded home (bench/common.py's SeededHome; 100,000 certificates
+for the issue's figures). Every ratio is against a baseline taken in the same
+run on the same machine:
+
+* ``list --json`` / ``list certs`` (one ``tui-ca`` process, start-up included)
+  against ``awk`` printing the same certificates from an ``openssl ca``
+  index.txt written from the same store; peak RSS of the ``tui-ca`` process.
+* approve latency in a warm process on HOME ÷ on a 1,000-certificate home.
+* ``serve`` start: CPU seconds the server process spends before it answers
+  its first CRL request, on HOME ÷ on the small home.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import BENCH_ACTOR, SeededHome, median, row, tui_ca_command  # noqa: E402
+from bench.engine_bench import _in_process_latency  # noqa: E402
+from tui_ca.engine import CertificateAuthority  # noqa: E402
+
+JSON_GOAL, LIST_GOAL, LATENCY_GOAL, RSS_GOAL_MIB, SERVE_GOAL_S = 25, 15, 1.5, 200, 0.5
+AWK_JSON = ('BEGIN{FS="\\t"}{printf "{\\"serial\\": \\"%s\\", \\"status\\": \\"%s\\", \\"not_after\\": \\"%s\\", '
+            '\\"subject\\": \\"%s\\"}\\n", $4, $1, $2, $6}')
+AWK_TEXT = 'BEGIN{FS="\\t"}{printf "%-6s %-16s %s\\n", $1, substr($4, 1, 16), $2}'
+
+
+def _openssl_time(iso: str) -> str:
+    return datetime.fromisoformat(iso).strftime("%y%m%d%H%M%SZ")
+
+
+def write_index(home: Path, index: Path) -> int:
+    """An `openssl ca` index.txt of every certificate in the home (V / R lines, as openssl writes them)."""
+    ca = CertificateAuthority(home)
+    count = 0
+    with open(index, "w") as out:
+        for doc in ca.iter_certificate_dicts():
+            revoked = doc["revoked_at"]
+            flag = "R" if revoked else "V"
+            when = f"{_openssl_time(revoked)},{doc['revocation_reason']}" if revoked else ""
+            out.write(f"{flag}\t{_openssl_time(doc['not_after'])}\t{when}\t{doc['serial'].upper()}\tunknown\t"
+                      f"/{doc['subject'].replace(',', '/')}\n")  # fmt: skip
+            count += 1
+    return count
+
+
+def _run(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one process writing to /dev/null."""
+    with open(os.devnull, "wb") as sink:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[:4]} failed: {proc.stderr.read().decode()}")
+    return elapsed, usage.ru_maxrss
+
+
+def listing(home: Path, workdir: Path, runs: int = 3) -> list[dict]:
+    index = workdir / "index.txt"
+    count = write_index(home, index)
+    rows = []
+    for name, args, awk, goal in (("list-json", ["list", "certs", "--json"], AWK_JSON, JSON_GOAL),
+                                  ("list", ["list", "certs"], AWK_TEXT, LIST_GOAL)):  # fmt: skip
+        ours, theirs, rss = [], [], []
+        for _ in range(runs):
+            seconds, peak = _run([*tui_ca_command(), "--home", str(home), *args])
+            ours.append(seconds)
+            rss.append(peak)
+            theirs.append(_run(["awk", awk, str(index)])[0])
+        ratio = median(ours) / median(theirs)
+        rows.append(row(name, f"`tui-ca {' '.join(args)}`, {count:,} certificates, vs awk over index.txt",
+                        median(ours), median(theirs), ratio, f"≤ {goal} (tui-ca ÷ awk)", ratio <= goal,
+                        note=f"median of {runs}; peak RSS {max(rss) / 1024:.0f} MiB (goal ≤ {RSS_GOAL_MIB})"))  # fmt: skip
+    return rows
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def serve_start(home: Path) -> float:
+    """CPU seconds `tui-ca serve` spends until it answers its first CRL request."""
+    if not (home / "server" / "tls.crt").exists():
+        subprocess.run([*tui_ca_command(), "--home", str(home), "server-setup"], check=True, capture_output=True)
+    http, https = _free_port(), _free_port()
+    proc = subprocess.Popen([*tui_ca_command(), "--home", str(home), "serve", "--port", str(https),
+                             "--http-port", str(http)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/ca.crl", timeout=5) as response:
+                    if response.status == 200:
+                        return _cpu_seconds(proc.pid)
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("serve did not answer within 120 s")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("home", type=Path)
+    parser.add_argument("--small", type=Path, help="a 1,000-certificate home (made if missing)")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/store-bench-work"))
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    small = args.small or args.workdir / "small"
+    if not small.exists():
+        seeded_small = SeededHome(small)
+        seeded_small.grow_to(1_000)
+    size = len(CertificateAuthority(args.home).certificates())
+    rows = listing(args.home, args.workdir)
+    big_lat = _in_process_latency(args.home, _Queue(args.home), 20)
+    small_lat = _in_process_latency(small, _Queue(small), 20)
+    ratio = big_lat / small_lat
+    rows.append(row("approve-latency", f"Approve one request in-process, {size:,} ÷ 1,000 certificates", big_lat,
+                    small_lat, ratio, f"≤ {LATENCY_GOAL}", ratio <= LATENCY_GOAL, unit="ms",
+                    note="median of 20 single-ID calls, warm process"))  # fmt: skip
+    big_cpu, small_cpu = serve_start(args.home), serve_start(small)
+    rows.append(row("serve-start", f"`tui-ca serve` CPU until the first answer, {size:,} certificates", big_cpu,
+                    small_cpu, big_cpu / small_cpu, f"≤ {SERVE_GOAL_S} s busy", big_cpu <= SERVE_GOAL_S,
+                    note="baseline: the same on the 1,000-certificate home"))  # fmt: skip
+    for r in rows:
+        unit = 1000 if r["unit"] == "ms" else 1
+        print(f"| {r['figure']} | {r['ours_s'] * unit:.3f} | {r['baseline_s'] * unit:.3f} | {r['ratio']:.2f} | "
+              f"{r['goal']} | {'yes' if r['met'] else 'NO'} | {r['note']} |")
+    return 0
+
+
+class _Queue:
+    """What _in_process_latency needs from a SeededHome, over an existing home."""
+
+    def __init__(self, home: Path) -> None:
+        from bench.common import CsrFactory
+
+        self.home = home
+        self.ca = CertificateAuthority(home, actor=BENCH_ACTOR)
+        self.csrs = CsrFactory()
+        self.cert_ids: list[int] = []
+        self._n = 0
+
+    def queue(self, count: int, prefix: str = "lat") -> list[int]:
+        items = []
+        for _ in range(count):
+            self._n += 1
+            items.append((self.csrs.csr(f"{prefix}-{os.getpid()}-{time.time_ns()}-{self._n}.bench.test"), None))
+        return [r.request.id for r in self.ca.submit_many(items, source="bench")]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
