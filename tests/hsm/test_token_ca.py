@@ -17,7 +17,7 @@ from helpers import CA_NAMES, csr_pem, make_csr
 from tests.hsm.softhsm import USER_PIN, SoftToken
 from tui_ca.engine import CertificateAuthority, RevocationReason
 from tui_ca.engine.home import ISSUING_KEY, ROOT_KEY
-from tui_ca.engine.service_certs import OCSP_KEY, TLS_KEY, setup_service_certs
+from tui_ca.engine.service_certs import OCSP_KEY, SCEP_RA_CERT, SCEP_RA_KEY, TLS_KEY, setup_service_certs
 from tui_ca.engine.token_keys import TokenConfig, TokenError, TokenSession
 
 OPENSSL = "/usr/bin/openssl"
@@ -78,15 +78,15 @@ def test_token_ca_issues_revokes_and_publishes_what_pkilint_and_openssl_accept(t
     ca.publish_crl()
     setup_service_certs(ca, ["ca.example.net"])
     # Only the server's own keys are files (made by server-setup, as with file keys); the CA's are not.
-    assert private_key_files(home) == [OCSP_KEY, TLS_KEY]
+    assert private_key_files(home) == sorted([OCSP_KEY, SCEP_RA_KEY, TLS_KEY])
     ca_spkis = {c.public_key().public_bytes(*_SPKI) for c in (ca.root_cert(), ca.issuing_cert())}
-    for rel in (OCSP_KEY, TLS_KEY):
+    for rel in (OCSP_KEY, SCEP_RA_KEY, TLS_KEY):
         server_key = serialization.load_pem_private_key((home / rel).read_bytes(), None)
         assert server_key.public_key().public_bytes(*_SPKI) not in ca_spkis
 
     files = {"root": out / "root.pem", "issuing": out / "issuing.pem", "leaf-good": out / "leaf-good.pem",
              "leaf-revoked": out / "leaf-revoked.pem", "crl": out / "crl.pem", "root-crl": out / "root-crl.pem",
-             "tls": out / "tls.pem", "ocsp": out / "ocsp.pem"}  # fmt: skip
+             "tls": out / "tls.pem", "ocsp": out / "ocsp.pem", "scep-ra": out / "scep-ra.pem"}  # fmt: skip
     files["root"].write_bytes(ca.root_cert().public_bytes(serialization.Encoding.PEM))
     files["issuing"].write_bytes(ca.ca_cert_pem())
     files["leaf-good"].write_bytes(ca.certificate_pem(1))
@@ -97,7 +97,8 @@ def test_token_ca_issues_revokes_and_publishes_what_pkilint_and_openssl_accept(t
     files["tls"].write_bytes((home / "server/tls.crt").read_bytes().split(b"-----END CERTIFICATE-----")[0]
                              + b"-----END CERTIFICATE-----\n")  # fmt: skip
     files["ocsp"].write_bytes((home / "server/ocsp.crt").read_bytes())
-    certs = ("root", "issuing", "leaf-good", "leaf-revoked", "tls", "ocsp")
+    files["scep-ra"].write_bytes((home / SCEP_RA_CERT).read_bytes())
+    certs = ("root", "issuing", "leaf-good", "leaf-revoked", "tls", "ocsp", "scep-ra")
     jobs = {name: ["lint_pkix_cert", "lint", "-s", "WARNING", str(files[name])] for name in certs}
     jobs |= {name: ["lint_crl", "lint", "-t", "CRL", "-p", "PKIX", "-s", "WARNING", str(files[name])]
              for name in ("crl", "root-crl")}  # fmt: skip
@@ -112,7 +113,7 @@ def test_token_ca_issues_revokes_and_publishes_what_pkilint_and_openssl_accept(t
                                "-untrusted", str(files["issuing"]), "-CRLfile", str(crls), str(files[name])],
                               capture_output=True, text=True)  # fmt: skip
 
-    for name in ("leaf-good", "tls", "ocsp"):
+    for name in ("leaf-good", "tls", "ocsp", "scep-ra"):
         good = verify(name)
         assert good.returncode == 0, (name, good.stdout, good.stderr)
     revoked = verify("leaf-revoked")
