@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from helpers import assert_refused, csr_pem, make_csr, run_cli, snapshot_home
+from helpers import CA_NAMES, assert_refused, csr_pem, make_csr, run_cli, snapshot_home
 
 from tests.hsm.softhsm import USER_PIN, SoftToken
 from tui_ca.engine import CertificateAuthority, RevocationReason
@@ -105,16 +105,20 @@ def test_a_token_gone_refuses_every_signing_command_and_changes_nothing(tmp_path
     assert run_cli(home, *_pin(home, soft), "approve", "2").returncode == 0
 
 
-def test_a_session_closed_mid_operation_undoes_the_whole_operation(tmp_path, soft):
+@pytest.mark.parametrize("how", ["session closed", "token folder moved away"])
+def test_a_token_failing_mid_operation_undoes_the_whole_operation(tmp_path, soft, how):
     """The key is unlocked, then the token stops answering before the signature: nothing is stored."""
     home = tmp_path / "home"
     ca = CertificateAuthority(home, pin=USER_PIN.encode())
-    ca.init(pytest.importorskip("helpers").CA_NAMES, pkcs11=TokenConfig(soft.module, soft.label))
+    ca.init(CA_NAMES, pkcs11=TokenConfig(soft.module, soft.label))
     for n in (1, 2, 3):
         ca.submit(csr_pem(make_csr("ec-p256", cn=f"h{n}.example.net", sans=[f"DNS:h{n}.example.net"])))
     assert ca.approve([1])[0].certificate is not None
     ca.unlock()
-    ca._token.close()
+    if how == "session closed":
+        ca._token.close()
+    else:
+        (soft.conf.parent / "tokens").rename(soft.conf.parent / "elsewhere")
     before = snapshot_home(home)
     with pytest.raises(TokenError, match="removed or stopped answering"):
         ca.approve([2, 3])
