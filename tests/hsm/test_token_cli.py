@@ -170,6 +170,7 @@ def test_key_to_token_moves_a_file_key_home_and_it_keeps_issuing(tmp_path, soft)
     passphrase = _file_home(home, tmp_path)
     spkis = {rel: serialization.load_pem_private_key((home / rel).read_bytes(), b"correct horse battery")
              .public_key().public_bytes(*_SPKI) for rel in (ROOT_KEY, ISSUING_KEY)}  # fmt: skip
+    old_issuing_file = (home / ISSUING_KEY).read_bytes()
     moved = run_cli(home, "--passphrase-file", str(passphrase), "key-to-token", *_token_args(soft),
                     "--pin-file", str(soft.pin_file))  # fmt: skip
     assert moved.returncode == 0, moved.stderr
@@ -193,6 +194,12 @@ def test_key_to_token_moves_a_file_key_home_and_it_keeps_issuing(tmp_path, soft)
         assert session.key("tui-ca-root").public_key().public_bytes(*_SPKI) == spkis[ROOT_KEY]
     finally:
         session.close()
+    # A run interrupted after its commit leaves a key file behind: the next run removes it.
+    (home / ISSUING_KEY).write_bytes(old_issuing_file)
+    (home / ISSUING_KEY).chmod(0o600)
+    again = run_cli(home, "key-to-token", *_token_args(soft), "--pin-file", str(soft.pin_file))
+    assert again.returncode == 0, again.stderr
+    assert not (home / ISSUING_KEY).exists()
     # Done once: a second run refuses.
     assert_refused(run_cli(home, "key-to-token", *_token_args(soft), "--pin-file", str(soft.pin_file)), 1,
                    "already in a PKCS#11 token")  # fmt: skip
