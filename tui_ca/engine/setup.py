@@ -115,9 +115,9 @@ class Setup(Publishing):
                 raise
             token_doc = token_keys.token_settings(pkcs11, issuing_key, root_key)
         issuing_subject = build_name(names, with_email=False)
-        config: dict[str, Any] = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
-                  "key_type": key_type, "external_root": external_root,
-                  "allow_wildcards": allow_wildcards}  # fmt: skip
+        config: dict[str, Any] = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days,
+                                  "queue_days": queue_days, "key_type": key_type, "external_root": external_root,
+                                  "allow_wildcards": allow_wildcards}  # fmt: skip
         if token_doc is not None:
             config["pkcs11"] = token_doc
         written: list[str] = []
