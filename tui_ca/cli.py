@@ -99,6 +99,16 @@ def _args_init(p: argparse.ArgumentParser) -> None:
                    help="keep the records in this PostgreSQL database (schema created if empty)")  # fmt: skip
     p.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
     p.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
+    _args_token(p)
+    p.add_argument("--pkcs11-key", nargs="+", metavar="LABEL",
+                   help="use the token's existing keys: ROOT ISSUING labels (ISSUING alone with --external-root)")  # fmt: skip
+
+
+def _args_token(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    p.add_argument("--pkcs11", metavar="MODULE", required=required,
+                   help="keep the CA keys in a PKCS#11 token: path of its module (e.g. libsofthsm2.so)")  # fmt: skip
+    p.add_argument("--token", metavar="LABEL", required=required, help="with --pkcs11: the token's label")
+    p.add_argument("--pin-file", type=Path, help="file holding the token's PIN (default: asked on a terminal)")
 
 
 def _args_import(p: argparse.ArgumentParser) -> None:
@@ -157,6 +167,10 @@ def _args_unhold(p: argparse.ArgumentParser) -> None:
 
 def _args_rekey_file(p: argparse.ArgumentParser) -> None:
     p.add_argument("--new-passphrase-file", type=Path, help="encrypt under this passphrase instead (8+ characters)")
+
+
+def _args_key_to_token(p: argparse.ArgumentParser) -> None:
+    _args_token(p, required=True)
 
 
 def _args_export(p: argparse.ArgumentParser) -> None:
@@ -300,6 +314,7 @@ SPECS: dict[str, Spec] = {
     ),
     "unhold": Spec("release a certificateHold and publish a new CRL", _args_unhold),
     "rekey-file": Spec("rewrite the CA key files as standard encrypted PKCS#8", _args_rekey_file),
+    "key-to-token": Spec("move the CA key files into a PKCS#11 token, then remove them", _args_key_to_token),
     "export": Spec("a certificate as PEM", _args_export),
     "ca-cert": Spec("the signing certificate as PEM", _args_ca_cert),
     "crl": Spec("the current CRL (re-published if stale)", _args_crl),
@@ -410,14 +425,14 @@ def _die(message: str, code: int) -> int:
     return code
 
 
-def _read_secret_file(path: Path) -> bytes:
+def _read_secret_file(path: Path, what: str = "passphrase") -> bytes:
     from tui_ca.engine.process import make_undumpable
 
     make_undumpable()
     try:
         return path.read_bytes().rstrip(b"\r\n")
     except OSError as exc:
-        raise InputError(f"cannot read the passphrase file {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read the {what} file {path}: {exc.strerror}") from None
 
 
 def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> bytes | Callable[[], bytes | None]:
@@ -446,6 +461,34 @@ def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> byt
         if confirm and first != getpass.getpass("Repeat the passphrase: ").encode():
             raise InputError("the passphrases do not match")
         answer.append(first or None)
+        return answer[0]
+
+    return ask
+
+
+def pin_source(args: argparse.Namespace) -> bytes | Callable[[], bytes | None]:
+    """The token PIN, for a CA whose keys are in a token: --pin-file, else the passphrase file, else asked once.
+
+    ``key-to-token`` needs both secrets, so there the passphrase file is not taken for the PIN.
+    """
+    path = getattr(args, "pin_file", None)
+    if path is None and args.command != "key-to-token":
+        path = args.passphrase_file or (Path(p) if (p := os.environ.get("TUI_CA_PASSPHRASE_FILE")) else None)
+    if path is not None:
+        secret = _read_secret_file(path, "PIN")
+        if not secret:
+            raise InputError(f"the PIN file {path} is empty")
+        return secret
+    answer: list[bytes | None] = []
+
+    def ask() -> bytes | None:
+        if answer:
+            return answer[0]
+        if not sys.stdin.isatty():
+            return None
+        import getpass
+
+        answer.append(getpass.getpass("Token PIN: ").encode() or None)
         return answer[0]
 
     return ask
@@ -550,7 +593,8 @@ def cmd_init(ca: CertificateAuthority, args: argparse.Namespace) -> int:
         raise InputError(f"cannot write {args.output}: its folder is missing or not writable")
     result = ca.init(names, days=args.days, key_type=args.key_type, base_url=args.base_url,
                      external_root=args.external_root, crl_days=args.crl_days,
-                     queue_days=args.queue_days, allow_wildcards=args.allow_wildcards)  # fmt: skip
+                     queue_days=args.queue_days, allow_wildcards=args.allow_wildcards,
+                     pkcs11=_token_config(args), pkcs11_keys=args.pkcs11_key)  # fmt: skip
     if isinstance(result, bytes):
         if args.output:
             _write_output(result, args.output)
@@ -562,6 +606,26 @@ def cmd_init(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     print(f"CA created in {ca.home}")
     print(f"  issuing CA: {ca.issuing_cert().subject.rfc4514_string()}")
     print(f"  valid until {result.not_after:%Y-%m-%d %H:%M} UTC")
+    return 0
+
+
+def _token_config(args: argparse.Namespace) -> Any:
+    if args.pkcs11 is None:
+        if args.token or args.pin_file or getattr(args, "pkcs11_key", None):
+            raise InputError("--token, --pin-file and --pkcs11-key go with --pkcs11 MODULE")
+        return None
+    if not args.token:
+        raise InputError("--pkcs11 needs --token LABEL (the token's label)")
+    from tui_ca.engine.token_keys import TokenConfig
+
+    return TokenConfig(module=args.pkcs11, token=args.token)
+
+
+def cmd_key_to_token(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+    from tui_ca.engine.key_to_token import move_keys_to_token
+
+    labels = move_keys_to_token(ca, _token_config(args))
+    print(f"CA keys moved into token {args.token!r} as {', '.join(labels)}; the key files are removed")
     return 0
 
 
@@ -960,7 +1024,11 @@ def run_ui(home: Path, args: argparse.Namespace) -> int:
         from tui_ca.tui.app import run_app
     except ImportError as exc:  # pragma: no cover - a broken install
         return _die(f"the UI cannot start: {exc}", EXIT_INPUT)
-    return run_app(home, passphrase_source(args))
+    from tui_ca.engine.reader import CAReader
+
+    # The UI asks for one secret up front: the token's PIN when the keys are in one.
+    in_token = home.exists() and CAReader(home).key_in_token()
+    return run_app(home, pin_source(args) if in_token else passphrase_source(args))
 
 
 def cmd_serve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
@@ -999,7 +1067,7 @@ COMMANDS: dict[str, Callable[[Any, argparse.Namespace], int]] = {
     "approve": cmd_approve, "reject": cmd_reject, "revoke": cmd_revoke, "export": cmd_export,
     "ca-cert": cmd_ca_cert, "crl": cmd_crl, "audit": cmd_audit, "expire-queue": cmd_expire, "serve": cmd_serve,
     "server-setup": cmd_server_setup, "policy": cmd_policy, "notify": cmd_notify, "check": cmd_check, "backup": cmd_backup, "restore": cmd_restore, "scep-challenge": cmd_scep_challenge, "revoke-issuing-ca": cmd_revoke_issuing_ca,
-    "rekey-file": cmd_rekey_file, "unhold": cmd_unhold,
+    "rekey-file": cmd_rekey_file, "unhold": cmd_unhold, "key-to-token": cmd_key_to_token,
 }  # fmt: skip
 
 
@@ -1046,7 +1114,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from tui_ca.engine.ca import CertificateAuthority
 
-            ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"))
+            ca = CertificateAuthority(home, passphrase=passphrase_source(args, confirm=args.command == "init"),
+                                      pin=pin_source(args))  # fmt: skip
         if args.command not in _SETUP_COMMANDS:
             # A mistyped --home must not look like an empty CA.
             ca.require_ca()

@@ -43,6 +43,7 @@ class AuthorityBase(CAReader):
         passphrase: Passphrase = None,
         serials: Callable[[], int] | None = None,
         store: RecordStore | str | None = None,
+        pin: Passphrase = None,
     ) -> None:
         super().__init__(home, clock=clock, store=store)
         # Injectable so that tests and snapshots get reproducible serials; in
@@ -51,10 +52,27 @@ class AuthorityBase(CAReader):
         self._new_serial = serials or x509.random_serial_number
         self.actor = actor or Actor.from_environment()
         self._passphrase = passphrase
+        # A CA whose keys are in a PKCS#11 token asks for its PIN instead; without
+        # a PIN source of its own the passphrase's is used (the UI's unlock dialog).
+        self._pin = pin
+        self._token: Any = None
         self._keys: dict[str, Any] = {}
 
     def _resolve_passphrase(self) -> bytes | None:
         return self._passphrase() if callable(self._passphrase) else self._passphrase
+
+    def _resolve_pin(self) -> str | None:
+        source = self._pin if self._pin is not None else self._passphrase
+        secret = source() if callable(source) else source
+        return secret.decode() if isinstance(secret, bytes) else secret
+
+    def token_session(self, config: Any) -> Any:
+        """The logged-in session on the CA's token (one per process, opened on first use)."""
+        if self._token is None:
+            from tui_ca.engine.token_keys import shared_session
+
+            self._token = shared_session(config, self._resolve_pin)
+        return self._token
 
     def _check_private(self, path: Path) -> None:
         mode = stat.S_IMODE(path.stat().st_mode)
@@ -64,8 +82,14 @@ class AuthorityBase(CAReader):
             )
 
     def signing_key(self, relpath: str = ISSUING_KEY) -> Any:
-        """The unlocked CA key, kept in memory only (asked for once)."""
+        """The unlocked CA key, kept in memory only (asked for once); a key in a token signs through it."""
         if relpath not in self._keys:
+            token = self.config().get("pkcs11")
+            if token:
+                from tui_ca.engine.token_keys import token_key
+
+                self._keys[relpath] = token_key(self, token, relpath)
+                return self._keys[relpath]
             path = self.home / relpath
             if not path.exists():
                 raise NoCAError(f"the CA key {relpath} is not in {self.home}")

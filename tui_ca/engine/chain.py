@@ -49,10 +49,11 @@ class IssuingRevokedError(RuleError):
 
 
 def root_is_ours(ca: CAReader) -> bool:
-    """Whether this home holds the root key (false for an external root)."""
+    """Whether this home holds the root key, as a file or in its token (false for an external root)."""
     from tui_ca.engine.home import ROOT_KEY
 
-    return (ca.home / ROOT_KEY).exists()
+    token = ca.config().get("pkcs11") or {}
+    return ROOT_KEY in (token.get("keys") or {}) or (ca.home / ROOT_KEY).exists()
 
 
 def root_crl_der(ca: CAReader) -> bytes | None:

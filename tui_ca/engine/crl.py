@@ -15,7 +15,6 @@ import base64
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 _REASON_EXTENSION_PREFIX = bytes.fromhex("300c300a0603551d1504030a01")
 
@@ -58,7 +57,7 @@ def der_to_pem(der: bytes, label: str) -> bytes:
     return (f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n").encode()
 
 
-def _split(der: bytes) -> list[bytes]:
+def der_split(der: bytes) -> list[bytes]:
     """Top-level TLVs of a DER SEQUENCE body."""
     parts, offset = [], 0
     while offset < len(der):
@@ -77,7 +76,8 @@ def _split(der: bytes) -> list[bytes]:
     return parts
 
 
-def _body(tlv: bytes) -> bytes:
+def der_body(tlv: bytes) -> bytes:
+    """The contents of one DER TLV, without its tag and length."""
     return _split_header(tlv)[1]
 
 
@@ -92,9 +92,9 @@ def sign_crl(
     next_update: datetime, entries: list[bytes],
 ) -> bytes:  # fmt: skip
     """A DER CRL (v2, AKI, CRL number) listing ``entries`` (from encode_entry, or joins of them)."""
-    # Imported here: the CRL entry encoders above serve every store read, and
-    # the profile module (the signing code) stays out of read-only commands.
+    # Here, not at the top: signing.py uses this module's DER helpers, and profile.py signs through signing.py.
     from tui_ca.engine.profile import signature_hash
+    from tui_ca.engine.signing import draft_key, sign_with_key
 
     ski = issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     algorithm = signature_hash(issuer_key)
@@ -105,21 +105,18 @@ def sign_crl(
         .next_update(next_update)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .add_extension(x509.CRLNumber(number), critical=False)
-        .sign(issuer_key, algorithm)
+        # Only this CRL's TBS and signature algorithm are kept, so a key in a
+        # token is spared the signature (its stand-in names the same algorithm).
+        .sign(draft_key(issuer_key), algorithm)
     )
     from cryptography.hazmat.primitives.serialization import Encoding
 
-    outer = _split(_body(empty.public_bytes(Encoding.DER)))
+    outer = der_split(der_body(empty.public_bytes(Encoding.DER)))
     signature_algorithm = outer[1]
-    tbs_parts = _split(_body(empty.tbs_certlist_bytes))
+    tbs_parts = der_split(der_body(empty.tbs_certlist_bytes))
     # version, signature, issuer, thisUpdate, nextUpdate, [revoked], [0] extensions
     if entries:
         tbs_parts.insert(5, der_tlv(0x30, b"".join(entries)))
     tbs = der_tlv(0x30, b"".join(tbs_parts))
-    if isinstance(issuer_key, rsa.RSAPrivateKey):
-        signature = issuer_key.sign(tbs, padding.PKCS1v15(), algorithm)
-    elif isinstance(issuer_key, ec.EllipticCurvePrivateKey):
-        signature = issuer_key.sign(tbs, ec.ECDSA(algorithm))
-    else:  # pragma: no cover - CA keys are RSA or EC by construction
-        raise TypeError("unsupported CA key type")
+    signature = sign_with_key(tbs, issuer_key, algorithm)
     return der_tlv(0x30, tbs + signature_algorithm + der_tlv(0x03, b"\x00" + signature))

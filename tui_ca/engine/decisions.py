@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from tui_ca.engine import clock, records, revocation_state
 from tui_ca.engine.approval_policy import ApprovalPolicy
 from tui_ca.engine.authority import DEFAULT_LEAF_DAYS, DEFAULT_QUEUE_DAYS, MAX_LEAF_DAYS, MAX_REASON_CHARS
-from tui_ca.engine.errors import InputError, NotFoundError, RuleError
+from tui_ca.engine.errors import InputError, NotFoundError, RuleError, TokenError
 from tui_ca.engine.governance import Governance, approvals_needed_for_doc
 from tui_ca.engine.models import Actor, ApproveOutcome, Certificate, Request, RequestStatus, RevocationReason
 from tui_ca.engine.operation import Operation
@@ -47,6 +47,8 @@ class Decisions(Governance, Publishing):
             for request_id in ids:
                 try:
                     cert, superseded, approvers, needed = self._approve_one(op, issuer, request_id, lifetime, policy)
+                except TokenError:
+                    raise  # not this request's refusal: the token is gone, and the whole pass is undone
                 except (RuleError, InputError) as exc:
                     outcomes.append(ApproveOutcome(request_id, error=str(exc), refusal=type(exc)))
                     continue

@@ -31,3 +31,7 @@ class KeyLockedError(RuleError):
 
 class UnsafeHomeError(RuleError):
     """A key file or the home can be read by other users."""
+
+
+class TokenError(RuleError):
+    """The PKCS#11 token holding the CA keys is absent, removed, locked or refused an operation."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from tui_ca.engine.errors import KeyLockedError
+from tui_ca.engine.errors import KeyLockedError, RuleError
 from tui_ca.engine.home import write_file
 from tui_ca.engine.keys import check_new_passphrase, dump_key, is_encrypted, is_legacy, load_key
 from tui_ca.engine.process import make_undumpable
@@ -55,6 +55,8 @@ def rekey_files(ca: Any, new_passphrase: bytes | None = None, *,
 
     make_undumpable()
     ca.require_ca()
+    if ca.key_in_token():
+        raise RuleError("the CA keys are in a PKCS#11 token: there are no key files to rewrite")
     present = [rel for rel in (ISSUING_KEY, ROOT_KEY) if (ca.home / rel).exists()]
     keys = {rel: ca.signing_key(rel) for rel in present}
     if new_passphrase is not None:

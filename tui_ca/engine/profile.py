@@ -15,6 +15,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine.models import NameFields
 from tui_ca.engine.names import effective_sans
+from tui_ca.engine.signing import sign_builder
 
 # Backdating hides small clock differences between the CA and relying parties.
 BACKDATE = timedelta(minutes=5)
@@ -84,18 +85,18 @@ def build_root(key, subject: x509.Name, serial: int, not_before: datetime, not_a
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.RFC822Name(a.value) for a in emails]), critical=False
         )
-    return builder.sign(key, signature_hash(key))
+    return sign_builder(builder, key, signature_hash(key))
 
 
 def build_issuing_csr(key, subject: x509.Name) -> x509.CertificateSigningRequest:
     """The issuing CA's request, for an external root to sign."""
-    return (
+    builder = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(subject)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(_ca_key_usage(), critical=True)
-        .sign(key, signature_hash(key))
     )
+    return sign_builder(builder, key, signature_hash(key))
 
 
 def build_issuing(
@@ -139,7 +140,7 @@ def build_issuing(
             ),
             critical=False,
         )
-    return builder.sign(root_key, signature_hash(root_key))
+    return sign_builder(builder, root_key, signature_hash(root_key))
 
 
 def _leaf_key_usage(public_key) -> x509.KeyUsage:
@@ -225,4 +226,4 @@ class LeafIssuer:
             builder = builder.add_extension(san, critical=len(subject) == 0)
         for extension in self.url_extensions:
             builder = builder.add_extension(extension, critical=False)
-        return builder.sign(self.key, self.hash)
+        return sign_builder(builder, self.key, self.hash)

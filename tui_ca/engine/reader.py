@@ -147,8 +147,15 @@ class CAReader:
         return self._parsed_blob(ROOT_CERT, x509.load_pem_x509_certificate)
 
     def key_is_encrypted(self) -> bool:
+        """Whether using the CA key needs a secret: its passphrase, or the PIN of the token holding it."""
+        if self.key_in_token():
+            return True
         path = self.home / ISSUING_KEY
         return path.exists() and is_encrypted(read_file(self.home, ISSUING_KEY))
+
+    def key_in_token(self) -> bool:
+        """Whether the CA keys live in a PKCS#11 token (``init --pkcs11``, ``key-to-token``), not in files."""
+        return bool(self.config().get("pkcs11"))
 
     def find_by_csr(self, data: bytes) -> Request | None:
         """The request made from exactly this CSR, if any (EST polling)."""

@@ -26,6 +26,7 @@ from tui_ca.engine.keys import dump_key
 from tui_ca.engine.names import dns_name_problem
 from tui_ca.engine.profile import BACKDATE, signature_hash
 from tui_ca.engine.revocation_state import record_service_cert
+from tui_ca.engine.signing import sign_builder
 
 SERVER_DIR = "server"
 TLS_KEY = f"{SERVER_DIR}/tls.key"
@@ -104,7 +105,7 @@ def build_tls_cert(issuing, issuing_key, public_key, names: list[x509.GeneralNam
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
     )
-    return builder.sign(issuing_key, signature_hash(issuing_key))
+    return sign_builder(builder, issuing_key, signature_hash(issuing_key))
 
 
 def build_ocsp_cert(issuing, issuing_key, public_key, now: datetime, days: int):
@@ -114,7 +115,7 @@ def build_ocsp_cert(issuing, issuing_key, public_key, now: datetime, days: int):
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
         .add_extension(x509.OCSPNoCheck(), critical=False)
     )
-    return builder.sign(issuing_key, signature_hash(issuing_key))
+    return sign_builder(builder, issuing_key, signature_hash(issuing_key))
 
 
 def _pem(cert: x509.Certificate) -> bytes:
@@ -185,7 +186,7 @@ def write_scep_ra_cert(ca: Any, op: Any, issuing: x509.Certificate, issuing_key:
     ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     usage = dict.fromkeys(("content_commitment", "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
                            "encipher_only", "decipher_only"), False)  # fmt: skip
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(issuing.subject)
@@ -197,8 +198,8 @@ def write_scep_ra_cert(ca: Any, op: Any, issuing: x509.Certificate, issuing_key:
         .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=True, **usage), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ra_key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
-        .sign(issuing_key, signature_hash(issuing_key))
     )
+    cert = sign_builder(builder, issuing_key, signature_hash(issuing_key))
     write_file(ca.home, SCEP_RA_KEY, dump_key(ra_key, None), 0o600)
     write_file(ca.home, SCEP_RA_CERT, _pem(cert))
     op.audit("server-setup", "SCEP RA certificate", "issued", serial=format(cert.serial_number, "x"),

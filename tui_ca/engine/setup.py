@@ -12,19 +12,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tui_ca.engine import chain, clock
+from tui_ca.engine import chain, clock, token_keys
 from tui_ca.engine import names as names_module
 from tui_ca.engine.authority import DEFAULT_CA_DAYS, DEFAULT_CRL_DAYS, DEFAULT_QUEUE_DAYS
-from tui_ca.engine.errors import InputError, RuleError
+from tui_ca.engine.errors import CAError, InputError, RuleError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, remove_file, write_file
 from tui_ca.engine.keys import check_new_passphrase, dump_key, generate_key
 from tui_ca.engine.models import Actor, CAInfo, NameFields
 from tui_ca.engine.profile import build_issuing, build_issuing_csr, build_name, build_root
 from tui_ca.engine.publishing import Publishing
+from tui_ca.engine.token_keys import TokenConfig
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -73,8 +75,14 @@ class Setup(Publishing):
         queue_days: int = DEFAULT_QUEUE_DAYS,
         allow_wildcards: bool = False,
         actor: Actor | None = None,
+        pkcs11: TokenConfig | None = None,
+        pkcs11_keys: list[str] | None = None,
     ) -> CAInfo | bytes:
-        """Create root + issuing CA, or (external root) return the issuing CSR PEM."""
+        """Create root + issuing CA, or (external root) return the issuing CSR PEM.
+
+        With ``pkcs11`` the keys are generated in that token (or, ``pkcs11_keys``,
+        the existing ones with those labels, root first) and no key file is written.
+        """
         if self.exists() or self.awaiting_import():
             raise RuleError(f"a CA already exists in {self.home}; refusing to overwrite it")
         if not names.common_name:
@@ -89,43 +97,61 @@ class Setup(Publishing):
         if not 1 <= queue_days <= 3650:
             raise InputError(f"--queue-days must be between 1 and 3650, not {queue_days}")
         clock.check_crl_days(crl_days)
-        passphrase = self._resolve_passphrase()
+        passphrase = None if pkcs11 is not None else self._resolve_passphrase()
         check_new_passphrase(passphrase)
         now = self.now()
-        issuing_key = generate_key(key_type)
+        made: list[str] = []  # keys this init generated in the token: destroyed unless it commits
+        token_doc = None
+        if pkcs11 is None:
+            issuing_key = generate_key(key_type)
+            root_key = None if external_root else generate_key(key_type)
+        else:
+            session = self.token_session(pkcs11)
+            try:
+                issuing_key, root_key, key_type = token_keys.init_keys(session, key_type, pkcs11_keys,
+                                                                       external_root=external_root, made=made)  # fmt: skip
+            except BaseException:
+                self._destroy(made)
+                raise
+            token_doc = token_keys.token_settings(pkcs11, issuing_key, root_key)
         issuing_subject = build_name(names, with_email=False)
-        config = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days, "queue_days": queue_days,
-                  "key_type": key_type, "external_root": external_root,
-                  "allow_wildcards": allow_wildcards}  # fmt: skip
+        config: dict[str, Any] = {"base_url": base_url.rstrip("/") if base_url else None, "crl_days": crl_days,
+                                  "queue_days": queue_days, "key_type": key_type, "external_root": external_root,
+                                  "allow_wildcards": allow_wildcards}  # fmt: skip
+        if token_doc is not None:
+            config["pkcs11"] = token_doc
         written: list[str] = []
         try:
             with self._operation(actor) as op:
                 if op.txn.config():
                     raise RuleError(f"a CA already exists in {self.home}; refusing to overwrite it")
                 self._refuse_leftovers()
-                issuing_key_file = (ISSUING_KEY, dump_key(issuing_key, passphrase), 0o600)
+                in_file = token_doc is None
+                issuing_key_file = [(ISSUING_KEY, dump_key(issuing_key, passphrase), 0o600)] if in_file else []
                 if external_root:
                     pem = build_issuing_csr(issuing_key, issuing_subject).public_bytes(serialization.Encoding.PEM)
-                    self._write_files([issuing_key_file, (ISSUING_CSR, pem, 0o644)], written, exclusive=True)
+                    self._write_files([*issuing_key_file, (ISSUING_CSR, pem, 0o644)], written, exclusive=True)
                     op.txn.put_config({**config, "awaiting_import": True})
                     op.audit("init", "issuing CA", "CSR written for an external root",
                              subject=issuing_subject.rfc4514_string())  # fmt: skip
                     return pem
-                root_key = generate_key(key_type)
+                assert root_key is not None
                 root_names = NameFields(**{**names.__dict__, "common_name": root_common_name(names)})
                 root = build_root(root_key, build_name(root_names), self._new_serial(),
                                   now - timedelta(minutes=5), now + timedelta(days=days))  # fmt: skip
                 issuing = build_issuing(issuing_key.public_key(), issuing_subject, root, root_key,
                                         self._new_serial(), now - timedelta(minutes=5),
                                         now + timedelta(days=days), base_url.rstrip("/") if base_url else None)  # fmt: skip
+                root_key_file = [(ROOT_KEY, dump_key(root_key, passphrase), 0o600)] if in_file else []
                 self._write_files([
-                    issuing_key_file, (ROOT_KEY, dump_key(root_key, passphrase), 0o600),
+                    *issuing_key_file, *root_key_file,
                     (ROOT_CERT, root.public_bytes(serialization.Encoding.PEM), 0o644),
                     (ISSUING_CERT, issuing.public_bytes(serialization.Encoding.PEM), 0o644),
                 ], written, exclusive=True)  # fmt: skip
                 op.txn.put_config(config)
                 op.audit("init", "root and issuing CA", "created", subject=issuing_subject.rfc4514_string(),
-                         key_type=key_type, encrypted=passphrase is not None)  # fmt: skip
+                         key_type=key_type, encrypted=passphrase is not None,
+                         token=pkcs11.token if pkcs11 else None)  # fmt: skip
                 self._keys[ISSUING_KEY] = issuing_key
                 self._publish_crl(op, issuing, issuing_key)
                 chain.publish_root_crl(self, op, root, root_key)
@@ -133,8 +159,17 @@ class Setup(Publishing):
             self._keys.pop(ISSUING_KEY, None)
             if not self._committed(lambda config: bool(config)):
                 self._undo_files(written)
+                self._destroy(made)
             raise
         return self.info()
+
+    def _destroy(self, labels: list[str]) -> None:
+        """Remove the token keys an init made; a token that has gone cannot be cleaned, and says so at the next init."""
+        for label in labels:
+            try:
+                self._token.destroy(label)
+            except CAError:
+                pass
 
     def import_ca_cert(self, root_pem: bytes, issuing_pem: bytes, *, actor: Actor | None = None) -> CAInfo:
         """Finish an external-root setup with the certificates the other root signed."""

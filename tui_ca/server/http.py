@@ -225,7 +225,7 @@ class AccessLog(AbstractAccessLogger):
                 entry[name] = request[key]
         self.logger.info(json.dumps(entry, ensure_ascii=True))
         app = getattr(request, "app", None)
-        for observe in (app.get(RESPONSE_OBSERVERS, ()) if app is not None else ()):
+        for observe in app.get(RESPONSE_OBSERVERS, ()) if app is not None else ():
             observe(request.path, response.status, time)
 
 
