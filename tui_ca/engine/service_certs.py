@@ -145,16 +145,21 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
     ocsp_key = ec.generate_private_key(ec.SECP256R1())
     ocsp_cert = build_ocsp_cert(issuing, key, ocsp_key.public_key(), now, ocsp_days)
     tls_cert = None
+    # Every signature first (a token that fails midway leaves no file changed),
+    # then the files, each key before the certificate that names it.
+    if not ocsp_only:
+        tls_key = ec.generate_private_key(ec.SECP256R1())
+        tls_cert = build_tls_cert(issuing, key, tls_key.public_key(), general, now, tls_days)
+        ra_key, ra_cert = build_scep_ra_cert(issuing, key, now, tls_days)
     with ca._operation() as op:
         check_can_issue(ca, op.meta)
-        # Files of the home, written just before the audit record commits; each
-        # key is in place before the certificate that names it.
-        if not ocsp_only:
-            tls_key = ec.generate_private_key(ec.SECP256R1())
-            tls_cert = build_tls_cert(issuing, key, tls_key.public_key(), general, now, tls_days)
+        if tls_cert is not None:
             write_file(ca.home, TLS_KEY, dump_key(tls_key, None), 0o600)
             write_file(ca.home, TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
-            write_scep_ra_cert(ca, op, issuing, key, now, tls_days)
+            write_file(ca.home, SCEP_RA_KEY, dump_key(ra_key, None), 0o600)
+            write_file(ca.home, SCEP_RA_CERT, _pem(ra_cert))
+            op.audit("server-setup", "SCEP RA certificate", "issued", serial=format(ra_cert.serial_number, "x"),
+                     not_after=ra_cert.not_valid_after_utc.isoformat())  # fmt: skip
         write_file(ca.home, OCSP_KEY, dump_key(ocsp_key, None), 0o600)
         write_file(ca.home, OCSP_CERT, _pem(ocsp_cert))
         # On record like any certificate: listed, shown, revocable; a renewal supersedes the one before.
@@ -174,8 +179,8 @@ def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = D
 # ------------------------------------------------------------- SCEP RA
 
 
-def write_scep_ra_cert(ca: Any, op: Any, issuing: x509.Certificate, issuing_key: Any, now: datetime,
-                       days: int) -> x509.Certificate:  # fmt: skip
+def build_scep_ra_cert(issuing: x509.Certificate, issuing_key: Any, now: datetime,
+                       days: int) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:  # fmt: skip
     """The SCEP registration authority: SCEP clients encrypt to it and it signs the answers (RFC 8894 §2.1.1).
 
     RSA, because clients send their messages by RSA key transport; not a CA,
@@ -199,9 +204,4 @@ def write_scep_ra_cert(ca: Any, op: Any, issuing: x509.Certificate, issuing_key:
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ra_key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
     )
-    cert = sign_builder(builder, issuing_key, signature_hash(issuing_key))
-    write_file(ca.home, SCEP_RA_KEY, dump_key(ra_key, None), 0o600)
-    write_file(ca.home, SCEP_RA_CERT, _pem(cert))
-    op.audit("server-setup", "SCEP RA certificate", "issued", serial=format(cert.serial_number, "x"),
-             not_after=cert.not_valid_after_utc.isoformat())  # fmt: skip
-    return cert
+    return ra_key, sign_builder(builder, issuing_key, signature_hash(issuing_key))
