@@ -435,19 +435,23 @@ def _read_secret_file(path: Path, what: str = "passphrase") -> bytes:
         raise InputError(f"cannot read the {what} file {path}: {exc.strerror}") from None
 
 
-def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> bytes | Callable[[], bytes | None]:
-    """The passphrase from a file, or a callable the engine calls only when it needs the key."""
-    path = args.passphrase_file or (Path(p) if (p := os.environ.get("TUI_CA_PASSPHRASE_FILE")) else None)
+def _passphrase_file(args: argparse.Namespace) -> Path | None:
+    return args.passphrase_file or (Path(p) if (p := os.environ.get("TUI_CA_PASSPHRASE_FILE")) else None)
+
+
+def _secret_source(path: Path | None, what: str, prompt: str, *,
+                   confirm: bool = False) -> bytes | Callable[[], bytes | None]:  # fmt: skip
+    """A secret from a file, or a callable that asks on the terminal once per process (None without one)."""
     if path is not None:
-        secret = _read_secret_file(path)
+        secret = _read_secret_file(path, what)
         if not secret:
-            raise InputError(f"the passphrase file {path} is empty")
+            raise InputError(f"the {what} file {path} is empty")
         return secret
 
     answer: list[bytes | None] = []
 
     def ask() -> bytes | None:
-        # Asked once per process: the root and issuing keys share the passphrase.
+        # Asked once per process: the root and issuing keys share the secret.
         if answer:
             return answer[0]
         if not sys.stdin.isatty():
@@ -457,13 +461,18 @@ def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> byt
         from tui_ca.engine.process import make_undumpable
 
         make_undumpable()
-        first = getpass.getpass("CA key passphrase: ").encode()
-        if confirm and first != getpass.getpass("Repeat the passphrase: ").encode():
-            raise InputError("the passphrases do not match")
+        first = getpass.getpass(prompt).encode()
+        if confirm and first != getpass.getpass(f"Repeat the {what}: ").encode():
+            raise InputError(f"the {what}s do not match")
         answer.append(first or None)
         return answer[0]
 
     return ask
+
+
+def passphrase_source(args: argparse.Namespace, *, confirm: bool = False) -> bytes | Callable[[], bytes | None]:
+    """The passphrase from a file, or a callable the engine calls only when it needs the key."""
+    return _secret_source(_passphrase_file(args), "passphrase", "CA key passphrase: ", confirm=confirm)
 
 
 def pin_source(args: argparse.Namespace) -> bytes | Callable[[], bytes | None]:
@@ -473,25 +482,8 @@ def pin_source(args: argparse.Namespace) -> bytes | Callable[[], bytes | None]:
     """
     path = getattr(args, "pin_file", None)
     if path is None and args.command != "key-to-token":
-        path = args.passphrase_file or (Path(p) if (p := os.environ.get("TUI_CA_PASSPHRASE_FILE")) else None)
-    if path is not None:
-        secret = _read_secret_file(path, "PIN")
-        if not secret:
-            raise InputError(f"the PIN file {path} is empty")
-        return secret
-    answer: list[bytes | None] = []
-
-    def ask() -> bytes | None:
-        if answer:
-            return answer[0]
-        if not sys.stdin.isatty():
-            return None
-        import getpass
-
-        answer.append(getpass.getpass("Token PIN: ").encode() or None)
-        return answer[0]
-
-    return ask
+        path = _passphrase_file(args)
+    return _secret_source(path, "PIN", "Token PIN: ")
 
 
 def _jsonable(value: Any) -> Any:
