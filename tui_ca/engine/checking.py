@@ -142,7 +142,7 @@ def _check_crl(
 
 
 def _check_ocsp(view: StoreView, serial_owner: dict[str, int], revoked_docs: dict[int, dict]) -> Iterator[str]:
-    # OCSP answers from the serial index (OcspResponder -> certificate(serial)):
+    # OCSP answers come from the serial index (server/ocsp.py, Responder -> certificate(serial)):
     # each answer must be the certificate the serial belongs to, revoked exactly
     # when the CRL says so.
     for serial, cert_id in serial_owner.items():
