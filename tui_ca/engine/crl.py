@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
+
+if TYPE_CHECKING:
+    from tui_ca.engine.keys import CAKey
 
 _REASON_EXTENSION_PREFIX = bytes.fromhex("300c300a0603551d1504030a01")
 
@@ -88,7 +92,7 @@ def _split_header(tlv: bytes) -> tuple[bytes, bytes]:
 
 
 def sign_crl(
-    issuer_cert: x509.Certificate, issuer_key, number: int, this_update: datetime,
+    issuer_cert: x509.Certificate, issuer_key: CAKey, number: int, this_update: datetime,
     next_update: datetime, entries: list[bytes],
 ) -> bytes:  # fmt: skip
     """A DER CRL (v2, AKI, CRL number) listing ``entries`` (from encode_entry, or joins of them)."""

@@ -32,6 +32,9 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from tui_ca.engine.errors import InputError, KeyLockedError
 from tui_ca.engine.process import make_undumpable
 
+# The key types a CA here signs with (KEY_TYPES); anything else a file holds is refused on load.
+CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+
 KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096")
 ENVELOPE_FORMAT = "tui-ca-encrypted-key-1"
 # The legacy envelope's scrypt cost (read only). EST user passwords keep this
@@ -46,7 +49,7 @@ MIN_PASSPHRASE_CHARS = 8
 _PEM_LABEL = "ENCRYPTED PRIVATE KEY"
 
 
-def generate_key(key_type: str):
+def generate_key(key_type: str) -> CAKey:
     """A new private key of one of :data:`KEY_TYPES`."""
     make_undumpable()
     if key_type == "ec-p256":
@@ -68,7 +71,7 @@ def check_new_passphrase(passphrase: bytes | None) -> None:
         raise InputError(f"the passphrase needs at least {MIN_PASSPHRASE_CHARS} characters")
 
 
-def dump_key(key, passphrase: bytes | None, *, iterations: int = PBKDF2_ITERATIONS) -> bytes:
+def dump_key(key: CAKey, passphrase: bytes | None, *, iterations: int = PBKDF2_ITERATIONS) -> bytes:
     """PKCS#8 PEM, encrypted (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC) when a passphrase is given."""
     if passphrase is None:
         return key.private_bytes(
@@ -130,14 +133,14 @@ def kdf_iterations(data: bytes) -> int | None:
         return None
 
 
-def load_key(data: bytes, passphrase: bytes | None):
+def load_key(data: bytes, passphrase: bytes | None) -> CAKey:
     """Load a key written by :func:`dump_key`."""
     # A hand-edited or truncated key file must be one line, not a traceback;
     # MemoryError is cryptography refusing absurd scrypt parameters.
     damaged = (ValueError, KeyError, TypeError, MemoryError, binascii.Error)
     if not is_encrypted(data):
         try:
-            return serialization.load_pem_private_key(data, password=None)
+            return _ca_key(serialization.load_pem_private_key(data, password=None))
         except damaged:
             raise KeyLockedError(
                 "the CA key file is damaged (not a PEM private key); restore it from a backup"
@@ -160,18 +163,25 @@ def load_key(data: bytes, passphrase: bytes | None):
         raise KeyLockedError("wrong passphrase for the CA key") from None
     except ValueError:  # e.g. a nonce of the wrong length
         raise KeyLockedError("the CA key file is damaged (unreadable envelope); restore it from a backup") from None
-    return serialization.load_der_private_key(der, password=None)
+    return _ca_key(serialization.load_der_private_key(der, password=None))
 
 
-def _load_pkcs8(data: bytes, passphrase: bytes):
+def _load_pkcs8(data: bytes, passphrase: bytes) -> CAKey:
     if kdf_iterations(data) is None:
         raise KeyLockedError("the CA key file is damaged (not an encrypted PKCS#8 key); restore it from a backup")
     try:
-        return serialization.load_pem_private_key(data, password=passphrase)
+        loaded = serialization.load_pem_private_key(data, password=passphrase)
     except (ValueError, TypeError):
         # The structure parsed above, so a failure here is the passphrase
         # (a wrong one leaves bad padding or a garbled key).
         raise KeyLockedError("wrong passphrase for the CA key") from None
+    return _ca_key(loaded)
+
+
+def _ca_key(key: object) -> CAKey:
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise KeyLockedError(f"the CA key file holds a {type(key).__name__}, not an EC or RSA key")
+    return key
 
 
 def _b64(data: bytes) -> str:

@@ -11,8 +11,10 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tui_ca.engine.keys import CAKey
 from tui_ca.engine.models import NameFields
 from tui_ca.engine.names import effective_sans
 from tui_ca.engine.signing import sign_builder
@@ -63,7 +65,9 @@ def _ca_key_usage() -> x509.KeyUsage:
     )  # fmt: skip
 
 
-def build_root(key, subject: x509.Name, serial: int, not_before: datetime, not_after: datetime) -> x509.Certificate:
+def build_root(
+    key: CAKey, subject: x509.Name, serial: int, not_before: datetime, not_after: datetime
+) -> x509.Certificate:
     """A self-signed root: CA:TRUE with no path length limit of its own."""
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     builder = (
@@ -83,12 +87,12 @@ def build_root(key, subject: x509.Name, serial: int, not_before: datetime, not_a
     if emails:
         # RFC 5280 §4.1.2.6: an e-mail address in the subject belongs in the SAN too.
         builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.RFC822Name(a.value) for a in emails]), critical=False
+            x509.SubjectAlternativeName([x509.RFC822Name(str(a.value)) for a in emails]), critical=False
         )
     return sign_builder(builder, key, signature_hash(key))
 
 
-def build_issuing_csr(key, subject: x509.Name) -> x509.CertificateSigningRequest:
+def build_issuing_csr(key: CAKey, subject: x509.Name) -> x509.CertificateSigningRequest:
     """The issuing CA's request, for an external root to sign."""
     builder = (
         x509.CertificateSigningRequestBuilder()
@@ -100,8 +104,8 @@ def build_issuing_csr(key, subject: x509.Name) -> x509.CertificateSigningRequest
 
 
 def build_issuing(
-    public_key, subject: x509.Name, root_cert: x509.Certificate, root_key, serial: int,
-    not_before: datetime, not_after: datetime, base_url: str | None = None,
+    public_key: CertificatePublicKeyTypes, subject: x509.Name, root_cert: x509.Certificate, root_key: CAKey,
+    serial: int, not_before: datetime, not_after: datetime, base_url: str | None = None,
 ) -> x509.Certificate:  # fmt: skip
     """The issuing CA, signed by the root, allowed to sign end entities only.
 
@@ -143,7 +147,7 @@ def build_issuing(
     return sign_builder(builder, root_key, signature_hash(root_key))
 
 
-def _leaf_key_usage(public_key) -> x509.KeyUsage:
+def _leaf_key_usage(public_key: CertificatePublicKeyTypes) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=True, content_commitment=False,
         key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
@@ -159,7 +163,7 @@ class LeafIssuer:
     AKI, the URL extensions and the hash are prepared here rather than per call.
     """
 
-    def __init__(self, issuing_cert: x509.Certificate, issuing_key, base_url: str | None) -> None:
+    def __init__(self, issuing_cert: x509.Certificate, issuing_key: CAKey, base_url: str | None) -> None:
         self.cert = issuing_cert
         self.key = issuing_key
         self.hash = signature_hash(issuing_key)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from cryptography import x509
 
@@ -124,7 +124,7 @@ class CAReader:
                 raise NoCAError(f"the issuing CA in {self.home} waits for its certificate: run import-ca-cert")
             raise NoCAError(f"no CA in {self.home}: run 'tui-ca init' first")
 
-    def _parsed_blob(self, relpath: str, parse: Callable[[bytes], object]) -> object:
+    def _parsed_blob(self, relpath: str, parse: Callable[[bytes], T]) -> T:
         path = self.home / relpath
         try:
             st = os.stat(path)
@@ -133,7 +133,8 @@ class CAReader:
             signature = None
         cached = self._parsed.get(relpath)
         if cached is not None and cached[0] == signature:
-            return cached[1]
+            # One parser per path (the callers below), so the cached value has its type.
+            return cast(T, cached[1])
         value = parse(read_file(self.home, relpath))
         self._parsed[relpath] = (signature, value)
         return value

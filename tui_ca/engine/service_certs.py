@@ -17,12 +17,13 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine.clock import check_can_issue
 from tui_ca.engine.errors import InputError
 from tui_ca.engine.home import write_file
-from tui_ca.engine.keys import dump_key
+from tui_ca.engine.keys import CAKey, dump_key
 from tui_ca.engine.names import dns_name_problem
 from tui_ca.engine.profile import BACKDATE, signature_hash
 from tui_ca.engine.revocation_state import record_service_cert
@@ -68,7 +69,10 @@ def _general_name(name: str) -> x509.GeneralName:
     return x509.DNSName(text)
 
 
-def _base_builder(issuing: x509.Certificate, subject: x509.Name, public_key, not_before, not_after):
+def _base_builder(
+    issuing: x509.Certificate, subject: x509.Name, public_key: CertificatePublicKeyTypes,
+    not_before: datetime, not_after: datetime,
+) -> x509.CertificateBuilder:  # fmt: skip
     ski = issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (
         x509.CertificateBuilder()
@@ -98,7 +102,10 @@ def _base_builder(issuing: x509.Certificate, subject: x509.Name, public_key, not
     )
 
 
-def build_tls_cert(issuing, issuing_key, public_key, names: list[x509.GeneralName], now: datetime, days: int):
+def build_tls_cert(
+    issuing: x509.Certificate, issuing_key: CAKey, public_key: CertificatePublicKeyTypes,
+    names: list[x509.GeneralName], now: datetime, days: int,
+) -> x509.Certificate:  # fmt: skip
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tui-ca EST server")])
     builder = (
         _base_builder(issuing, subject, public_key, now - BACKDATE, now + timedelta(days=days))
@@ -108,7 +115,9 @@ def build_tls_cert(issuing, issuing_key, public_key, names: list[x509.GeneralNam
     return sign_builder(builder, issuing_key, signature_hash(issuing_key))
 
 
-def build_ocsp_cert(issuing, issuing_key, public_key, now: datetime, days: int):
+def build_ocsp_cert(
+    issuing: x509.Certificate, issuing_key: CAKey, public_key: CertificatePublicKeyTypes, now: datetime, days: int
+) -> x509.Certificate:
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tui-ca OCSP responder")])
     builder = (
         _base_builder(issuing, subject, public_key, now - BACKDATE, now + timedelta(days=days))
@@ -122,7 +131,7 @@ def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
-def setup_service_certs(ca, names: list[str] | None = None, *, tls_days: int = DEFAULT_TLS_DAYS,
+def setup_service_certs(ca: Any, names: list[str] | None = None, *, tls_days: int = DEFAULT_TLS_DAYS,
                         ocsp_days: int = DEFAULT_OCSP_DAYS, ocsp_only: bool = False,
                         record: bool = False) -> ServiceCerts:  # fmt: skip
     """Issue (or renew) the server's TLS and OCSP signing certificates, with their audit record.

@@ -12,17 +12,17 @@ key, which is swapped for the real one before the real signature.
 from __future__ import annotations
 
 import functools
-from typing import TypeVar
+from typing import overload
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from tui_ca.engine.crl import der_body, der_split, der_tlv
+from tui_ca.engine.keys import CAKey
 
 Signable = x509.CertificateBuilder | x509.CertificateSigningRequestBuilder | x509.CertificateRevocationListBuilder
-Signed = TypeVar("Signed", x509.Certificate, x509.CertificateSigningRequest, x509.CertificateRevocationList)
-CAKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+Signed = x509.Certificate | x509.CertificateSigningRequest | x509.CertificateRevocationList
 
 
 def is_in_memory(key: object) -> bool:
@@ -51,11 +51,23 @@ def sign_with_key(data: bytes, key: CAKey, algorithm: hashes.HashAlgorithm) -> b
     return key.sign(data, ec.ECDSA(algorithm))
 
 
-def sign_builder(builder: Signable, key: CAKey, algorithm: hashes.HashAlgorithm) -> Signed:  # type: ignore[type-var]
+@overload
+def sign_builder(builder: x509.CertificateBuilder, key: CAKey, algorithm: hashes.HashAlgorithm) -> x509.Certificate: ...
+@overload
+def sign_builder(
+    builder: x509.CertificateSigningRequestBuilder, key: CAKey, algorithm: hashes.HashAlgorithm
+) -> x509.CertificateSigningRequest: ...
+@overload
+def sign_builder(
+    builder: x509.CertificateRevocationListBuilder, key: CAKey, algorithm: hashes.HashAlgorithm
+) -> x509.CertificateRevocationList: ...
+
+
+def sign_builder(builder: Signable, key: CAKey, algorithm: hashes.HashAlgorithm) -> Signed:
     """``builder.sign(key, algorithm)``, also for keys that live in a token."""
     if is_in_memory(key):
-        return builder.sign(key, algorithm)  # type: ignore[return-value, arg-type]
-    draft = builder.sign(draft_key(key), algorithm)  # type: ignore[arg-type]
+        return builder.sign(key, algorithm)  # type: ignore[arg-type]
+    draft: Signed = builder.sign(draft_key(key), algorithm)  # type: ignore[arg-type]
     tbs = _tbs_bytes(draft)
     if isinstance(draft, x509.CertificateSigningRequest):
         # A CSR carries the signer's own public key: put the real one in place
@@ -67,10 +79,10 @@ def sign_builder(builder: Signable, key: CAKey, algorithm: hashes.HashAlgorithm)
     signature_algorithm = der_split(der_body(draft.public_bytes(serialization.Encoding.DER)))[1]
     der = der_tlv(0x30, tbs + signature_algorithm + der_tlv(0x03, b"\x00" + sign_with_key(tbs, key, algorithm)))
     if isinstance(draft, x509.Certificate):
-        return x509.load_der_x509_certificate(der)  # type: ignore[return-value]
+        return x509.load_der_x509_certificate(der)
     if isinstance(draft, x509.CertificateSigningRequest):
-        return x509.load_der_x509_csr(der)  # type: ignore[return-value]
-    return x509.load_der_x509_crl(der)  # type: ignore[return-value]
+        return x509.load_der_x509_csr(der)
+    return x509.load_der_x509_crl(der)
 
 
 def _tbs_bytes(signed: x509.Certificate | x509.CertificateSigningRequest | x509.CertificateRevocationList) -> bytes:

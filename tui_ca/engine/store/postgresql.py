@@ -268,7 +268,7 @@ class _Transaction(_View):
                 if self.pipeline is not None:
                     self.pipeline.sync()
                 return []
-            cursor = self._store._conn().execute(sql, params)  # type: ignore[arg-type]  # our own constants
+            cursor = self._store._conn().execute(sql, params)
             return cursor.fetchall() if fetch else []
         except psycopg.Error as exc:
             raise self.fail(exc) from None
@@ -556,7 +556,7 @@ class PostgreSQLStore:
                     if version in done:
                         continue
                     with conn.transaction():
-                        conn.execute(sql)  # type: ignore[call-overload]  # shipped in the package, not user input
+                        conn.execute(sql)
                         conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
                     applied.append(name)
         except psycopg.Error as exc:

@@ -94,7 +94,7 @@ class ScepService:
         ra: msg.Signer | None = None,
         require_challenge: bool | None = None,
         max_queued: int | None = 1000,
-        admit: Callable[[str | None], float] | None = None,
+        admit: Callable[[str], float] | None = None,
         log: Callable[[str], None] | None = None,
     ) -> None:
         self.ca = ca
@@ -238,7 +238,8 @@ class ScepService:
     def _submit(self, message: msg.PkiMessage, csr: x509.CertificateSigningRequest, renewal, peer: str | None):
         header = message.header
         if self._admit is not None:
-            wait = self._admit(peer)
+            # A peer the transport could not name shares one bucket rather than escaping the limit.
+            wait = self._admit(peer or "unknown")
             if wait:
                 raise _Busy(429, "too many new requests from this address; slow down", max(1, round(wait)))
         if self.max_queued is not None and self.ca.queued_count() >= self.max_queued:
