@@ -51,7 +51,7 @@ _CRASHING_SUBMIT = textwrap.dedent("""
 
 def _crash_submit(home: Path, data: bytes, crash_after: int) -> None:
     result = subprocess.run([sys.executable, "-c", _CRASHING_SUBMIT, str(home), str(crash_after)],
-                            input=data, capture_output=True, timeout=60, check=False)  # fmt: skip
+                            input=data, capture_output=True, timeout=300, check=False)  # fmt: skip
     assert result.returncode == 77, result.stdout + result.stderr
 
 
