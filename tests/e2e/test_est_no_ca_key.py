@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
-from tests.server.live import curl_enroll, make_home, openssl_csr, pkcs7_to_pem, require, run, serve
+from cryptography import x509
+
+from tests.server.live import curl_enroll, make_home, openssl_csr, pkcs7_to_pem, require, run, serve, wait_for
 
 
 def test_serve_never_opens_a_ca_key(tmp_path):
@@ -40,3 +43,35 @@ def test_the_guard_refuses_opening_a_ca_key(tmp_path):
     )
     result = run(["python3", "-c", script, str(home.path)])
     assert result.stdout.decode().startswith("refused: the network server must not open the CA key")
+
+
+def test_scep_under_serve_never_opens_a_ca_key(tmp_path):
+    """strongSwan enrolls over SCEP through a traced `serve`: the RA key decrypts and signs, never a CA key."""
+    require("strace", "pki")
+    home = make_home(tmp_path)
+    trace = tmp_path / "trace.txt"
+    with serve(home, prefix=("strace", "-f", "-e", "trace=open,openat", "-o", str(trace))) as serving:
+        url = f"{serving.http}/scep"
+        cas = {"root": tmp_path / "ca.der", "issuing": tmp_path / "ca-1.der", "ra": tmp_path / "ra.der"}
+        run(["pki", "--scepca", "--url", url, "--caout", str(cas["root"]), "--raout", str(cas["ra"])])
+        key, cert = tmp_path / "gw.key", tmp_path / "gw.crt"
+        key.write_bytes(run(["pki", "--gen", "--type", "rsa", "--size", "2048", "--outform", "pem"]).stdout)
+        args = ["pki", "--scep", "--url", url, "--in", str(key), "--dn", "CN=traced-gw", "--cacert-enc", str(cas["ra"]),
+                "--cacert-sig", str(cas["ra"]), "--cacert", str(cas["root"]), "--cacert", str(cas["issuing"]),
+                "--interval", "1", "--maxpolltime", "120", "--outform", "pem"]  # fmt: skip
+        with (tmp_path / "pki.err").open("wb") as err, cert.open("wb") as out:
+            client = subprocess.Popen(args, stdout=out, stderr=err)
+        try:
+            wait_for(lambda: '"status": "queued"' in home.cli("list", "--json").stdout.decode(), timeout=120)
+            home.cli("approve", "1")  # the admin's process, holding the key the server never opens
+            assert client.wait(120) == 0, (tmp_path / "pki.err").read_text(errors="replace")
+        finally:
+            if client.poll() is None:
+                client.kill()
+        issued = x509.load_pem_x509_certificate(cert.read_bytes())
+        assert issued.subject.rfc4514_string() == "CN=traced-gw"
+        assert issued.issuer == x509.load_der_x509_certificate(cas["issuing"].read_bytes()).subject
+    opened = re.findall(r'open(?:at)?\([^"]*"([^"]+)"', trace.read_text())
+    # The RA key was opened by the traced server, so the trace covers SCEP's decrypt-and-sign path.
+    assert any(p.endswith("server/scep-ra.key") for p in opened)
+    assert not [p for p in opened if p.endswith(("ca/issuing.key", "ca/root.key"))]
