@@ -466,27 +466,62 @@ class PostgreSQLStore:
 
         return self._retrying(once)
 
+    def _forget_idle(self) -> None:
+        """Close every idle connection: one found lost means the server (or the network) dropped them all.
+
+        Otherwise each stale one would be borrowed, fail and cost a retry in turn,
+        and the first requests after a database restart would fail or wait.
+        """
+        with self._idle_lock:
+            conns, self._idle = self._idle, []
+        for conn in conns:
+            conn.close()
+
     def _retrying(self, action: Callable[[], T]) -> T:
         deadline = time.monotonic() + RECONNECT_DEADLINE
         delay = 0.05
+        first = True
         while True:
             try:
                 return action()
             except psycopg.Error as exc:
                 if not _lost(exc):
                     raise _refusal(exc) from None
+                self._forget_idle()
+                if first:
+                    # Most likely a pooled connection that died with an earlier server:
+                    # the next attempt connects afresh, at once.
+                    first = False
+                    continue
                 if time.monotonic() > deadline:
-                    raise DatabaseUnavailableError(f"lost the connection to {self.where}: {_first_line(exc)}") from None
+                    raise DatabaseUnavailableError(
+                        f"lost the connection to {self.where}: {_first_line(exc)}; nothing was changed"
+                    ) from None
             except DatabaseUnavailableError as exc:
                 if not exc.transient or time.monotonic() > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    def _begin_writer(self) -> psycopg.Connection:
+        """A connection inside a writer's transaction that holds the writers' lock.
+
+        Nothing is written before the lock is held, so a connection lost until
+        then (a pooled one that died with a restarted server) is simply replaced.
+        """
+        conn = self._borrow()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _WRITER_LOCK)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     @contextmanager
-    def _session(self) -> Iterator[psycopg.Connection]:
-        """A connection for this thread's transaction or read, given back (or closed) after it."""
-        conn = self._retrying(self._borrow)
+    def _session(self, *, begin: bool = False) -> Iterator[psycopg.Connection]:
+        """A connection for this thread's transaction (``begin``: already in it) or read, given back after it."""
+        conn = self._retrying(self._begin_writer if begin else self._borrow)
         self._local.conn = conn
         try:
             yield conn
@@ -581,15 +616,7 @@ class PostgreSQLStore:
             raise RuntimeError("nested store transaction")
         txn = _Transaction(self)
         token = uuid.uuid4()
-        with self._session() as conn:
-            try:
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _WRITER_LOCK)
-            except psycopg.Error as exc:
-                self._drop_conn()
-                raise DatabaseUnavailableError(
-                    f"the connection to {self.where} was lost ({_first_line(exc)}); nothing was changed"
-                ) from None
+        with self._session(begin=True) as conn:
             try:
                 try:
                     # Pipelined: the writes between two reads travel together instead of
