@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.helpers import run_cli
 from tests.pg.two_nodes import TwoNodes, make_two_nodes, new_csr, queued_id, wait_until
 from tests.pg_support import PgCluster
 
@@ -53,6 +54,10 @@ def test_queued_on_node_1_approved_by_the_admin_collected_on_node_2(nodes: TwoNo
     for request_id, der in queued:
         status, body = node2.curl_enroll(der, nodes.chain)
         assert (status, queued_id(body)) == (202, request_id), body
+    # What stays single: the joined node holds no CA key and cannot approve.
+    refused = run_cli(nodes.joined, "approve", str(queued[0][0]))
+    assert refused.returncode != 0 and refused.stderr.count(b"\n") == 1 and b"Traceback" not in refused.stderr
+    assert nodes.stored_status(queued[0][0]) == "queued"
     nodes.cli("approve", *(str(request_id) for request_id, _ in queued))
     for request_id, der in queued:
         status, body = node2.curl_enroll(der, nodes.chain)

@@ -195,6 +195,9 @@ class TwoNodes:
         rows = self.cluster.psql("SELECT id || '|' || (doc->>'requester') FROM requests ORDER BY id", self.db)
         return {int(i): name for i, name in (line.split("|", 1) for line in rows.splitlines() if line)}
 
+    def stored_status(self, request_id: int) -> str:
+        return self.cluster.psql(f"SELECT status FROM requests WHERE id = {request_id}", self.db)
+
     def check_store(self) -> None:
         """`tui-ca check` finds every record whole and every index right."""
         result = self.cli("check", check=False)
