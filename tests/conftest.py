@@ -35,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tinydb_only: a test of the TinyDB backend's files (not run on memory)")
     config.addinivalue_line("markers", "breaks_a_database_rule: sets up a state PostgreSQL's constraints refuse "
                             "(not run there; tests/pg/test_rules_in_the_database.py shows the refusal)")  # fmt: skip
+    config.addinivalue_line("markers", "postgresql: needs the throwaway PostgreSQL cluster (select with -m postgresql)")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -15,6 +15,9 @@ EXPECTED = [
     r"Bulk approval, 5 CSRs: PostgreSQL vs TinyDB",
     r"Approve one request in-process, PostgreSQL, 20 certificates",
     r"Approve one request in-process, TinyDB, 40 certificates",
+    r"Approve one request, 40 certificates: PostgreSQL in-process vs one `openssl ca -batch`",
+    r"Seed 20 certificates on PostgreSQL \(submit_many \+ approve\): writer cache",
+    r"EST enrollments/s on PostgreSQL, 2 clients: two nodes vs one node",
 ]
 
 

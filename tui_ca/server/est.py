@@ -23,6 +23,7 @@ from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Certificate, CsrDetails, Request, RequestStatus
 from tui_ca.engine.names import check_renewal
+from tui_ca.engine.store.protocol import StoreUnavailableError
 from tui_ca.server.context import CONTEXT, Context
 from tui_ca.server.http import DEADLINE, PEER, REQUEST_ID, REQUESTER, HttpError, one_line, plain, read_body
 from tui_ca.server.limits import retry_after
@@ -175,6 +176,8 @@ async def enroll(request: web.Request, op: str) -> web.StreamResponse:
     body = await read_body(request, request[DEADLINE])
     try:
         return await _enroll(request, ctx, op, user, actor_user, stored, decode_csr_body(body))
+    except StoreUnavailableError:
+        raise  # not the client's fault: a 503 to come back, from the middleware
     except RuleError as exc:
         if str(exc).startswith("the queue is full"):
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "60"}) from None

@@ -25,6 +25,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 
 from tui_ca.engine.errors import CAError
+from tui_ca.engine.store.protocol import StoreUnavailableError
 
 MAX_BODY = 64 * 1024
 # Above RFC 7030 tooling's patience for a CSR upload; a connection that has
@@ -194,6 +195,13 @@ def error_middleware(peer_of: PeerAddress, timeout: float, log: Callable[[str], 
             return plain(HTTPStatus.NOT_FOUND, "nothing here" + (f"; see {paths}" if paths else ""))
         except web.HTTPException as exc:
             return plain(exc.status, exc.reason, close=True)
+        except StoreUnavailableError as exc:
+            # The database is restarting or out of reach: nothing was stored, and the
+            # store reconnects on a later request, so the client is told to come back.
+            log(f"store unavailable: {one_line(str(exc), 300)}")
+            request[REASON] = "store unavailable"
+            return plain(HTTPStatus.SERVICE_UNAVAILABLE, "the CA store is unavailable; nothing was stored, try again",
+                         {"Retry-After": "5"}, close=True)  # fmt: skip
         except (OSError, CAError) as exc:
             # Not the socket but the store (a missing file, a damaged shard):
             # the client still deserves its one line.

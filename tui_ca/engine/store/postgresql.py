@@ -44,6 +44,7 @@ from psycopg.types.json import Json
 
 from tui_ca.engine.crl import encode_entry
 from tui_ca.engine.errors import CAError, InputError, RuleError
+from tui_ca.engine.store.pg_cache import WriterCache
 from tui_ca.engine.store.protocol import META_DEFAULTS, Pause, StoreUnavailableError
 from tui_ca.engine.store.selection import DATABASE_FILE, read_password_file
 
@@ -251,6 +252,96 @@ class _Transaction(_View):
         super().__init__(store)
         self.failure: CAError | None = None
         self.pipeline: psycopg.Pipeline | None = None
+        # Writes are pipelined (they never wait for the server); reads must. The
+        # cache spares the reads of a bulk operation one round trip per record.
+        self.cache = WriterCache()
+
+    # ------------------------------------------------- cached keyed reads
+
+    def get_request(self, request_id: int) -> dict | None:
+        if not self.cache.knows("request", request_id):
+            self._fetch_requests(request_id)
+        return self.cache.get("request", request_id)
+
+    def get_csr_pem(self, request_id: int) -> str | None:
+        if not self.cache.knows("csr_pem", request_id):
+            last = request_id + self.cache.window("csr_pem", request_id) - 1
+            rows = self._rows("SELECT id, pem FROM csr_pems WHERE id BETWEEN %s AND %s", (request_id, last))
+            self._fill_range("csr_pem", request_id, last, rows)
+        return self.cache.get("csr_pem", request_id)
+
+    def find_requester(self, name: str) -> dict | None:
+        key = name.casefold()
+        if not self.cache.knows("requester", key):
+            self.cache.put("requester", key, super().find_requester(name))
+        return self.cache.get("requester", key)
+
+    def find_serial(self, serial: int) -> int | None:
+        if not self.cache.knows("serial", serial):
+            self.cache.put("serial", serial, super().find_serial(serial))
+        return self.cache.get("serial", serial)
+
+    def find_csr(self, csr_sha256: str) -> int | None:
+        if not self.cache.knows("csr", csr_sha256):
+            self.cache.put("csr", csr_sha256, super().find_csr(csr_sha256))
+        return self.cache.get("csr", csr_sha256)
+
+    def find_compromised(self, spki_sha256: str) -> int | None:
+        if not self.cache.knows("compromised", spki_sha256):
+            self.cache.put("compromised", spki_sha256, super().find_compromised(spki_sha256))
+        return self.cache.get("compromised", spki_sha256)
+
+    def prefetch_intake(self, csr_shas: list[str], spkis: list[str], requesters: list[str]) -> None:
+        """The index entries a batch of submissions will look up, in one round trip."""
+        if self.failure is not None:
+            raise self.failure
+        keys = [name.casefold() for name in requesters]
+        conn = self._store._conn()
+        try:
+            csrs = conn.execute("SELECT csr_sha, request_id FROM csrs WHERE csr_sha = ANY(%s)", (csr_shas,))
+            bad = conn.execute("SELECT spki, cert_id FROM compromised_keys WHERE spki = ANY(%s)", (spkis,))
+            people = conn.execute("SELECT requester_key, name, queued, active FROM requesters WHERE requester_key "
+                                  "= ANY(%s)", (keys,))  # fmt: skip
+            csr_rows, bad_rows, people_rows = csrs.fetchall(), bad.fetchall(), people.fetchall()
+        except psycopg.Error as exc:
+            raise self.fail(exc) from None
+        for kind, asked, rows in (("csr", csr_shas, csr_rows), ("compromised", spkis, bad_rows)):
+            found = dict(rows)
+            for key in asked:
+                self.cache.fill(kind, key, found.get(key))
+        known = {row[0]: {"name": row[1], "queued": row[2], "active": row[3]} for row in people_rows}
+        for key in keys:
+            self.cache.fill("requester", key, known.get(key))
+
+    def _fetch_requests(self, first: int) -> None:
+        """A window of requests from ``first``, with their CSRs and requesters, in one round trip."""
+        last = first + self.cache.window("request", first) - 1
+        span = (first, last)
+        if self.failure is not None:
+            raise self.failure
+        conn = self._store._conn()
+        try:
+            docs = conn.execute("SELECT id, doc FROM requests WHERE id BETWEEN %s AND %s", span)
+            pems = conn.execute("SELECT id, pem FROM csr_pems WHERE id BETWEEN %s AND %s", span)
+            people = conn.execute(
+                "SELECT requester_key, name, queued, active FROM requesters WHERE requester_key IN "
+                "(SELECT requester_key FROM requests WHERE id BETWEEN %s AND %s)", span)  # fmt: skip
+            doc_rows, pem_rows, people_rows = docs.fetchall(), pems.fetchall(), people.fetchall()
+        except psycopg.Error as exc:
+            raise self.fail(exc) from None
+        self._fill_range("request", first, last, doc_rows)
+        self._fill_range("csr_pem", first, last, pem_rows)
+        known = {row[0]: {"name": row[1], "queued": row[2], "active": row[3]} for row in people_rows}
+        for _, doc in doc_rows:
+            key = doc["requester"].casefold()
+            self.cache.fill("requester", key, known.get(key))
+
+    def _fill_range(self, kind: str, first: int, last: int, rows: list[tuple]) -> None:
+        found = dict(rows)
+        for key in range(first, last + 1):
+            self.cache.fill(kind, key, found.get(key))
+
+    # ------------------------------------------------------------- writes
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self._exec(sql, params, fetch=True)
@@ -293,6 +384,7 @@ class _Transaction(_View):
                    "excluded.doc", (Json(config),))  # fmt: skip
 
     def put_request(self, doc: dict) -> None:
+        self.cache.put("request", doc["id"], doc)
         self._exec(
             "INSERT INTO requests (id, requester_key, status, spki, csr_sha, doc) VALUES (%s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET requester_key = excluded.requester_key, status = excluded.status, "
@@ -312,6 +404,7 @@ class _Transaction(_View):
         )  # fmt: skip
 
     def put_csr_pem(self, request_id: int, pem: str) -> None:
+        self.cache.put("csr_pem", request_id, pem)
         self._exec("INSERT INTO csr_pems (id, pem) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET pem = excluded.pem",
                    (request_id, pem))  # fmt: skip
 
@@ -320,6 +413,8 @@ class _Transaction(_View):
                    (cert_id, pem))  # fmt: skip
 
     def put_requester(self, name: str, entry: dict) -> None:
+        self.cache.put("requester", name.casefold(),
+                       {"name": entry.get("name", name), "queued": entry.get("queued"), "active": entry.get("active")})  # fmt: skip
         self._exec(
             "INSERT INTO requesters (requester_key, name, queued, active) VALUES (%s, %s, %s, %s) "
             "ON CONFLICT (requester_key) DO UPDATE SET name = excluded.name, queued = excluded.queued, "
@@ -328,14 +423,17 @@ class _Transaction(_View):
         )
 
     def put_serial(self, serial: int, cert_id: int) -> None:
+        self.cache.put("serial", serial, cert_id)
         # No upsert: a serial, once given, is never given again (the primary key says so).
         self._exec("INSERT INTO serials (serial, cert_id) VALUES (%s, %s)", (format(serial, "x"), cert_id))
 
     def put_csr(self, csr_sha256: str, request_id: int) -> None:
+        self.cache.put("csr", csr_sha256, request_id)
         self._exec("INSERT INTO csrs (csr_sha, request_id) VALUES (%s, %s) ON CONFLICT (csr_sha) DO UPDATE SET "
                    "request_id = excluded.request_id", (csr_sha256, request_id))  # fmt: skip
 
     def put_compromised(self, spki_sha256: str, cert_id: int) -> None:
+        self.cache.put("compromised", spki_sha256, cert_id)
         # The key stays blocked for good; the entry names the latest certificate revoked for it.
         self._exec("INSERT INTO compromised_keys (spki, cert_id) VALUES (%s, %s) ON CONFLICT (spki) DO UPDATE SET "
                    "cert_id = excluded.cert_id", (spki_sha256, cert_id))  # fmt: skip
@@ -466,27 +564,62 @@ class PostgreSQLStore:
 
         return self._retrying(once)
 
+    def _forget_idle(self) -> None:
+        """Close every idle connection: one found lost means the server (or the network) dropped them all.
+
+        Otherwise each stale one would be borrowed, fail and cost a retry in turn,
+        and the first requests after a database restart would fail or wait.
+        """
+        with self._idle_lock:
+            conns, self._idle = self._idle, []
+        for conn in conns:
+            conn.close()
+
     def _retrying(self, action: Callable[[], T]) -> T:
         deadline = time.monotonic() + RECONNECT_DEADLINE
         delay = 0.05
+        first = True
         while True:
             try:
                 return action()
             except psycopg.Error as exc:
                 if not _lost(exc):
                     raise _refusal(exc) from None
+                self._forget_idle()
+                if first:
+                    # Most likely a pooled connection that died with an earlier server:
+                    # the next attempt connects afresh, at once.
+                    first = False
+                    continue
                 if time.monotonic() > deadline:
-                    raise DatabaseUnavailableError(f"lost the connection to {self.where}: {_first_line(exc)}") from None
+                    raise DatabaseUnavailableError(
+                        f"lost the connection to {self.where}: {_first_line(exc)}; nothing was changed"
+                    ) from None
             except DatabaseUnavailableError as exc:
                 if not exc.transient or time.monotonic() > deadline:
                     raise
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    def _begin_writer(self) -> psycopg.Connection:
+        """A connection inside a writer's transaction that holds the writers' lock.
+
+        Nothing is written before the lock is held, so a connection lost until
+        then (a pooled one that died with a restarted server) is simply replaced.
+        """
+        conn = self._borrow()
+        try:
+            conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _WRITER_LOCK)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     @contextmanager
-    def _session(self) -> Iterator[psycopg.Connection]:
-        """A connection for this thread's transaction or read, given back (or closed) after it."""
-        conn = self._retrying(self._borrow)
+    def _session(self, *, begin: bool = False) -> Iterator[psycopg.Connection]:
+        """A connection for this thread's transaction (``begin``: already in it) or read, given back after it."""
+        conn = self._retrying(self._begin_writer if begin else self._borrow)
         self._local.conn = conn
         try:
             yield conn
@@ -581,15 +714,7 @@ class PostgreSQLStore:
             raise RuntimeError("nested store transaction")
         txn = _Transaction(self)
         token = uuid.uuid4()
-        with self._session() as conn:
-            try:
-                conn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
-                conn.execute("SELECT pg_advisory_xact_lock(%s, %s)", _WRITER_LOCK)
-            except psycopg.Error as exc:
-                self._drop_conn()
-                raise DatabaseUnavailableError(
-                    f"the connection to {self.where} was lost ({_first_line(exc)}); nothing was changed"
-                ) from None
+        with self._session(begin=True) as conn:
             try:
                 try:
                     # Pipelined: the writes between two reads travel together instead of

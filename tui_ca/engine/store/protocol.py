@@ -121,7 +121,12 @@ class StoreView(Protocol):
 
 @runtime_checkable
 class StoreTransaction(StoreView, Protocol):
-    """A view that can also change the records; nothing lands until the commit."""
+    """A view that can also change the records; nothing lands until the commit.
+
+    A backend whose lookups are round trips may also offer
+    ``prefetch_intake(csr_shas, spkis, requesters)``: the engine calls it, when
+    present, before a batch of submissions with the index keys they will look up.
+    """
 
     def put_meta(self, meta: dict) -> None: ...
 
