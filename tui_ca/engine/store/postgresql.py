@@ -306,7 +306,7 @@ class _Transaction(_View):
         except psycopg.Error as exc:
             raise self.fail(exc) from None
         for kind, asked, rows in (("csr", csr_shas, csr_rows), ("compromised", spkis, bad_rows)):
-            found = dict(rows)
+            found: dict[str, object] = dict(rows)
             for key in asked:
                 self.cache.fill(kind, key, found.get(key))
         known = {row[0]: {"name": row[1], "queued": row[2], "active": row[3]} for row in people_rows}
