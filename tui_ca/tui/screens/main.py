@@ -40,6 +40,14 @@ class MainScreen(SearchMixin):
             "h", "toggle_closed", "History", tooltip="Show revoked, expired and rejected items", id="main.history"
         ),  # fmt: skip
         Binding("A", "audit", "Audit log", tooltip="The audit log and whether its chain is intact", id="main.audit"),
+        Binding(
+            "R",
+            "refused",
+            "Refused",
+            show=False,
+            tooltip="Submissions refused at intake (CLI, EST, SCEP) and why",
+            id="main.refused",
+        ),  # fmt: skip
         Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
         Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
@@ -220,6 +228,11 @@ class MainScreen(SearchMixin):
         certs.set_filter("" if certs.filter_text == EXPIRING_WORD else EXPIRING_WORD)
         certs.focus()
         self.update_titles()
+
+    def action_refused(self) -> None:
+        from tui_ca.tui.screens.refused import RefusedScreen
+
+        self.app.push_screen(RefusedScreen())
 
     def action_audit(self) -> None:
         from tui_ca.tui.screens.audit import AuditScreen
