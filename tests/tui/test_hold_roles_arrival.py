@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
 from tui_support import (  # noqa: F401
+    ADMIN,
     clock,
     demo_home,
     fixture_keys,
@@ -49,7 +50,7 @@ def recorded_notices(app) -> list[str]:
 
 def hold(home, clock, cert_id: int = 1) -> int:
     """Put the certificate on hold; the CRL number after it."""
-    ca = CertificateAuthority(home, clock=clock)
+    ca = CertificateAuthority(home, clock=clock, actor=ADMIN)
     ca.revoke(cert_id, RevocationReason.CERTIFICATE_HOLD)
     return ca.info().crl_number
 
