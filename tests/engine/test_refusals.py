@@ -119,3 +119,14 @@ def test_the_ring_rewrites_one_small_shard_not_a_growing_file(ca, home, monkeypa
     assert files == ["head.json", "r0000.json", "r0001.json"]
     assert [r.reason for r in ca.refusals(limit=3)] == ["refusal 299", "refusal 298", "refusal 297"]
     assert len(ca.refusals(limit=1000)) == 70
+
+
+def test_a_backup_keeps_the_refusals_in_order(ca, tmp_path):
+    for number in range(3):
+        ca.record_refusal(f"refusal {number}", source="est", actor=Actor("est", "198.51.100.7"))
+    dest = ca.backup(tmp_path / "backup")
+    from tui_ca.engine import CertificateAuthority
+
+    copied = CertificateAuthority(dest, store="tinydb").refusals()
+    assert [r.reason for r in copied] == ["refusal 2", "refusal 1", "refusal 0"]
+    assert copied[0].address == "198.51.100.7"
