@@ -31,3 +31,18 @@ def test_polling_a_queued_request_is_no_refusal(client, live_ca):
     der, _key = make_csr("poller")
     assert [client.enroll(der).status for _ in range(3)] == [202, 202, 202]
     assert live_ca.refusals() == []
+
+
+def test_a_client_refused_over_and_over_is_recorded_a_bounded_number_of_times(client, live_ca):
+    import math
+    import time
+
+    from tui_ca.server.limits import REFUSAL_RECORDS_BURST, REFUSAL_RECORDS_PER_SECOND
+
+    started = time.monotonic()
+    for _ in range(REFUSAL_RECORDS_BURST * 3):
+        assert client.est("POST", "simpleenroll", b"!!! not base64 !!!").status == 400
+    elapsed = time.monotonic() - started
+    kept = len(live_ca.refusals(limit=1000))
+    # The burst, then the steady allowance for the time the flood took (each a store commit).
+    assert REFUSAL_RECORDS_BURST <= kept <= REFUSAL_RECORDS_BURST + math.ceil(elapsed * REFUSAL_RECORDS_PER_SECOND)

@@ -22,6 +22,7 @@ from tui_ca.engine.models import Actor, Refusal
 from tui_ca.engine.notify import events
 from tui_ca.engine.notify.outbox import enqueue
 from tui_ca.engine.notify.store_outbox import OpRecords, channels_for
+from tui_ca.engine.store.protocol import StoreDamagedError, StoreUnavailableError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,8 +71,9 @@ def refusal_of(ca: Any, exc: CAError, source: str, actor: Actor | None, *, reque
 
 
 def worth_recording(exc: CAError) -> bool:
-    """Whether a refusal is about the submission (not a missing CA or an unsafe home: no store to write to)."""
-    return isinstance(exc, (InputError, RuleError)) and not isinstance(exc, (NoCAError, UnsafeHomeError))
+    """Whether a refusal is about the submission, not about the CA (missing, unsafe home, store damaged or full)."""
+    about_the_ca = (NoCAError, UnsafeHomeError, StoreDamagedError, StoreUnavailableError)
+    return isinstance(exc, (InputError, RuleError)) and not isinstance(exc, about_the_ca)
 
 
 def refusals_recorded(submit_many: F) -> F:

@@ -194,8 +194,9 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
         # Refused before the engine's intake (which records its own refusals):
         # kept so that an admin can tell the client why nothing was queued.
         reason = exc.reason if isinstance(exc, HttpError) else str(exc)
-        await ctx.run(functools.partial(ctx.ca.record_refusal, reason, source="est", actor=actor,
-                                        requester=seen.get("requester", user), subject=seen.get("subject")))  # fmt: skip
+        if not ctx.refusal_records.take(request[PEER]):
+            await ctx.run(functools.partial(ctx.ca.record_refusal, reason, source="est", actor=actor,
+                                            requester=seen.get("requester", user), subject=seen.get("subject")))  # fmt: skip
         raise
     if isinstance(admitted, Request):
         return await _answer(request, ctx, admitted)

@@ -25,6 +25,7 @@ from tui_ca.engine.errors import CAError, InputError, NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Request, RequestStatus
 from tui_ca.engine.refusals import csr_subject
 from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
+from tui_ca.server.limits import refusal_throttle
 from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.messages import FailInfo, MessageType, PkiStatus, ScepFailure
 from tui_ca.server.scep.state import Challenges, ScepStateDamaged, Transaction, TransactionLog, prepare
@@ -107,6 +108,7 @@ class ScepService:
         self.max_queued = max_queued
         # Per-address admission of new requests (the server's RateLimiter.take): seconds to wait, 0 to go.
         self._admit = admit
+        self._refusal_records = refusal_throttle()
         sink = log or (lambda line: print(f"tui-ca serve: scep: {line}", file=sys.stderr, flush=True))
         # Lines carry client text (messageType, names in engine refusals): escaped, one line, bounded.
         self._log = lambda line: sink(_escaped(line))
@@ -154,7 +156,7 @@ class ScepService:
     def _record(self, reason: str, peer: str | None, subject: str | None = None) -> None:
         """Keep an enrollment refused here, before the engine's intake (which records its own)."""
         record = getattr(self.ca, "record_refusal", None)
-        if record is not None:
+        if record is not None and not self._refusal_records.take(peer or "?"):
             record(reason, source="scep", actor=Actor(user=SCEP_USER, address=peer), subject=subject)
 
     @staticmethod
