@@ -26,16 +26,15 @@ _VERBS = {"approve": "approve", "reject": "reject", "revoke": "revoke", "unhold"
 
 def denials(ca: Any) -> dict[str, str]:
     """``operation -> why not`` for each operation this process may not perform (empty: roles off or all held)."""
-    found: dict[str, str] = {}
-    for operation in ROLE_OPERATIONS:
-        try:
-            why = ca.may(operation)
-        except CAError:
-            # No CA yet, or a configuration the engine refuses: the engine says so when asked to act.
-            return {}
-        if why:
-            found[operation] = why
-    return found
+    try:
+        groups = ca.role_groups()
+    except CAError:
+        # No CA yet, or a configuration the engine refuses: the engine says so when asked to act.
+        return {}
+    if not groups.enabled:
+        return {}
+    identity = ca.identity
+    return {operation: why for operation in ROLE_OPERATIONS if (why := groups.why_not(identity, operation))}
 
 
 def explanation(ca: Any, denied: dict[str, str]) -> Text:
