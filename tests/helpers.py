@@ -173,16 +173,24 @@ def run_cli(home: Path, *args: str, input: bytes | None = None, env: dict | None
 def snapshot_home(home: Path) -> dict[str, bytes]:
     """Every file under a home with its bytes (the lock file excluded: it is
     created empty on the first transaction and carries no state), and the
-    records of the home's memory store when the test runs on that backend."""
+    records of the home's memory store when the test runs on that backend.
+
+    The refusal log is left out, with the commit token its own transaction
+    writes: a refused submission is recorded there on purpose, after its own
+    transaction stored nothing (engine/refusals.py; tests/engine/test_refusals.py
+    reads it through ``CAReader.refusals``)."""
     from tui_ca.engine.store.memory import MemoryStore
 
+    skipped = {home / "db" / "refusals", home / "db" / "generation"}
     files = {
-        str(p.relative_to(home)): p.read_bytes() for p in sorted(home.rglob("*")) if p.is_file() and p.name != ".lock"
+        str(p.relative_to(home)): p.read_bytes()
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and p.name != ".lock" and p not in skipped and p.parent not in skipped
     }
     memory = MemoryStore._homes.get(Path(home).absolute())
     if memory is not None:
         for name, table in memory._state.tables.items():
-            if table:
+            if table and name != "refusals":
                 files[f"memory:{name}"] = json.dumps(table, sort_keys=True, default=repr).encode()
     return files
 

@@ -130,8 +130,9 @@ def _args_submit(p: argparse.ArgumentParser) -> None:
 
 
 def _args_list(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", nargs="?", choices=["requests", "certs"], default="requests",
-                   help="the request queue (default) or the issued certificates")  # fmt: skip
+    p.add_argument("what", nargs="?", choices=["requests", "certs", "refused"], default="requests",
+                   help="the request queue (default), the issued certificates, or the refused submissions "
+                   "(newest first)")  # fmt: skip
     p.add_argument("--status", help="requests: queued/approved/rejected/expired; certs: valid/revoked/expired")
     p.add_argument("--json", action="store_true", help="one JSON array, written as the records are read")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per line")
@@ -304,7 +305,7 @@ SPECS: dict[str, Spec] = {
     "tui": Spec("the full-screen UI (also: no command)", _args_none),
     "demo": Spec("a throwaway demo CA, then the UI", _args_demo),
     "submit": Spec("queue a CSR; prints its Certificate ID", _args_submit),
-    "list": Spec("the queue or the issued certificates", _args_list),
+    "list": Spec("the queue, the issued certificates or the refused submissions", _args_list),
     "show": Spec("one request or certificate (ID, or serial in hex)", _args_show),
     "approve": Spec("issue certificates (several IDs in one pass)", _args_approve),
     "reject": Spec("reject a queued request", _args_reject),
@@ -655,6 +656,8 @@ def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
     colour = _colour_on()
     items: Iterator[dict[str, Any]]
     line: Callable[[dict[str, Any]], str]
+    if args.what == "refused":
+        return _list_refused(ca, args)
     if args.what == "requests":
         items = ca.iter_request_dicts(_enum(RequestStatus, args.status))
         header = f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED"
@@ -678,6 +681,24 @@ def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
     out.write(header + "\n")
     for batch in _batches(items):
         out.write("".join(map(line, batch)))
+    return 0
+
+
+def _list_refused(ca: CAReader, args: argparse.Namespace) -> int:
+    from tui_ca.engine.store.protocol import REFUSALS_KEPT
+
+    if args.status is not None:
+        raise InputError("--status goes with 'list requests' or 'list certs', not 'list refused'")
+    refusals = ca.refusals(limit=REFUSALS_KEPT)
+    if args.json or args.jsonl:
+        _stream_json(iter([_jsonable(r) for r in refusals]), sys.stdout, array=not args.jsonl)
+        return 0
+    lines = [f"{'WHEN':16}  {'VIA':4}  {'FROM':22}  {'REQUESTER':20}  REASON"]
+    for r in refusals:
+        sender = _safe(r.user) + (f"@{_safe(r.address)}" if r.address else "")
+        lines.append(f"{r.at:%Y-%m-%d %H:%M}  {_safe(r.source)[:4]:4}  {sender[:22]:22}  "
+                     f"{_safe(r.requester or r.subject)[:20]:20}  {_safe(r.reason)}")  # fmt: skip
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

@@ -126,12 +126,12 @@ def test_a_password_comes_from_a_file_or_pgpass_never_the_command_line(tmp_path:
 def test_migrate_creates_the_schema_once_and_says_so(tmp_path: Path, pg_cluster: PgCluster, pg_url: str) -> None:
     home = tmp_path / "h"
     first = run_cli(home, *_db(pg_url, "migrate"), check=True).stdout.decode()
-    assert "applied 0001_records.sql, 0002_outbox.sql" in first
+    assert "applied 0001_records.sql, 0002_outbox.sql, 0003_refusals.sql" in first
     again = run_cli(home, *_db(pg_url, "migrate"), check=True).stdout.decode()
-    assert "up to date (schema version 2)" in again
+    assert "up to date (schema version 3)" in again
     db = pg_url.rsplit("/", 1)[1]
     assert pg_cluster.psql("SELECT version, name FROM schema_migrations ORDER BY version", db) == (
-        "1|0001_records.sql\n2|0002_outbox.sql"
+        "1|0001_records.sql\n2|0002_outbox.sql\n3|0003_refusals.sql"
     )
 
 

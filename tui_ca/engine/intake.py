@@ -12,10 +12,10 @@ from tui_ca.engine import records
 from tui_ca.engine.authority import AuthorityBase
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import CAError, RuleError
-from tui_ca.engine.models import Actor, CsrDetails, RequestStatus, SubmitResult
+from tui_ca.engine.models import Actor, CsrDetails, Refusal, RequestStatus, SubmitResult
 from tui_ca.engine.names import requester_from
-from tui_ca.engine.notify.store_outbox import refusals_notified
 from tui_ca.engine.operation import Operation
+from tui_ca.engine.refusals import record_refusals, refusal_of, refusals_recorded, worth_recording
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Intake(AuthorityBase):
         return self.submit_many([(data, requester)], source=source, actor=actor, renewal_of=renewal_of,
                                 max_queued=max_queued, note=note)[0]  # fmt: skip
 
-    @refusals_notified
+    @refusals_recorded
     def submit_many(
         self, items: Sequence[tuple[bytes, str | None]], *, source: str = "cli", actor: Actor | None = None,
         renewal_of: int | None = None, max_queued: int | None = None, note: dict | None = None,
@@ -70,6 +70,13 @@ class Intake(AuthorityBase):
             _look_ahead(op, [(details, name) for _, details, name in prepared])
             return [self._submit_one(op, csr, details, name, source, renewal_of, max_queued, note)
                     for csr, details, name in prepared]  # fmt: skip
+
+    def record_refusal(self, reason: str, *, source: str, actor: Actor | None = None, requester: str | None = None,
+                       subject: str | None = None) -> None:  # fmt: skip
+        """Keep a submission that a face refused before it reached the engine (rate limit, bad body); never raises."""
+        who = actor or self.actor
+        record_refusals(self, [Refusal(at=self.now(), source=source, reason=reason, user=who.user,
+                                       address=who.address, requester=requester, subject=subject)])  # fmt: skip
 
     def submit_each(self, entries: Sequence[Submission], *, source: str = "cli",
                     max_queued: int | None = None) -> list[SubmitResult | CAError]:  # fmt: skip
@@ -102,6 +109,12 @@ class Intake(AuthorityBase):
                                                        entry.renewal_of, max_queued, entry.note)  # fmt: skip
                 except CAError as exc:
                     outcomes[index] = exc
+        # After the commit, in a transaction of their own: the accepted entries are stored by now.
+        record_refusals(self, [
+            refusal_of(self, outcome, source, entry.actor, requester=entry.requester, subject=entry.details.subject)
+            for entry, outcome in zip(entries, outcomes, strict=True)
+            if isinstance(outcome, CAError) and worth_recording(outcome)
+        ])  # fmt: skip
         return [o for o in outcomes if o is not None]
 
     def _submit_one(self, op: Operation, csr: x509.CertificateSigningRequest, details: CsrDetails, requester: str,

@@ -400,3 +400,25 @@ class AuditRecord:
     """SHA-256 over this record's fields and ``prev_hash``."""
     extra: dict = field(default_factory=dict, compare=False)
     """Action-specific details (serials, reasons)."""
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A submission refused at intake (nothing of it was stored but this record)."""
+
+    at: datetime
+    """When it was refused."""
+    source: str
+    """How it came: ``cli``, ``est``, ``scep``."""
+    reason: str
+    """The one-line reason the submitter was given."""
+    user: str | None = None
+    """Who sent it: the OS user, the EST user, ``scep``."""
+    address: str | None = None
+    """The client's network (or SSH) address, when known."""
+    requester: str | None = None
+    """The requester the submission claimed, when it named one."""
+    subject: str | None = None
+    """The CSR's subject (or CN), when the CSR could be read."""
+    seq: int = 0
+    """Position in the store's refusal log (from 1; 0 before it is stored)."""

@@ -7,6 +7,7 @@ the CA's private key is not even reachable from most of what it calls.
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import stat
@@ -26,7 +27,16 @@ from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, read_overview
-from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
+from tui_ca.engine.models import (
+    AuditRecord,
+    CAInfo,
+    Certificate,
+    CertStatus,
+    CrlInfo,
+    Refusal,
+    Request,
+    RequestStatus,
+)
 from tui_ca.engine.names import is_decimal_id
 from tui_ca.engine.store import (
     CRL_DER_BLOB,
@@ -328,6 +338,12 @@ class CAReader:
         return problems
 
     # --- readers for the faces ---
+
+    def refusals(self, limit: int = 500) -> list[Refusal]:
+        """The newest ``limit`` refused submissions, newest first (the store keeps the newest 10,000)."""
+        if limit <= 0:
+            return []
+        return [records.refusal_model(doc) for doc in itertools.islice(self._view().iter_refusals(), limit)]
 
     def queued_count(self) -> int:
         """Requests waiting now (a counter, not a scan)."""

@@ -12,6 +12,7 @@ from tui_ca.engine.models import (
     Certificate,
     CsrDetails,
     NameFields,
+    Refusal,
     Request,
     RequestStatus,
     RevocationReason,
@@ -142,3 +143,32 @@ def certificate_json(doc: dict, now_text: str) -> dict:
         "revoked_by": _actor_json(doc.get("revoked_by")), "revocation_reason": doc.get("reason"),
         "status": certificate_status(doc, now_text),
     }  # fmt: skip
+
+
+# Caps on what a refusal record keeps of client-supplied text: a flood of
+# hostile submissions stays a bounded number of small records.
+REFUSAL_TEXT_CAPS = {"reason": 300, "user": 64, "address": 64, "requester": 128, "subject": 200, "source": 16}
+
+
+def _capped(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def refusal_doc(refusal: Refusal) -> dict:
+    caps = REFUSAL_TEXT_CAPS
+    return {
+        "at": time_doc(refusal.at), "src": _capped(refusal.source, caps["source"]),
+        "why": _capped(refusal.reason, caps["reason"]), "u": _capped(refusal.user, caps["user"]),
+        "a": _capped(refusal.address, caps["address"]), "req": _capped(refusal.requester, caps["requester"]),
+        "subj": _capped(refusal.subject, caps["subject"]),
+    }  # fmt: skip
+
+
+def refusal_model(doc: dict) -> Refusal:
+    return Refusal(
+        at=_required_time(doc["at"]), source=str(doc.get("src") or "?"), reason=str(doc.get("why") or ""),
+        user=doc.get("u"), address=doc.get("a"), requester=doc.get("req"), subject=doc.get("subj"),
+        seq=int(doc.get("seq") or 0),
+    )  # fmt: skip

@@ -23,7 +23,7 @@ from aiohttp import web
 from tui_ca.engine.ca import CertificateAuthority, Submission
 from tui_ca.engine.models import SubmitResult
 from tui_ca.server.http import PeerAddress
-from tui_ca.server.limits import RateLimiter
+from tui_ca.server.limits import RateLimiter, refusal_throttle
 from tui_ca.server.ocsp import Responder
 from tui_ca.server.users import Users
 
@@ -109,6 +109,8 @@ class Context:
     log: logging.Logger
     response_observers: list[Callable[[str, int, float], None]] = field(default_factory=list)
     """Told of every answer (path, status, seconds): the /metrics request counters."""
+    refusal_records: RateLimiter = field(default_factory=refusal_throttle)
+    """How many refusals made before intake are kept, per client address (limits.py)."""
     logins: LoginGuard = field(init=False)
     intake: Intake = field(init=False)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from http import HTTPStatus
 
@@ -175,7 +176,7 @@ async def enroll(request: web.Request, op: str) -> web.StreamResponse:
     user, actor_user, stored = await authenticate(request, ctx, op)
     body = await read_body(request, request[DEADLINE])
     try:
-        return await _enroll(request, ctx, op, user, actor_user, stored, decode_csr_body(body))
+        return await _enroll(request, ctx, op, user, actor_user, stored, body)
     except StoreUnavailableError:
         raise  # not the client's fault: a 503 to come back, from the middleware
     except RuleError as exc:
@@ -187,7 +188,31 @@ async def enroll(request: web.Request, op: str) -> web.StreamResponse:
 
 
 async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None, actor_user: str,
-                  stored: Certificate | None, csr_data: bytes) -> web.StreamResponse:  # fmt: skip
+                  stored: Certificate | None, body: bytes) -> web.StreamResponse:  # fmt: skip
+    actor = Actor(user=actor_user, address=request[PEER])
+    seen: dict[str, str] = {}
+    try:
+        admitted = await _admit(request, ctx, op, user, actor, stored, body, seen)
+    except StoreUnavailableError:
+        raise  # the store is down, not a refusal to record
+    except (HttpError, InputError, RuleError) as exc:
+        # Refused before the engine's intake (which records its own refusals):
+        # kept so that an admin can tell the client why nothing was queued.
+        reason = exc.reason if isinstance(exc, HttpError) else str(exc)
+        if not ctx.refusal_records.take(request[PEER]):
+            await ctx.run(functools.partial(ctx.ca.record_refusal, reason, source="est", actor=actor,
+                                            requester=seen.get("requester", user), subject=seen.get("subject")))  # fmt: skip
+        raise
+    if isinstance(admitted, Request):
+        return await _answer(request, ctx, admitted)
+    result = await ctx.intake.submit(admitted)
+    request[REQUEST_ID] = result.request.id
+    return await _answer(request, ctx, result.request)
+
+
+async def _admit(request: web.Request, ctx: Context, op: str, user: str | None, actor: Actor,
+                 stored: Certificate | None, body: bytes, seen: dict[str, str]) -> Request | Submission:  # fmt: skip
+    """The request this CSR already made (polling), or the submission to queue; the refusals before intake."""
     renewal = None
     if op == "simplereenroll":
         if _client_cert_der(request) is None:
@@ -196,18 +221,20 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
         if stored is None:
             raise HttpError(HTTPStatus.FORBIDDEN, "the client certificate was not issued to a requester of this CA")
         renewal = stored
+        seen["requester"] = renewal.requester
+    csr_data = decode_csr_body(body)
     csr, details, known, queued = await ctx.run(_look_up, ctx, csr_data)
+    seen["subject"] = details.subject
     if renewal is not None:
         # RFC 7030 §4.2.2: the same subject and the same SANs.
         check_renewal(csr, renewal.subject, renewal.sans)
     if known is not None:
         # Polling: once the renewal is approved the old certificate is
         # revoked (superseded), yet it is still what the client presents.
-        return await _answer(request, ctx, known)
+        return known
     if renewal is not None and not renewal.is_active(ctx.reader.now()):
         raise HttpError(HTTPStatus.FORBIDDEN, f"certificate {renewal.id} is revoked or expired; enroll anew instead")
-    peer = request[PEER]
-    wait = ctx.limiter.take(peer)
+    wait = ctx.limiter.take(request[PEER])
     if wait:
         raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many new requests from this address; slow down",
                         {"Retry-After": retry_after(wait)})  # fmt: skip
@@ -215,11 +242,8 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
         raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                         f"the queue is full ({queued} requests wait for a decision); try again later",
                         {"Retry-After": "60"})  # fmt: skip
-    entry = Submission(csr, details, requester=renewal.requester if renewal is not None else user,
-                       actor=Actor(user=actor_user, address=peer), renewal_of=renewal.id if renewal else None)  # fmt: skip
-    result = await ctx.intake.submit(entry)
-    request[REQUEST_ID] = result.request.id
-    return await _answer(request, ctx, result.request)
+    return Submission(csr, details, requester=renewal.requester if renewal is not None else user, actor=actor,
+                      renewal_of=renewal.id if renewal else None)  # fmt: skip
 
 
 async def _answer(request: web.Request, ctx: Context, item: Request) -> web.StreamResponse:

@@ -60,6 +60,19 @@ class RateLimiter:
             del self._buckets[key]
 
 
+# Refusals made here (before intake) are kept for the admins, each one a
+# store commit: per client address, a burst and then one every few seconds,
+# so a client refused over and over (a flood, a device retrying in a loop)
+# costs a few commits a minute, not one per attempt.
+REFUSAL_RECORDS_BURST = 10
+REFUSAL_RECORDS_PER_SECOND = 1 / 6
+
+
+def refusal_throttle() -> RateLimiter:
+    """The per-address allowance of refusal records (``take`` returns 0: record this one)."""
+    return RateLimiter(REFUSAL_RECORDS_PER_SECOND, REFUSAL_RECORDS_BURST)
+
+
 def retry_after(seconds: float) -> str:
     """An integer Retry-After (RFC 9110 delay-seconds), at least 1."""
     return str(max(1, math.ceil(seconds)))

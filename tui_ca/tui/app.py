@@ -27,6 +27,7 @@ from tui_ca.engine.errors import KeyLockedError
 from tui_ca.tui.crl import republish_due
 from tui_ca.tui.data import count_expiring, covers_everything, read_first_screen, read_snapshot
 from tui_ca.tui.messages import ExpiringCounted, OperationDone, SnapshotLoaded
+from tui_ca.tui.roles import denials
 
 Passphrase = bytes | Callable[[], bytes | None] | None
 
@@ -101,6 +102,8 @@ class CAApp(App[int]):
         """CRL numbers already re-published (or refused): each is tried once."""
         self.export_dir = Path.cwd()
         """Where the export dialog proposes to write."""
+        self.denied: dict[str, str] = {}
+        """Operations this admin's roles do not allow, with the engine's reason (tui_ca.tui.roles)."""
 
     def _current_secret(self) -> bytes | None:
         return self._secret
@@ -290,9 +293,12 @@ class CAApp(App[int]):
                     self.post_message(SnapshotLoaded(first))
                     self._painted.wait(timeout=2.0)
             snapshot = read_snapshot(self.ca)
+            denied = denials(self.ca)
         except CAError as exc:
             self.post_message(OperationDone(str(exc), ok=False))
             return
+        if denied != self.denied:
+            self.call_from_thread(setattr, self, "denied", denied)
         self.post_message(SnapshotLoaded(snapshot))
         # After the lists are shown: counting builds a model per valid certificate.
         self.post_message(ExpiringCounted(count_expiring(snapshot), snapshot.token))

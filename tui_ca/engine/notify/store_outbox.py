@@ -13,15 +13,14 @@ same transaction, for the channels that want it.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tui_ca.engine import records as docs
-from tui_ca.engine.errors import CAError, InputError, NoCAError, RuleError, UnsafeHomeError
+from tui_ca.engine.errors import CAError
 from tui_ca.engine.models import Actor
 from tui_ca.engine.notify import events
 from tui_ca.engine.notify.config import NotifyConfig, load_config
@@ -43,7 +42,7 @@ class _Op(Protocol):
     def audit(self, action: str, target: str, outcome: str, **extra: Any) -> None: ...
 
 
-class _OpRecords:
+class OpRecords:
     """OutboxRecords over one engine operation."""
 
     def __init__(self, op: _Op) -> None:
@@ -90,9 +89,9 @@ class StoreOutbox:
         self._actor = actor
 
     @contextmanager
-    def outbox_transaction(self) -> Iterator[_OpRecords]:
+    def outbox_transaction(self) -> Iterator[OpRecords]:
         with self._ca._operation(self._actor) as op:
-            records = _OpRecords(op)
+            records = OpRecords(op)
             yield records
             records.finish()
 
@@ -123,7 +122,7 @@ def _event(txn: Any, kind: str, audit_doc: dict) -> dict | None:
     return events.approved_event(issued, at, actor) if kind == "approved" else events.revoked_event(issued, at, actor)
 
 
-def _channels_for(home: Path) -> Callable[[str], list[str]]:
+def channels_for(home: Path) -> Callable[[str], list[str]]:
     try:
         config = load_config(home)
     except CAError:
@@ -138,11 +137,11 @@ def enqueue_operation_events(op: _Op, home: Path) -> None:
     audited = [d for d in op.notes.get("audited", ()) if d["action"] in EVENT_OF_ACTION]
     if not audited:
         return
-    channels_for = _channels_for(home)
-    records: _OpRecords | None = None
+    wanted_by = channels_for(home)
+    records: OpRecords | None = None
     for audit_doc in audited:
         kind = EVENT_OF_ACTION[audit_doc["action"]]
-        channels = channels_for(kind)
+        channels = wanted_by(kind)
         if not channels:
             continue
         try:
@@ -156,46 +155,10 @@ def enqueue_operation_events(op: _Op, home: Path) -> None:
                                       Actor(audit_doc["user"], audit_doc.get("address")),
                                       f"{audit_doc['target']} {audit_doc['outcome']}", target=audit_doc["target"],
                                       **audit_doc.get("extra", {}))  # fmt: skip
-        records = records or _OpRecords(op)
+        records = records or OpRecords(op)
         enqueue(records, event, channels, datetime.fromisoformat(audit_doc["at"]))
     if records is not None:
         records.finish()
-
-
-def enqueue_refusal(ca: Any, reason: str, source: str, actor: Actor) -> None:
-    """A refused submission: the refusal event in a transaction of its own (the submission stored nothing).
-
-    Never raises: a refusal is reported to the submitter whatever happens here.
-    """
-    try:
-        channels = _channels_for(ca.home)("refused")
-        if not channels:
-            return
-        event = events.refused_event(reason, source, ca.now(), actor)
-        outbox = StoreOutbox(ca, actor)
-        with outbox.outbox_transaction() as records:
-            enqueue(records, event, channels, ca.now())
-    except (CAError, OSError):
-        return
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def refusals_notified(submit_many: F) -> F:
-    """Wrap the engine's intake so that a refused submission becomes a ``refused`` event."""
-
-    @functools.wraps(submit_many)
-    def submit(self: Any, items: Any, *, source: str = "cli", actor: Actor | None = None, **options: Any) -> Any:
-        try:
-            return submit_many(self, items, source=source, actor=actor, **options)
-        except (InputError, RuleError) as exc:
-            # No CA, or an unsafe home: nothing to tell, and no store to write to.
-            if not isinstance(exc, (NoCAError, UnsafeHomeError)):
-                enqueue_refusal(self, str(exc), source, actor or self.actor)
-            raise
-
-    return submit  # type: ignore[return-value]
 
 
 def expiry_report_for(ca: Any) -> Callable[[int], dict]:

@@ -46,6 +46,9 @@ def copy_records(source: StoreView, dest: RecordStore) -> None:
             txn.put_revoked(entry)
         for record in source.iter_audit():
             txn.append_audit(record)
+        # Oldest first, so the copy numbers them in the same order (its own seq from 1).
+        for refusal in reversed(list(source.iter_refusals())):
+            txn.append_refusal({k: v for k, v in refusal.items() if k != "seq"})
         for name in (CRL_DER_BLOB, CRL_PEM_BLOB):
             blob = source.get_blob(name)
             if blob is not None:

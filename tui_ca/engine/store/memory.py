@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from tui_ca.engine.crl import encode_entry
+from tui_ca.engine.store import protocol
 from tui_ca.engine.store.protocol import META_DEFAULTS, Pause
 
 T = TypeVar("T")
 _COLLECTIONS = ("meta", "requests", "certs", "csr_pems", "cert_pems", "requesters", "serials", "csrs",
-                "compromised", "audit", "revoked", "blobs", "outbox")  # fmt: skip
+                "compromised", "audit", "revoked", "blobs", "outbox", "refusals")  # fmt: skip
 _DELETED = object()
 # Staged in place of a document that the transaction removes (outbox entries).
 _REMOVED = object()
@@ -114,6 +115,9 @@ class _MemoryView:
     def iter_outbox(self) -> Iterator[dict]:
         return self._iter("outbox")
 
+    def iter_refusals(self) -> Iterator[dict]:
+        return self._iter("refusals", reverse=True)
+
 
 class _MemoryTransaction(_MemoryView):
     def __init__(self, state: _State) -> None:
@@ -183,14 +187,22 @@ class _MemoryTransaction(_MemoryView):
     def delete_outbox(self, entry_id: int) -> None:
         self._staged["outbox"][entry_id] = _REMOVED
 
+    def append_refusal(self, doc: dict) -> None:
+        keys = self._keys("refusals")
+        seq = (keys[-1] if keys else 0) + 1
+        self._set("refusals", seq, {**doc, "seq": seq})
+        for old in keys[: max(0, len(keys) + 1 - protocol.REFUSALS_KEPT)]:
+            self._staged["refusals"][old] = _REMOVED
+
     def commit(self) -> None:
         state = self._state
         for table, changes in self._staged.items():
             state.tables[table].update(changes)
             for key in [key for key, value in changes.items() if value is None]:
                 del state.tables[table][key]  # staged removal
-        for entry_id in [k for k, v in self._staged["outbox"].items() if v is _REMOVED]:
-            state.tables["outbox"].pop(entry_id, None)
+        for table in ("outbox", "refusals"):
+            for entry_id in [k for k, v in self._staged[table].items() if v is _REMOVED]:
+                state.tables[table].pop(entry_id, None)
         for cert_id in self._staged["revoked"]:
             state.entry_der.pop(cert_id, None)
         if any(self._staged.values()):

@@ -44,6 +44,7 @@ from psycopg.types.json import Json
 
 from tui_ca.engine.crl import encode_entry
 from tui_ca.engine.errors import CAError, InputError, RuleError
+from tui_ca.engine.store import protocol
 from tui_ca.engine.store.pg_cache import WriterCache
 from tui_ca.engine.store.protocol import META_DEFAULTS, Pause, StoreUnavailableError
 from tui_ca.engine.store.selection import DATABASE_FILE, read_password_file
@@ -243,6 +244,9 @@ class _View:
 
     def iter_outbox(self) -> Iterator[dict]:
         return self._pages("outbox", "id")
+
+    def iter_refusals(self) -> Iterator[dict]:
+        return self._pages("refusals", "seq", descending=True)
 
 
 class _Transaction(_View):
@@ -458,6 +462,12 @@ class _Transaction(_View):
 
     def delete_outbox(self, entry_id: int) -> None:
         self._exec("DELETE FROM outbox WHERE id = %s", (entry_id,))
+
+    def append_refusal(self, doc: dict) -> None:
+        # Writers are serialised by the transaction's lock, so max + 1 is free.
+        seq = int(self._exec("SELECT coalesce(max(seq), 0) + 1 FROM refusals", fetch=True)[0][0])
+        self._exec("INSERT INTO refusals (seq, doc) VALUES (%s, %s)", (seq, Json({**doc, "seq": seq})))
+        self._exec("DELETE FROM refusals WHERE seq <= %s", (seq - protocol.REFUSALS_KEPT,))
 
     def put_blob(self, name: str, data: bytes) -> None:
         self._exec("INSERT INTO blobs (name, data) VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET data = "

@@ -60,6 +60,10 @@ META_DEFAULTS: dict[str, object] = {
 
 Pause = Callable[[], None]
 
+# Refused submissions kept (newest first); older ones are dropped as new ones
+# arrive, so a flood of bad requests cannot fill the disk.
+REFUSALS_KEPT = 10_000
+
 
 @runtime_checkable
 class StoreView(Protocol):
@@ -118,6 +122,9 @@ class StoreView(Protocol):
     def iter_outbox(self) -> Iterator[dict]:
         """Notification outbox entries ``{"id", ...}`` by ID (see engine/notify/outbox.py); few at any time."""
 
+    def iter_refusals(self) -> Iterator[dict]:
+        """Refused submissions (see ``records.refusal_doc``), newest first; at most ``REFUSALS_KEPT``."""
+
 
 @runtime_checkable
 class StoreTransaction(StoreView, Protocol):
@@ -167,6 +174,12 @@ class StoreTransaction(StoreView, Protocol):
 
     def delete_outbox(self, entry_id: int) -> None:
         """Remove an outbox entry (delivered); no error if it is gone."""
+
+    def append_refusal(self, doc: dict) -> None:
+        """Record a refused submission; the oldest beyond ``REFUSALS_KEPT`` are dropped.
+
+        The backend numbers the record (``doc["seq"]``, from 1, never reused).
+        """
 
 
 @runtime_checkable

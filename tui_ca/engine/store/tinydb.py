@@ -10,6 +10,9 @@ Collections (each a folder of TinyDB shard files under ``db/``):
   of keys revoked for keyCompromise), sharded by its hash.
 * ``queue`` — the IDs of the queued requests, keyed by ID.
 * ``outbox`` — notifications waiting for delivery, keyed by entry ID.
+* ``refusals`` — refused submissions in a ring of ``REFUSALS_KEPT`` slots
+  (``REFUSAL_SHARD_SIZE`` a shard), with the next sequence number and the
+  ring's size in ``head``: a flood overwrites the oldest, never grows the files.
 * ``meta`` — doc 1: counters; doc 2: configuration set at ``init``.
 
 Beside them, ``crl/ca.crl`` (and ``.pem``) is the published CRL and
@@ -32,6 +35,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from tui_ca.engine.crl import encode_entry
+from tui_ca.engine.store import protocol
 from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner, copy_tree
 from tui_ca.engine.store.protocol import (
     CRL_DER_BLOB,
@@ -52,6 +56,10 @@ ID_SHARD_SIZE = 256
 # (bench/: 256 buckets made ~280 index files of a 475-file commit); 64 still
 # keeps a bucket near 1,600 small entries at 100,000 certificates.
 KEY_BUCKETS = 64
+# Refusal records are larger than most and all new ones land in one shard:
+# 64 a shard keeps that rewrite near 40 kB even with every field at its cap.
+REFUSAL_SHARD_SIZE = 64
+_REFUSAL_HEAD = "head"
 CRL_ENTRIES_DIR = "crl/entries"
 _BLOB_FILES = {CRL_DER_BLOB: "crl/ca.crl", CRL_PEM_BLOB: "crl/ca.crl.pem",
                ROOT_CRL_DER_BLOB: "crl/root.crl", ROOT_CRL_PEM_BLOB: "crl/root.crl.pem"}  # fmt: skip
@@ -266,6 +274,22 @@ class _Records:
     def iter_outbox(self) -> Iterator[dict]:
         return self._iter("outbox")
 
+    def _refusal_head(self) -> dict:
+        data = self.shard_data(self.files.shard_path("refusals", _REFUSAL_HEAD))  # type: ignore[attr-defined]
+        head = data.get("refusals", {}).get("0") if data else None
+        return head or {"next": 1, "size": protocol.REFUSALS_KEPT}
+
+    def iter_refusals(self) -> Iterator[dict]:
+        head = self._refusal_head()
+        size = head["size"]
+        for seq in range(head["next"] - 1, max(0, head["next"] - 1 - size), -1):
+            slot = seq % size
+            path = self.files.shard_path("refusals", f"r{slot // REFUSAL_SHARD_SIZE:04d}")
+            data = self.shard_data(path)  # type: ignore[attr-defined]
+            doc = data.get("refusals", {}).get(str(slot + 1)) if data else None
+            if doc is not None and doc.get("seq") == seq:
+                yield doc
+
     def get_blob(self, name: str) -> bytes | None:
         try:
             return self.files.read_blob(_BLOB_FILES[name])
@@ -403,6 +427,14 @@ class _TinyTransaction(_Records, Transaction):
 
     def delete_outbox(self, entry_id: int) -> None:
         self.table("outbox", id_shard(entry_id)).remove(doc_ids=[entry_id])
+
+    def append_refusal(self, doc: dict) -> None:
+        head = self._refusal_head()
+        seq, size = head["next"], head["size"]
+        slot = seq % size
+        ring = self.table("refusals", f"r{slot // REFUSAL_SHARD_SIZE:04d}")
+        ring.upsert(Document({**doc, "seq": seq}, doc_id=slot + 1))
+        self.table("refusals", _REFUSAL_HEAD).upsert(Document({"next": seq + 1, "size": size}, doc_id=0))
 
 
 def _refresh_crl_entries(txn: Transaction) -> None:

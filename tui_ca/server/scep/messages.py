@@ -107,6 +107,11 @@ class Header:
 class ScepFailure(Exception):
     """A refusal the client receives as a signed CertRep FAILURE."""
 
+    recorded = False
+    """The engine's intake refused it and has recorded the refusal already."""
+    subject: str | None = None
+    """The subject of the CSR refused, once it was read (for the refusal record)."""
+
     def __init__(self, fail_info: FailInfo, message: str, header: Header | None = None) -> None:
         super().__init__(message)
         self.fail_info = fail_info

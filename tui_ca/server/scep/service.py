@@ -23,7 +23,9 @@ from cryptography.x509.oid import AttributeOID
 from tui_ca.engine.csr_policy import load_csr
 from tui_ca.engine.errors import CAError, InputError, NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Request, RequestStatus
+from tui_ca.engine.refusals import csr_subject
 from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
+from tui_ca.server.limits import refusal_throttle
 from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.messages import FailInfo, MessageType, PkiStatus, ScepFailure
 from tui_ca.server.scep.state import Challenges, ScepStateDamaged, Transaction, TransactionLog, prepare
@@ -37,6 +39,8 @@ PKI_MESSAGE_TYPE = "application/x-pki-message"
 TEXT_TYPE = "text/plain; charset=utf-8"
 # Who the audit names for SCEP intake (SCEP has no user names; the peer address goes beside it).
 SCEP_USER = "scep"
+# messageTypes that submit a CSR: their refusals are kept for the admins.
+_ENROLLING = (MessageType.PKCS_REQ.value, MessageType.RENEWAL_REQ.value)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class ScepService:
         self.max_queued = max_queued
         # Per-address admission of new requests (the server's RateLimiter.take): seconds to wait, 0 to go.
         self._admit = admit
+        self._refusal_records = refusal_throttle()
         sink = log or (lambda line: print(f"tui-ca serve: scep: {line}", file=sys.stderr, flush=True))
         # Lines carry client text (messageType, names in engine refusals): escaped, one line, bounded.
         self._log = lambda line: sink(_escaped(line))
@@ -127,13 +132,18 @@ class ScepService:
                 return ScepReply(200, CA_RA_CERT_TYPE, msg.degenerate(certs))
             return self._pki_operation(message or b"", peer)
         except msg.Malformed as exc:
+            self._record(f"not a SCEP pkiMessage: {exc}", peer)
             return _text(400, f"not a SCEP pkiMessage: {exc}")
         except ScepFailure as exc:
             self._log(f"refused {exc.header.message_type if exc.header else '?'} from {peer}: {exc}")
+            enrolling = exc.header is None or exc.header.message_type in _ENROLLING
+            if enrolling and not exc.recorded:
+                self._record(str(exc), peer, exc.subject)
             if exc.header is None:
                 return _text(400, str(exc))
             return self._reply(msg.cert_rep(self.ra, exc.header, PkiStatus.FAILURE, fail_info=exc.fail_info))
         except _Busy as exc:
+            self._record(str(exc), peer, exc.subject)
             return _text(exc.status, str(exc), exc.retry_after)
         except ScepStateDamaged as exc:
             self._log(str(exc))
@@ -142,6 +152,12 @@ class ScepService:
             # The store refused (damage, a missing CA): nothing was answered from it.
             self._log(f"{operation}: {exc}")
             return _text(500, "the CA cannot answer now; an admin has been told in the server log")
+
+    def _record(self, reason: str, peer: str | None, subject: str | None = None) -> None:
+        """Keep an enrollment refused here, before the engine's intake (which records its own)."""
+        record = getattr(self.ca, "record_refusal", None)
+        if record is not None and not self._refusal_records.take(peer or "?"):
+            record(reason, source="scep", actor=Actor(user=SCEP_USER, address=peer), subject=subject)
 
     @staticmethod
     def _reply(body: bytes) -> ScepReply:
@@ -193,8 +209,12 @@ class ScepService:
         if known is not None:
             # A client may re-send its request instead of CertPoll (RFC 8894 §3.3.3).
             return self._answer(message, known)
-        with self.transactions.opening():
-            return self._open(message, csr, peer)
+        try:
+            with self.transactions.opening():
+                return self._open(message, csr, peer)
+        except (ScepFailure, _Busy) as exc:
+            exc.subject = csr_subject(csr)
+            raise
 
     def _open(self, message: msg.PkiMessage, csr: x509.CertificateSigningRequest, peer: str | None) -> ScepReply:
         """A new transaction: checks, the engine's submit, and the record, under the opening lock."""
@@ -259,10 +279,11 @@ class ScepService:
                     result = self._queue(message, requester, actor, renewal, note)
             else:
                 result = self._queue(message, requester, actor, renewal, note)
-        except RuleError as exc:
-            raise ScepFailure(FailInfo.BAD_REQUEST, str(exc), header) from None
-        except InputError as exc:
-            raise ScepFailure(FailInfo.BAD_REQUEST, str(exc), header) from None
+        except (RuleError, InputError) as exc:
+            failure = ScepFailure(FailInfo.BAD_REQUEST, str(exc), header)
+            # The engine's intake has kept this refusal (engine/refusals.py).
+            failure.recorded = True
+            raise failure from None
         if result.created:
             self._log(f"queued request {result.request.id} (transaction {header.transaction_id!r}) from {peer}")
         return result.request
@@ -338,6 +359,9 @@ class ScepService:
 
 class _Busy(CAError):
     """Refused for load, not for what was sent: an HTTP status the client may retry after."""
+
+    subject: str | None = None
+    """The subject of the CSR refused (for the refusal record)."""
 
     def __init__(self, status: int, message: str, retry_after: int) -> None:
         super().__init__(message)

@@ -10,13 +10,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Label
 
-from tui_ca.engine import CAError, Certificate, CertStatus, InputError
+from tui_ca.engine import CAError, Certificate, CertStatus, InputError, RevocationReason
 from tui_ca.engine.models import group_fingerprint
 from tui_ca.tui.actions import REVOKE_WARNING, ask_revoke  # noqa: F401  (the warning is re-exported)
 from tui_ca.tui.data import Snapshot
+from tui_ca.tui.roles import RoleKeys
 from tui_ca.tui.screens.dialogs import ConfirmDialog, ExportDialog
 from tui_ca.tui.text import days_left, literal, reading_lines, visible, when
 from tui_ca.tui.widgets.details import Details
@@ -51,6 +51,17 @@ def certificate_facts(cert: Certificate, issuer: str, now) -> list[tuple[str, Te
     return rows
 
 
+UNHOLD_NOTE = ("It becomes valid again and a new CRL without it is published at once; relying parties that "
+               "cached the old CRL or an OCSP answer see it as revoked until they fetch again.")  # fmt: skip
+
+
+def on_hold(cert: Certificate | None) -> bool:
+    """Whether ``cert`` is revoked with certificateHold, the one reason that can be released."""
+    return (
+        cert is not None and cert.revoked_at is not None and cert.revocation_reason is RevocationReason.CERTIFICATE_HOLD
+    )
+
+
 def default_export_path(folder: Path, cert: Certificate) -> Path:
     return folder / f"certificate-{cert.id}.pem"
 
@@ -76,11 +87,19 @@ class _Exists(InputError):
     """The export target exists and overwriting was not confirmed."""
 
 
-class CertificateScreen(Screen):
-    """A certificate's details; revoke or export it."""
+class CertificateScreen(RoleKeys):
+    """A certificate's details; revoke, release a hold, or export it."""
 
+    ROLE_KEYS = {"v": "revoke", "u": "unhold"}
     BINDINGS = [
         Binding("v", "revoke", "Revoke", tooltip="Revoke and publish a new CRL", id="certificate.revoke"),
+        Binding(
+            "u",
+            "unhold",
+            "Release hold",
+            tooltip="Release the certificateHold: valid again, off the next CRL",
+            id="certificate.unhold",
+        ),  # fmt: skip
         Binding("e", "export", "Export", tooltip="Write the PEM with its chain to a file", id="certificate.export"),
         Binding(
             "y",
@@ -130,7 +149,14 @@ class CertificateScreen(Screen):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "unhold":
+            # Shown only for a certificate on hold: every other revocation is final.
+            if not on_hold(self.cert):
+                return False
+            return None if self.role_denied(action) else True
         if action == "revoke":
+            if self.role_denied(action):
+                return None
             return True if self.cert is not None and self.cert.revoked_at is None else None
         if action == "export":
             return True if self.cert is not None else None
@@ -150,6 +176,26 @@ class CertificateScreen(Screen):
         if self.cert is None or self.cert.revoked_at is not None:
             return
         ask_revoke(self.app, [self.cert])
+
+    # ------------------------------------------------------------ release a hold
+
+    def action_unhold(self) -> None:
+        cert = self.cert
+        if cert is None or not on_hold(cert):
+            return
+        body = Text(f"Certificate {cert.id} of ")
+        body.append(visible(cert.requester, 60), style="bold")
+        body.append(f", serial {cert.serial_hex}, was put on hold ({when(cert.revoked_at)}).\n\n{UNHOLD_NOTE}")
+        dialog = ConfirmDialog(f"Release the hold on certificate {cert.id}?", body, confirm_label="Release")
+        self.app.push_screen(dialog, lambda yes: self._unhold(cert.id) if yes else None)
+
+    def _unhold(self, cert_id: int) -> None:
+        ca = self.app.ca  # type: ignore[attr-defined]
+
+        def describe(cert: Certificate) -> str:
+            return f"Certificate {cert.id} released from hold: valid again; CRL {ca.info().crl_number} published."
+
+        self.app.operate(lambda: ca.unhold(cert_id), describe)  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ export
 

@@ -26,6 +26,7 @@ def key_table() -> Table:
     from tui_ca.tui.screens.dialogs import Dialog
     from tui_ca.tui.screens.item_text import TextScreen
     from tui_ca.tui.screens.main import MainScreen
+    from tui_ca.tui.screens.refused import RefusedScreen
     from tui_ca.tui.screens.request import RequestScreen
     from tui_ca.tui.widgets.record_list import RecordList
 
@@ -46,6 +47,7 @@ def key_table() -> Table:
         ("Confirm the requester", RequestScreen.BINDINGS),
         ("Certificate", CertificateScreen.BINDINGS),
         ("Audit log", AuditScreen.BINDINGS),
+        ("Refused submissions", RefusedScreen.BINDINGS),
         ("Certificate or CSR as text", TextScreen.BINDINGS),
         (
             "Dialogs",

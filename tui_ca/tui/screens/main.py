@@ -8,11 +8,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import Footer, Label
+from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import CAError
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
 from tui_ca.tui.data import EXPIRING_WORD, Snapshot, age_seconds, aged
+from tui_ca.tui.roles import RoleKeys, explanation
 from tui_ca.tui.widgets.ca_header import CAHeader
 from tui_ca.tui.widgets.record_list import Column, RecordList
 from tui_ca.tui.widgets.search import SEARCH_BINDINGS, SearchMixin, describe
@@ -31,8 +32,10 @@ CLOSED_COLUMNS = [
 ]  # fmt: skip
 
 
-class MainScreen(SearchMixin):
+class MainScreen(RoleKeys, SearchMixin):
     """Certificate Management, as the product's panel, for the keyboard."""
+
+    ROLE_KEYS = {"a": "approve", "r": "reject", "v": "revoke"}
 
     BINDINGS = [
         *SEARCH_BINDINGS,
@@ -40,6 +43,14 @@ class MainScreen(SearchMixin):
             "h", "toggle_closed", "History", tooltip="Show revoked, expired and rejected items", id="main.history"
         ),  # fmt: skip
         Binding("A", "audit", "Audit log", tooltip="The audit log and whether its chain is intact", id="main.audit"),
+        Binding(
+            "R",
+            "refused",
+            "Refused",
+            show=False,
+            tooltip="Submissions refused at intake (CLI, EST, SCEP) and why",
+            id="main.refused",
+        ),  # fmt: skip
         Binding("a", "approve", "Approve", tooltip="Approve the selected (or marked) requests", id="main.approve"),
         Binding("r", "reject", "Reject", tooltip="Reject the selected (or marked) requests", id="main.reject"),
         Binding("v", "revoke", "Revoke", tooltip="Revoke the selected (or marked) certificates", id="main.revoke"),
@@ -99,7 +110,27 @@ class MainScreen(SearchMixin):
             for records in self.query(f"#{list_id}").results(RecordList):
                 records.set_source(rows.keys, rows.fetch, rows.search)
         self._update_titles()
+        self.show_roles()
         self.refresh_bindings()
+
+    def role_key_applies(self, operation: str) -> bool:
+        focused = self.focused
+        return isinstance(focused, RecordList) and focused.id == ("certs" if operation == "revoke" else "queued")
+
+    def show_roles(self) -> None:
+        """A line under the header naming what this admin's roles do not allow (mounted only when roles bite)."""
+        denied = getattr(self.app, "denied", {})
+        found = list(self.query("#roles-note").results(Static))
+        if not denied:
+            for note in found:
+                note.display = False
+            return
+        text = explanation(self.app.ca, denied)  # type: ignore[attr-defined]
+        if found:
+            found[0].update(text)
+            found[0].display = True
+        else:
+            self.mount(Static(text, id="roles-note"), after=self.query_one(CAHeader))
 
     def tick(self, now) -> None:
         """The clock moved on (the app polls every second): the CRL line and the ages follow it."""
@@ -221,6 +252,11 @@ class MainScreen(SearchMixin):
         certs.focus()
         self.update_titles()
 
+    def action_refused(self) -> None:
+        from tui_ca.tui.screens.refused import RefusedScreen
+
+        self.app.push_screen(RefusedScreen())
+
     def action_audit(self) -> None:
         from tui_ca.tui.screens.audit import AuditScreen
 
@@ -256,6 +292,8 @@ class MainScreen(SearchMixin):
             focused = self.focused
             if not isinstance(focused, RecordList) or focused.id != list_id:
                 return False
+            if self.role_denied(action):
+                return None
             return True if self._targets(list_id) else None
         return self.search_check(action)
 

@@ -9,13 +9,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import CAError, Certificate, Request, RequestStatus
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
 from tui_ca.tui.actions import ask_approve, ask_reject
 from tui_ca.tui.data import Snapshot
+from tui_ca.tui.roles import RoleKeys
 from tui_ca.tui.text import literal, reading_lines, span, visible, when
 from tui_ca.tui.widgets.details import Details
 
@@ -30,6 +30,25 @@ class RequestView:
     """The requester's active certificate, if any."""
     default_days: int
     """The CA's default validity for new certificates."""
+
+
+# How each intake names itself on the screen; anything else is shown as stored.
+SOURCE_NAMES = {"est": "EST", "scep": "SCEP", "cli": "CLI", "server-setup": "server-setup"}
+
+
+def arrival(request: Request) -> str:
+    """``SCEP, transaction ID 3F2A…, challenge matched``: the intake and what it recorded of the arrival."""
+    parts = [SOURCE_NAMES.get(request.source) or visible(request.source, 20)]
+    note = dict(request.note)
+    transaction = note.pop("scep_transaction_id", None)
+    if transaction is not None:
+        parts.append(f"transaction ID {visible(str(transaction), 80)}")
+    challenge = note.pop("challenge", None)
+    if challenge is not None:
+        parts.append("challenge matched" if challenge == "matched" else f"challenge {visible(str(challenge), 20)}")
+    # Details a newer intake records that this screen has no words for yet: shown as they are.
+    parts.extend(f"{visible(str(key), 30)} {visible(str(value), 80)}" for key, value in sorted(note.items()))
+    return ", ".join(parts)
 
 
 def request_facts(view: RequestView, now) -> list[tuple[str, Text | str]]:
@@ -48,7 +67,9 @@ def request_facts(view: RequestView, now) -> list[tuple[str, Text | str]]:
     rows.append(("Key", f"{d.key_type} ({d.key_size} bits)"))
     rows.append(("CSR signature", sig))
     rows.append(("SPKI SHA-256", Text(reading_lines(d.fingerprint_groups), style="bold")))
-    arrived = Text(f"{when(r.submitted_at)} ({span(now - r.submitted_at)} ago) via {r.source}, sent by ")
+    arrived = Text(f"{when(r.submitted_at)} ({span(now - r.submitted_at)} ago) via ")
+    arrived.append(arrival(r))
+    arrived.append(", sent by ")
     arrived.append(visible(r.submitted_by.describe(), 80))
     rows.append(("Arrived", arrived))
     if r.decided_at is not None:
@@ -86,8 +107,10 @@ def warnings(view: RequestView) -> list[str]:
     return found
 
 
-class RequestScreen(Screen):
+class RequestScreen(RoleKeys):
     """One request: confirm who sent it (compare the fingerprint), then decide."""
+
+    ROLE_KEYS = {"a": "approve", "r": "reject"}
 
     BINDINGS = [
         Binding("a", "approve", "Approve", tooltip="Issue a certificate for this request", id="request.approve"),
@@ -147,6 +170,8 @@ class RequestScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("approve", "reject"):
+            if self.role_denied(action):
+                return None
             return True if self.view is not None and self.view.request.status is RequestStatus.QUEUED else None
         return True
 
