@@ -12,6 +12,9 @@ import json
 import os
 import pwd
 import stat
+import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +22,7 @@ import pytest
 
 from tests.helpers import csr_pem, make_csr
 from tests.policy.os_users import Accounts, accounts
+from tests.server.live import free_port, wait_for
 from tui_ca.engine.sharing import SHARING_FILE
 
 PASSPHRASE = "shared CA passphrase"
@@ -201,6 +205,37 @@ def test_an_admin_without_the_approver_role_is_refused_in_one_line_and_audited(p
     ]
     assert records[0]["extra"]["uid"] == pwd.getpwnam(people.users["bob"]).pw_uid
     assert home.cli("carol", "approve", str(request_id)).returncode == 0
+
+
+def test_a_server_one_admin_set_up_runs_as_another(people):
+    home = Home(people, "serve")
+    assert home.cli("alice", "server-setup", umask="077").returncode == 0
+    users_file = home.path / "est-users"
+    added = home.cli("carol", "est-user", "--users", str(users_file), "client-1", stdin=b"a long password\n")
+    assert added.returncode == 0, added.stderr
+    assert stat.S_IMODE(users_file.stat().st_mode) == 0o660
+    http_port = free_port()
+    command = people.command("bob", *home.args("bob", "serve", "--port", str(free_port()), "--http-port",
+                                               str(http_port), "--users", str(users_file)), home=home.path)  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=people.env(),
+                              cwd=people.workdir)  # fmt: skip
+    try:
+
+        def answered() -> bool:
+            if server.poll() is not None:
+                raise AssertionError(f"serve as bob exited {server.returncode}: {server.communicate()[1]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/crl", timeout=5) as reply:
+                    return reply.status == 200
+            except urllib.error.HTTPError as exc:
+                return exc.code < 500
+            except OSError:
+                return False
+
+        wait_for(answered, timeout=120)
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)
 
 
 def test_the_users_are_gone_after_the_fixture():

@@ -65,10 +65,10 @@ def test_a_shared_home_accepts_its_group_and_never_others(open_tmp):
     record.chmod(0o660)
     sharing.check(record)
     record.chmod(0o664)
-    with pytest.raises(UnsafeHomeError, match="other users can access it.*chmod 660"):
+    with pytest.raises(UnsafeHomeError, match="other users can read it or write it.*chmod 660"):
         sharing.check(record)
     record.chmod(0o606)
-    with pytest.raises(UnsafeHomeError, match="other users can access it"):
+    with pytest.raises(UnsafeHomeError, match="other users can read it or write it"):
         sharing.check(record)
 
 

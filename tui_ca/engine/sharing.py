@@ -95,13 +95,19 @@ class Sharing:
         """Mode for new folders (setgid keeps the group on what is made inside)."""
         return SHARED_FOLDER_MODE if self.shared else 0o700
 
+    def allows(self, info: os.stat_result) -> bool:
+        """Whether a secret file with this status is safe here: no access for others, group access only
+        for the admin group of a shared home."""
+        mode = stat.S_IMODE(info.st_mode)
+        return not mode & 0o007 and (not mode & 0o070 or (self.shared and info.st_gid == self.gid))
+
     def check(self, path: Path, *, folder: bool = False) -> None:
         """Refuse a file others can reach, or group access that is not the home's admin group's."""
         info = os.stat(path)
         mode = stat.S_IMODE(info.st_mode)
         fix = ("2770" if folder else "660") if self.shared else ("700" if folder else "600")
         if mode & 0o007:
-            raise UnsafeHomeError(f"refusing to use {path}: other users can access it (mode {mode:04o}); "
+            raise UnsafeHomeError(f"refusing to use {path}: other users can read it or write it (mode {mode:04o}); "
                                   f"run chmod {fix} on it")  # fmt: skip
         if not mode & 0o070:
             return
@@ -128,6 +134,20 @@ class Sharing:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | flags, mode & 0o600)
         try:
             os.fchmod(fd, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def open(self, path: Path, flags: int, requested: int = 0o600) -> int:
+        """``os.open`` that may create (lock and append files); a file this user owns gets this home's mode."""
+        mode = self.file_mode(requested)
+        fd = os.open(path, flags | os.O_NOFOLLOW, mode & 0o600)
+        try:
+            info = os.fstat(fd)
+            # Another admin's file already has the mode its process gave it (and only its owner may change it).
+            if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != mode:
+                os.fchmod(fd, mode)
         except BaseException:
             os.close(fd)
             raise
