@@ -134,6 +134,15 @@ def test_someone_outside_the_admin_group_is_refused_in_one_line(people):
     assert home.show(request_id)["request"]["status"] == "queued"
 
 
+def test_a_key_one_admin_alone_can_read_is_refused_in_one_line(people):
+    home = Home(people, "owner-only")
+    request_id = home.submit("carol", "blocked")
+    (home.path / "ca/issuing.key").chmod(0o600)  # alice's file, as if made by hand before sharing
+    one_line(home.cli("bob", "approve", str(request_id)), 1, "cannot read", "ca/issuing.key", "chmod 660")
+    (home.path / "ca/issuing.key").chmod(0o660)
+    assert home.cli("bob", "approve", str(request_id)).returncode == 0
+
+
 def test_a_private_home_refuses_the_other_admins(people):
     home = people.workdir / "private"
     home.mkdir(mode=0o700)

@@ -14,7 +14,7 @@ import os
 import secrets
 from pathlib import Path
 
-from tui_ca.engine.errors import UnsafeHomeError
+from tui_ca.engine.errors import RuleError, UnsafeHomeError
 from tui_ca.engine.folders import make_private_dirs
 from tui_ca.engine.sharing import Sharing
 
@@ -50,6 +50,10 @@ def read_file(home: Path, relpath: str) -> bytes:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafeHomeError(f"{path} is a symbolic link; refusing to follow it out of the home") from None
+        if exc.errno == errno.EACCES:
+            # Another admin's file that is not group-readable (made by hand, or before the home was shared).
+            raise RuleError(f"cannot read {path}: permission denied; its owner (or root) must make it readable "
+                            "by the home's admins (chmod 660, with the admin group)") from None  # fmt: skip
         raise
     with os.fdopen(fd, "rb") as handle:
         return handle.read()

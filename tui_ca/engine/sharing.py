@@ -185,6 +185,10 @@ def share_home(home: Path, group: str) -> Sharing:
         current = Sharing.of(home) if (home / SHARING_FILE).exists() else Sharing.private()
         if current.gid != gid and any(home.iterdir()):
             raise InputError(f"{home} is not empty; init --admin-group shares a new home (give another --home)")
+    blocked = _unreachable_by_group(home, gid)
+    if blocked is not None:
+        raise InputError(f"members of group {group!r} cannot reach {home}: {blocked} is closed to them "
+                         f"(mode {stat.S_IMODE(os.stat(blocked).st_mode):04o}); choose a home they can reach")  # fmt: skip
     missing = []
     parent = home.parent
     while not parent.exists():
@@ -198,10 +202,6 @@ def share_home(home: Path, group: str) -> Sharing:
                 continue
             os.chown(folder, -1, gid)
             os.chmod(folder, SHARED_PARENT_MODE)
-        blocked = _unreachable_by_group(home, gid)
-        if blocked is not None:
-            raise InputError(f"members of group {group!r} cannot reach {home}: {blocked} is closed to them "
-                             f"(mode {stat.S_IMODE(os.stat(blocked).st_mode):04o}); choose a home they can reach")  # fmt: skip
         try:
             home.mkdir(mode=0o700)
         except FileExistsError:
