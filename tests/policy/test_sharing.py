@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import csr_pem, make_csr
+from tests.helpers import assert_refused, csr_pem, make_csr, run_cli
 from tui_ca.engine import CertificateAuthority
 from tui_ca.engine.errors import InputError, UnsafeHomeError
 from tui_ca.engine.sharing import SHARING_FILE, Sharing, share_home
@@ -127,7 +127,7 @@ UMASK_RUN = """
 import os, sys
 os.umask(int(sys.argv[1], 8))
 from tui_ca.engine import CertificateAuthority
-from tests.helpers import csr_pem, make_csr
+from tests.helpers import assert_refused, csr_pem, make_csr, run_cli
 ca = CertificateAuthority(sys.argv[2])
 ca.approve([ca.submit(csr_pem(make_csr(cn=sys.argv[3]))).request.id])
 """
@@ -146,6 +146,15 @@ def test_files_of_a_shared_home_get_their_modes_whatever_the_umask(open_tmp, uma
         assert os.stat(path).st_gid == os.getgid(), path
         assert _mode(path) == (0o2770 if path.is_dir() else 0o660), (path, oct(_mode(path)))
     assert CertificateAuthority(home).home_permissions_problems() == []
+    first = CertificateAuthority(home).audit_records()[0]
+    assert (first.action, first.extra.get("admin_group")) == ("init", _own_group())
+
+
+def test_init_with_an_unknown_admin_group_is_one_line_and_stores_nothing(tmp_path):
+    home = tmp_path / "home"
+    refused = run_cli(home, "init", "--cn", "No Group CA", "--admin-group", "no-such-group-tuica")
+    assert_refused(refused, 2, "no Unix group named 'no-such-group-tuica'")
+    assert not home.exists() or not any(home.iterdir())
 
 
 @pytest.mark.parametrize("umask", ["077", "000"])
