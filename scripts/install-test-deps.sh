@@ -6,7 +6,7 @@
 set -eu
 
 packages="openssl curl tmux strace strongswan-pki libstrongswan-standard-plugins libstrongswan-extra-plugins
-postgresql certmonger softhsm2 opensc default-jdk-headless librsvg2-bin"
+postgresql certmonger softhsm2 opensc default-jdk-headless librsvg2-bin passwd util-linux"
 
 command -v dpkg-query >/dev/null 2>&1 || {
     echo "install-test-deps: not a Debian system; install the equivalents of: $(echo $packages)" >&2

@@ -97,6 +97,8 @@ def _args_init(p: argparse.ArgumentParser) -> None:
                    help="accept wildcard DNS names (*.example.net) in CSRs (default: refused)")  # fmt: skip
     p.add_argument("--database", dest="init_database", metavar="URL",
                    help="keep the records in this PostgreSQL database (schema created if empty)")  # fmt: skip
+    p.add_argument("--admin-group", metavar="GROUP",
+                   help="share the home with this Unix group's members (2770 folders, 0660 files; see SECURITY.md)")  # fmt: skip
     p.add_argument("--external-root", action="store_true", help="write the issuing CA's CSR for another root")
     p.add_argument("-o", "--output", type=Path, help="with --external-root: where to write the CSR")
     _args_token(p)
@@ -587,7 +589,8 @@ def cmd_init(ca: CertificateAuthority, args: argparse.Namespace) -> int:
     result = ca.init(names, days=args.days, key_type=args.key_type, base_url=args.base_url,
                      external_root=args.external_root, crl_days=args.crl_days,
                      queue_days=args.queue_days, allow_wildcards=args.allow_wildcards,
-                     pkcs11=_token_config(args), pkcs11_keys=args.pkcs11_key)  # fmt: skip
+                     pkcs11=_token_config(args), pkcs11_keys=args.pkcs11_key,
+                     admin_group=args.admin_group)  # fmt: skip
     if isinstance(result, bytes):
         if args.output:
             _write_output(result, args.output)

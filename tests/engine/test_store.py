@@ -26,22 +26,25 @@ from tui_ca.engine import CertificateAuthority, RequestStatus
 # the number of data-file renames to let through once the journal is in
 # place; -1 means die when the journal itself is about to be put in place.
 _CRASHING_SUBMIT = textwrap.dedent("""
-    import os, sys
+    import os, sys, threading
     from pathlib import Path
     from tui_ca.engine import CertificateAuthority
 
     home, crash_after = Path(sys.argv[1]), int(sys.argv[2])
     journal = home / "db" / "journal.json"
-    real_replace, done = os.replace, [0]
+    real_replace, done, one_at_a_time = os.replace, [0], threading.Lock()
 
     def dying_replace(src, dst):
-        if crash_after < 0 and Path(dst) == journal:
-            os._exit(77)
-        if journal.exists() and Path(dst) != journal:
-            if done[0] == crash_after:
+        # The store may rename from several threads: one rename at a time, the
+        # count and the rename together, so exactly CRASH_AFTER renames are done.
+        with one_at_a_time:
+            if crash_after < 0 and Path(dst) == journal:
                 os._exit(77)
-            done[0] += 1
-        real_replace(src, dst)
+            if journal.exists() and Path(dst) != journal:
+                if done[0] == crash_after:
+                    os._exit(77)
+                done[0] += 1
+            real_replace(src, dst)
 
     os.replace = dying_replace
     CertificateAuthority(home).submit(sys.stdin.buffer.read(), requester="crash-test")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -11,7 +10,7 @@ from typing import Any
 
 from cryptography import x509
 
-from tui_ca.engine.errors import NoCAError, UnsafeHomeError
+from tui_ca.engine.errors import NoCAError
 from tui_ca.engine.home import ISSUING_KEY, read_file
 from tui_ca.engine.models import Actor
 from tui_ca.engine.notify.store_outbox import enqueue_operation_events
@@ -75,11 +74,10 @@ class AuthorityBase(CAReader):
         return self._token
 
     def _check_private(self, path: Path) -> None:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077:
-            raise UnsafeHomeError(
-                f"refusing to use {path}: other users can access it (mode {mode:04o}); run chmod 600 on it"
-            )
+        # Group access only for the admin group a shared home records (sharing.py).
+        from tui_ca.engine.sharing import Sharing
+
+        Sharing.of(self.home).check(path)
 
     def signing_key(self, relpath: str = ISSUING_KEY) -> Any:
         """The unlocked CA key, kept in memory only (asked for once); a key in a token signs through it."""

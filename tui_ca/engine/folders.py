@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 
-def make_private_dirs(path: Path) -> None:
-    """``mkdir -p`` where every folder made (the leaf and any missing parent) is 0700."""
+def make_private_dirs(path: Path, mode: int = 0o700) -> None:
+    """``mkdir -p`` where every folder made (the leaf and any missing parent) is ``mode`` (0700)."""
     missing: list[Path] = []
     current = Path(os.path.abspath(path))
     while not current.exists():
@@ -24,4 +24,4 @@ def make_private_dirs(path: Path) -> None:
             folder.mkdir(mode=0o700)
         except FileExistsError:
             continue
-        os.chmod(folder, 0o700)
+        os.chmod(folder, mode)

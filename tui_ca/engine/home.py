@@ -14,7 +14,9 @@ import os
 import secrets
 from pathlib import Path
 
-from tui_ca.engine.errors import UnsafeHomeError
+from tui_ca.engine.errors import RuleError, UnsafeHomeError
+from tui_ca.engine.folders import make_private_dirs
+from tui_ca.engine.sharing import Sharing
 
 ROOT_CERT = "ca/root.crt.pem"
 ROOT_KEY = "ca/root.key"
@@ -48,35 +50,42 @@ def read_file(home: Path, relpath: str) -> bytes:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UnsafeHomeError(f"{path} is a symbolic link; refusing to follow it out of the home") from None
+        if exc.errno == errno.EACCES:
+            # Another admin's file that is not group-readable (made by hand, or before the home was shared).
+            raise RuleError(f"cannot read {path}: permission denied; its owner (or root) must make it readable "
+                            "by the home's admins (chmod 660, with the admin group)") from None  # fmt: skip
         raise
     with os.fdopen(fd, "rb") as handle:
         return handle.read()
 
 
-def ensure_folder(home: Path, relpath: str) -> Path:
-    """Create ``home/relpath`` (0700) and its parents under the home; refuse a symlink on the way."""
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+def ensure_folder(home: Path, relpath: str, sharing: Sharing | None = None) -> Path:
+    """Create ``home/relpath`` and its parents under the home (0700, or 2770 in a shared home, whatever
+    the umask); refuse a symlink on the way."""
+    make_private_dirs(home)
+    sharing = sharing or Sharing.of(home)
     folder = home
     for part in Path(relpath).parts:
         folder = folder / part
         if folder.is_symlink():
             raise UnsafeHomeError(f"{folder} is a symbolic link; refusing to follow it out of the home")
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            continue
-        _fsync_dir(folder.parent)
+        if sharing.new_folder(folder):
+            _fsync_dir(folder.parent)
     return folder
 
 
 def write_file(home: Path, relpath: str, data: bytes, mode: int = 0o644, *, exclusive: bool = False) -> None:
-    """Replace (or, ``exclusive``, create) ``home/relpath`` atomically and durably."""
+    """Replace (or, ``exclusive``, create) ``home/relpath`` atomically and durably.
+
+    ``mode`` is set whatever the umask; in a shared home every file is 0660 (sharing.py).
+    """
     target = home / relpath
-    folder = ensure_folder(home, str(Path(relpath).parent))
+    sharing = Sharing.of(home)
+    folder = ensure_folder(home, str(Path(relpath).parent), sharing)
     if exclusive and (target.exists() or target.is_symlink()):
         raise FileExistsError(f"{target} exists already; refusing to overwrite it")
     staging = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    fd = sharing.create(staging, mode)
     try:
         view = memoryview(data)
         while view:

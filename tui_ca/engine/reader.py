@@ -10,7 +10,6 @@ import functools
 import itertools
 import os
 import re
-import stat
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
 from tui_ca.engine.clock import crl_from_the_future
 from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
-from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
+from tui_ca.engine.errors import InputError, NoCAError, NotFoundError, UnsafeHomeError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, read_overview
@@ -331,11 +330,14 @@ class CAReader:
         return audit_log.verify_chain(self._audit_docs(), meta["audit_seq"], meta["audit_head"])
 
     def home_permissions_problems(self) -> list[str]:
-        problems = []
-        mode = stat.S_IMODE(os.stat(self.home).st_mode)
-        if mode & 0o077:
-            problems.append(f"{self.home} is accessible to other users (mode {mode:04o}); run chmod 700 on it")
-        return problems
+        """Why the home's modes are unsafe (others can reach it, or a group that does not share it)."""
+        from tui_ca.engine.sharing import Sharing
+
+        try:
+            Sharing.of(self.home).check(self.home, folder=True)
+        except UnsafeHomeError as exc:
+            return [str(exc)]
+        return []
 
     # --- readers for the faces ---
 

@@ -26,6 +26,7 @@ from tui_ca.engine.keys import check_new_passphrase, dump_key, generate_key
 from tui_ca.engine.models import Actor, CAInfo, NameFields
 from tui_ca.engine.profile import build_issuing, build_issuing_csr, build_name, build_root
 from tui_ca.engine.publishing import Publishing
+from tui_ca.engine.sharing import SHARING_FILE, Sharing, share_home, unshare_home
 from tui_ca.engine.token_keys import TokenConfig
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -77,11 +78,13 @@ class Setup(Publishing):
         actor: Actor | None = None,
         pkcs11: TokenConfig | None = None,
         pkcs11_keys: list[str] | None = None,
+        admin_group: str | None = None,
     ) -> CAInfo | bytes:
         """Create root + issuing CA, or (external root) return the issuing CSR PEM.
 
         With ``pkcs11`` the keys are generated in that token (or, ``pkcs11_keys``,
         the existing ones with those labels, root first) and no key file is written.
+        With ``admin_group`` the home is shared by that Unix group (sharing.py).
         """
         if self.exists() or self.awaiting_import():
             raise RuleError(f"a CA already exists in {self.home}; refusing to overwrite it")
@@ -99,6 +102,12 @@ class Setup(Publishing):
         clock.check_crl_days(crl_days)
         passphrase = None if pkcs11 is not None else self._resolve_passphrase()
         check_new_passphrase(passphrase)
+        shared_now = False
+        if admin_group is not None and not (self.home / SHARING_FILE).exists():
+            share_home(self.home, admin_group)
+            shared_now = True
+        elif admin_group is not None and Sharing.of(self.home).group != admin_group:
+            raise InputError(f"{self.home} is shared with another group already ({SHARING_FILE})")
         now = self.now()
         made: list[str] = []  # keys this init generated in the token: destroyed unless it commits
         token_doc = None
@@ -133,7 +142,7 @@ class Setup(Publishing):
                     self._write_files([*issuing_key_file, (ISSUING_CSR, pem, 0o644)], written, exclusive=True)
                     op.txn.put_config({**config, "awaiting_import": True})
                     op.audit("init", "issuing CA", "CSR written for an external root",
-                             subject=issuing_subject.rfc4514_string())  # fmt: skip
+                             subject=issuing_subject.rfc4514_string(), admin_group=admin_group)  # fmt: skip
                     return pem
                 assert root_key is not None
                 root_names = NameFields(**{**names.__dict__, "common_name": root_common_name(names)})
@@ -151,7 +160,7 @@ class Setup(Publishing):
                 op.txn.put_config(config)
                 op.audit("init", "root and issuing CA", "created", subject=issuing_subject.rfc4514_string(),
                          key_type=key_type, encrypted=passphrase is not None,
-                         token=pkcs11.token if pkcs11 else None)  # fmt: skip
+                         token=pkcs11.token if pkcs11 else None, admin_group=admin_group)  # fmt: skip
                 self._keys[ISSUING_KEY] = issuing_key
                 self._publish_crl(op, issuing, issuing_key)
                 chain.publish_root_crl(self, op, root, root_key)
@@ -160,6 +169,8 @@ class Setup(Publishing):
             if not self._committed(lambda config: bool(config)):
                 self._undo_files(written)
                 self._destroy(made)
+                if shared_now:
+                    unshare_home(self.home)
             raise
         return self.info()
 

@@ -41,6 +41,7 @@ from aiohttp import web
 from tui_ca.engine.errors import CAError, InputError, RuleError
 from tui_ca.engine.reader import ISSUING_KEY, ROOT_KEY
 from tui_ca.engine.service_certs import TLS_CERT, TLS_KEY
+from tui_ca.engine.sharing import Sharing
 from tui_ca.server import est, http, status
 from tui_ca.server.context import CONTEXT, Context, LoginGuard
 from tui_ca.server.limits import RateLimiter
@@ -95,8 +96,8 @@ def _server_file(home: Path, relpath: str, *, private: bool = False) -> bytes:
     path = home / relpath
     if not path.exists():
         raise RuleError(f"{path} is missing: run 'tui-ca server-setup' as the CA admin first")
-    if private and os.stat(path).st_mode & 0o077:
-        raise RuleError(f"refusing to use {path}: other users can read it; run chmod 600 on it")
+    if private:
+        Sharing.of(home).check(path)  # group access only for a shared home's admin group
     return path.read_bytes()
 
 
@@ -114,7 +115,7 @@ def prepare(ca, options: Options, users_path: Path | None = None) -> Context:
         peer_of = http.PeerAddress(options.trust_proxy)
     except ValueError:
         raise InputError("--trust-proxy takes IP addresses") from None
-    users = Users(load_users(users_path)) if users_path is not None else None
+    users = Users(load_users(users_path, Sharing.of(ca.home))) if users_path is not None else None
     if not options.anonymous and users is None:
         raise InputError("--no-anonymous needs --users FILE (EST users), or clients could only re-enroll")
     context = Context(ca=ca, options=options, users=users, limiter=RateLimiter(options.rate), responder=responder,

@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from asn1crypto import algos as asn1_algos
 from asn1crypto import core
@@ -122,7 +123,7 @@ class Responder:
         if stamp is not None and stamp == self._signer_stamp and not force:
             return
         cert = x509.load_pem_x509_certificate(_server_file(home / OCSP_CERT))
-        key = load_pem_private_key(_server_file(home / OCSP_KEY, private=True), None)
+        key = load_pem_private_key(_server_file(home / OCSP_KEY, private=True, home=home), None)
         if cert.public_key().public_numbers() != key.public_key().public_numbers():  # type: ignore[union-attr]
             return  # caught between the two renames; the next check sees both
         self._signer, self._signer_stamp = _Signer(cert, key), stamp
@@ -252,10 +253,13 @@ _SUCCESSFUL = asn1_ocsp.OCSPResponseStatus("successful").dump()
 _BASIC_OID = asn1_ocsp.ResponseType("basic_ocsp_response").dump()
 
 
-def _server_file(path: os.PathLike, *, private: bool = False) -> bytes:
+def _server_file(path: os.PathLike, *, private: bool = False, home: Path | None = None) -> bytes:
     if not os.path.exists(path):
         raise RuleError(f"{path} is missing: run 'tui-ca server-setup' as the CA admin first")
-    if private and os.stat(path).st_mode & 0o077:
-        raise RuleError(f"refusing to use {path}: other users can read it; run chmod 600 on it")
+    if private:
+        from tui_ca.engine.sharing import Sharing
+
+        # Group access only for the admin group of a shared home.
+        (Sharing.of(home) if home is not None else Sharing.private()).check(Path(path))
     with open(path, "rb") as handle:
         return handle.read()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tui_ca.engine.errors import InputError
 from tui_ca.engine.keys import SCRYPT_N, SCRYPT_P, SCRYPT_R
+from tui_ca.engine.sharing import Sharing
 
 # The strength the CA keys had under scrypt (keys.SCRYPT_N): 128 MiB and about
 # 0.5 s a check, OWASP's floor. Paid once per client: successful checks are
@@ -47,14 +48,16 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, want)
 
 
-def load_users(path: Path) -> dict[str, str]:
-    """name -> stored hash; refuses a file other users can read."""
+def load_users(path: Path, sharing: Sharing | None = None) -> dict[str, str]:
+    """name -> stored hash; refuses a file other users can read (its group too, unless it is the admin group
+    of the shared home the server runs on)."""
     try:
-        mode = path.stat().st_mode & 0o077
+        info = path.stat()
+        mode = info.st_mode & 0o077
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read the EST users file {path}: {exc.strerror}") from None
-    if mode:
+    if not (sharing or Sharing.private()).allows(info):
         raise InputError(f"the EST users file {path} can be read by group or others (mode {mode:03o}); "
                          "run chmod 600 on it")  # fmt: skip
     users = {}
@@ -70,7 +73,7 @@ def load_users(path: Path) -> dict[str, str]:
 
 
 def set_user(path: Path, name: str, password: str) -> bool:
-    """Add or replace one user; True when the user is new. The file is kept 0600."""
+    """Add or replace one user; True when the user is new. The file is kept 0600 (0660 in a shared home)."""
     if not _NAME.fullmatch(name):
         raise InputError(f"{name!r} is not a usable EST user name (letters, digits, . _ @ -)")
     if len(password) < 8:
@@ -82,7 +85,8 @@ def set_user(path: Path, name: str, password: str) -> bool:
     tmp = path.with_name(path.name + ".tmp")
     # A leftover (or a planted symlink) is removed, never written through.
     tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    # Whatever the umask; kept for the other admins when the file lives in a shared home's folder.
+    fd = Sharing.of(path.parent).create(tmp, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write("\n".join([*kept, entry]) + "\n")
     os.replace(tmp, path)

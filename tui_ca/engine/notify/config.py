@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_ca.engine.errors import InputError, RuleError, UnsafeHomeError
+from tui_ca.engine.sharing import Sharing
 
 CONFIG_FILE = "notify.json"
 CONFIG_VERSION = 1
@@ -109,15 +110,16 @@ def _timeout(value: object) -> float:
     return float(value)
 
 
-def check_private_file(path: Path, what: str) -> bytes:
-    """The bytes of a secret file that only its owner can read (0600), else a refusal naming it."""
+def check_private_file(path: Path, what: str, sharing: Sharing | None = None) -> bytes:
+    """The bytes of a secret file that only its owner can read (0600; a shared home's admin group too),
+    else a refusal naming it."""
     try:
         info = path.stat()
         data = path.read_bytes()
     except OSError as exc:
         raise NotifyConfigError(f"cannot read the {what} {path}: {exc.strerror}") from None
     mode = stat.S_IMODE(info.st_mode)
-    if mode & 0o077:
+    if not (sharing or Sharing.private()).allows(info):
         raise NotifyConfigError(f"refusing to use the {what} {path}: other users can access it (mode {mode:04o}); "
                                 "run chmod 600 on it")  # fmt: skip
     return data
@@ -216,7 +218,7 @@ def load_config(home: Path) -> NotifyConfig:
         return NotifyConfig()
     if path.is_symlink() or not path.is_file():
         raise NotifyConfigError(f"{path} is not a regular file; remove it or restore it from a backup")
-    raw = check_private_file(path, "notification settings")
+    raw = check_private_file(path, "notification settings", Sharing.of(home))
     try:
         doc = json.loads(raw)
         if (
@@ -244,7 +246,7 @@ def load_config(home: Path) -> NotifyConfig:
 
 
 def save_config(home: Path, config: NotifyConfig) -> None:
-    """Replace ``notify.json`` atomically and durably, 0600."""
+    """Replace ``notify.json`` atomically and durably, 0600 (0660 in a shared home, whatever the umask)."""
     path = config_path(home)
     if not Path(home).is_dir():
         raise InputError(f"the CA home {home} does not exist")
@@ -254,7 +256,7 @@ def save_config(home: Path, config: NotifyConfig) -> None:
         "channels": [c.as_doc() for c in config.channels],
     }
     staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = Sharing.of(home).create(staging, 0o600)
     try:
         with os.fdopen(fd, "w") as handle:
             json.dump(doc, handle, indent=2)

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from tui_ca.engine.folders import make_private_dirs
+from tui_ca.engine.sharing import Sharing
 from tui_ca.engine.store.protocol import StoreDamagedError, StoreUnavailableError
 
 _JOURNAL = "journal.json"
@@ -64,21 +65,21 @@ def _write_all(fd: int, payload: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def _make_folder(path: Path) -> None:
-    """mkdir -p whose new entries are durable (each new folder's parent fsynced)."""
+def _make_folder(path: Path, sharing: Sharing) -> None:
+    """mkdir -p whose new entries are durable (each new folder's parent fsynced).
+
+    The mode is set explicitly: the umask applies to mkdir's (trust slice), and
+    a shared home's folders need 2770 (sharing.py).
+    """
     if path.is_dir():
         return
-    _make_folder(path.parent)
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        return
-    os.chmod(path, 0o700)  # the umask applies to mkdir's mode (trust slice)
-    _fsync_dir(path.parent)
+    _make_folder(path.parent, sharing)
+    if sharing.new_folder(path):
+        _fsync_dir(path.parent)
 
 
-def _write_durably(path: Path, payload: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+def _write_durably(path: Path, payload: bytes, mode: int, sharing: Sharing | None = None) -> None:
+    fd = (sharing or Sharing.private()).create(path, mode)
     try:
         _write_all(fd, payload)
         os.fsync(fd)
@@ -189,6 +190,8 @@ class ShardFiles:
         self._thread_lock = threading.Lock()
         self._reading = threading.local()
         self._paths: dict[tuple[str, str], Path] = {}
+        # Read again by every transaction (ensure_layout): the modes its files get.
+        self.sharing = Sharing.private()
 
     # ----------------------------------------------------------------- paths
 
@@ -217,12 +220,13 @@ class ShardFiles:
                 raise damaged(current, f"{kind} where the store keeps a folder; the store never follows it")
 
     def ensure_layout(self) -> None:
-        """Create the home (0700) and the store's folders."""
+        """Create the home (0700) and the store's folders; learn whether an admin group shares the home."""
         make_private_dirs(self.home)  # 0700 whatever the umask, parents too (trust slice)
+        self.sharing = Sharing.of(self.home)
         for folder in (self.db_dir, self._tmp_dir):
             self.check_folder(folder)
             if not _is_real_dir(folder):
-                make_private_dirs(folder)
+                make_private_dirs(folder, self.sharing.folder_mode)
 
     # --------------------------------------------------------------- reading
 
@@ -397,6 +401,7 @@ class ShardFiles:
             if journal.exists():
                 with self._thread_lock:
                     try:
+                        self.sharing = Sharing.of(self.home)
                         self._recover()
                     except OSError:
                         pass  # read-only, say: the committed state stays in the journal until it can be finished
@@ -433,7 +438,7 @@ class ShardFiles:
             for tmp, final in self._journal_plan(journal):
                 if tmp.exists():
                     self.check_folder(final.parent)
-                    _make_folder(final.parent)
+                    _make_folder(final.parent, self.sharing)
                     os.replace(tmp, final)
                     touched.add(final.parent)
                 self._cache.pop(final, None)
@@ -540,8 +545,8 @@ class Transaction(View):
         try:
             for folder in folders:
                 store.check_folder(folder)
-                _make_folder(folder)  # before the commit point: no inodes left fails here
-            _each(lambda pair: _write_durably(pair[0], payloads[pair[1]], modes[pair[1]]), renames)
+                _make_folder(folder, store.sharing)  # before the commit point: no inodes left fails here
+            _each(lambda pair: _write_durably(pair[0], payloads[pair[1]], modes[pair[1]], store.sharing), renames)
             _fsync_dir(store._tmp_dir)
             self._write_journal(renames)
         except OSError as exc:
@@ -578,7 +583,7 @@ class Transaction(View):
         staging = self.store._tmp_dir / "journal"
         # Never written through a symlink planted in .tmp/ (trust slice).
         staging.unlink(missing_ok=True)
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        fd = self.store.sharing.create(staging, 0o600)
         try:
             _write_all(fd, json.dumps(plan).encode())
             os.fsync(fd)

@@ -58,13 +58,18 @@ def recorded(home: Path | str) -> DatabaseChoice | None:
 
 
 def record(home: Path | str, choice: DatabaseChoice) -> None:
-    """Write the home's record of its database (0600, atomically)."""
+    """Write the home's record of its database (0600, or 0660 in a shared home; atomically)."""
     home = Path(home)
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    from tui_ca.engine.folders import make_private_dirs
+    from tui_ca.engine.sharing import Sharing
+
+    make_private_dirs(home)
     path = home / DATABASE_FILE
     staging = home / f".{DATABASE_FILE}.tmp"
     body = {"url": choice.url, **({"password_file": choice.password_file} if choice.password_file else {})}
-    fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # A leftover (or a planted link) is removed, never written through; the mode is the home's (sharing.py).
+    staging.unlink(missing_ok=True)
+    fd = Sharing.of(home).create(staging, 0o600)
     try:
         os.write(fd, (json.dumps(body, indent=2) + "\n").encode())
         os.fsync(fd)

@@ -25,6 +25,7 @@ from tui_ca.engine.errors import CAError, InputError, NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Request, RequestStatus
 from tui_ca.engine.refusals import csr_subject
 from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
+from tui_ca.engine.sharing import Sharing
 from tui_ca.server.limits import refusal_throttle
 from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.messages import FailInfo, MessageType, PkiStatus, ScepFailure
@@ -71,8 +72,7 @@ def load_ra(home: Path) -> msg.Signer:
     for path in paths:
         if not path.exists():
             raise RaMissing(f"{path} is missing: run 'tui-ca server-setup' as the CA admin first")
-    if paths[1].stat().st_mode & 0o077:
-        raise RuleError(f"refusing to use {paths[1]}: other users can read it; run chmod 600 on it")
+    Sharing.of(home).check(paths[1])  # group access only for a shared home's admin group
     try:
         cert = x509.load_pem_x509_certificate(paths[0].read_bytes())
         key = load_pem_private_key(paths[1].read_bytes(), None)

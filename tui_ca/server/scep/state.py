@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from tui_ca.engine.errors import CAError, InputError
+from tui_ca.engine.sharing import Sharing
 
 SCEP_DIR = "scep"
 TRANSACTIONS = f"{SCEP_DIR}/transactions.jsonl"
@@ -58,9 +59,14 @@ class Transaction:
     """SHA-256 of the public key that signed it: only that key may continue it."""
 
 
+def _sharing(home: Path) -> Sharing:
+    # The modes of the home's files: 0600, or 0660 for the next admin of a shared home (sharing.py).
+    return Sharing.of(home)
+
+
 def _write_atomically(path: Path, data: bytes) -> None:
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    fd = _sharing(path.parent.parent).open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
         os.write(fd, data)
         os.fsync(fd)
@@ -72,7 +78,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def _private_dir(home: Path) -> Path:
     path = home / SCEP_DIR
-    path.mkdir(mode=0o700, exist_ok=True)
+    _sharing(home).new_folder(path)
     return path
 
 
@@ -80,13 +86,13 @@ def prepare(home: Path) -> None:
     """Create the SCEP folder and its lock files (empty; they carry no state) when a server starts."""
     _private_dir(home)
     for name in (LOCK, OPENING_LOCK):
-        os.close(os.open(home / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        os.close(_sharing(home).open(home / name, os.O_RDWR | os.O_CREAT))
 
 
 @contextmanager
 def _locked(home: Path, name: str = LOCK) -> Iterator[None]:
     _private_dir(home)
-    fd = os.open(home / name, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    fd = _sharing(home).open(home / name, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -164,7 +170,7 @@ class TransactionLog:
                 return known
             line = json.dumps({"t": item.transaction_id, "id": item.request_id, "spki": item.signer_spki},
                               ensure_ascii=True).encode() + b"\n"  # fmt: skip
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fd = _sharing(self._home).open(self.path, os.O_WRONLY | os.O_CREAT)
             try:
                 # Drop a torn last line (a crash mid-append, never acknowledged) before appending.
                 os.ftruncate(fd, self._read_upto)
