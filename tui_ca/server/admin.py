@@ -25,12 +25,22 @@ def cmd_server_setup(ca, args) -> int:
 
 
 def cmd_est_user(args) -> int:
-    if sys.stdin.isatty():
-        password = getpass.getpass(f"Password for EST user {args.name}: ")
-        if password != getpass.getpass("Repeat it: "):
-            raise InputError("the passwords do not match")
-    else:
-        password = sys.stdin.readline().rstrip("\r\n")
-    created = set_user(args.users, args.name, password)
+    names = getattr(args, "may_request", None)
+    only_self = getattr(args, "only_self", False)
+    if names and only_self:
+        raise InputError("--may-request and --only-self contradict each other; give one")
+    may_request = () if only_self else tuple(names) if names else None
+    password = None
+    if not getattr(args, "keep_password", False):
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"Password for EST user {args.name}: ")
+            if password != getpass.getpass("Repeat it: "):
+                raise InputError("the passwords do not match")
+        else:
+            password = sys.stdin.readline().rstrip("\r\n")
+    created = set_user(args.users, args.name, password, may_request)
     print(f"EST user {args.name} {'added to' if created else 'updated in'} {args.users}")
+    if may_request is not None:
+        shown = ", ".join(may_request) if may_request else "none"
+        print(f"requester names besides its own: {shown}")
     return 0

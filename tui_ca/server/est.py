@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from tui_ca.engine.applicant import Applicant, may_follow_request
 from tui_ca.engine.ca import Submission
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
@@ -121,8 +122,12 @@ def _stored_for(ctx: Context, der: bytes) -> Certificate | None:
     return stored if stored.sha256 == cert.fingerprint(hashes.SHA256()).hex() else None
 
 
-async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[str | None, str, Certificate | None]:
-    """(requester named by the credentials or None, who the audit records, stored client certificate)."""
+async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[Applicant, str, Certificate | None]:
+    """(who authenticated, the name the audit records, the stored client certificate).
+
+    The server only reports who it is talking to; which requester names that
+    identity may take is the engine's decision (applicant.py).
+    """
     header = request.headers.get(hdrs.AUTHORIZATION)
     der = _client_cert_der(request)
     stored = await ctx.run(_stored_for, ctx, der) if der is not None else None
@@ -130,9 +135,10 @@ async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[str
         # Re-enrollment may present a certificate its own renewal has just
         # superseded (polling), so only simpleenroll insists on an active one.
         if stored is not None and (op == "simplereenroll" or stored.is_active(ctx.reader.now())):
-            return None, f"cert:{stored.requester}", stored
+            return Applicant.certificate(stored), f"cert:{stored.requester}", stored
         if ctx.options.anonymous:
-            return None, ANONYMOUS, stored
+            reserved = ctx.users.reserved if ctx.users is not None else None
+            return Applicant.anonymous(reserved), ANONYMOUS, stored
         if der is not None:
             raise HttpError(HTTPStatus.UNAUTHORIZED, "the client certificate is revoked, expired or not one this "
                             "CA issued to a requester; use an EST user name and password", _REALM)  # fmt: skip
@@ -149,10 +155,10 @@ async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[str
     if wait:
         raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins from this address or for this user; "
                         "wait", {"Retry-After": retry_after(wait)})  # fmt: skip
-    if not await ctx.logins.check(ctx, peer, name, password):
+    if not await ctx.logins.check(ctx, peer, name, password) or ctx.users is None:
         raise HttpError(HTTPStatus.UNAUTHORIZED, "wrong EST user name or password", _REALM)
     request[REQUESTER] = name
-    return name, name, stored
+    return ctx.users.applicant(name), name, stored
 
 
 # --------------------------------------------------------------- enrollment
@@ -171,19 +177,20 @@ def _look_up(ctx: Context, csr_data: bytes) -> tuple[x509.CertificateSigningRequ
 
 async def enroll(request: web.Request, op: str) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    user, actor_user, stored = await authenticate(request, ctx, op)
+    applicant, actor_user, stored = await authenticate(request, ctx, op)
     body = await read_body(request, request[DEADLINE])
     try:
-        return await _enroll(request, ctx, op, user, actor_user, stored, decode_csr_body(body))
+        return await _enroll(request, ctx, op, applicant, actor_user, stored, decode_csr_body(body))
     except RuleError as exc:
         if str(exc).startswith("the queue is full"):
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "60"}) from None
-        raise HttpError(HTTPStatus.FORBIDDEN, str(exc)) from None
+        # The client hears what it may know; the log keeps the IDs and serials (errors.CAError.public).
+        raise HttpError(HTTPStatus.FORBIDDEN, exc.public, detail=str(exc)) from None
     except InputError as exc:
-        raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        raise HttpError(HTTPStatus.BAD_REQUEST, exc.public, detail=str(exc)) from None
 
 
-async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None, actor_user: str,
+async def _enroll(request: web.Request, ctx: Context, op: str, applicant: Applicant, actor_user: str,
                   stored: Certificate | None, csr_data: bytes) -> web.StreamResponse:  # fmt: skip
     renewal = None
     if op == "simplereenroll":
@@ -193,11 +200,17 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
         if stored is None:
             raise HttpError(HTTPStatus.FORBIDDEN, "the client certificate was not issued to a requester of this CA")
         renewal = stored
+        # What renews a certificate is the certificate itself, whatever else was sent.
+        applicant = Applicant.certificate(stored)
     csr, details, known, queued = await ctx.run(_look_up, ctx, csr_data)
     if renewal is not None:
         # RFC 7030 §4.2.2: the same subject and the same SANs.
         check_renewal(csr, renewal.subject, renewal.sans)
     if known is not None:
+        if not may_follow_request(applicant, known):
+            raise HttpError(HTTPStatus.FORBIDDEN, "this CSR belongs to a request of another requester",
+                            detail=f"the CSR of request {known.id} (requester {known.requester!r}, sent as "
+                            f"{known.via}) was re-sent by {actor_user}")  # fmt: skip
         # Polling: once the renewal is approved the old certificate is
         # revoked (superseded), yet it is still what the client presents.
         return await _answer(request, ctx, known)
@@ -212,8 +225,8 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
         raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                         f"the queue is full ({queued} requests wait for a decision); try again later",
                         {"Retry-After": "60"})  # fmt: skip
-    entry = Submission(csr, details, requester=renewal.requester if renewal is not None else user,
-                       actor=Actor(user=actor_user, address=peer), renewal_of=renewal.id if renewal else None)  # fmt: skip
+    entry = Submission(csr, details, actor=Actor(user=actor_user, address=peer),
+                       renewal_of=renewal.id if renewal else None, applicant=applicant)  # fmt: skip
     result = await ctx.intake.submit(entry)
     request[REQUEST_ID] = result.request.id
     return await _answer(request, ctx, result.request)
