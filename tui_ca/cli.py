@@ -226,7 +226,7 @@ def _args_server_setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     p.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
     p.add_argument("--record", action="store_true",
-                   help="also record them in the store like issued certificates (listed, revocable)")  # fmt: skip
+                   help="deprecated, does nothing: the certificates are always recorded (listed, revocable)")  # fmt: skip
 
 
 def _args_est_user(p: argparse.ArgumentParser) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from scep_support import ScepClient, csr_der, scep_ca, scep_requests, serving
 
-from tests.helpers import make_csr, csr_der as der_of, run_cli, snapshot_home
+from tests.helpers import csr_der as der_of
+from tests.helpers import make_csr, run_cli, snapshot_home
 from tui_ca.engine import RequestStatus
 from tui_ca.engine.applicant import NamePatterns
 from tui_ca.server.scep import messages as msg

@@ -135,7 +135,9 @@ def test_reenrollment_cannot_renew_another_certificate_through_the_engine(live_c
 
 def test_est_user_enrolls_as_itself_unless_mapped(live_ca, users):
     with serving(live_ca, users_path=users, anonymous=False) as client:
-        assert client.est("POST", "simpleenroll", b64(make_csr("lab-1")[0]), _basic("bob", "bob's password")).status == 202
+        assert (
+            client.est("POST", "simpleenroll", b64(make_csr("lab-1")[0]), _basic("bob", "bob's password")).status == 202
+        )
         assert client.est("POST", "simpleenroll", b64(make_csr("lab-2")[0]),
                           _basic("lab-admin", "lab password")).status == 202  # fmt: skip
         assert client.est("POST", "simpleenroll", b64(make_csr("PRINTER-3")[0]),

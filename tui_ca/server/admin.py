@@ -15,8 +15,10 @@ from tui_ca.server.users import set_user
 
 
 def cmd_server_setup(ca, args) -> int:
-    done = setup_service_certs(ca, args.name, tls_days=args.days, ocsp_days=args.ocsp_days, ocsp_only=args.ocsp_only,
-                               record=getattr(args, "record", False))  # fmt: skip
+    if getattr(args, "record", False):
+        print("tui-ca: server-setup: --record is deprecated and does nothing: the server's certificates are always "
+              "recorded", file=sys.stderr)  # fmt: skip
+    done = setup_service_certs(ca, args.name, tls_days=args.days, ocsp_days=args.ocsp_days, ocsp_only=args.ocsp_only)
     if done.tls_not_after is not None:
         print(f"TLS certificate for {', '.join(done.tls_names)} valid until {done.tls_not_after:%Y-%m-%d %H:%M} UTC")
     print(f"OCSP signing certificate valid until {done.ocsp_not_after:%Y-%m-%d %H:%M} UTC")
