@@ -229,12 +229,18 @@ def _args_server_setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ocsp-days", type=int, default=7, help="OCSP signing certificate validity (default 7)")
     p.add_argument("--ocsp-only", action="store_true", help="renew only the OCSP signing certificate (for cron)")
     p.add_argument("--record", action="store_true",
-                   help="also record them in the store like issued certificates (listed, revocable)")  # fmt: skip
+                   help="deprecated, does nothing: the certificates are always recorded (listed, revocable)")  # fmt: skip
 
 
 def _args_est_user(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", help="the EST user name")
     p.add_argument("--users", type=Path, required=True, help="the EST users file (created 0600)")
+    p.add_argument("--may-request", action="append", metavar="NAME",
+                   help="a further requester name this user may enroll as (repeatable; '*' matches any run of "
+                        "characters, e.g. lab-*); replaces the names mapped before")  # fmt: skip
+    p.add_argument("--only-self", action="store_true", help="remove every further requester name mapped to the user")
+    p.add_argument("--keep-password", action="store_true",
+                   help="change only the requester names of an existing user, not its password")  # fmt: skip
 
 
 def _args_backup(p: argparse.ArgumentParser) -> None:

@@ -18,8 +18,8 @@ def test_cacerts_enroll_approve_collect_verify(tmp_path):
         assert status == 202 and headers["retry-after"].isdigit()
         assert "waits for an admin" in (tmp_path / "r1.txt").read_text()
 
-        approved = home.cli("approve", "1")
-        assert approved.stdout.decode().startswith("1 ")
+        approved = home.cli("approve", home.request_id(1))
+        assert approved.stdout.decode().startswith(f"{home.request_id(1)} ")
         status, headers = curl_enroll(serving, home, csr, tmp_path / "r2.b64")
         assert status == 200
         assert headers["content-type"] == "application/pkcs7-mime; smime-type=certs-only"
@@ -38,10 +38,11 @@ def test_rejection_reaches_the_client(tmp_path):
     with serve(home) as serving:
         _, csr = openssl_csr(tmp_path, "intruder")
         assert curl_enroll(serving, home, csr, tmp_path / "r1.txt")[0] == 202
-        home.cli("reject", "1", "--reason", "nobody ordered this device")
+        home.cli("reject", home.request_id(1), "--reason", "nobody ordered this device")
         status, headers = curl_enroll(serving, home, csr, tmp_path / "r2.txt")
         assert status == 403 and headers["content-type"].startswith("text/plain")
-        assert (tmp_path / "r2.txt").read_text() == "request 1 was rejected: nobody ordered this device\n"
+        expected = f"request {home.request_id(1)} was rejected: nobody ordered this device\n"
+        assert (tmp_path / "r2.txt").read_text() == expected
 
 
 def test_reenroll_with_curl_client_certificate(tmp_path):
@@ -49,16 +50,16 @@ def test_reenroll_with_curl_client_certificate(tmp_path):
     with serve(home) as serving:
         key, csr = openssl_csr(tmp_path, "phone-9")
         curl_enroll(serving, home, csr, tmp_path / "r.txt")
-        home.cli("approve", "1")
+        home.cli("approve", home.request_id(1))
         curl_enroll(serving, home, csr, tmp_path / "r.b64")
         leaf = tmp_path / "leaf.pem"
         pkcs7_to_pem(home, tmp_path / "r.b64", leaf)
         _, new_csr = openssl_csr_in(tmp_path, "phone-9")
         tls = ("--cert", str(leaf), "--key", str(key))
         assert curl_enroll(serving, home, new_csr, tmp_path / "n1.txt", "simplereenroll", tls)[0] == 202
-        home.cli("approve", "2")
+        home.cli("approve", home.request_id(2))
         assert curl_enroll(serving, home, new_csr, tmp_path / "n2.b64", "simplereenroll", tls)[0] == 200
-        shown = home.cli("show", "1").stdout.decode()
+        shown = home.cli("show", home.request_id(1)).stdout.decode()
         assert "superseded" in shown
 
 

@@ -17,11 +17,11 @@ def test_serve_never_opens_a_ca_key(tmp_path):
     with serve(home, prefix=("strace", "-f", "-e", "trace=open,openat", "-o", str(trace))) as serving:
         _, csr = openssl_csr(tmp_path, "traced")
         assert curl_enroll(serving, home, csr, tmp_path / "q.txt")[0] == 202
-        home.cli("approve", "1")  # the admin's process, not the server's
+        home.cli("approve", home.request_id(1))  # the admin's process, not the server's
         assert curl_enroll(serving, home, csr, tmp_path / "c.b64")[0] == 200
         leaf = tmp_path / "leaf.pem"
         pkcs7_to_pem(home, tmp_path / "c.b64", leaf)
-        home.cli("revoke", "1")
+        home.cli("revoke", home.request_id(1))
         result = run(["openssl", "ocsp", "-issuer", str(home.issuing), "-cert", str(leaf),
                       "-url", f"{serving.http}/ocsp", "-CAfile", str(home.chain)])  # fmt: skip
         assert f"{leaf}: revoked" in result.stdout.decode()

@@ -46,7 +46,7 @@ def test_s_server_accepts_then_refuses_once_revoked(tmp_path):
     with serve(home) as serving:
         key, csr = openssl_csr(tmp_path, "phone-mtls")
         curl_enroll(serving, home, csr, tmp_path / "q.txt")
-        home.cli("approve", "1")
+        home.cli("approve", home.request_id(1))
         curl_enroll(serving, home, csr, tmp_path / "c.b64")
         leaf = tmp_path / "leaf.pem"
         pkcs7_to_pem(home, tmp_path / "c.b64", leaf)
@@ -56,7 +56,7 @@ def test_s_server_accepts_then_refuses_once_revoked(tmp_path):
         accepted = handshake(home, leaf, key, crl)
         assert accepted.stdout.startswith(b"HTTP/1.0 200 ok"), accepted.stderr.decode()
 
-        home.cli("revoke", "1", "--reason", "keyCompromise")
+        home.cli("revoke", home.request_id(1), "--reason", "keyCompromise")
         crl = tmp_path / "crl-2.der"
         fetch_crl(home, leaf, crl)
         refused = handshake(home, leaf, key, crl)

@@ -22,7 +22,7 @@ def test_openssl_ocsp_good_then_revoked(tmp_path):
     with serve(home) as serving:
         _, csr = openssl_csr(tmp_path, "phone-21")
         curl_enroll(serving, home, csr, tmp_path / "q.txt")
-        home.cli("approve", "1")
+        home.cli("approve", home.request_id(1))
         curl_enroll(serving, home, csr, tmp_path / "c.b64")
         leaf = tmp_path / "leaf.pem"
         pkcs7_to_pem(home, tmp_path / "c.b64", leaf)
@@ -35,7 +35,7 @@ def test_openssl_ocsp_good_then_revoked(tmp_path):
         assert "OCSP Nonce" in good  # echoed
         lint(str(tmp_path / "good.der"))
 
-        home.cli("revoke", "1", "--reason", "keyCompromise")
+        home.cli("revoke", home.request_id(1), "--reason", "keyCompromise")
         revoked = ocsp(home, serving, leaf, tmp_path / "revoked.der")
         assert "Response verify OK" in revoked and f"{leaf}: revoked" in revoked
         assert "Reason: keyCompromise" in revoked and "Revocation Time:" in revoked
@@ -56,7 +56,7 @@ def test_openssl_ocsp_asks_about_several_certificates_at_once(tmp_path):
     with serve(home) as serving:
         _, csr = openssl_csr(tmp_path, "phone-22")
         curl_enroll(serving, home, csr, tmp_path / "q.txt")
-        home.cli("approve", "1")
+        home.cli("approve", home.request_id(1))
         curl_enroll(serving, home, csr, tmp_path / "c.b64")
         leaf = tmp_path / "leaf.pem"
         pkcs7_to_pem(home, tmp_path / "c.b64", leaf)

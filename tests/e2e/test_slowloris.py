@@ -76,7 +76,7 @@ def test_real_clients_are_served_during_a_slowloris_from_many_addresses(tmp_path
             key, csr = openssl_csr(tmp_path, "phone-under-attack")
             status, _ = curl_enroll(serving, home, csr, tmp_path / "q.txt", extra=("--max-time", "20"))
             assert status == 202, (tmp_path / "q.txt").read_text()
-            home.cli("approve", "1")
+            home.cli("approve", home.request_id(1))
             assert curl_enroll(serving, home, csr, tmp_path / "c.b64", extra=("--max-time", "20"))[0] == 200
             leaf = tmp_path / "leaf.pem"
             pkcs7_to_pem(home, tmp_path / "c.b64", leaf)

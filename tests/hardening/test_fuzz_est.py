@@ -390,10 +390,10 @@ def test_the_tls_listener_caps_per_address_too(live):
 # ------------------------------------------------- client-certificate identity
 
 
-def _post(port: int, context: ssl.SSLContext, der: bytes, extra: bytes = b"") -> Answer:
+def _post(port: int, context: ssl.SSLContext, der: bytes, extra: bytes = b"", op: bytes = b"simpleenroll") -> Answer:
     body = base64.b64encode(der)
-    return exchange(port, b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s"
-                          b"Connection: close\r\n\r\n%s" % (len(body), extra, body), context)  # fmt: skip
+    return exchange(port, b"POST /.well-known/est/%s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s"
+                          b"Connection: close\r\n\r\n%s" % (op, len(body), extra, body), context)  # fmt: skip
 
 
 def test_no_anonymous_records_the_client_certificates_requester(tmp_path):
@@ -406,28 +406,34 @@ def test_no_anonymous_records_the_client_certificates_requester(tmp_path):
         anonymous = ssl.create_default_context(cafile=str(home.chain))
         der, key = make_csr("phone-9-first")
         assert _post(port, anonymous, der, basic).status == 202
-        home.cli("approve", "1")
+        first = home.request_id(1)
+        home.cli("approve", first)
         collected = _post(port, anonymous, der, basic)
         assert collected.status == 200
-        (tmp_path / "leaf.pem").write_bytes(home.cli("export", "1").stdout)
+        (tmp_path / "leaf.pem").write_bytes(home.cli("export", first).stdout)
         (tmp_path / "leaf.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                               serialization.NoEncryption()))  # fmt: skip
         with_cert = ssl.create_default_context(cafile=str(home.chain))
         with_cert.load_cert_chain(tmp_path / "leaf.pem", tmp_path / "leaf.key")
 
-        second, _ = make_csr("phone-9-second")
-        reply = _post(port, with_cert, second)
-        assert reply.status == 202, reply.raw
-        request = json.loads(home.cli("show", "2", "--json").stdout)
+        # The certificate is phone-9's: a CSR naming another requester does not borrow that name.
+        before = snapshot(home.path)
+        borrowed = _post(port, with_cert, make_csr("phone-9-second")[0])
+        assert borrowed.status == 403 and b"only as requester 'phone-9'" in borrowed.body, borrowed.raw
+        assert snapshot(home.path) == before
+        renewal = _post(port, with_cert, make_csr("phone-9-first")[0], op=b"simplereenroll")
+        assert renewal.status == 202, renewal.raw
+        second = home.request_id(2)
+        request = json.loads(home.cli("show", second, "--json").stdout)
         ca = CertificateAuthority(home.path)
-        stored = ca.request(2)
+        stored = ca.request(int(second))
         assert (stored.submitted_by.user, stored.submitted_by.address) == ("cert:phone-9", "127.0.0.1"), request
-        assert stored.requester == "phone-9-second"  # the CSR still names the requester
-        [record] = [r for r in ca.audit_records() if r.action == "submit" and r.target == "request 2"]
+        assert (stored.requester, stored.via) == ("phone-9", "certificate")
+        [record] = [r for r in ca.audit_records() if r.action == "submit" and r.target == f"request {second}"]
         assert (record.user, record.address) == ("cert:phone-9", "127.0.0.1")
 
         # A revoked certificate identifies nobody, and nothing is stored.
-        home.cli("revoke", "1")
+        home.cli("revoke", first)
         before = snapshot(home.path)
         refused = _post(port, with_cert, make_csr("phone-9-third")[0])
         assert refused.status == 401 and b"revoked" in refused.body, refused.raw

@@ -7,6 +7,7 @@ collection, the CRL and OCSP back on the node. Real `tui-ca serve`, curl and ope
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import socket
 import subprocess
@@ -59,14 +60,15 @@ def test_a_joined_node_takes_requests_and_answers_for_the_shared_records(tmp_pat
         assert _enroll(https, der)[0] == "202"
         listed = run_cli(admin, "list", "--json", check=True).stdout
         assert b"node-device" in listed
-        run_cli(admin, "approve", "1", check=True)
+        [device] = [r["id"] for r in json.loads(listed) if r["requester"] == "node-device"]
+        run_cli(admin, "approve", str(device), check=True)
         status, body = _enroll(https, der)
         assert status == "200" and body
-        run_cli(admin, "revoke", "1", "--reason", "keyCompromise", check=True)
+        run_cli(admin, "revoke", str(device), "--reason", "keyCompromise", check=True)
         crl = subprocess.run(["curl", "-sf", f"http://127.0.0.1:{http}/ca.crl"], capture_output=True,
                              timeout=DEADLINE, check=True).stdout  # fmt: skip
         assert crl == run_cli(admin, "crl", "--der", check=True).stdout
-        (tmp_path / "cert.pem").write_bytes(run_cli(admin, "export", "1", check=True).stdout)
+        (tmp_path / "cert.pem").write_bytes(run_cli(admin, "export", str(device), check=True).stdout)
         (tmp_path / "ca.pem").write_bytes(run_cli(admin, "ca-cert", check=True).stdout)
         ocsp = subprocess.run(
             ["openssl", "ocsp", "-issuer", str(tmp_path / "ca.pem"), "-cert", str(tmp_path / "cert.pem"),

@@ -47,6 +47,13 @@ class Home:
     def cli(self, *args: str, check: bool = True, input: bytes | None = None):
         return run(["tui-ca", "--home", str(self.path), *args], check=check, input=input)
 
+    def request_id(self, n: int = 1) -> str:
+        """The Certificate ID of the n-th request a client sent (server-setup's certificates take IDs first)."""
+        import json
+
+        listed = json.loads(self.cli("list", "requests", "--json").stdout)
+        return str([r["id"] for r in listed if r["source"] != "server-setup"][n - 1])
+
     @property
     def chain(self) -> Path:
         """Issuing CA then root, PEM (what clients trust)."""

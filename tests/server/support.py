@@ -90,3 +90,8 @@ def serving(ca, users_path=None, **overrides):
         yield Client(ca, running)
     finally:
         running.stop()
+
+
+def enrolled(ca: CertificateAuthority, status=None) -> list:
+    """The CA's requests that clients sent (server-setup's TLS, SCEP RA and OCSP certificates are on record too)."""
+    return [request for request in ca.requests(status) if request.source != "server-setup"]

@@ -39,8 +39,8 @@ def test_crl_is_cacheable_until_next_update_and_answers_conditional_gets(client,
     since = client.plain("GET", "/ca.crl", headers={"If-Modified-Since": reply.headers["last-modified"]})
     assert since.status == 304
     # A revocation publishes a new CRL: the old validator no longer matches.
-    issue(client, live_ca)
-    live_ca.revoke(1, RevocationReason.KEY_COMPROMISE)
+    cert = issue(client, live_ca)
+    live_ca.revoke(f"0x{cert.serial_number:x}", RevocationReason.KEY_COMPROMISE)
     fresh = client.plain("GET", "/ca.crl", headers={"If-None-Match": etag})
     assert fresh.status == 200 and fresh.headers["etag"] != etag
     assert len(x509.load_der_x509_crl(fresh.body)) == 1
@@ -72,7 +72,7 @@ def test_ocsp_get_is_cacheable_per_rfc5019_and_post_is_not(client, live_ca):
     posted = client.plain("POST", "/ocsp", der, {"Content-Type": "application/ocsp-request"})
     assert posted.headers["cache-control"] == "no-store" and "etag" not in posted.headers
     # A revocation is a new store generation: the cached "good" is gone at once.
-    live_ca.revoke(1, RevocationReason.KEY_COMPROMISE)
+    live_ca.revoke(f"0x{cert.serial_number:x}", RevocationReason.KEY_COMPROMISE)
     revoked = client.plain("GET", path)
     assert ocsp.load_der_ocsp_response(revoked.body).certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert revoked.headers["etag"] != reply.headers["etag"]
@@ -97,7 +97,7 @@ def _multi_request(issuer: x509.Certificate, serials: list[int], nonce: bytes | 
 def test_a_request_for_several_certificates_is_answered_for_each(client, live_ca):
     good = issue(client, live_ca, "phone-a")
     revoked = issue(client, live_ca, "phone-b")
-    live_ca.revoke(2, RevocationReason.SUPERSEDED)
+    live_ca.revoke(f"0x{revoked.serial_number:x}", RevocationReason.SUPERSEDED)
     serials = [good.serial_number, revoked.serial_number, 0x1234ABCD]
     answer = post_ocsp(client, _multi_request(live_ca.issuing_cert(), serials))
     assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL

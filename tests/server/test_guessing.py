@@ -8,7 +8,7 @@ import http.client
 from cryptography import x509
 from cryptography.x509 import ocsp
 
-from tests.server.support import b64, make_csr, serving
+from tests.server.support import b64, enrolled, make_csr, serving
 from tests.server.test_status import ocsp_request
 from tui_ca.server.main import LOGIN_BURST
 from tui_ca.server.users import set_user
@@ -47,8 +47,9 @@ def test_guesses_are_throttled_per_address_and_per_user(live_ca, tmp_path):
         assert _enroll_from(client, "127.0.0.30", _basic("phone-17", "correct horse"))[0] == 429
         # Others are not affected: another user from another address, and OCSP.
         assert _enroll_from(client, "127.0.0.31", _basic("phone-18", "battery staple"))[0] == 202
-        live_ca.approve([1])
-        cert = x509.load_pem_x509_certificate(live_ca.certificate_pem(1))
+        [request] = enrolled(live_ca)
+        live_ca.approve([request.id])
+        cert = x509.load_pem_x509_certificate(live_ca.certificate_pem(request.id))
         reply = client.plain("POST", "/ocsp", ocsp_request(cert, live_ca.issuing_cert()))
         assert ocsp.load_der_ocsp_response(reply.body).certificate_status == ocsp.OCSPCertStatus.GOOD
-    assert [r.requester for r in live_ca.requests()] == ["phone-18"]
+    assert [r.requester for r in enrolled(live_ca)] == ["phone-18"]

@@ -7,7 +7,7 @@ import ssl
 import threading
 import time
 
-from tests.server.support import Client, assert_plain_line, b64, make_csr, serving
+from tests.server.support import Client, assert_plain_line, b64, enrolled, make_csr, serving
 from tui_ca.server.http import MAX_BODY
 
 
@@ -35,7 +35,7 @@ def test_oversized_body_is_refused_unread(client, live_ca):
     reply = client.est("POST", "simpleenroll", body)
     assert reply.status == 413
     assert_plain_line(reply)
-    assert live_ca.requests() == []
+    assert enrolled(live_ca) == []
     still_serving(client)
 
 
@@ -44,7 +44,7 @@ def test_garbage_bodies_are_400(client, live_ca):
         reply = client.est("POST", "simpleenroll", body, {"Content-Type": "application/pkcs10"})
         assert reply.status == 400, body
         assert_plain_line(reply)
-    assert live_ca.requests() == []
+    assert enrolled(live_ca) == []
     still_serving(client)
 
 
@@ -54,7 +54,7 @@ def test_weak_key_csr_is_refused_with_the_policy_reason(client, live_ca):
     der, _ = make_csr("weak", rsa.generate_private_key(public_exponent=65537, key_size=1024))
     reply = client.enroll(der)
     assert reply.status == 403 and "2048" in reply.text  # a policy refusal, not malformed input
-    assert live_ca.requests() == []
+    assert enrolled(live_ca) == []
 
 
 def test_missing_length_chunked_and_bad_length(client, live_ca):
@@ -74,7 +74,7 @@ def test_missing_length_chunked_and_bad_length(client, live_ca):
     )
     # A method token the HTTP parser does not know is malformed, not merely unsupported.
     assert raw(client, b"BREW /ca.crl HTTP/1.1\r\nHost: x\r\n\r\n", tls=False).split(b" ", 2)[1] in (b"400", b"405")
-    assert live_ca.requests() == []
+    assert enrolled(live_ca) == []
     still_serving(client)
 
 
@@ -109,7 +109,7 @@ def test_slow_client_gets_408_and_does_not_block_others(live_ca):
         assert answers["slow"].startswith(b"HTTP/1.1 408 ")
         assert b"did not arrive in time" in answers["slow"]
         assert answers["slow_seconds"] < 5
-        assert live_ca.requests() == []
+        assert enrolled(live_ca) == []
 
 
 def test_idle_connection_is_closed_without_an_unsolicited_answer(live_ca):
@@ -128,7 +128,7 @@ def test_rate_limit_per_client_answers_429(live_ca):
         assert [r.status for r in statuses] == [202] * 5 + [429] * 2
         assert int(statuses[-1].headers["retry-after"]) >= 1
         assert_plain_line(statuses[-1])
-        assert len(live_ca.requests()) == 5
+        assert len(enrolled(live_ca)) == 5
         # Polling an already-queued CSR is not a new request and is not limited.
         assert client.enroll(csrs[0]).status == 202
 
@@ -137,7 +137,7 @@ def test_queue_cap_answers_503(live_ca):
     with serving(live_ca, max_queued=2) as client:
         statuses = [client.enroll(make_csr(f"dev-{i}")[0]).status for i in range(3)]
         assert statuses == [202, 202, 503]
-        assert len(live_ca.requests()) == 2
+        assert len(enrolled(live_ca)) == 2
 
 
 def _busy_holder(client: Client) -> socket.socket:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.server.support import Client, b64, make_csr, serving
+from tests.server.support import Client, b64, enrolled, make_csr, serving
 
 
 def exchange(client: Client, data: bytes, *, tls: bool, wait: float = 20) -> bytes:
@@ -55,7 +55,7 @@ def test_smuggling_shapes_get_one_400_and_the_connection_closes(client, live_ca,
         assert answer.count(b"HTTP/1.1 ") == 1, (shape, tls, answer)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert b"content-type: text/plain" in head.lower() and body.endswith(b"\n") and body.count(b"\n") == 1
-    assert live_ca.requests() == []
+    assert enrolled(live_ca) == []
 
 
 def test_a_good_request_after_smuggling_still_works(client):
@@ -134,7 +134,7 @@ def test_access_log_is_one_escaped_json_line_per_request(live_ca, capsys):
     for entry in requests:
         assert {"time", "peer", "method", "path", "status", "bytes", "ms"} <= entry.keys()
     queued = next(e for e in requests if e["status"] == 202 and e["requester"] == "logged-phone")
-    assert queued["peer"] == "127.0.0.1" and queued["request"] == 2
+    assert queued["peer"] == "127.0.0.1" and queued["request"] == enrolled(live_ca)[-1].id
     refused = next(e for e in requests if e["status"] == 400 and e["path"].startswith("/.well-known"))
     assert "base64" in refused["reason"]  # an EST refusal logs its reason
     assert any(e.get("requester") == 'café "} {"status": 200' for e in requests)  # escaped, intact once parsed
@@ -147,7 +147,7 @@ def test_x_forwarded_for_counts_only_from_a_named_proxy(live_ca):
         assert client.est("POST", "simpleenroll", b64(make_csr("direct")[0]), headers).status == 202
     with serving(live_ca, trust_proxy=("127.0.0.1",)) as client:
         assert client.est("POST", "simpleenroll", b64(make_csr("proxied")[0]), headers).status == 202
-    direct, proxied = live_ca.requests()
+    direct, proxied = enrolled(live_ca)
     assert direct.submitted_by.address == "127.0.0.1"  # a client cannot name its own address
     assert proxied.submitted_by.address == "192.0.2.7"  # the hop the trusted proxy added, not the client's claim
 

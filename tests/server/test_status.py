@@ -51,7 +51,7 @@ def test_crl_and_ca_certificates_are_served_as_der(client, live_ca):
 
 def test_crl_shows_a_revocation_at_once(client, live_ca):
     cert = issue(client, live_ca)
-    live_ca.revoke(1, RevocationReason.KEY_COMPROMISE)
+    live_ca.revoke(f"0x{cert.serial_number:x}", RevocationReason.KEY_COMPROMISE)
     crl = x509.load_der_x509_crl(client.plain("GET", "/ca.crl").body)
     assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None
 
@@ -70,11 +70,11 @@ def test_ocsp_good_then_revoked_with_reason_and_nonce(client, live_ca):
     eku = signer.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.OCSP_SIGNING]
     assert signer.extensions.get_extension_for_class(x509.OCSPNoCheck)
-    live_ca.revoke(1, RevocationReason.KEY_COMPROMISE)
+    live_ca.revoke(f"0x{cert.serial_number:x}", RevocationReason.KEY_COMPROMISE)
     revoked = post_ocsp(client, ocsp_request(cert, issuer, algorithm=hashes.SHA256()))
     assert revoked.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert revoked.revocation_reason == x509.ReasonFlags.key_compromise
-    assert revoked.revocation_time_utc == live_ca.certificate(1).revoked_at
+    assert revoked.revocation_time_utc == live_ca.certificate(f"0x{cert.serial_number:x}").revoked_at
 
 
 def test_ocsp_over_get_and_unknown_serial(client, live_ca):
@@ -82,8 +82,18 @@ def test_ocsp_over_get_and_unknown_serial(client, live_ca):
     der = ocsp_request(cert, live_ca.issuing_cert())
     reply = client.plain("GET", "/ocsp/" + quote(base64.b64encode(der).decode(), safe=""))
     assert ocsp.load_der_ocsp_response(reply.body).certificate_status == ocsp.OCSPCertStatus.GOOD
+    # The server's own TLS certificate is on record like any other, so OCSP knows it.
     tls = x509.load_pem_x509_certificate((live_ca.home / "server/tls.crt").read_bytes())
-    unknown = post_ocsp(client, ocsp_request(tls, live_ca.issuing_cert()))
+    assert post_ocsp(client, ocsp_request(tls, live_ca.issuing_cert())).certificate_status == ocsp.OCSPCertStatus.GOOD
+    issuer = live_ca.issuing_cert()
+    name_hash = hashes.Hash(hashes.SHA1())
+    name_hash.update(issuer.subject.public_bytes())
+    key_hash = hashes.Hash(hashes.SHA1())
+    key_hash.update(issuer.public_key().public_bytes(serialization.Encoding.X962,
+                                                     serialization.PublicFormat.UncompressedPoint))  # fmt: skip
+    stranger = ocsp.OCSPRequestBuilder().add_certificate_by_hash(name_hash.finalize(), key_hash.finalize(),
+                                                                  0x1234ABCD, hashes.SHA1())  # fmt: skip
+    unknown = post_ocsp(client, stranger.build().public_bytes(serialization.Encoding.DER))
     assert unknown.certificate_status == ocsp.OCSPCertStatus.UNKNOWN
 
 

@@ -9,7 +9,7 @@ from helpers import assert_refused, csr_pem, make_csr, make_key, run_cli
 from tui_ca.engine import CertificateAuthority, RevocationReason, RuleError
 from tui_ca.engine.models import CertStatus
 from tui_ca.engine.revocation_state import SERVICE_REQUESTERS, unhold
-from tui_ca.engine.service_certs import OCSP_CERT, TLS_CERT, setup_service_certs
+from tui_ca.engine.service_certs import OCSP_CERT, SCEP_RA_CERT, TLS_CERT, setup_service_certs
 
 
 def _crl(ca: CertificateAuthority) -> x509.CertificateRevocationList:
@@ -98,24 +98,35 @@ def test_unhold_is_refused_when_the_requester_got_another_certificate_meanwhile(
 
 def test_the_server_certificates_are_recorded_and_revocable(ca, home):
     ca = CertificateAuthority(home)  # the real clock, as the CLI below runs on it
-    setup_service_certs(ca, record=True)
+    setup_service_certs(ca)
     certs = {c.requester: c for c in ca.certificates()}
     assert set(certs) == set(SERVICE_REQUESTERS.values())
     tls = x509.load_pem_x509_certificate((home / TLS_CERT).read_bytes())
     ocsp = x509.load_pem_x509_certificate((home / OCSP_CERT).read_bytes())
     assert certs[SERVICE_REQUESTERS["tls"]].serial == tls.serial_number
     assert certs[SERVICE_REQUESTERS["ocsp"]].serial == ocsp.serial_number
+    ra = x509.load_pem_x509_certificate((home / SCEP_RA_CERT).read_bytes())
+    assert certs[SERVICE_REQUESTERS["scep-ra"]].serial == ra.serial_number
     # Revocable by serial like any certificate, and on the CRL.
     run_cli(home, "revoke", format(tls.serial_number, "x"), "--reason", "keyCompromise", check=True)
     assert _reason(_crl(CertificateAuthority(home)), tls.serial_number) == x509.ReasonFlags.key_compromise
     # A renewal of the OCSP signer supersedes the one before.
-    setup_service_certs(ca, ocsp_only=True, record=True)
+    setup_service_certs(ca, ocsp_only=True)
     first = ca.certificate(certs[SERVICE_REQUESTERS["ocsp"]].id)
     assert first.revocation_reason is RevocationReason.SUPERSEDED
     assert ca.verify_audit() == []
 
 
-def test_server_setup_record_flag_records_them(ca, home):
+def test_server_setup_records_them_and_record_is_a_deprecated_no_op(ca, home):
     ca = CertificateAuthority(home)
-    run_cli(home, "server-setup", "--record", check=True)
+    run_cli(home, "server-setup", check=True)
     assert {c.requester for c in ca.certificates()} == set(SERVICE_REQUESTERS.values())
+    again = run_cli(home, "server-setup", "--record", check=True)
+    assert b"--record is deprecated" in again.stderr and again.stderr.count(b"\n") == 1
+    # The renewal superseded the three before it: three valid, three revoked as superseded, all on the CRL.
+    certs = ca.certificates()
+    assert sorted(c.requester for c in certs if c.revoked_at is None) == sorted(SERVICE_REQUESTERS.values())
+    superseded = [c for c in certs if c.revocation_reason is RevocationReason.SUPERSEDED]
+    assert len(superseded) == 3
+    crl = _crl(CertificateAuthority(home))
+    assert {c.serial for c in superseded} <= {entry.serial_number for entry in crl}

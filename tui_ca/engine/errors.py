@@ -6,7 +6,17 @@ HTTP statuses, the UI to notifications. The engine knows none of those.
 
 
 class CAError(Exception):
-    """Base of every refusal the engine reports; ``str(exc)`` is user-facing."""
+    """Base of every refusal the engine reports; ``str(exc)`` is user-facing.
+
+    ``public`` is what a network client that does not own the requester in
+    question may be told: the same sentence unless it would name another
+    requester's Certificate ID or serial, which stay in ``str(exc)`` for the
+    admin's log.
+    """
+
+    def __init__(self, message: str = "", *, public: str | None = None) -> None:
+        super().__init__(message)
+        self.public = message if public is None else public
 
 
 class RuleError(CAError):

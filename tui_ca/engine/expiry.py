@@ -166,15 +166,22 @@ def _valid_ending_by(reader: CAReader, now: datetime, horizon: datetime) -> Iter
     """Valid certificates ending by ``horizon``, by ID: the stored dates are compared before any model is built
     (models of 100,000 certificates were most of the report's time; bench/ops_bench.py)."""
     for doc in reader.store.view().iter_certificates():
+        if doc.get("service"):
+            continue  # the server's own, reported from server/ below
         if doc.get("revoked_at") is None and now < datetime.fromisoformat(doc["na"]) <= horizon:
             yield records.certificate_model(doc)
 
 
 def certificate_dates(reader: CAReader) -> tuple[list[datetime], int]:
-    """The notAfter of every certificate not revoked (sorted), and how many are revoked: one pass, no models."""
+    """The notAfter of every client certificate not revoked (sorted), and how many are revoked: one pass, no models.
+
+    The server's own certificates (server-setup) are left out: they have gauges of their own.
+    """
     ends: list[datetime] = []
     revoked = 0
     for doc in reader.store.view().iter_certificates():
+        if doc.get("service"):
+            continue
         if doc.get("revoked_at") is not None:
             revoked += 1
         else:

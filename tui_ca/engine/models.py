@@ -229,6 +229,8 @@ class Request:
     """Admins who approved it so far (under a K-of-N policy, fewer than K while queued)."""
     note: dict = field(default_factory=dict, compare=False)
     """How it arrived beyond ``source``: a SCEP transaction ID, whether a challenge matched."""
+    via: str = "admin"
+    """How its sender authenticated (applicant.Channel): admin, certificate, user, challenge or anonymous."""
 
 
 @dataclass(frozen=True)

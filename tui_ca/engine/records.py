@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from tui_ca.engine.applicant import stored_channel
 from tui_ca.engine.models import (
     Actor,
     Certificate,
@@ -73,7 +74,7 @@ def request_model(doc: dict) -> Request:
         source=doc["source"], decided_at=time_model(doc.get("decided_at")),
         decided_by=actor_model(doc.get("decided_by")), reason=doc.get("reason"), renewal_of=doc.get("renewal_of"),
         approvals=tuple(Actor(user=given["u"], address=given.get("a")) for given in doc.get("approvals") or ()),
-        note=dict(doc.get("note") or {}),
+        note=dict(doc.get("note") or {}), via=stored_channel(doc).value,
     )  # fmt: skip
 
 
@@ -123,7 +124,7 @@ def request_json(doc: dict) -> dict:
         "decided_at": doc.get("decided_at"), "decided_by": _actor_json(doc.get("decided_by")),
         "reason": doc.get("reason"), "renewal_of": doc.get("renewal_of"),
         "approvals": [_actor_json(given) for given in doc.get("approvals") or ()],
-        "note": dict(doc.get("note") or {}),
+        "note": dict(doc.get("note") or {}), "via": stored_channel(doc).value,
     }  # fmt: skip
 
 

@@ -6,7 +6,7 @@ because the key must then be refused at intake. certificateHold is the one
 reversible revocation: releasing it drops the entry from the next full CRL
 (removeFromCRL exists only in delta CRLs, which we do not issue). Both run as
 one transaction through the CA's own helpers, with the CRL published in the
-same commit. The server's TLS and OCSP signing certificates are recorded like
+same commit. The server's TLS, SCEP RA and OCSP signing certificates are recorded like
 any other certificate, so they can be listed, shown and revoked.
 """
 
@@ -25,7 +25,8 @@ from tui_ca.engine.models import Actor, Certificate, CsrDetails, RequestStatus, 
 if TYPE_CHECKING:
     from tui_ca.engine.operation import Operation
 
-SERVICE_REQUESTERS = {"tls": "tui-ca server (TLS)", "ocsp": "tui-ca server (OCSP signer)"}
+SERVICE_REQUESTERS = {"tls": "tui-ca server (TLS)", "ocsp": "tui-ca server (OCSP signer)",
+                      "scep-ra": "tui-ca server (SCEP RA)"}  # fmt: skip
 
 
 def wants_remark(current: Certificate, reason: RevocationReason) -> bool:
@@ -131,6 +132,9 @@ def record_service_cert(ca: Any, op: Operation, kind: str, cert: x509.Certificat
     txn.put_request(request)
     cert_doc = records.certificate_doc(request, cert.serial_number, cert.fingerprint(hashes.SHA256()).hex(),
                                        cert.not_valid_before_utc, cert.not_valid_after_utc, now, actor)  # fmt: skip
+    # Marked, so that counts of client certificates (expiring, metrics) leave the server's own out:
+    # those are reported from their files, and the weekly OCSP signer would always look "expiring".
+    cert_doc["service"] = kind
     txn.put_certificate(cert_doc)
     txn.put_cert_pem(cert_id, cert.public_bytes(serialization.Encoding.PEM).decode())
     txn.put_serial(cert.serial_number, cert_id)

@@ -132,17 +132,15 @@ def _pem(cert: x509.Certificate) -> bytes:
 
 
 def setup_service_certs(ca: Any, names: list[str] | None = None, *, tls_days: int = DEFAULT_TLS_DAYS,
-                        ocsp_days: int = DEFAULT_OCSP_DAYS, ocsp_only: bool = False,
-                        record: bool = False) -> ServiceCerts:  # fmt: skip
-    """Issue (or renew) the server's TLS and OCSP signing certificates, with their audit record.
+                        ocsp_days: int = DEFAULT_OCSP_DAYS, ocsp_only: bool = False) -> ServiceCerts:  # fmt: skip
+    """Issue (or renew) the server's TLS, SCEP RA and OCSP signing certificates, with their audit record.
 
     ``ca`` is a :class:`~tui_ca.engine.ca.CertificateAuthority`; this is the one
     place outside it that signs with the CA key, and it commits like its
-    operations do: files and audit record in one transaction. With ``record``
-    the certificates are also stored like issued ones (revocation_state.py):
-    they take Certificate IDs and appear in the lists, so it stays off by
-    default until the server's tests stop assuming that the first enrollment
-    is ID 1 (see the trust slice's report).
+    operations do: files, records and audit in one transaction. Each
+    certificate is stored like an issued one (revocation_state.py): it takes a
+    Certificate ID, appears in the lists, and can be revoked, so the CRL and
+    OCSP can say so; a renewal supersedes the one before.
     """
     for label, days in (("--days", tls_days), ("--ocsp-days", ocsp_days)):
         if not 1 <= days <= 3650:
@@ -153,7 +151,7 @@ def setup_service_certs(ca: Any, names: list[str] | None = None, *, tls_days: in
     now = ca.now()
     ocsp_key = ec.generate_private_key(ec.SECP256R1())
     ocsp_cert = build_ocsp_cert(issuing, key, ocsp_key.public_key(), now, ocsp_days)
-    tls_cert = None
+    tls_cert = ra_cert = None
     # Every signature first (a token that fails midway leaves no file changed),
     # then the files, each key before the certificate that names it.
     if not ocsp_only:
@@ -162,7 +160,7 @@ def setup_service_certs(ca: Any, names: list[str] | None = None, *, tls_days: in
         ra_key, ra_cert = build_scep_ra_cert(issuing, key, now, tls_days)
     with ca._operation() as op:
         check_can_issue(ca, op.meta)
-        if tls_cert is not None:
+        if tls_cert is not None and ra_cert is not None:
             write_file(ca.home, TLS_KEY, dump_key(tls_key, None), 0o600)
             write_file(ca.home, TLS_CERT, _pem(tls_cert) + ca.ca_cert_pem())
             write_file(ca.home, SCEP_RA_KEY, dump_key(ra_key, None), 0o600)
@@ -172,8 +170,8 @@ def setup_service_certs(ca: Any, names: list[str] | None = None, *, tls_days: in
         write_file(ca.home, OCSP_KEY, dump_key(ocsp_key, None), 0o600)
         write_file(ca.home, OCSP_CERT, _pem(ocsp_cert))
         # On record like any certificate: listed, shown, revocable; a renewal supersedes the one before.
-        superseded = [record_service_cert(ca, op, kind, cert, now)[1]
-                      for kind, cert in (("tls", tls_cert), ("ocsp", ocsp_cert)) if cert is not None and record]  # fmt: skip
+        issued = (("tls", tls_cert), ("scep-ra", ra_cert if tls_cert is not None else None), ("ocsp", ocsp_cert))
+        superseded = [record_service_cert(ca, op, kind, cert, now)[1] for kind, cert in issued if cert is not None]
         if any(old is not None for old in superseded):
             ca._publish_crl(op, issuing, key)
         shown = [str(g.value) for g in general]

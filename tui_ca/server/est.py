@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
+from tui_ca.engine.applicant import Applicant, may_follow_request
 from tui_ca.engine.ca import Submission
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import InputError, NotFoundError, RuleError
@@ -123,8 +124,12 @@ def _stored_for(ctx: Context, der: bytes) -> Certificate | None:
     return stored if stored.sha256 == cert.fingerprint(hashes.SHA256()).hex() else None
 
 
-async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[str | None, str, Certificate | None]:
-    """(requester named by the credentials or None, who the audit records, stored client certificate)."""
+async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[Applicant, str, Certificate | None]:
+    """(who authenticated, the name the audit records, the stored client certificate).
+
+    The server only reports who it is talking to; which requester names that
+    identity may take is the engine's decision (applicant.py).
+    """
     header = request.headers.get(hdrs.AUTHORIZATION)
     der = _client_cert_der(request)
     stored = await ctx.run(_stored_for, ctx, der) if der is not None else None
@@ -132,9 +137,10 @@ async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[str
         # Re-enrollment may present a certificate its own renewal has just
         # superseded (polling), so only simpleenroll insists on an active one.
         if stored is not None and (op == "simplereenroll" or stored.is_active(ctx.reader.now())):
-            return None, f"cert:{stored.requester}", stored
+            return Applicant.certificate(stored), f"cert:{stored.requester}", stored
         if ctx.options.anonymous:
-            return None, ANONYMOUS, stored
+            reserved = ctx.users.reserved if ctx.users is not None else None
+            return Applicant.anonymous(reserved), ANONYMOUS, stored
         if der is not None:
             raise HttpError(HTTPStatus.UNAUTHORIZED, "the client certificate is revoked, expired or not one this "
                             "CA issued to a requester; use an EST user name and password", _REALM)  # fmt: skip
@@ -151,10 +157,10 @@ async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[str
     if wait:
         raise HttpError(HTTPStatus.TOO_MANY_REQUESTS, "too many failed logins from this address or for this user; "
                         "wait", {"Retry-After": retry_after(wait)})  # fmt: skip
-    if not await ctx.logins.check(ctx, peer, name, password):
+    if not await ctx.logins.check(ctx, peer, name, password) or ctx.users is None:
         raise HttpError(HTTPStatus.UNAUTHORIZED, "wrong EST user name or password", _REALM)
     request[REQUESTER] = name
-    return name, name, stored
+    return ctx.users.applicant(name), name, stored
 
 
 # --------------------------------------------------------------- enrollment
@@ -173,26 +179,27 @@ def _look_up(ctx: Context, csr_data: bytes) -> tuple[x509.CertificateSigningRequ
 
 async def enroll(request: web.Request, op: str) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
-    user, actor_user, stored = await authenticate(request, ctx, op)
+    applicant, actor_user, stored = await authenticate(request, ctx, op)
     body = await read_body(request, request[DEADLINE])
     try:
-        return await _enroll(request, ctx, op, user, actor_user, stored, body)
+        return await _enroll(request, ctx, op, applicant, actor_user, stored, body)
     except StoreUnavailableError:
         raise  # not the client's fault: a 503 to come back, from the middleware
     except RuleError as exc:
         if str(exc).startswith("the queue is full"):
             raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE, str(exc), {"Retry-After": "60"}) from None
-        raise HttpError(HTTPStatus.FORBIDDEN, str(exc)) from None
+        # The client hears what it may know; the log keeps the IDs and serials (errors.CAError.public).
+        raise HttpError(HTTPStatus.FORBIDDEN, exc.public, detail=str(exc)) from None
     except InputError as exc:
-        raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        raise HttpError(HTTPStatus.BAD_REQUEST, exc.public, detail=str(exc)) from None
 
 
-async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None, actor_user: str,
+async def _enroll(request: web.Request, ctx: Context, op: str, applicant: Applicant, actor_user: str,
                   stored: Certificate | None, body: bytes) -> web.StreamResponse:  # fmt: skip
     actor = Actor(user=actor_user, address=request[PEER])
     seen: dict[str, str] = {}
     try:
-        admitted = await _admit(request, ctx, op, user, actor, stored, body, seen)
+        admitted = await _admit(request, ctx, op, applicant, actor, stored, body, seen)
     except StoreUnavailableError:
         raise  # the store is down, not a refusal to record
     except (HttpError, InputError, RuleError) as exc:
@@ -201,7 +208,7 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
         reason = exc.reason if isinstance(exc, HttpError) else str(exc)
         if not ctx.refusal_records.take(request[PEER]):
             await ctx.run(functools.partial(ctx.ca.record_refusal, reason, source="est", actor=actor,
-                                            requester=seen.get("requester", user), subject=seen.get("subject")))  # fmt: skip
+                                            requester=seen.get("requester", applicant.name), subject=seen.get("subject")))  # fmt: skip
         raise
     if isinstance(admitted, Request):
         return await _answer(request, ctx, admitted)
@@ -210,7 +217,7 @@ async def _enroll(request: web.Request, ctx: Context, op: str, user: str | None,
     return await _answer(request, ctx, result.request)
 
 
-async def _admit(request: web.Request, ctx: Context, op: str, user: str | None, actor: Actor,
+async def _admit(request: web.Request, ctx: Context, op: str, applicant: Applicant, actor: Actor,
                  stored: Certificate | None, body: bytes, seen: dict[str, str]) -> Request | Submission:  # fmt: skip
     """The request this CSR already made (polling), or the submission to queue; the refusals before intake."""
     renewal = None
@@ -222,6 +229,8 @@ async def _admit(request: web.Request, ctx: Context, op: str, user: str | None, 
             raise HttpError(HTTPStatus.FORBIDDEN, "the client certificate was not issued to a requester of this CA")
         renewal = stored
         seen["requester"] = renewal.requester
+        # What renews a certificate is the certificate itself, whatever else was sent.
+        applicant = Applicant.certificate(stored)
     csr_data = decode_csr_body(body)
     csr, details, known, queued = await ctx.run(_look_up, ctx, csr_data)
     seen["subject"] = details.subject
@@ -229,6 +238,10 @@ async def _admit(request: web.Request, ctx: Context, op: str, user: str | None, 
         # RFC 7030 §4.2.2: the same subject and the same SANs.
         check_renewal(csr, renewal.subject, renewal.sans)
     if known is not None:
+        if not may_follow_request(applicant, known):
+            raise HttpError(HTTPStatus.FORBIDDEN, "this CSR belongs to a request of another requester",
+                            detail=f"the CSR of request {known.id} (requester {known.requester!r}, sent as "
+                            f"{known.via}) was re-sent by {actor.user}")  # fmt: skip
         # Polling: once the renewal is approved the old certificate is
         # revoked (superseded), yet it is still what the client presents.
         return known
@@ -242,8 +255,8 @@ async def _admit(request: web.Request, ctx: Context, op: str, user: str | None, 
         raise HttpError(HTTPStatus.SERVICE_UNAVAILABLE,
                         f"the queue is full ({queued} requests wait for a decision); try again later",
                         {"Retry-After": "60"})  # fmt: skip
-    return Submission(csr, details, requester=renewal.requester if renewal is not None else user, actor=actor,
-                      renewal_of=renewal.id if renewal else None)  # fmt: skip
+    return Submission(csr, details, actor=actor, renewal_of=renewal.id if renewal else None,
+                      applicant=applicant)  # fmt: skip
 
 
 async def _answer(request: web.Request, ctx: Context, item: Request) -> web.StreamResponse:

@@ -65,10 +65,13 @@ _LOGGED = (("requester", REQUESTER), ("reason", REASON), ("outcome", OUTCOME), (
 class HttpError(Exception):
     """A refusal: status, one-line reason, extra headers."""
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None, *, close: bool = False):
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None, *, close: bool = False,
+                 detail: str | None = None):  # fmt: skip
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        # For the access log only: what the client must not be told (another requester's IDs).
+        self.detail = detail
         self.headers = headers or {}
         self.close = close
 
@@ -183,7 +186,7 @@ def error_middleware(peer_of: PeerAddress, timeout: float, log: Callable[[str], 
             refuse_smuggling(request)
             return await handler(request)
         except HttpError as exc:
-            request[REASON] = exc.reason
+            request[REASON] = exc.detail or exc.reason
             return plain(exc.status, exc.reason, exc.headers, close=exc.close)
         except web.HTTPMethodNotAllowed as exc:
             allow = ", ".join(sorted(exc.allowed_methods))

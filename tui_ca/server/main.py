@@ -47,7 +47,7 @@ from tui_ca.server.context import CONTEXT, Context, LoginGuard
 from tui_ca.server.limits import RateLimiter
 from tui_ca.server.listener import Listener
 from tui_ca.server.ocsp import Responder
-from tui_ca.server.users import Users, load_users
+from tui_ca.server.users import Users, load_user_file
 
 # What an EST client is told to wait before polling again. A person has to
 # approve, so polling faster than this only costs both sides.
@@ -115,7 +115,7 @@ def prepare(ca, options: Options, users_path: Path | None = None) -> Context:
         peer_of = http.PeerAddress(options.trust_proxy)
     except ValueError:
         raise InputError("--trust-proxy takes IP addresses") from None
-    users = Users(load_users(users_path, Sharing.of(ca.home))) if users_path is not None else None
+    users = Users(*load_user_file(users_path, Sharing.of(ca.home))) if users_path is not None else None
     if not options.anonymous and users is None:
         raise InputError("--no-anonymous needs --users FILE (EST users), or clients could only re-enroll")
     context = Context(ca=ca, options=options, users=users, limiter=RateLimiter(options.rate), responder=responder,
@@ -289,7 +289,8 @@ def _optional_routes(ca: Any, context: Context, args: object) -> tuple[list[Any]
     est_routes: list[Any] = []
     status_routes: list[Any] = []
     try:
-        service = ScepService(ca, max_queued=context.options.max_queued, admit=context.limiter.take)
+        reserved = context.users.reserved if context.users is not None else None
+        service = ScepService(ca, max_queued=context.options.max_queued, admit=context.limiter.take, reserved=reserved)
     except RaMissing as exc:
         print(f"tui-ca serve: SCEP off: {exc}", file=sys.stderr, flush=True)
     else:

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import AttributeOID
 
+from tui_ca.engine.applicant import Applicant, NamePatterns, may_follow_request
 from tui_ca.engine.csr_policy import load_csr
 from tui_ca.engine.errors import CAError, InputError, NotFoundError, RuleError
 from tui_ca.engine.models import Actor, Request, RequestStatus
@@ -100,8 +101,11 @@ class ScepService:
         max_queued: int | None = 1000,
         admit: Callable[[str], float] | None = None,
         log: Callable[[str], None] | None = None,
+        reserved: NamePatterns | None = None,
     ) -> None:
         self.ca = ca
+        # Requester names EST users own: a SCEP request without credentials for them may not take them.
+        self.reserved = reserved or NamePatterns()
         self.ra = ra or load_ra(Path(ca.home))
         # None: as the home says (``tui-ca scep-challenge --require``), read per request.
         self.require_challenge = require_challenge
@@ -232,6 +236,10 @@ class ScepService:
             previous = self.ca.find_by_csr(message.content)
         except InputError as exc:
             raise ScepFailure(FailInfo.BAD_REQUEST, str(exc), header) from None
+        if previous is not None and not may_follow_request(self._applicant(renewal), previous):
+            raise ScepFailure(FailInfo.BAD_REQUEST, f"the CSR of request {previous.id} (requester "
+                              f"{previous.requester!r}, sent as {previous.via}) was re-sent in another "
+                              "transaction", header)  # fmt: skip
         if previous is not None and previous.status != RequestStatus.QUEUED:
             # The same CSR was decided already: tell this transaction how, store nothing.
             return self._answer_request(message, previous)
@@ -265,20 +273,22 @@ class ScepService:
         if self.max_queued is not None and self.ca.queued_count() >= self.max_queued:
             raise _Busy(503, f"the queue is full ({self.max_queued} requests wait for a decision); try again later", 60)
         note = {"scep_transaction_id": header.transaction_id}
-        requester = renewal.requester if renewal is not None else None
         actor = Actor(user=SCEP_USER, address=peer)
         required = self.require_challenge if self.require_challenge is not None else self.challenges.required()
         try:
             if required and renewal is None:
                 # A renewal proves itself with the current certificate instead.
-                with self.challenges.redeem(_challenge_password(csr), self._requester_of(csr), self.ca.now()) as ok:
-                    if not ok:
+                with self.challenges.redeem(_challenge_password(csr), self._requester_of(csr),
+                                            self.ca.now()) as minted_for:  # fmt: skip
+                    if minted_for is None:
                         raise ScepFailure(FailInfo.BAD_REQUEST, "the challenge password is missing, wrong, used "
                                           "or expired", header)  # fmt: skip
                     note["challenge"] = "matched"
-                    result = self._queue(message, requester, actor, renewal, note)
+                    # Only a challenge the admin minted for a requester vouches for that name.
+                    applicant = Applicant.challenge(minted_for) if minted_for else self._applicant(None)
+                    result = self._queue(message, actor, renewal, note, applicant)
             else:
-                result = self._queue(message, requester, actor, renewal, note)
+                result = self._queue(message, actor, renewal, note, self._applicant(renewal))
         except (RuleError, InputError) as exc:
             failure = ScepFailure(FailInfo.BAD_REQUEST, str(exc), header)
             # The engine's intake has kept this refusal (engine/refusals.py).
@@ -288,10 +298,15 @@ class ScepService:
             self._log(f"queued request {result.request.id} (transaction {header.transaction_id!r}) from {peer}")
         return result.request
 
-    def _queue(self, message: msg.PkiMessage, requester, actor: Actor, renewal, note: dict):
-        return self.ca.submit(message.content, requester=requester, source="scep", actor=actor,
+    def _applicant(self, renewal) -> Applicant:
+        """A RenewalReq is signed by the certificate it renews; anything else proves no name by itself."""
+        return Applicant.certificate(renewal) if renewal is not None else Applicant.anonymous(self.reserved)
+
+    def _queue(self, message: msg.PkiMessage, actor: Actor, renewal, note: dict, applicant: Applicant):
+        # The engine picks the requester the applicant may take (the renewed certificate's, the CSR's).
+        return self.ca.submit(message.content, source="scep", actor=actor,
                               renewal_of=renewal.id if renewal is not None else None,
-                              max_queued=self.max_queued, note=note)  # fmt: skip
+                              max_queued=self.max_queued, note=note, applicant=applicant)  # fmt: skip
 
     def _requester_of(self, csr: x509.CertificateSigningRequest) -> str:
         """Who the engine will name as requester (the CSR's CN, else its first SAN)."""

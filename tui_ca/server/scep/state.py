@@ -271,8 +271,9 @@ class Challenges:
         return Minted(password, requester, expires)
 
     @contextmanager
-    def redeem(self, password: str | None, requester: str, now: datetime) -> Iterator[bool]:
-        """Yield whether ``password`` is a live challenge for ``requester``; consumed if the block completes.
+    def redeem(self, password: str | None, requester: str, now: datetime) -> Iterator[str | None]:
+        """Yield whom ``password`` is a live challenge for: None if it is not one for ``requester``, "" when it
+        was minted for any requester, else the requester it was minted for; consumed if the block completes.
 
         Held under the lock for the whole block so that two requests cannot
         spend one password; a block that raises leaves the password unspent.
@@ -288,6 +289,6 @@ class Challenges:
                 who = entry.get("requester")
                 if fits and live and password and (who is None or who.casefold() == requester.casefold()):
                     match = entry
-            yield match is not None
+            yield None if match is None else (match.get("requester") or "")
             if match is not None:
                 self._save([e for e in entries if e is not match and datetime.fromisoformat(e["expires"]) > now])
