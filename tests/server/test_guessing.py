@@ -35,7 +35,9 @@ def test_guesses_are_throttled_per_address_and_per_user(live_ca, tmp_path):
     users = tmp_path / "users"
     set_user(users, "phone-17", "correct horse")
     set_user(users, "phone-18", "battery staple")
-    with serving(live_ca, users_path=users, anonymous=False) as client:
+    # A refill an hour apart: on a loaded machine each scrypt check can take seconds, and
+    # the default 10 s refill would let a guess through that the burst alone should stop.
+    with serving(live_ca, users_path=users, anonymous=False, login_interval=3600.0) as client:
         # One address: a few wrong guesses are checked, then no more are looked at.
         first = [_enroll_from(client, "127.0.0.2", _basic("phone-17", f"guess-{i}"))[0] for i in range(LOGIN_BURST)]
         assert first == [401] * LOGIN_BURST

@@ -82,6 +82,8 @@ class Options:
     """Concurrent connections per listener from one client address before 503."""
     retry_after: int = DEFAULT_RETRY_AFTER
     """Retry-After for a queued request, in seconds."""
+    login_interval: float = LOGIN_INTERVAL
+    """Seconds for one more failed HTTP Basic login to be allowed, per address and per user, after the burst."""
     housekeeping_every: float = 3600.0
     """Seconds between expiries of stale queued requests (run at start too)."""
     quiet: bool = False
@@ -122,8 +124,8 @@ def prepare(ca, options: Options, users_path: Path | None = None) -> Context:
                       status_paths=status.status_paths(ca.config().get("base_url")),
                       executor=ThreadPoolExecutor(options.workers, thread_name_prefix="tui-ca-engine"),
                       peer_of=peer_of, log=http.access_logger(options.quiet))  # fmt: skip
-    context.logins = LoginGuard(users, RateLimiter(1 / LOGIN_INTERVAL, LOGIN_BURST),
-                                RateLimiter(1 / LOGIN_INTERVAL, 2 * LOGIN_BURST))  # fmt: skip
+    context.logins = LoginGuard(users, RateLimiter(1 / options.login_interval, LOGIN_BURST),
+                                RateLimiter(1 / options.login_interval, 2 * LOGIN_BURST))  # fmt: skip
     return context
 
 
