@@ -1,0 +1,96 @@
+"""The TinyDB backend's listing bodies: ``db/listing/<shard>.txt`` beside each ``certs`` shard.
+
+Each file is a header line, then a listing body (``engine/listing_rows.py``)
+of the certificates of one shard. The header fingerprints the shard file the
+body was made from (length and CRC-32 of its bytes) and the body itself, so a
+listing trusts a body only while the shard is byte for byte the one it
+describes: a shard changed by hand, restored from elsewhere, or without a body
+(a home from before these files) is listed from its records instead, and its
+damage is refused as any read refuses it. The commit that changes a shard
+writes its body too (the same journal, so both land or neither); a home from
+before them gets every body in its first commit after the upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+from tui_ca.engine import listing_rows
+from tui_ca.engine.store.files import Transaction
+
+LISTING_DIR = "db/listing"
+# Set in the meta record once every certs shard has its body.
+LISTED = "listing_bodies"
+# In each file's header: a body of another version is made again, never read.
+_VERSION = 1
+
+
+def _fingerprint(data: bytes) -> list[int]:
+    return [len(data), zlib.crc32(data)]
+
+
+def _body_path(shard: str) -> str:
+    return f"{LISTING_DIR}/{shard}.txt"
+
+
+def _shard_relpath(shard: str) -> str:
+    return f"db/certs/{shard}.json"
+
+
+def _render(records: Any, shard: str) -> str:
+    data = records.shard_data(records.files.shard_path("certs", shard)) or {}
+    docs = data.get("certs", {})
+    return listing_rows.render(docs[key] for key in sorted(docs, key=int))
+
+
+def _stored_body(records: Any, shard: str) -> str | None:
+    """The body kept for a shard, if it still describes the shard file exactly."""
+    files = records.files
+    try:
+        blob = files.read_blob(_body_path(shard))
+        raw = files.read_blob(_shard_relpath(shard))
+    except FileNotFoundError:
+        return None
+    head, _, body = blob.partition(b"\n")
+    try:
+        header = json.loads(head)
+    except ValueError:
+        return None
+    if not isinstance(header, dict) or header.get("v") != _VERSION:
+        return None
+    if header.get("shard") != _fingerprint(raw) or header.get("body") != _fingerprint(body):
+        return None
+    try:
+        return body.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+
+
+def bodies(records: Any) -> Iterator[str]:
+    """The listing body of every certs shard, in ID order (kept ones where they hold, else rendered)."""
+    dirty = records.is_dirty if isinstance(records, Transaction) else None
+    for shard in records.shards("certs"):
+        path = records.files.shard_path("certs", shard)
+        body = None if dirty is not None and dirty(path) else _stored_body(records, shard)
+        yield body if body is not None else _render(records, shard)
+
+
+def write_bodies(txn: Transaction, everything: bool) -> None:
+    """Before a commit: a new body for each certs shard it changes (for every shard, ``everything``)."""
+    records: Any = txn
+    for shard in txn.shards("certs"):
+        path = records.files.shard_path("certs", shard)
+        if txn.is_dirty(path):
+            raw = txn.payload(path)
+        elif everything:
+            if _stored_body(records, shard) is not None:
+                continue
+            raw = records.files.read_blob(_shard_relpath(shard))
+        else:
+            continue
+        body = _render(records, shard).encode("ascii")
+        header = json.dumps({"v": _VERSION, "shard": _fingerprint(raw), "body": _fingerprint(body)}).encode()
+        txn.write_blob(_body_path(shard), header + b"\n" + body, 0o600)
