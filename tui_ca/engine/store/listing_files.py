@@ -40,8 +40,11 @@ def _shard_relpath(shard: str) -> str:
     return f"db/certs/{shard}.json"
 
 
-def _render(records: Any, shard: str) -> str:
-    data = records.shard_data(records.files.shard_path("certs", shard)) or {}
+def _render(records: Any, shard: str, *, unchanged: bool = False) -> str:
+    path = records.files.shard_path("certs", shard)
+    # A shard the transaction leaves alone is read as it is on disk, neither
+    # copied into the transaction nor kept (a migration reads all of them).
+    data = (records.files.load(path, keep=False) if unchanged else records.shard_data(path)) or {}
     docs = data.get("certs", {})
     return listing_rows.render(docs[key] for key in sorted(docs, key=int))
 
@@ -91,6 +94,6 @@ def write_bodies(txn: Transaction, everything: bool) -> None:
             raw = records.files.read_blob(_shard_relpath(shard))
         else:
             continue
-        body = _render(records, shard).encode("ascii")
+        body = _render(records, shard, unchanged=not txn.is_dirty(path)).encode("ascii")
         header = json.dumps({"v": _VERSION, "shard": _fingerprint(raw), "body": _fingerprint(body)}).encode()
         txn.write_blob(_body_path(shard), header + b"\n" + body, 0o600)
