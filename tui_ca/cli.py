@@ -680,6 +680,8 @@ def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
 
 def _list_certs(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
     """Certificates from the engine's listing text: written in big chunks, no record built per line."""
+    from itertools import islice
+
     from tui_ca.engine.models import CertStatus
 
     status = _enum(CertStatus, args.status)
@@ -697,14 +699,12 @@ def _list_certs(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
         out.write("]\n" if first else "\n]\n")
         return 0
     out.write(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL\n")
-    lines: list[str] = []
-    for cert_id, state, requester, not_after, serial in ca.iter_certificate_rows(status):
-        lines.append(f"{cert_id:>6}  {_status(state, 8, colour=colour)}  {_safe(requester)[:24]:24}  "
-                     f"{not_after[:10]}  {serial}\n")  # fmt: skip
-        if len(lines) == 4096:
-            out.write("".join(lines))
-            lines = []
-    out.write("".join(lines))
+    shown = {state: _status(state, 8, colour=colour) for state in ("valid", "revoked", "expired")}
+    rows = ca.iter_certificate_rows(status)
+    while batch := list(islice(rows, 4096)):
+        out.write("".join([f"{cert_id:>6}  {shown[state]}  {(name if name.isprintable() else _safe(name))[:24]:24}  "
+                           f"{not_after[:10]}  {serial}\n"
+                           for cert_id, state, name, not_after, serial in batch]))  # fmt: skip
     return 0
 
 
@@ -731,8 +731,8 @@ def _stream_json(items: Iterator[dict[str, Any]], out: Any, *, array: bool) -> N
     first = True
     out.write("[")
     for batch in _batches(items):
-        # One encoder call per batch; the batch's own brackets are dropped.
-        out.write(("\n" if first else ",\n") + encode(batch)[1:-1])
+        # One object a line, as `list certs --json` writes them.
+        out.write(("\n" if first else ",\n") + ",\n".join(map(encode, batch)))
         first = False
     out.write("]\n" if first else "\n]\n")
 

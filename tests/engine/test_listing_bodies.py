@@ -128,7 +128,7 @@ def test_a_damaged_shard_is_refused_by_name_although_its_body_is_kept(ca, home, 
 
 
 @pytest.mark.tinydb_only
-@pytest.mark.parametrize("body", [b"", b"garbage", b'{"v": 1, "shard": [1, 2], "body": [0, 0]}\n',
+@pytest.mark.parametrize("body", [b"", b"garbage", b'{"v": 2, "shard": [1, 2], "body": [0, 0], "rows": [0, 0]}\n',
                                   b'{"v": 99, "shard": [0, 0], "body": [0, 0]}\n'])  # fmt: skip
 def test_a_body_file_that_is_not_the_shard_s_is_never_trusted(ca, home, clock, body):
     issue_many(ca, 3, "bodies")
@@ -171,3 +171,16 @@ def test_a_commit_that_fails_before_its_commit_point_writes_no_body(ca, home, cl
     assert body.read_bytes() == kept
     assert_lists_agree(home, clock)
     assert [row[1] for row in CertificateAuthority(home, clock=clock).iter_certificate_rows()] == ["valid"] * 3
+
+
+@pytest.mark.tinydb_only
+def test_a_body_edited_by_hand_is_never_trusted(ca, home, clock):
+    issue_many(ca, 3, "edited")
+    path = home / "db" / "listing" / "00000.txt"
+    kept = path.read_bytes()
+    assert kept.count(b"edited-1") >= 3  # the row, the subject, the common name (and a SAN)
+    path.write_bytes(kept.replace(b"edited-1", b"forged-1"))  # the header (the shard's fingerprint) intact
+    fresh = CertificateAuthority(home, clock=clock)
+    assert [row[2] for row in fresh.iter_certificate_rows()] == ["edited-0", "edited-1", "edited-2"]
+    assert "forged" not in "".join(fresh.iter_certificate_json())
+    assert_lists_agree(home, clock)

@@ -400,11 +400,11 @@ class CAReader:
             if status is None or records.certificate_status(doc, now_text) == status.value:
                 yield records.certificate_json(doc, now_text)
 
-    def _listing_bodies(self) -> Iterator[str]:
+    def _listing_bodies(self, rows_only: bool = False) -> Iterator[str]:
         view = self._stream_view()
         kept = getattr(view, "certificate_listing", None)
         if kept is not None:
-            return kept()
+            return kept(rows_only)
         return _rendered_bodies(view.iter_certificates())
 
     def iter_certificate_rows(self, status: CertStatus | None = None) -> Iterator[tuple[int, str, str, str, str]]:
@@ -416,7 +416,7 @@ class CAReader:
         from tui_ca.engine import listing_rows
 
         wanted = None if status is None else status.value
-        return listing_rows.rows(self._listing_bodies(), self.now().isoformat(), wanted)
+        return listing_rows.rows(self._listing_bodies(rows_only=True), self.now().isoformat(), wanted)
 
     def iter_certificate_json(self, status: CertStatus | None = None) -> Iterator[str]:
         """The certificates as JSON text, streamed in ID order: chunks of whole objects, each on its own line.

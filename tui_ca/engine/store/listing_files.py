@@ -2,7 +2,8 @@
 
 Each file is a header line, then a listing body (``engine/listing_rows.py``)
 of the certificates of one shard. The header fingerprints the shard file the
-body was made from (length and CRC-32 of its bytes) and the body itself, so a
+body was made from (length and CRC-32 of its bytes), the body, and the body's
+head and rows alone (what a table needs, read without the JSON), so a
 listing trusts a body only while the shard is byte for byte the one it
 describes: a shard changed by hand, restored from elsewhere, or without a body
 (a home from before these files) is listed from its records instead, and its
@@ -25,10 +26,10 @@ LISTING_DIR = "db/listing"
 # Set in the meta record once every certs shard has its body.
 LISTED = "listing_bodies"
 # In each file's header: a body of another version is made again, never read.
-_VERSION = 1
+_VERSION = 2
 
 
-def _fingerprint(data: bytes) -> list[int]:
+def _fingerprint(data: bytes | memoryview) -> list[int]:
     return [len(data), zlib.crc32(data)]
 
 
@@ -49,35 +50,43 @@ def _render(records: Any, shard: str, *, unchanged: bool = False) -> str:
     return listing_rows.render(docs[key] for key in sorted(docs, key=int))
 
 
-def _stored_body(records: Any, shard: str) -> str | None:
-    """The body kept for a shard, if it still describes the shard file exactly."""
+def _stored_body(records: Any, shard: str, rows_only: bool = False) -> str | None:
+    """The body kept for a shard (or its rows part), if it still describes the shard file exactly."""
     files = records.files
     try:
         blob = files.read_blob(_body_path(shard))
         raw = files.read_blob(_shard_relpath(shard))
     except FileNotFoundError:
         return None
-    head, _, body = blob.partition(b"\n")
+    end = blob.find(b"\n") + 1
     try:
-        header = json.loads(head)
+        header = json.loads(blob[:end])
     except ValueError:
         return None
-    if not isinstance(header, dict) or header.get("v") != _VERSION:
+    if not isinstance(header, dict) or header.get("v") != _VERSION or header.get("shard") != _fingerprint(raw):
         return None
-    if header.get("shard") != _fingerprint(raw) or header.get("body") != _fingerprint(body):
+    # Fingerprinted in two parts, so that a table reads only the rows.
+    part = header.get("rows" if rows_only else "body")
+    if not (isinstance(part, list) and len(part) == 2 and isinstance(part[0], int) and 0 <= part[0] <= len(blob)):
+        return None
+    body = memoryview(blob)[end : end + part[0]]
+    if _fingerprint(body) != part:
         return None
     try:
-        return body.decode("ascii")
+        return str(body, "ascii")
     except UnicodeDecodeError:
         return None
 
 
-def bodies(records: Any) -> Iterator[str]:
-    """The listing body of every certs shard, in ID order (kept ones where they hold, else rendered)."""
+def bodies(records: Any, rows_only: bool = False) -> Iterator[str]:
+    """The listing body of every certs shard, in ID order (kept ones where they hold, else rendered).
+
+    ``rows_only``: each body may end after its rows (``listing_rows.rows_part``).
+    """
     dirty = records.is_dirty if isinstance(records, Transaction) else None
     for shard in records.shards("certs"):
         path = records.files.shard_path("certs", shard)
-        body = None if dirty is not None and dirty(path) else _stored_body(records, shard)
+        body = None if dirty is not None and dirty(path) else _stored_body(records, shard, rows_only)
         yield body if body is not None else _render(records, shard)
 
 
@@ -94,6 +103,8 @@ def write_bodies(txn: Transaction, everything: bool) -> None:
             raw = records.files.read_blob(_shard_relpath(shard))
         else:
             continue
-        body = _render(records, shard, unchanged=not txn.is_dirty(path)).encode("ascii")
-        header = json.dumps({"v": _VERSION, "shard": _fingerprint(raw), "body": _fingerprint(body)}).encode()
-        txn.write_blob(_body_path(shard), header + b"\n" + body, 0o600)
+        text = _render(records, shard, unchanged=not txn.is_dirty(path))
+        body = text.encode("ascii")
+        rows = listing_rows.rows_part(text).encode("ascii")
+        header = {"v": _VERSION, "shard": _fingerprint(raw), "body": _fingerprint(body), "rows": _fingerprint(rows)}
+        txn.write_blob(_body_path(shard), json.dumps(header).encode() + b"\n" + body, 0o600)

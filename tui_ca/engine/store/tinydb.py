@@ -264,9 +264,9 @@ class _Records:
     def iter_certificates(self, *, pause: Pause | None = None) -> Iterator[dict]:
         return self._iter("certs", pause=pause)
 
-    def certificate_listing(self) -> Iterator[str]:
-        """Listing bodies (``engine/listing_rows.py``) of every certificate, in ID order."""
-        return listing_files.bodies(self)
+    def certificate_listing(self, rows_only: bool = False) -> Iterator[str]:
+        """Listing bodies (``engine/listing_rows.py``) of every certificate, in ID order (or their rows part)."""
+        return listing_files.bodies(self, rows_only)
 
     def iter_audit(self) -> Iterator[dict]:
         # Sorted by the stored field, not the doc_id: a hand-edited log must
