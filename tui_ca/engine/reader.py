@@ -425,10 +425,10 @@ class CAReader:
         as openssl prints it (upper-case hex, whole bytes); every line ends in a
         newline. Made from the listing bodies, like ``iter_certificate_rows``.
         """
-        from tui_ca.engine import listing_rows
+        from tui_ca.engine.listing_rows import json_chunks
 
         wanted = None if status is None else status.value
-        return listing_rows.json_chunks(self._listing_bodies(), self.now().isoformat(), wanted)
+        return json_chunks(self._listing_bodies(), self.now().isoformat(), wanted)
 
     def iter_requests(self, status: RequestStatus | None = None) -> Iterator[Request]:
         """Requests by Certificate ID, streamed: memory does not grow with the store."""
