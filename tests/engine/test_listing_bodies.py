@@ -184,3 +184,27 @@ def test_a_body_edited_by_hand_is_never_trusted(ca, home, clock):
     assert [row[2] for row in fresh.iter_certificate_rows()] == ["edited-0", "edited-1", "edited-2"]
     assert "forged" not in "".join(fresh.iter_certificate_json())
     assert_lists_agree(home, clock)
+
+
+@pytest.mark.tinydb_only
+def test_a_home_from_before_both_migrations_passes_check_after_its_next_commit(ca, home, clock, monkeypatch):
+    from tui_ca.engine.store import tinydb as backend_module
+
+    certs = issue_many(ca, 300, "legacy")
+    shutil.rmtree(home / "db" / "listing")
+    meta_file = home / "db" / "meta" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    del meta["meta"]["1"][listing_files.LISTED]
+    del meta["meta"]["3"]  # the index layout: 64 buckets, entries not counted
+    meta_file.write_text(json.dumps(meta))
+    monkeypatch.setattr(backend_module, "ENTRIES_PER_BUCKET", 1)  # 300 entries: split to 512 buckets
+    old = CertificateAuthority(home, clock=clock)
+    assert old.check() == []
+    certs += issue_many(old, 1, "after")  # a CSR, requester and serial change: each index splits on its first
+    old.revoke(certs[5].id, RevocationReason.KEY_COMPROMISE)  # and a compromised key
+    layout = json.loads(meta_file.read_text())["meta"]["3"]
+    assert layout["serials"] == layout["requesters"] == layout["csrs"] == [512, 301]
+    fresh = CertificateAuthority(home, clock=clock)
+    assert fresh.check() == []
+    assert all(fresh.store.view().find_serial(c.serial) == c.id for c in certs)
+    assert_lists_agree(home, clock)

@@ -14,19 +14,22 @@ before them gets every body in its first commit after the upgrade.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import zlib
 from collections.abc import Iterator
 from typing import Any
 
 from tui_ca.engine import listing_rows
-from tui_ca.engine.store.files import Transaction
+from tui_ca.engine.store.files import Transaction, damaged, unavailable
 
 LISTING_DIR = "db/listing"
 # Set in the meta record once every certs shard has its body.
 LISTED = "listing_bodies"
 # In each file's header: a body of another version is made again, never read.
 _VERSION = 2
+_HEADER_MAX = 4096
 
 
 def _fingerprint(data: bytes | memoryview) -> list[int]:
@@ -53,27 +56,35 @@ def _render(records: Any, shard: str, *, unchanged: bool = False) -> str:
 def _stored_body(records: Any, shard: str, rows_only: bool = False) -> str | None:
     """The body kept for a shard (or its rows part), if it still describes the shard file exactly."""
     files = records.files
+    path = files.home / _body_path(shard)
+    files.check_folder(path.parent)
     try:
-        blob = files.read_blob(_body_path(shard))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise damaged(path, "a symbolic link; the store never follows it") from None
+        raise unavailable(exc, "read the store") from None
+    with os.fdopen(fd, "rb") as handle:
+        head = handle.readline(_HEADER_MAX)
+        try:
+            header = json.loads(head)
+        except ValueError:
+            return None
+        # Fingerprinted in two parts, so that a table reads only the rows, not the JSON after them.
+        part = header.get("rows" if rows_only else "body") if isinstance(header, dict) else None
+        if header.get("v") != _VERSION or not (isinstance(part, list) and len(part) == 2 and type(part[0]) is int):
+            return None
+        body = handle.read(max(part[0], 0))
+    try:
         raw = files.read_blob(_shard_relpath(shard))
     except FileNotFoundError:
         return None
-    end = blob.find(b"\n") + 1
-    try:
-        header = json.loads(blob[:end])
-    except ValueError:
-        return None
-    if not isinstance(header, dict) or header.get("v") != _VERSION or header.get("shard") != _fingerprint(raw):
-        return None
-    # Fingerprinted in two parts, so that a table reads only the rows.
-    part = header.get("rows" if rows_only else "body")
-    if not (isinstance(part, list) and len(part) == 2 and isinstance(part[0], int) and 0 <= part[0] <= len(blob)):
-        return None
-    body = memoryview(blob)[end : end + part[0]]
-    if _fingerprint(body) != part:
+    if header.get("shard") != _fingerprint(raw) or _fingerprint(body) != part or not body.endswith(b"\n"):
         return None
     try:
-        return str(body, "ascii")
+        return body.decode("ascii")
     except UnicodeDecodeError:
         return None
 
