@@ -18,7 +18,9 @@ import errno
 import json
 import os
 import zlib
+from collections import OrderedDict
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from tui_ca.engine import listing_rows
@@ -44,13 +46,26 @@ def _shard_relpath(shard: str) -> str:
     return f"db/certs/{shard}.json"
 
 
-def _render(records: Any, shard: str, *, unchanged: bool = False) -> str:
+# The rendered rows of the shards this process committed last (per shard file).
+_MEMOS: OrderedDict[Path, listing_rows.Memo] = OrderedDict()
+_MEMO_SHARDS = 4
+
+
+def _memo(path: Path) -> listing_rows.Memo:
+    memo = _MEMOS.pop(path, None)
+    _MEMOS[path] = memo = {} if memo is None else memo
+    while len(_MEMOS) > _MEMO_SHARDS:
+        _MEMOS.popitem(last=False)
+    return memo
+
+
+def _render(records: Any, shard: str, *, unchanged: bool = False, memo: bool = False) -> str:
     path = records.files.shard_path("certs", shard)
     # A shard the transaction leaves alone is read as it is on disk, neither
     # copied into the transaction nor kept (a migration reads all of them).
     data = (records.files.load(path, keep=False) if unchanged else records.shard_data(path)) or {}
     docs = data.get("certs", {})
-    return listing_rows.render(docs[key] for key in sorted(docs, key=int))
+    return listing_rows.render((docs[key] for key in sorted(docs, key=int)), _memo(path) if memo else None)
 
 
 def _stored_body(records: Any, shard: str, rows_only: bool = False) -> str | None:
@@ -114,7 +129,8 @@ def write_bodies(txn: Transaction, everything: bool) -> None:
             raw = records.files.read_blob(_shard_relpath(shard))
         else:
             continue
-        text = _render(records, shard, unchanged=not txn.is_dirty(path))
+        dirty = txn.is_dirty(path)
+        text = _render(records, shard, unchanged=not dirty, memo=dirty)
         body = text.encode("ascii")
         rows = listing_rows.rows_part(text).encode("ascii")
         header = {"v": _VERSION, "shard": _fingerprint(raw), "body": _fingerprint(body), "rows": _fingerprint(rows)}
