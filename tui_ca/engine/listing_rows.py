@@ -104,11 +104,13 @@ def rows(bodies: Iterable[str], now_text: str, status: str | None = None) -> Ite
         row_text = _split(body)[0]
         # One split for every field of every row: a split per line cost a third of the listing.
         fields = iter(row_text[:-1].replace("\n", "\t").split("\t") if row_text else ())
-        for cert_id, na, flag, serial, requester in zip(fields, fields, fields, fields, fields, strict=True):
-            state = "revoked" if flag == "R" else "expired" if na <= now_text else "valid"
-            if status is None or state == status:
-                name = requester[1:-1] if "\\" not in requester else json.loads(requester)
-                yield int(cert_id), state, name, na, serial
+        # A list per body: a comprehension costs less per row than a loop that yields.
+        found = [
+            (int(cert_id), "revoked" if flag == "R" else "expired" if na <= now_text else "valid",
+             requester[1:-1] if "\\" not in requester else json.loads(requester), na, serial)
+            for cert_id, na, flag, serial, requester in zip(fields, fields, fields, fields, fields, strict=True)
+        ]  # fmt: skip
+        yield from found if status is None else [row for row in found if row[1] == status]
 
 
 def json_chunks(bodies: Iterable[str], now_text: str, status: str | None = None) -> Iterator[str]:
