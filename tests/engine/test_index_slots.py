@@ -112,3 +112,26 @@ def test_a_split_that_fails_before_its_commit_point_changes_nothing(tmp_path, mo
     view = TinyDBStore(home).view()
     assert view._meta_doc(3)["serials"] == [64, 128]
     assert all(view.find_serial(n + 1) == n for n in range(128)) and view.find_serial(500) is None
+
+
+@pytest.mark.parametrize("layout", ["x", [64], [100, 5], [32, 1], [64, -1], [64, 1.5]])
+def test_a_damaged_index_layout_is_refused_naming_the_meta_file(tmp_path, layout):
+    import json
+
+    from tui_ca.engine.store import StoreDamagedError
+
+    home = tmp_path / "home"
+    store = TinyDBStore(home)
+    with store.transaction() as txn:
+        txn.put_serial(1, 1)
+    meta_file = home / "db" / "meta" / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["meta"]["3"]["serials"] = layout
+    meta_file.write_text(json.dumps(meta))
+    before = meta_file.read_bytes()
+    with pytest.raises(StoreDamagedError, match=str(meta_file)):
+        TinyDBStore(home).view().find_serial(1)
+    with pytest.raises(StoreDamagedError, match=str(meta_file)):
+        with TinyDBStore(home).transaction() as txn:
+            txn.put_serial(2, 2)
+    assert meta_file.read_bytes() == before

@@ -32,7 +32,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from tui_ca.engine.store import listing_files
-from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner, copy_tree
+from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner, copy_tree, damaged
 from tui_ca.engine.store.protocol import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -176,8 +176,18 @@ class _Records:
             return None
         return data.get(collection, {}).get(str(number))
 
-    def _buckets(self, name: str) -> int:
+    def _stored_layout(self, name: str) -> list[int] | None:
+        """An index's [buckets, entries] as committed (None: a home from before the layout record)."""
         entry = (self._meta_doc(_LAYOUT_DOC) or {}).get(name)
+        if entry is None:
+            return None
+        ok = isinstance(entry, list) and len(entry) == 2 and all(type(n) is int and n >= 0 for n in entry)
+        if not ok or entry[0] < KEY_BUCKETS or entry[0] & (entry[0] - 1):
+            raise damaged(self.files.shard_path("meta", "meta"), f"the layout of index {name!r} is {entry!r}")
+        return entry
+
+    def _buckets(self, name: str) -> int:
+        entry = self._stored_layout(name)
         return entry[0] if entry else KEY_BUCKETS
 
     def _index_get(self, name: str, key: str) -> dict | None:
@@ -410,8 +420,10 @@ class _TinyTransaction(_Records, Transaction):
         """[buckets, entries] of an index, as this transaction will commit it."""
         layouts = self._layouts
         if layouts is None:
-            stored = self._meta_doc(_LAYOUT_DOC) or {}
-            layouts = self._layouts = {index: list(stored[index]) for index in _INDEXES if index in stored}
+            layouts = self._layouts = {}
+            for index in _INDEXES:
+                if (entry := self._stored_layout(index)) is not None:
+                    layouts[index] = list(entry)
             self.before_commit("index-layout", _write_layouts)
         if name not in layouts:
             # A home from before the layout record: 64 buckets, entries counted once.
