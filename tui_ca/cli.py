@@ -516,6 +516,8 @@ def _safe(text: str | None) -> str:
     """Requester-controlled text for a terminal: control characters made visible."""
     if text is None:
         return "-"
+    if text.isprintable():
+        return text
     return "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
                    for ch in text)  # fmt: skip
 
@@ -658,7 +660,7 @@ def cmd_submit(ca: CertificateAuthority, args: argparse.Namespace) -> int:
 
 
 def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
-    from tui_ca.engine.models import CertStatus, RequestStatus
+    from tui_ca.engine.models import RequestStatus
 
     # Streamed: each record is written as it is read, from plain stored
     # fields, so memory and time do not grow with a model per record.
@@ -676,12 +678,7 @@ def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
             return (f"{r['id']:>6}  {_status(r['status'], 9, colour=colour)}  {_safe(r['requester'])[:24]:24}  "
                     f"{r['details']['key_type']:9}  {at[:10]} {at[11:16]}\n")  # fmt: skip
     else:
-        items = _openssl_serials(ca.iter_certificate_dicts(_enum(CertStatus, args.status)))
-        header = f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL"
-
-        def line(c: dict[str, Any]) -> str:
-            return (f"{c['id']:>6}  {_status(c['status'], 8, colour=colour)}  {_safe(c['requester'])[:24]:24}  "
-                    f"{c['not_after'][:10]}  {c['serial']}\n")  # fmt: skip
+        return _list_certs(ca, args, colour)
 
     out = sys.stdout
     if args.json or args.jsonl:
@@ -711,11 +708,34 @@ def _list_refused(ca: CAReader, args: argparse.Namespace) -> int:
     return 0
 
 
-def _openssl_serials(items: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Serials as ``show`` and ``openssl x509 -serial`` print them."""
-    for item in items:
-        item["serial"] = serial_text(int(item["serial"], 16))
-        yield item
+def _list_certs(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
+    """Certificates from the engine's listing text: written in big chunks, no record built per line."""
+    from itertools import islice
+
+    from tui_ca.engine.models import CertStatus
+
+    status = _enum(CertStatus, args.status)
+    out = sys.stdout
+    if args.jsonl:
+        for chunk in ca.iter_certificate_json(status):
+            out.write(chunk)
+        return 0
+    if args.json:
+        first = True
+        out.write("[")
+        for chunk in ca.iter_certificate_json(status):
+            out.write(("\n" if first else ",\n") + chunk[:-1].replace("\n", ",\n"))
+            first = False
+        out.write("]\n" if first else "\n]\n")
+        return 0
+    out.write(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL\n")
+    shown = {state: _status(state, 8, colour=colour) for state in ("valid", "revoked", "expired")}
+    rows = ca.iter_certificate_rows(status)
+    while batch := list(islice(rows, 4096)):
+        out.write("".join([f"{cert_id:>6}  {shown[state]}  {(name if name.isprintable() else _safe(name))[:24]:24}  "
+                           f"{not_after[:10]}  {serial}\n"
+                           for cert_id, state, name, not_after, serial in batch]))  # fmt: skip
+    return 0
 
 
 def _batches(items: Iterator[dict[str, Any]], size: int = 1000) -> Iterator[list[dict[str, Any]]]:
@@ -741,8 +761,8 @@ def _stream_json(items: Iterator[dict[str, Any]], out: Any, *, array: bool) -> N
     first = True
     out.write("[")
     for batch in _batches(items):
-        # One encoder call per batch; the batch's own brackets are dropped.
-        out.write(("\n" if first else ",\n") + encode(batch)[1:-1])
+        # One object a line, as `list certs --json` writes them.
+        out.write(("\n" if first else ",\n") + ",\n".join(map(encode, batch)))
         first = False
     out.write("]\n" if first else "\n]\n")
 

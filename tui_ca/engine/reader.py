@@ -14,17 +14,13 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
 from tui_ca.engine.clock import crl_from_the_future
-from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError, UnsafeHomeError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
-from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, read_overview
 from tui_ca.engine.models import (
     AuditRecord,
@@ -36,7 +32,6 @@ from tui_ca.engine.models import (
     Request,
     RequestStatus,
 )
-from tui_ca.engine.names import is_decimal_id
 from tui_ca.engine.store import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -48,6 +43,11 @@ from tui_ca.engine.store import (
     open_store,
 )
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
+# cryptography (x509, the CSR policy, key files) is imported where it is used:
+# `tui-ca list` reads only stored text and would pay its import for nothing.
 __all__ = ["ISSUING_CERT", "ISSUING_CSR", "ISSUING_KEY", "ROOT_CERT", "ROOT_KEY", "CAReader", "utc_now"]
 T = TypeVar("T")
 # Certificate IDs are small decimal numbers; anything longer is a serial in hex.
@@ -150,16 +150,22 @@ class CAReader:
 
     def issuing_cert(self) -> x509.Certificate:
         self._require_ca()
+        from cryptography import x509
+
         return self._parsed_blob(ISSUING_CERT, x509.load_pem_x509_certificate)
 
     def root_cert(self) -> x509.Certificate:
         self._require_ca()
+        from cryptography import x509
+
         return self._parsed_blob(ROOT_CERT, x509.load_pem_x509_certificate)
 
     def key_is_encrypted(self) -> bool:
         """Whether using the CA key needs a secret: its passphrase, or the PIN of the token holding it."""
         if self.key_in_token():
             return True
+        from tui_ca.engine.keys import is_encrypted
+
         path = self.home / ISSUING_KEY
         return path.exists() and is_encrypted(read_file(self.home, ISSUING_KEY))
 
@@ -169,6 +175,8 @@ class CAReader:
 
     def find_by_csr(self, data: bytes) -> Request | None:
         """The request made from exactly this CSR, if any (EST polling)."""
+        from tui_ca.engine.csr_policy import check_and_describe, load_csr
+
         # A lookup only: a wildcard CSR queued by a CA that allows them must still be found.
         return self.find_by_csr_digest(check_and_describe(load_csr(data), allow_wildcard=True).csr_sha256)
 
@@ -195,6 +203,8 @@ class CAReader:
     @_consistent
     def info(self) -> CAInfo:
         """The signing certificate as the header shows it."""
+        from tui_ca.engine.csr_policy import describe_key, name_fields
+
         issuing = self.issuing_cert()
         view = self._view()
         meta, config = view.meta(), view.config()
@@ -252,6 +262,8 @@ class CAReader:
         """``("id", n)`` for a Certificate ID, ``("serial", n)`` for a hex serial."""
         if isinstance(target, int):
             return "id", target
+        from tui_ca.engine.names import is_decimal_id
+
         text = target.strip().lower()
         if is_decimal_id(text) and len(text) <= _MAX_ID_DIGITS:  # trust slice: ASCII digits only
             return "id", int(text)
@@ -407,6 +419,36 @@ class CAReader:
             if status is None or records.certificate_status(doc, now_text) == status.value:
                 yield records.certificate_json(doc, now_text)
 
+    def _listing_bodies(self, rows_only: bool = False) -> Iterator[str]:
+        view = self._stream_view()
+        kept = getattr(view, "certificate_listing", None)
+        if kept is not None:
+            return kept(rows_only)
+        return _rendered_bodies(view.iter_certificates())
+
+    def iter_certificate_rows(self, status: CertStatus | None = None) -> Iterator[tuple[int, str, str, str, str]]:
+        """(id, status, requester, not_after as ISO text, serial as openssl prints it), streamed in ID order.
+
+        From the listing bodies a store keeps (``listing_rows``), not from the
+        records: no document is parsed or model built per certificate.
+        """
+        from tui_ca.engine import listing_rows
+
+        wanted = None if status is None else status.value
+        return listing_rows.rows(self._listing_bodies(rows_only=True), self.now().isoformat(), wanted)
+
+    def iter_certificate_json(self, status: CertStatus | None = None) -> Iterator[str]:
+        """The certificates as JSON text, streamed in ID order: chunks of whole objects, each on its own line.
+
+        An object holds the fields of ``iter_certificate_dicts`` with the serial
+        as openssl prints it (upper-case hex, whole bytes); every line ends in a
+        newline. Made from the listing bodies, like ``iter_certificate_rows``.
+        """
+        from tui_ca.engine.listing_rows import json_chunks
+
+        wanted = None if status is None else status.value
+        return json_chunks(self._listing_bodies(), self.now().isoformat(), wanted)
+
     def iter_requests(self, status: RequestStatus | None = None) -> Iterator[Request]:
         """Requests by Certificate ID, streamed: memory does not grow with the store."""
         wanted = None if status is None else status.value
@@ -442,3 +484,17 @@ class CAReader:
         from tui_ca.engine.backup import backup
 
         return backup(self, dest)
+
+
+def _rendered_bodies(docs: Iterator[dict], size: int = 256) -> Iterator[str]:
+    """Listing bodies made on the fly, for stores that keep none."""
+    from tui_ca.engine import listing_rows
+
+    batch: list[dict] = []
+    for doc in docs:
+        batch.append(doc)
+        if len(batch) == size:
+            yield listing_rows.render(batch)
+            batch = []
+    if batch:
+        yield listing_rows.render(batch)

@@ -482,6 +482,7 @@ class Transaction(View):
         self._shards: dict[Path, dict[str, Any] | None] = {}
         self._dirty: set[Path] = set()
         self._blobs: dict[Path, tuple[bytes, int]] = {}
+        self._payloads: dict[Path, bytes] = {}
 
     def shard_data(self, path: Path) -> dict[str, Any] | None:
         if path not in self._shards:
@@ -496,6 +497,14 @@ class Transaction(View):
     def stage_shard(self, path: Path, data: dict[str, Any]) -> None:
         self._shards[path] = data
         self._dirty.add(path)
+        self._payloads.pop(path, None)
+
+    def payload(self, path: Path) -> bytes:
+        """The bytes the commit will write for a changed shard (a derived file may fingerprint them)."""
+        payload = self._payloads.get(path)
+        if payload is None:
+            payload = self._payloads[path] = json.dumps(self._shards[path], separators=(",", ":")).encode()
+        return payload
 
     def shards(self, collection: str) -> list[str]:
         names = set(self.store.shard_names(collection))
@@ -533,7 +542,7 @@ class Transaction(View):
         token = secrets.token_hex(6)
         payloads: dict[Path, bytes] = {}
         for path in self._dirty:
-            payloads[path] = json.dumps(self._shards[path], separators=(",", ":")).encode()
+            payloads[path] = self.payload(path)
         modes = {path: 0o600 for path in payloads}
         for path, (data, mode) in self._blobs.items():
             payloads[path] = data

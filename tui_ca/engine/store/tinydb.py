@@ -34,9 +34,8 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
-from tui_ca.engine.crl import encode_entry
-from tui_ca.engine.store import protocol
-from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner, copy_tree
+from tui_ca.engine.store import listing_files, protocol
+from tui_ca.engine.store.files import ShardFiles, Transaction, View, _ShardOwner, copy_tree, damaged
 from tui_ca.engine.store.protocol import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -51,15 +50,24 @@ T = TypeVar("T")
 # rewriting one shard costs about a millisecond, large enough that 100,000
 # certificates fit in a few hundred files.
 ID_SHARD_SIZE = 256
-# Buckets for string-keyed indexes. A bulk approval of 200 touches a shard of
-# each index per distinct bucket, so fewer buckets mean fewer files per commit
-# (bench/: 256 buckets made ~280 index files of a 475-file commit); 64 still
-# keeps a bucket near 1,600 small entries at 100,000 certificates.
+# Buckets for string-keyed indexes, at first. A bulk approval of 200 touches a
+# shard of each index per distinct bucket, so fewer buckets mean fewer files
+# per commit (bench/: 256 buckets made ~280 index files of a 475-file commit).
+# But every commit rewrites the buckets it touches whole, so a bucket must not
+# grow with the store: an index doubles its buckets once it holds more than
+# ENTRIES_PER_BUCKET a bucket on average (bench/: with 64 fixed buckets an
+# approval at 100,000 certificates rewrote ~300 KB of index, 2.6x the latency
+# at 1,000).
 KEY_BUCKETS = 64
 # Refusal records are larger than most and all new ones land in one shard:
 # 64 a shard keeps that rewrite near 40 kB even with every field at its cap.
 REFUSAL_SHARD_SIZE = 64
 _REFUSAL_HEAD = "head"
+ENTRIES_PER_BUCKET = 256
+# Meta doc 3: per index, [buckets, entries]. Homes from before it have 64
+# buckets; their first write counts the entries and splits (one commit).
+_LAYOUT_DOC = 3
+_INDEXES = ("serials", "requesters", "csrs", "compromised")
 CRL_ENTRIES_DIR = "crl/entries"
 _BLOB_FILES = {CRL_DER_BLOB: "crl/ca.crl", CRL_PEM_BLOB: "crl/ca.crl.pem",
                ROOT_CRL_DER_BLOB: "crl/root.crl", ROOT_CRL_PEM_BLOB: "crl/root.crl.pem"}  # fmt: skip
@@ -73,10 +81,15 @@ def id_shard(number: int) -> str:
     return f"{number // ID_SHARD_SIZE:05d}"
 
 
-def key_shard(key: str) -> str:
-    """Shard name for a string key (serial, requester, CSR hash, SPKI hash)."""
+def key_shard(key: str, buckets: int = KEY_BUCKETS) -> str:
+    """Shard name for a string key (serial, requester, CSR hash, SPKI hash) among ``buckets``.
+
+    Little-endian, so that with 64 buckets this is the first digest byte's
+    bucket, as homes from before the split wrote; doubling the buckets sends
+    each entry of bucket b to b or b + the old count, so a split only adds files.
+    """
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-    return f"k{digest[0] % KEY_BUCKETS:02d}"
+    return f"k{int.from_bytes(digest[:4], 'little') % buckets:02d}"
 
 
 def index_slot(key: str) -> int:
@@ -170,8 +183,23 @@ class _Records:
             return None
         return data.get(collection, {}).get(str(number))
 
+    def _stored_layout(self, name: str) -> list[int] | None:
+        """An index's [buckets, entries] as committed (None: a home from before the layout record)."""
+        entry = (self._meta_doc(_LAYOUT_DOC) or {}).get(name)
+        if entry is None:
+            return None
+        ok = isinstance(entry, list) and len(entry) == 2 and all(type(n) is int and n >= 0 for n in entry)
+        if not ok or entry[0] < KEY_BUCKETS or entry[0] & (entry[0] - 1):
+            raise damaged(self.files.shard_path("meta", "meta"), f"the layout of index {name!r} is {entry!r}")
+        return entry
+
+    def _buckets(self, name: str) -> int:
+        entry = self._stored_layout(name)
+        return entry[0] if entry else KEY_BUCKETS
+
     def _index_get(self, name: str, key: str) -> dict | None:
-        data = self.shard_data(self.files.shard_path(name, key_shard(key)))  # type: ignore[attr-defined]
+        path = self.files.shard_path(name, key_shard(key, self._buckets(name)))
+        data = self.shard_data(path)  # type: ignore[attr-defined]
         docs = data.get(name, {}) if data else {}
         slot = index_slot(key)
         while (doc := docs.get(str(slot))) is not None:
@@ -253,6 +281,10 @@ class _Records:
     def iter_certificates(self, *, pause: Pause | None = None) -> Iterator[dict]:
         return self._iter("certs", pause=pause)
 
+    def certificate_listing(self, rows_only: bool = False) -> Iterator[str]:
+        """Listing bodies (``engine/listing_rows.py``) of every certificate, in ID order (or their rows part)."""
+        return listing_files.bodies(self, rows_only)
+
     def iter_audit(self) -> Iterator[dict]:
         # Sorted by the stored field, not the doc_id: a hand-edited log must
         # show up as a broken chain in verify_chain, not be silently re-ordered.
@@ -303,6 +335,8 @@ class _Records:
     # and re-encoding every record (bench/: cold publish was 1.2-2x openssl).
 
     def _encode_revoked_shard(self, shard: str) -> bytes:
+        from tui_ca.engine.crl import encode_entry  # cryptography: not for a process that only lists
+
         data = self.shard_data(self.files.shard_path("revoked", shard)) or {}  # type: ignore[attr-defined]
         docs = data.get("revoked", {}).values()
         body = b"".join(
@@ -346,6 +380,8 @@ class _TinyTransaction(_Records, Transaction):
     def __init__(self, files: ShardFiles) -> None:
         Transaction.__init__(self, files)
         self.files = files
+        self._layouts: dict[str, list[int]] | None = None
+        self._list_everything = False
 
     def _put(self, collection: str, number: int, doc: dict) -> None:
         self.table(collection, id_shard(number)).upsert(Document(doc, doc_id=number))
@@ -357,6 +393,11 @@ class _TinyTransaction(_Records, Transaction):
                 if doc["status"] == "queued":
                     self._index_queue(doc)
             meta = {**meta, _QUEUE_INDEXED: True}
+        if not meta.get(listing_files.LISTED):
+            # Homes from before the listing bodies get them all on their first commit.
+            self._list_everything = True
+            self.before_commit("listing", _write_listing)
+            meta = {**meta, listing_files.LISTED: True}
         self.table("meta", "meta").upsert(Document(meta, doc_id=1))
 
     def _index_queue(self, doc: dict) -> None:
@@ -375,6 +416,7 @@ class _TinyTransaction(_Records, Transaction):
 
     def put_certificate(self, doc: dict) -> None:
         self._put("certs", doc["id"], doc)
+        self.before_commit("listing", _write_listing)
 
     def put_csr_pem(self, request_id: int, pem: str) -> None:
         self._put("csr_pems", request_id, {"pem": pem})
@@ -383,15 +425,62 @@ class _TinyTransaction(_Records, Transaction):
         self._put("cert_pems", cert_id, {"pem": pem})
 
     def _index_put(self, name: str, key: str, value: dict) -> None:
-        table = self.table(name, key_shard(key))
+        layout = self._index_layout(name)
+        table = self.table(name, key_shard(key, layout[0]))
         value = {**value, "k": key}
         slot = index_slot(key)
         while (doc := table.get(doc_id=slot)) is not None and doc.get("k") != key:
             slot += 1
         if doc is None:
             table.insert(Document(value, doc_id=slot))
+            layout[1] += 1
+            if layout[1] > ENTRIES_PER_BUCKET * layout[0]:
+                self._split(name, layout)
         else:
             table.update(value, doc_ids=[slot])
+
+    def _index_layout(self, name: str) -> list[int]:
+        """[buckets, entries] of an index, as this transaction will commit it."""
+        layouts = self._layouts
+        if layouts is None:
+            layouts = self._layouts = {}
+            for index in _INDEXES:
+                if (entry := self._stored_layout(index)) is not None:
+                    layouts[index] = list(entry)
+            self.before_commit("index-layout", _write_layouts)
+        if name not in layouts:
+            # A home from before the layout record: 64 buckets, entries counted once.
+            entries = sum(len((self.shard_data(self.files.shard_path(name, shard)) or {}).get(name, {}))
+                          for shard in self.shards(name))  # fmt: skip
+            layouts[name] = [KEY_BUCKETS, entries]
+            while layouts[name][1] > ENTRIES_PER_BUCKET * layouts[name][0]:
+                self._split(name, layouts[name])
+        return layouts[name]
+
+    def _split(self, name: str, layout: list[int]) -> None:
+        """Double an index's buckets: each bucket b is rebuilt as b and b + the old count.
+
+        Rebuilt rather than moved entry by entry, so that linear probing finds
+        every entry again (a stayer may sit past a slot freed by one that left).
+        """
+        old = layout[0]
+        new = old * 2
+        for bucket in range(old):
+            path = self.files.shard_path(name, f"k{bucket:02d}")
+            data = self.shard_data(path)
+            halves: tuple[dict, dict] = ({}, {})
+            for doc in (data or {}).get(name, {}).values():
+                key = doc["k"]
+                half = halves[int(key_shard(key, new) != f"k{bucket:02d}")]
+                slot = index_slot(key)
+                while str(slot) in half:
+                    slot += 1
+                half[str(slot)] = doc
+            if data is not None:
+                self.stage_shard(path, {name: halves[0]})
+            if halves[1]:
+                self.stage_shard(self.files.shard_path(name, f"k{bucket + old:02d}"), {name: halves[1]})
+        layout[0] = new
 
     def put_requester(self, name: str, entry: dict) -> None:
         self._index_put("requesters", name.casefold(), entry)
@@ -435,6 +524,18 @@ class _TinyTransaction(_Records, Transaction):
         ring = self.table("refusals", f"r{slot // REFUSAL_SHARD_SIZE:04d}")
         ring.upsert(Document({**doc, "seq": seq}, doc_id=slot + 1))
         self.table("refusals", _REFUSAL_HEAD).upsert(Document({"next": seq + 1, "size": size}, doc_id=0))
+
+
+def _write_listing(txn: Transaction) -> None:
+    assert isinstance(txn, _TinyTransaction)
+    listing_files.write_bodies(txn, txn._list_everything)
+
+
+def _write_layouts(txn: Transaction) -> None:
+    assert isinstance(txn, _TinyTransaction) and txn._layouts is not None
+    stored = txn._meta_doc(_LAYOUT_DOC) or {}
+    if any(stored.get(name) != layout for name, layout in txn._layouts.items()):
+        txn.table("meta", "meta").upsert(Document({**stored, **txn._layouts}, doc_id=_LAYOUT_DOC))
 
 
 def _refresh_crl_entries(txn: Transaction) -> None:
