@@ -33,6 +33,7 @@ import shutil
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,6 +176,62 @@ def _is_real_dir(path: Path) -> bool:
         return False
 
 
+# Parsed shards kept per process, counted by the size of their files (a parse
+# takes 3-5 times that in memory). One operation touches a few hundred KB even
+# at 100,000 certificates; a long-lived reader of random records (the OCSP
+# server) would otherwise grow to the whole store (406 MiB at 100k).
+CACHE_BYTES = 8 * 1024 * 1024
+
+
+class _ShardCache:
+    """path -> (signature, parsed data), least recently used dropped past ``limit`` bytes of files."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = CACHE_BYTES if limit is None else limit
+        self._entries: OrderedDict[Path, tuple[_Signature, dict[str, Any], int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> tuple[_Signature, dict[str, Any]] | None:
+        with self._lock:
+            entry = self._entries.get(path)
+            if entry is None:
+                return None
+            self._entries.move_to_end(path)
+            return entry[0], entry[1]
+
+    def put(self, path: Path, signature: _Signature, data: dict[str, Any], size: int) -> None:
+        with self._lock:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                self._bytes -= old[2]
+            self._entries[path] = (signature, data, size)
+            self._bytes += size
+            while self._bytes > self.limit and len(self._entries) > 1:
+                _, (_, _, dropped) = self._entries.popitem(last=False)
+                self._bytes -= dropped
+
+    def pop(self, path: Path) -> None:
+        with self._lock:
+            old = self._entries.pop(path, None)
+            if old is not None:
+                self._bytes -= old[2]
+
+    @property
+    def size(self) -> int:
+        """Bytes of the files whose parses are kept."""
+        return self._bytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
+
+    def __iter__(self) -> Iterator[Path]:
+        with self._lock:
+            return iter(list(self._entries))
+
+
 class ShardFiles:
     """All files of one CA home, with lock-free reads and locked transactions."""
 
@@ -185,7 +242,7 @@ class ShardFiles:
         self._validate = validate
         # path -> (signature, parsed data); shared by every view and transaction
         # of this process, and re-validated by signature before each use.
-        self._cache: dict[Path, tuple[_Signature, dict[str, Any]]] = {}
+        self._cache = _ShardCache()
         self._thread_lock = threading.Lock()
         self._reading = threading.local()
         self._paths: dict[tuple[str, str], Path] = {}
@@ -235,7 +292,7 @@ class ShardFiles:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:
-            self._cache.pop(path, None)
+            self._cache.pop(path)
             return None
         except OSError as exc:
             if exc.errno == errno.ELOOP:
@@ -264,7 +321,7 @@ class ShardFiles:
         if why is not None:
             raise damaged(path, why)
         if keep:
-            self._cache[path] = (signature, data)
+            self._cache.put(path, signature, data, len(raw))
         return data
 
     def signature(self, path: Path) -> _Signature | None:
@@ -436,7 +493,7 @@ class ShardFiles:
                     _make_folder(final.parent)
                     os.replace(tmp, final)
                     touched.add(final.parent)
-                self._cache.pop(final, None)
+                self._cache.pop(final)
             for folder in touched:
                 _fsync_dir(folder)
             journal.unlink()
@@ -552,7 +609,7 @@ class Transaction(View):
             raise
         # The commit point is behind us.
         for path in payloads:
-            store._cache.pop(path, None)
+            store._cache.pop(path)
         try:
             _each(lambda pair: os.replace(*pair), renames)
             _each(_fsync_dir, list(folders))
@@ -562,7 +619,7 @@ class Transaction(View):
         for path in self._dirty:
             signature, staged = store.signature(path), self._shards[path]
             if signature is not None and staged is not None:
-                store._cache[path] = (signature, staged)
+                store._cache.put(path, signature, staged, len(payloads[path]))
 
     def _discard(self, renames: list[tuple[Path, Path]]) -> None:
         """Remove what a commit that did not happen prepared (best effort: recovery also drops it)."""
