@@ -26,8 +26,17 @@ from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
 from tui_ca.engine.keys import is_encrypted
 from tui_ca.engine.listing import Overview, read_overview
-from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
+from tui_ca.engine.models import (
+    AuditRecord,
+    CAInfo,
+    Certificate,
+    CertStatus,
+    CrlInfo,
+    Request,
+    RequestStatus,
+)
 from tui_ca.engine.names import is_decimal_id
+from tui_ca.engine.operation import REVOCATION_GENERATION
 from tui_ca.engine.store import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -264,6 +273,28 @@ class CAReader:
         if doc is None:
             raise NotFoundError(f"no certificate with Certificate ID {number}")
         return records.certificate_model(doc)
+
+    def revocation_generation(self) -> int:
+        """A counter that moves whenever any certificate's revocation state changes (any process)."""
+        return int(self._view().meta().get(REVOCATION_GENERATION, 0))
+
+    def serial_issued(self, serial: int) -> bool:
+        """Whether this CA issued a certificate with this serial.
+
+        For a server answering status questions about any of many
+        certificates: the index it reads is not kept in memory (a streaming
+        view), so the process does not grow to the size of the store.
+        """
+        return self._stream_view().find_serial(serial) is not None
+
+    @_consistent
+    def revocations(self) -> tuple[int, dict[int, tuple[datetime, int]]]:
+        """``revocation_generation()`` and, read at the same instant, serial -> (revoked_at, CRL reason code)
+        of every revoked certificate (what the CRL lists; the code of "unspecified" is 0)."""
+        view = self._view()
+        generation = int(view.meta().get(REVOCATION_GENERATION, 0))
+        return generation, {int(doc["serial"], 16): (datetime.fromisoformat(doc["at"]), doc["code"])
+                            for doc in view.iter_revoked()}  # fmt: skip
 
     @_consistent
     def lookup(self, target: int | str) -> tuple[Request | None, Certificate | None]:
