@@ -537,12 +537,13 @@ class Transaction(View):
 
     def shard_data(self, path: Path) -> dict[str, Any] | None:
         if path not in self._shards:
-            # Copy down to the documents: TinyDB updates documents in place,
-            # and the shared cache must keep the committed state if we abort.
+            # Copy the tables, not the documents: the shared cache must keep the
+            # committed state if we abort, and TinyDB updates documents in place,
+            # so the shard storage (tinydb.py) hands its updaters a private copy of
+            # each document they touch. Copying all ~1,500 documents of an index
+            # bucket at 100,000 certificates, for one entry, was most of an EST commit.
             data = self.store.load(path)
-            self._shards[path] = (
-                None if data is None else {name: {k: dict(v) for k, v in docs.items()} for name, docs in data.items()}
-            )
+            self._shards[path] = None if data is None else {name: dict(docs) for name, docs in data.items()}
         return self._shards[path]
 
     def stage_shard(self, path: Path, data: dict[str, Any]) -> None:
@@ -598,9 +599,14 @@ class Transaction(View):
             for folder in folders:
                 store.check_folder(folder)
                 _make_folder(folder)  # before the commit point: no inodes left fails here
-            _each(lambda pair: _write_durably(pair[0], payloads[pair[1]], modes[pair[1]]), renames)
+            # The journal is written beside the files it names and made durable by
+            # the same fsync of .tmp: one fsync less before the commit point (each
+            # costs an ext4 journal commit, ~4-8 ms on a busy disk).
+            plan = self._journal_plan(renames)
+            writes: list[tuple[Path, Path | None]] = [*renames, (store._tmp_dir / "journal", None)]
+            _each(lambda pair: self._stage(pair, payloads, modes, plan), writes)
             _fsync_dir(store._tmp_dir)
-            self._write_journal(renames)
+            self._place_journal()
         except OSError as exc:
             self._discard(renames)
             raise unavailable(exc, f"write the store in {store.home}") from None
@@ -629,18 +635,27 @@ class Transaction(View):
             except OSError:
                 pass
 
-    def _write_journal(self, renames: list[tuple[Path, Path]]) -> None:
+    def _journal_plan(self, renames: list[tuple[Path, Path]]) -> bytes:
         home = self.store.home
-        plan = {"renames": [[str(t.relative_to(home)), str(f.relative_to(home))] for t, f in renames]}
+        return json.dumps(
+            {"renames": [[str(t.relative_to(home)), str(f.relative_to(home))] for t, f in renames]}
+        ).encode()
+
+    @staticmethod
+    def _stage(pair: tuple[Path, Path | None], payloads: dict[Path, bytes], modes: dict[Path, int],
+               plan: bytes) -> None:  # fmt: skip
+        """Write one temp file durably: a shard's new content, or (no final path) the journal."""
+        tmp, final = pair
+        if final is None:
+            # Never written through a symlink planted in .tmp/ (trust slice).
+            tmp.unlink(missing_ok=True)
+            _write_durably(tmp, plan, 0o600)
+        else:
+            _write_durably(tmp, payloads[final], modes[final])
+
+    def _place_journal(self) -> None:
+        """The commit point: the journal, already durable in .tmp, renamed into db/."""
         staging = self.store._tmp_dir / "journal"
-        # Never written through a symlink planted in .tmp/ (trust slice).
-        staging.unlink(missing_ok=True)
-        fd = os.open(staging, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            _write_all(fd, json.dumps(plan).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
         os.replace(staging, self.store.db_dir / _JOURNAL)
         try:
             _fsync_dir(self.store.db_dir)
