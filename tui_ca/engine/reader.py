@@ -282,8 +282,10 @@ class CAReader:
         """Whether this CA issued a certificate with this serial.
 
         For a server answering status questions about any of many
-        certificates: the index it reads is not kept in memory (a streaming
-        view), so the process does not grow to the size of the store.
+        certificates: only the serial index is read, never the certificate
+        records, and through a streaming view that keeps nothing, so the
+        process does not grow with the store (keeping the index buckets cost
+        the OCSP server 40 MiB at 100,000 certificates, bench/server_bench.py).
         """
         return self._stream_view().find_serial(serial) is not None
 

@@ -11,8 +11,9 @@ enrollments keeps the cache. "unknown" is kept only until the next commit
 (the serial may have been issued since). Signed answers without a nonce are
 reused until a quarter of their validity has passed, which is what lets
 relying parties and caches share them (cfssl pre-signs for the same reason).
-Both caches are bounded, and lookups read the store without keeping its
-records, so the server's memory does not grow with the number of certificates.
+Both caches are bounded, and a lookup reads only the serial index, keeping
+none of it, so the server's memory does not grow with the number of
+certificates.
 """
 
 from __future__ import annotations
