@@ -10,6 +10,11 @@
 
     python bench/server_bench.py            # 100,000 certificates
     python bench/server_bench.py --quick    # tiny sizes: checks the machinery only
+    python bench/server_bench.py --home H   # a copy (cp -a) of an already seeded home H instead of seeding
+
+Each note also gives the CPU seconds (user + system, from /proc) that each
+server spent on the figure, ours beside the baseline's: wall time on a busy
+shared machine is inflated, CPU time much less.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.x509 import ocsp  # noqa: E402
 
-from bench.common import CsrFactory, SeededHome, tui_ca_command  # noqa: E402
+from bench.common import BENCH_ACTOR, CsrFactory, SeededHome, tui_ca_command  # noqa: E402
 from bench.openssl_baseline import OPENSSL, _index_serial, _index_time  # noqa: E402
+from tui_ca.engine import CertificateAuthority  # noqa: E402
 from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, setup_service_certs  # noqa: E402
 
 FULL = {"certs": 100_000, "clients": (1, 8, 32), "enrollments": 192, "queries": 1200}
@@ -48,6 +54,28 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Cpu:
+    """CPU seconds of each server process, accumulated per figure."""
+
+    def __init__(self) -> None:
+        self.pids: dict[str, int] = {}
+
+    def rate(self, count: int, clients: int, job, who: str) -> tuple[float, float]:
+        """(operations/s, CPU seconds the server ``who`` spent on them)."""
+        before = _cpu_seconds(self.pids[who])
+        rate = _rate(count, clients, job)
+        return rate, _cpu_seconds(self.pids[who]) - before
+
+
+CPU = _Cpu()
 
 
 def _rate(count: int, clients: int, job) -> float:
@@ -80,7 +108,7 @@ def _wait_ready(process: subprocess.Popen) -> None:
 def _ocsp_queries(seeded: SeededHome, count: int) -> list[bytes]:
     ca = seeded.ca
     issuing = ca.issuing_cert()
-    picks = random.Random(7).choices(seeded.cert_ids, k=count)
+    picks = random.Random(7).choices(sorted(seeded.cert_ids), k=count)
     queries = []
     for cert_id in picks:
         cert = x509.load_pem_x509_certificate(ca.certificate_pem(cert_id))
@@ -107,7 +135,7 @@ def _asker(port: int, queries: list[bytes]):
 def _openssl_index(seeded: SeededHome, folder: Path) -> Path:
     """index.txt listing every issued certificate as valid, as ``openssl ca`` would have written it."""
     lines = []
-    for cert in seeded.ca.certificates():
+    for cert in seeded.ca.iter_certificates():
         expiry = _index_time(cert.not_after, utc_only=False)
         lines.append(f"V\t{expiry}\t\t{_index_serial(cert.serial)}\tunknown\t/CN={cert.id}\n")
     index = folder / "index.txt"
@@ -149,40 +177,57 @@ def _est(https: int, context: ssl.SSLContext, sizes: dict) -> list[dict]:
             finally:
                 conn.close()
 
-        base = _rate(count, clients, handshake)
-        rate = _rate(count, clients, enroll)
+        base, base_cpu = CPU.rate(count, clients, handshake, "ours")
+        rate, cpu = CPU.rate(count, clients, enroll, "ours")
         goal = "≥ 0.8 (enrollments/s ÷ handshakes/s)" if clients == 8 else ""
         rows.append({"figure": f"EST simpleenroll (202), {clients} client(s), vs bare TLS handshakes/s",
                      "ours_s": 1 / rate, "baseline_s": 1 / base, "ratio": round(rate / base, 2), "goal": goal,
-                     "unit": "ms", "note": f"{rate:.1f} enrollments/s, {base:.1f} handshakes/s"})  # fmt: skip
+                     "unit": "ms", "note": f"{rate:.1f} enrollments/s, {base:.1f} handshakes/s; server CPU {cpu:.2f} s vs "
+                     f"{base_cpu:.2f} s"})  # fmt: skip
         if clients == 1:
-            floor = _rate(count, 1, handshake_and_request)
+            floor, floor_cpu = CPU.rate(count, 1, handshake_and_request, "ours")
             rows.append({"figure": "EST simpleenroll at 1 client vs one handshake plus one request",
                          "ours_s": 1 / rate, "baseline_s": 1 / floor, "ratio": round(floor / rate, 2),
                          "goal": "≤ 2 (time per enrollment ÷ handshake + request)", "unit": "ms",
-                         "note": f"{1000 / rate:.1f} ms vs {1000 / floor:.1f} ms"})  # fmt: skip
+                         "note": f"{1000 / rate:.1f} ms vs {1000 / floor:.1f} ms; server CPU {1000 * cpu / count:.1f} ms "
+                         f"vs {1000 * floor_cpu / count:.1f} ms each"})  # fmt: skip
     return rows
 
 
 def _ocsp_rows(plain: int, baseline_port: int, queries: list[bytes], sizes: dict, certs: int) -> list[dict]:
     rows = []
     for clients in sizes["clients"]:
-        ours = _rate(sizes["queries"], clients, _asker(plain, queries))
-        theirs = _rate(sizes["queries"], clients, _asker(baseline_port, queries))
+        ours, ours_cpu = CPU.rate(sizes["queries"], clients, _asker(plain, queries), "ours")
+        theirs, theirs_cpu = CPU.rate(sizes["queries"], clients, _asker(baseline_port, queries), "openssl")
         goal = "≥ 1.0 (answers/s ÷ openssl ocsp's)" if clients == 8 else ""
         rows.append({"figure": f"OCSP POST, random serials of {certs:,}, {clients} client(s), vs openssl ocsp -port",
                      "ours_s": 1 / ours, "baseline_s": 1 / theirs, "ratio": round(ours / theirs, 2), "goal": goal,
-                     "unit": "ms", "note": f"{ours:.0f}/s vs {theirs:.0f}/s"})  # fmt: skip
+                     "unit": "ms", "note": f"{ours:.0f}/s vs {theirs:.0f}/s; server CPU {ours_cpu:.2f} s vs {theirs_cpu:.2f} s"})  # fmt: skip
     return rows
 
 
-def measure(quick: bool = False) -> list[dict]:
-    sizes = QUICK if quick else FULL
+class _CopiedHome:
+    """A seeded home copied from elsewhere, with what the figures read of a SeededHome."""
+
+    def __init__(self, source: Path, home: Path) -> None:
+        subprocess.run(["cp", "-a", str(source), str(home)], check=True)
+        self.home = home
+        self.ca = CertificateAuthority(home, actor=BENCH_ACTOR)
+        self.cert_ids = [cert.id for cert in self.ca.iter_certificates()]
+
+
+def measure(quick: bool = False, home: Path | None = None) -> list[dict]:
+    sizes = dict(QUICK if quick else FULL)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        seeded = SeededHome(root / "home")
-        seeded.grow_to(sizes["certs"])
-        setup_service_certs(seeded.ca)
+        if home is not None:
+            seeded: SeededHome | _CopiedHome = _CopiedHome(home, root / "home")
+            sizes["certs"] = len(seeded.cert_ids)
+        else:
+            seeded = SeededHome(root / "home")
+            seeded.grow_to(sizes["certs"])
+        if not (seeded.home / OCSP_CERT).exists():
+            setup_service_certs(seeded.ca)
         home = seeded.home
         context = ssl.create_default_context(cadata=seeded.ca.ca_cert_pem(chain=True).decode())
         queries = _ocsp_queries(seeded, min(sizes["queries"], 2000))
@@ -200,6 +245,7 @@ def measure(quick: bool = False) -> list[dict]:
              "--max-queued", "1000000", "--max-per-address", "256"],
             stdout=subprocess.PIPE, stderr=open(os.environ.get("TUI_CA_BENCH_SERVER_LOG", os.devnull), "wb"),
             start_new_session=True)  # fmt: skip
+        CPU.pids = {"ours": server.pid, "openssl": baseline.pid}
         try:
             https = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
             plain = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
@@ -220,7 +266,8 @@ def measure(quick: bool = False) -> list[dict]:
 
 
 def main() -> int:
-    rows = measure(quick="--quick" in sys.argv)
+    home = Path(sys.argv[sys.argv.index("--home") + 1]) if "--home" in sys.argv else None
+    rows = measure(quick="--quick" in sys.argv, home=home)
     print(f"{'figure':88} {'ratio':>6}  note")
     for row in rows:
         print(f"{row['figure']:88} {row['ratio']:>6}  {row.get('note', '')}  {row.get('goal', '')}")

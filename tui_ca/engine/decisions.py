@@ -204,6 +204,7 @@ class Decisions(Governance, Publishing):
                    "reason": reason.value}  # fmt: skip
         txn.put_certificate(revoked)
         txn.put_revoked({"id": cert_id, "serial": doc["serial"], "at": records.time_doc(now), "code": reason.code})
+        op.revocation_changed()
         if reason is RevocationReason.KEY_COMPROMISE:
             txn.put_compromised(doc["spki"], cert_id)
         entry = txn.find_requester(doc["requester"])

@@ -18,6 +18,9 @@ from tui_ca.engine import audit as audit_log
 from tui_ca.engine.models import Actor
 from tui_ca.engine.store import RecordStore, StoreTransaction
 
+# Meta counter bumped by every change of a certificate's revocation state.
+REVOCATION_GENERATION = "revocation_generation"
+
 
 @dataclass
 class Operation:
@@ -41,6 +44,15 @@ class Operation:
         self.recorded += 1
         # What happened, for the notifications written before the commit (notify/store_outbox.py).
         self.notes.setdefault("audited", []).append(doc)
+
+    def revocation_changed(self) -> None:
+        """A certificate's revocation state changed (revoked, reason changed, hold released).
+
+        Readers that keep answers about revocation (the OCSP responder) keep
+        them across commits until this counter moves, so that a burst of
+        enrollments does not throw away every cached answer.
+        """
+        self.meta[REVOCATION_GENERATION] = self.meta.get(REVOCATION_GENERATION, 0) + 1
 
 
 @contextmanager

@@ -32,6 +32,7 @@ from tui_ca.engine.models import (
     Request,
     RequestStatus,
 )
+from tui_ca.engine.operation import REVOCATION_GENERATION
 from tui_ca.engine.store import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -286,6 +287,30 @@ class CAReader:
         if doc is None:
             raise NotFoundError(f"no certificate with Certificate ID {number}")
         return records.certificate_model(doc)
+
+    def revocation_generation(self) -> int:
+        """A counter that moves whenever any certificate's revocation state changes (any process)."""
+        return int(self._view().meta().get(REVOCATION_GENERATION, 0))
+
+    def serial_issued(self, serial: int) -> bool:
+        """Whether this CA issued a certificate with this serial.
+
+        For a server answering status questions about any of many
+        certificates: only the serial index is read, never the certificate
+        records, and through a streaming view that keeps nothing, so the
+        process does not grow with the store (keeping the index buckets cost
+        the OCSP server 40 MiB at 100,000 certificates, bench/server_bench.py).
+        """
+        return self._stream_view().find_serial(serial) is not None
+
+    @_consistent
+    def revocations(self) -> tuple[int, dict[int, tuple[datetime, int]]]:
+        """``revocation_generation()`` and, read at the same instant, serial -> (revoked_at, CRL reason code)
+        of every revoked certificate (what the CRL lists; the code of "unspecified" is 0)."""
+        view = self._view()
+        generation = int(view.meta().get(REVOCATION_GENERATION, 0))
+        return generation, {int(doc["serial"], 16): (datetime.fromisoformat(doc["at"]), doc["code"])
+                            for doc in view.iter_revoked()}  # fmt: skip
 
     @_consistent
     def lookup(self, target: int | str) -> tuple[Request | None, Certificate | None]:

@@ -61,6 +61,7 @@ def remark_key_compromise(ca: Any, target: int | str, *, actor: Actor | None = N
         txn.put_revoked({"id": cert_id, "serial": doc["serial"], "at": doc["revoked_at"],
                          "code": RevocationReason.KEY_COMPROMISE.code})  # fmt: skip
         txn.put_compromised(doc["spki"], cert_id)
+        op.revocation_changed()
         op.audit("revoke", f"certificate {cert_id}", f"reason changed: {previous} -> keyCompromise",
                  serial=doc["serial"], reason=RevocationReason.KEY_COMPROMISE.value, previous=previous)  # fmt: skip
         ca._publish_crl(op, issuing, key)
@@ -96,6 +97,7 @@ def unhold(ca: Any, target: int | str, *, actor: Actor | None = None) -> Certifi
                             "reject it before releasing this hold")  # fmt: skip
         txn.put_certificate({**doc, "revoked_at": None, "revoked_by": None, "reason": None})
         txn.remove_revoked(cert_id)
+        op.revocation_changed()
         txn.put_requester(doc["requester"], {**entry, "name": doc["requester"], "active": cert_id})
         op.audit("unhold", f"certificate {cert_id}", "hold released", serial=doc["serial"],
                  requester=doc["requester"])  # fmt: skip

@@ -2,11 +2,18 @@
 
 ``cryptography``'s response builder takes one SingleResponse, so requests and
 responses are read and written with asn1crypto here and only the signature
-comes from ``cryptography``. Answers are cached per store generation
-(``CAReader.change_token()``): a commit anywhere (a revocation, a renewed
-signer's audit record) drops the cache, so a revocation still shows at once.
-Signed answers without a nonce are reused until a quarter of their validity
-has passed, which is what lets relying parties and caches share them.
+comes from ``cryptography``. Statuses and signed answers are cached per
+revocation generation (``CAReader.revocation_generation()``, moved by every
+revoke, reason change and released hold in any process): each request looks
+at the store's change token (one stat), and only when something was committed
+reads the counter, so a revocation still shows at once while a stream of
+enrollments keeps the cache. "unknown" is kept only until the next commit
+(the serial may have been issued since). Signed answers without a nonce are
+reused until a quarter of their validity has passed, which is what lets
+relying parties and caches share them (cfssl pre-signs for the same reason).
+Both caches are bounded, and a lookup reads only the serial index, keeping
+none of it, so the server's memory does not grow with the number of
+certificates.
 """
 
 from __future__ import annotations
@@ -29,8 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from tui_ca.engine.crl import der_tlv
-from tui_ca.engine.errors import InputError, RuleError
-from tui_ca.engine.models import RevocationReason
+from tui_ca.engine.errors import RuleError
 from tui_ca.engine.profile import signature_hash
 from tui_ca.engine.reader import CAReader
 from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY
@@ -43,8 +49,16 @@ MAX_NONCE = 32
 MAX_CERTS_PER_REQUEST = 32
 # The signer files are looked at this often, and after every commit (server-setup writes an audit record).
 _SIGNER_CHECK_SECONDS = 60.0
-_MAX_CACHED = 20_000
+# Bounds of the caches (oldest dropped first): a status is ~150 bytes, a signed answer ~1 KB.
+_MAX_STATUSES = 65_536
+_MAX_SIGNED = 4_096
 _HASHES = {"sha1": hashlib.sha1, "sha256": hashlib.sha256, "sha384": hashlib.sha384, "sha512": hashlib.sha512}
+
+
+# (word, revoked_at, reason code) of one certificate.
+Status = tuple[str, datetime | None, int | None]
+_GOOD_STATUS: Status = ("good", None, None)
+_UNKNOWN_STATUS: Status = ("unknown", None, None)
 
 
 @dataclass(frozen=True)
@@ -106,9 +120,15 @@ class Responder:
         self._signer_stamp: object = None
         self._signer_checked = 0.0
         self._token: object = None
+        self._revocations: int | None = None
         self._issuer: tuple[object, dict[str, tuple[bytes, bytes]]] | None = None
-        self._status: dict[int, tuple[str, datetime | None, int | None]] = {}
+        # Serials issued (a set in insertion order), the revoked ones with (when, reason
+        # code), and serials not found, which the next commit may issue.
+        self._known: dict[int, None] = {}
+        self._revoked: dict[int, tuple[datetime, int]] = {}
+        self._unknown: set[int] = set()
         self._signed: dict[bytes, Answer] = {}
+        self._signed_unknown: dict[bytes, Answer] = {}
         self._load_signer(force=True)
 
     # -------------------------------------------------------------- freshness
@@ -128,15 +148,19 @@ class Responder:
             return  # caught between the two renames; the next check sees both
         self._signer, self._signer_stamp = _Signer(cert, key), stamp
         self._signed.clear()
+        self._signed_unknown.clear()
 
     def _fresh(self) -> _Signer:
-        """Drop cached answers after any commit; look at the signer files then or once a minute."""
+        """Drop what a commit may have outdated; look at the signer files then or once a minute."""
         token = self.reader.change_token()
         changed = token != self._token
         if changed:
             self._token = token
-            self._status.clear()
-            self._signed.clear()
+            self._unknown.clear()
+            self._signed_unknown.clear()
+            if self.reader.revocation_generation() != self._revocations:
+                self._revocations, self._revoked = self.reader.revocations()
+                self._signed.clear()
         if changed or time.monotonic() - self._signer_checked > _SIGNER_CHECK_SECONDS:
             try:
                 self._load_signer()
@@ -158,7 +182,7 @@ class Responder:
         with self._lock:
             self._fresh()
             # The same question (no nonce) gets the same signed answer while nothing changed.
-            cached = self._signed.get(der)
+            cached = self._signed.get(der) or self._signed_unknown.get(der)
             if cached is not None and cached.this_update is not None:
                 if self.reader.now() < cached.this_update + self.validity / 4:
                     return cached
@@ -183,6 +207,7 @@ class Responder:
             return unsuccessful("malformed_request", f"{len(asked)} certificates asked")
         with self._lock:
             signer = self._fresh()
+            token = self._token
             ids = self._issuer_ids()
             for algorithm, name_hash, key_hash, _ in asked:
                 if ids.get(algorithm) != (name_hash, key_hash):
@@ -192,31 +217,29 @@ class Responder:
         answer = self._build(signer, cert_ids, statuses, nonce, self.reader.now())
         if nonce is None:
             with self._lock:
-                if len(self._signed) >= _MAX_CACHED:
-                    self._signed.clear()
-                self._signed[der] = answer
+                if self._token == token:  # not answered from a state that a commit has just replaced
+                    kept = self._signed_unknown if "unknown" in answer.outcome else self._signed
+                    _bounded_put(kept, der, answer, _MAX_SIGNED)
         return answer
 
-    def _lookup(self, serial: int) -> tuple[str, datetime | None, int | None]:
-        known = self._status.get(serial)
-        if known is not None:
-            return known
-        try:
-            cert = self.reader.certificate(f"0x{serial:x}")
-        except InputError:
-            status: tuple[str, datetime | None, int | None] = ("unknown", None, None)
-        else:
-            if cert.revoked_at is None:
-                status = ("good", None, None)
-            else:
-                reason = cert.revocation_reason
-                # As in the CRL (RFC 5280 §5.3.1), "unspecified" is said by leaving the reason out.
-                code = None if reason in (None, RevocationReason.UNSPECIFIED) else reason.code
-                status = ("revoked", cert.revoked_at, code)
-        if len(self._status) >= _MAX_CACHED:
-            self._status.clear()
-        self._status[serial] = status
-        return status
+    def _lookup(self, serial: int) -> Status:
+        revoked = self._revoked.get(serial)
+        if revoked is not None:
+            # As in the CRL (RFC 5280 §5.3.1), "unspecified" is said by leaving the reason out.
+            at, code = revoked
+            return ("revoked", at, code or None)
+        if serial in self._known:
+            return _GOOD_STATUS
+        if serial in self._unknown:
+            return _UNKNOWN_STATUS
+        if self.reader.serial_issued(serial):
+            # Serials are never removed, so an issued one stays known across commits.
+            _bounded_put(self._known, serial, None, _MAX_STATUSES)
+            return _GOOD_STATUS
+        if len(self._unknown) >= _MAX_STATUSES:
+            self._unknown.clear()
+        self._unknown.add(serial)
+        return _UNKNOWN_STATUS
 
     def _build(
         self, signer: _Signer, cert_ids: list, statuses: list, nonce: core.Asn1Value | None, now: datetime
@@ -238,6 +261,13 @@ class Responder:
         body = der_tlv(0x30, _SUCCESSFUL + der_tlv(0xA0, der_tlv(0x30, _BASIC_OID + der_tlv(0x04, basic))))
         outcome = ",".join(word for word, _, _ in statuses)
         return Answer(body, outcome, now, until, cacheable=nonce is None)
+
+
+def _bounded_put(cache: dict, key: object, value: object, limit: int) -> None:
+    """Insert, dropping the oldest entries past ``limit`` (dicts keep insertion order)."""
+    while len(cache) >= limit:
+        del cache[next(iter(cache))]
+    cache[key] = value
 
 
 def _generalized(moment: datetime) -> bytes:

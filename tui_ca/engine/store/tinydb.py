@@ -119,7 +119,13 @@ class _ShardStorage(Storage):
 
 
 class _IntKeyed(MutableMapping):
-    """A shard's documents (str ids) as TinyDB's updaters expect them (int ids), not copied."""
+    """A staged shard's documents (str ids) as TinyDB's updaters expect them (int ids).
+
+    The staged shard shares its documents with the process's cache
+    (files.Transaction.shard_data copies only the tables); an updater changes
+    a document in place, so it gets a private copy, which takes the shared
+    one's place in the staged shard.
+    """
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self._raw = raw
@@ -128,7 +134,9 @@ class _IntKeyed(MutableMapping):
         return str(doc_id) in self._raw
 
     def __getitem__(self, doc_id: int) -> Any:
-        return self._raw[str(doc_id)]
+        key = str(doc_id)
+        doc = self._raw[key] = dict(self._raw[key])
+        return doc
 
     def __setitem__(self, doc_id: int, doc: Any) -> None:
         self._raw[str(doc_id)] = doc
