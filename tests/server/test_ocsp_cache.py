@@ -11,7 +11,7 @@ import subprocess
 
 from cryptography.x509 import ocsp
 
-from tests.server.support import make_csr
+from tests.server.support import enrolled, make_csr
 from tests.server.test_status import issue, ocsp_request, post_ocsp
 
 
@@ -29,6 +29,7 @@ def _raw(client, der: bytes) -> bytes:
 def test_answers_survive_enrollments_and_follow_revocations_from_another_process(client, live_ca):
     cert = issue(client, live_ca, "kept")
     other = issue(client, live_ca, "held")
+    kept_id, held_id = (str(r.id) for r in enrolled(live_ca))  # after server-setup's own certificates
     issuer = live_ca.issuing_cert()
     question = ocsp_request(cert, issuer)
     first = _raw(client, question)
@@ -39,15 +40,15 @@ def test_answers_survive_enrollments_and_follow_revocations_from_another_process
     _cli(live_ca, "approve", str(live_ca.requests()[-1].id))
     assert _raw(client, question) == first
 
-    _cli(live_ca, "revoke", "1", "--reason", "superseded")
+    _cli(live_ca, "revoke", kept_id, "--reason", "superseded")
     revoked = post_ocsp(client, question)
     assert revoked.certificate_status == ocsp.OCSPCertStatus.REVOKED
     assert revoked.revocation_reason is not None and revoked.revocation_reason.name == "superseded"
-    _cli(live_ca, "revoke", "1", "--reason", "keyCompromise")
+    _cli(live_ca, "revoke", kept_id, "--reason", "keyCompromise")
     assert post_ocsp(client, question).revocation_reason.name == "key_compromise"
 
     held = ocsp_request(other, issuer)
-    _cli(live_ca, "revoke", "2", "--reason", "certificateHold")
+    _cli(live_ca, "revoke", held_id, "--reason", "certificateHold")
     assert post_ocsp(client, held).certificate_status == ocsp.OCSPCertStatus.REVOKED
-    _cli(live_ca, "unhold", "2")
+    _cli(live_ca, "unhold", held_id)
     assert post_ocsp(client, held).certificate_status == ocsp.OCSPCertStatus.GOOD

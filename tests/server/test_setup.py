@@ -51,6 +51,15 @@ def test_ocsp_only_renewal_keeps_the_tls_certificate(ca, home):
     assert [str(n.value) for n in names.value] == ["127.0.0.1"]
 
 
+def test_service_certificates_on_record_pass_check_through_a_renewal(ca, home):
+    # They have no CSR (their keys never left this host), which check must not call damage.
+    assert cli(home, "server-setup").returncode == 0
+    assert cli(home, "server-setup").returncode == 0  # supersedes all three
+    result = cli(home, "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert ca.check() == []
+
+
 def test_server_setup_refuses_bad_names(ca, home):
     result = cli(home, "server-setup", "--name", "bad name/../x")
     assert result.returncode == 2 and result.stderr.decode().count("\n") == 1

@@ -18,6 +18,11 @@ from tui_ca.engine.models import RevocationReason
 from tui_ca.engine.store import CRL_DER_BLOB, StoreView
 
 
+def _without_csr(doc: dict) -> bool:
+    """server-setup's own certificates are on record with no CSR (their keys never left this host)."""
+    return doc.get("source") == "server-setup" and not doc["csr_sha"]
+
+
 def expected_indexes(view: StoreView) -> tuple[dict, dict, dict, dict]:
     """What the requester, CSR, serial and compromised-key indexes must hold, from the records alone."""
     requesters: dict[str, dict] = {}
@@ -27,7 +32,8 @@ def expected_indexes(view: StoreView) -> tuple[dict, dict, dict, dict]:
                                                                     "active": None})  # fmt: skip
         if doc["status"] == "queued":
             entry["queued"] = doc["id"]
-        csrs[doc["csr_sha"]] = doc["id"]  # a CSR made a new request only after the first was closed
+        if not _without_csr(doc):
+            csrs[doc["csr_sha"]] = doc["id"]  # a CSR made a new request only after the first was closed
     serials: dict[int, int] = {}
     compromised: dict[str, int] = {}
     for doc in view.iter_certificates():
@@ -49,7 +55,7 @@ def check_records(view: StoreView, issuing: x509.Certificate | None, now: dateti
     for doc in view.iter_requests():
         requests[doc["id"]] = doc
         queued += doc["status"] == "queued"
-        if view.get_csr_pem(doc["id"]) is None:
+        if view.get_csr_pem(doc["id"]) is None and not _without_csr(doc):
             yield f"request {doc['id']}: its CSR is missing"
         if doc["status"] == "approved" and view.get_certificate(doc["id"]) is None:
             yield f"request {doc['id']}: approved but its certificate is missing"
