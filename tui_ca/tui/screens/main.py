@@ -21,6 +21,8 @@ QUEUED_COLUMNS = [
     Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=10),
     Column("Subject CN", None, min_width=10), Column("Key", 9), Column("Age", 4, "right", sort=age_seconds),
 ]  # fmt: skip
+# Under a K-of-N approval policy the queue says how far each request got ("1 of 2 alice").
+QUEUED_APPROVAL_COLUMNS = [*QUEUED_COLUMNS[:4], Column("Approvals", None, min_width=12), QUEUED_COLUMNS[4]]
 CERT_COLUMNS = [
     Column("ID", 6, "right", sort=int), Column("Requester", None, min_width=10), Column("CN", None, min_width=8),
     Column("Serial", 8), Column("Not after", 17), Column("Status", 8),
@@ -97,7 +99,9 @@ class MainScreen(SearchMixin):
         for list_id, rows in (("queued", snapshot.queued), ("certs", snapshot.certificates),
                               ("closed", snapshot.closed)):  # fmt: skip
             for records in self.query(f"#{list_id}").results(RecordList):
-                records.set_source(rows.keys, rows.fetch, rows.search)
+                if list_id == "queued":
+                    records.set_columns(QUEUED_APPROVAL_COLUMNS if snapshot.multi_approval else QUEUED_COLUMNS)
+                records.set_source(rows.keys, rows.fetch, rows.find)
         self._update_titles()
         self.refresh_bindings()
 
@@ -268,7 +272,7 @@ class MainScreen(SearchMixin):
                         id="closed-pane", classes="pane")  # fmt: skip
         await self.mount(pane, before=self.query_one(Footer))
         if self.snapshot is not None:
-            records.set_source(self.snapshot.closed.keys, self.snapshot.closed.fetch, self.snapshot.closed.search)
+            records.set_source(self.snapshot.closed.keys, self.snapshot.closed.fetch, self.snapshot.closed.find)
             self._update_titles()
         return pane
 
