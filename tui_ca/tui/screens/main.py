@@ -74,6 +74,21 @@ class MainScreen(SearchMixin):
     def __init__(self) -> None:
         super().__init__()
         self.snapshot: Snapshot | None = None
+        self._keys_shown: tuple | None = None
+
+    def refresh_bindings(self) -> None:
+        """Tell the footer only when what it shows changed.
+
+        Each notice recomposes the footer and restyles every key (measured: about
+        a third of the CPU before the first screen, three notices with the same
+        keys); re-reads, marks and title updates mostly change nothing there.
+        """
+        shown = (self.app.app_focus, self.focused,
+                 tuple((key, b.binding.action, b.enabled, b.tooltip) for key, b in self.active_bindings.items()))  # fmt: skip
+        if shown == self._keys_shown:
+            return
+        self._keys_shown = shown
+        super().refresh_bindings()
 
     def compose(self) -> ComposeResult:
         yield CAHeader("Reading the CA…", id="ca-header")

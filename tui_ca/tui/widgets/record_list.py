@@ -583,7 +583,12 @@ class RecordList(ScrollView, can_focus=True):
         index = int(self.scroll_offset.y) + y - 1
         if not self._shown:
             if y == 1:
-                text = self.empty_text if not self._filter else f"No match for the filter {self._filter!r}."
+                if not self._filter:
+                    text = self.empty_text
+                elif "filter" in self._busy:
+                    text = "Searching…"
+                else:
+                    text = f"No match for the filter {self._filter!r}."
                 return Strip([Segment(text[:width], base + empty)]).crop_extend(0, width, base)
             return Strip.blank(width, base)
         if index >= len(self._shown):
