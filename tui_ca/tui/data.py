@@ -133,10 +133,10 @@ def closed_request_row(entry: RequestEntry) -> Row:
 def _finder(find: Find | None, keys: list[int], **where: bool) -> Callable[[str], set[int]] | None:
     if find is None:
         return None
-    wanted = set(keys)
 
     def run(text: str) -> set[int]:
-        return find(text, **where) & wanted
+        # The set of keys is made here, in the worker, not held by every snapshot.
+        return find(text, **where).intersection(keys)
 
     return run
 

@@ -140,6 +140,7 @@ class RecordList(ScrollView, can_focus=True):
         self._haystack: dict[int, str] | None = None
         self._query = ""
         self._found: set[int] | None = None
+        self._search_start = 0
         self._matches: list[int] = []
         self._match_set: set[int] = set()
         self._order: list[int] | None = None
