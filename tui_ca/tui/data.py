@@ -20,7 +20,7 @@ from tui_ca.engine import CAInfo
 from tui_ca.engine.listing import CertificateEntries, CertificateEntry, Listing, RequestEntries, RequestEntry
 from tui_ca.engine.models import group_fingerprint  # noqa: F401  (re-exported for screens)
 from tui_ca.tui.text import day, days_left, span, visible
-from tui_ca.tui.widgets.record_list import Row
+from tui_ca.tui.widgets.record_list import Row, SearchStopped
 
 # The issue asks that certificates close to their end stand out.
 EXPIRY_WARNING = timedelta(days=30)
@@ -46,8 +46,11 @@ class ListData:
     """Certificate IDs, ascending."""
     fetch: Callable[[int], Row] = field(default=lambda key: _no_row(key))
     """Builds the row for a key (raises KeyError for others)."""
-    find: Callable[[str], set[int]] | None = None
-    """The keys whose stored fields hold a lower-cased text; slow (reads the store): call it in a worker."""
+    find: Callable[..., set[int]] | None = None
+    """``find(text, stop=...)``: the keys whose stored fields hold a lower-cased text.
+
+    Slow (reads the store): call it in a worker. It raises ``SearchStopped`` once ``stop()`` is true.
+    """
 
 
 @dataclass(frozen=True)
@@ -130,13 +133,13 @@ def closed_request_row(entry: RequestEntry) -> Row:
     return Row(entry.id, cells, style="dim", search=" ".join(cells).casefold(), kind="request")
 
 
-def _finder(find: Find | None, keys: list[int], **where: bool) -> Callable[[str], set[int]] | None:
+def _finder(find: Find | None, keys: list[int], **where: bool) -> Callable[..., set[int]] | None:
     if find is None:
         return None
 
-    def run(text: str) -> set[int]:
+    def run(text: str, stop: Callable[[], bool] = lambda: False) -> set[int]:
         # The set of keys is made here, in the worker, not held by every snapshot.
-        return find(text, **where).intersection(keys)
+        return find(text, stop, **where).intersection(keys)
 
     return run
 
@@ -153,16 +156,16 @@ def _closed(requests: RequestEntries, certificates: CertificateEntries, find: Fi
     return ListData(keys, fetch, _finder(find, keys))
 
 
-def _valid_finder(valid: CertificateEntries, find: Find | None, now: datetime) -> Callable[[str], set[int]] | None:
+def _valid_finder(valid: CertificateEntries, find: Find | None, now: datetime) -> Callable[..., set[int]] | None:
     plain = _finder(find, valid.ids, requests=False)
     if plain is None:
         return None
 
-    def run(text: str) -> set[int]:
+    def run(text: str, stop: Callable[[], bool] = lambda: False) -> set[int]:
         # The expiring filter needs only notAfter, which the listing holds: no store read.
         if text == EXPIRING_WORD:
             return set(valid.ending_by(now + EXPIRY_WARNING))
-        return plain(text)
+        return plain(text, stop)
 
     return run
 
@@ -186,8 +189,13 @@ def snapshot_of(listing: Listing, now: datetime | None = None, find: Find | None
 
 
 def _find_in(ca) -> Find:
-    def find(text: str, **where: bool) -> set[int]:
-        return ca.matching_ids(text, EXPIRY_WARNING, pause=pause, **where)
+    def find(text: str, stop: Callable[[], bool], **where: bool) -> set[int]:
+        def paused() -> None:
+            pause()
+            if stop():
+                raise SearchStopped(text)
+
+        return ca.matching_ids(text, EXPIRY_WARNING, pause=paused, **where)
 
     return find
 

@@ -21,6 +21,12 @@ from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.worker import get_current_worker
+
+
+class SearchStopped(Exception):
+    """Raised by a finder whose ``stop()`` said a newer search replaced it."""
+
 
 # Rows built for drawing, kept until this many (a few screens' worth), then made again.
 _ROWS_KEPT = 512
@@ -136,7 +142,7 @@ class RecordList(ScrollView, can_focus=True):
         self._shown: list[int] = []
         self._filter = ""
         self._filter_keys: set[int] | None = None
-        self._find: Callable[[str], set[int]] | None = None
+        self._find: Callable[..., set[int]] | None = None
         self._haystack: dict[int, str] | None = None
         self._query = ""
         self._found: set[int] | None = None
@@ -215,7 +221,7 @@ class RecordList(ScrollView, can_focus=True):
         self.set_source([r.key for r in rows], by_key.__getitem__)
 
     def set_source(self, keys: list[int], fetch: Callable[[int], Row],
-                   find: Callable[[str], set[int]] | None = None) -> None:  # fmt: skip
+                   find: Callable[..., set[int]] | None = None) -> None:  # fmt: skip
         """Replace the rows by their keys, in display order, and a way to build one row.
 
         ``find`` gives the keys whose records hold a lower-cased text (it may
@@ -308,7 +314,7 @@ class RecordList(ScrollView, can_focus=True):
     def _keys_holding(self, text: str) -> set[int]:
         """The keys whose records hold ``text``: the source's finder, else the rows' own search text."""
         if self._find is not None:
-            return self._find(text)
+            return self._find(text, stop=lambda: False)
         if self._haystack is None:
             self._haystack = {k: row.search for k in self._all if (row := self.row(k)) is not None}
         return {k for k, hay in self._haystack.items() if text in hay}
@@ -322,7 +328,13 @@ class RecordList(ScrollView, can_focus=True):
         source, find = self._source, self._find
 
         def work() -> None:
-            found = find(text)
+            # A search reads the whole store and each keystroke starts a new one; the
+            # older ones stop at their next pause instead of reading to the end.
+            worker = get_current_worker()
+            try:
+                found = find(text, stop=lambda: worker.is_cancelled)
+            except SearchStopped:
+                return
             self.app.call_from_thread(self._deliver, purpose, text, source, found)
 
         self.run_worker(work, thread=True, exclusive=True, group=f"{self.id}-{purpose}", exit_on_error=False)
