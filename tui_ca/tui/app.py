@@ -139,6 +139,8 @@ class CAApp(App[int]):
         """Cover the UI while the terminal is below 80x24; uncover it once it is big enough."""
         from tui_ca.tui.screens.too_small import TooSmallScreen, too_small
 
+        if not self.screen_stack:
+            return  # closing: the poll timer can fire once the screens are gone
         if too_small(self.size):
             if not isinstance(self.screen, TooSmallScreen):
                 self.push_screen(TooSmallScreen())
