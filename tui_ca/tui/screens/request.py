@@ -131,8 +131,11 @@ class RequestScreen(Screen):
         try:
             request = ca.request(self.request_id)
             active = ca.active_certificate(request.requester)
-            view = RequestView(request, active, ca.config().get("leaf_days", DEFAULT_LEAF_DAYS),
-                               ca.approvals_needed(request))  # fmt: skip
+            try:
+                needed = ca.approvals_needed(request)
+            except CAError:
+                needed = 1  # a damaged policy: the request still shows; approving says why it is refused
+            view = RequestView(request, active, ca.config().get("leaf_days", DEFAULT_LEAF_DAYS), needed)
             now = ca.now()
         except CAError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
