@@ -71,3 +71,49 @@ def test_overview_sees_another_objects_change_and_active_certificate_uses_the_in
     assert ca.active_certificate("LATE") == outcome.certificate
     other.revoke(request.id)
     assert ca.active_certificate("late") is None
+
+
+def test_compact_listing_holds_what_the_lists_show_and_matches_the_models(ca, clock):
+    ids = populate(ca, clock)
+    listing = ca.listing()
+    assert listing.queued.ids == ids[5:] and listing.valid.ids == ids[1:3]
+    assert listing.closed_certificates.ids == [ids[0], ids[3]] and listing.closed_requests.ids == [ids[4]]
+    for item_id in ids[1:3] + [ids[0], ids[3]]:
+        cert = ca.certificate(item_id)
+        entries = listing.valid if item_id in listing.valid else listing.closed_certificates
+        entry = entries.get(item_id)
+        assert (entry.requester, entry.common_name, entry.serial_prefix) == (cert.requester, cert.common_name,
+                                                                                cert.short_serial)  # fmt: skip
+        assert entry.not_after == cert.not_after and entry.revoked_at == cert.revoked_at
+    rejected = listing.closed_requests.get(ids[4])
+    assert rejected.status == "rejected" and rejected.reason == "not ours" and rejected.decided_at is not None
+    queued = listing.queued.get(ids[5])
+    assert queued.submitted_at == ca.request(ids[5]).submitted_at and queued.approvals == () and queued.needed == 1
+    assert listing.closed_certificates.get(ids[0]).reason == RevocationReason.KEY_COMPROMISE.value
+
+
+def test_first_screen_listing_stops_early_and_leaves_the_closed_lists(ca, clock):
+    ids = populate(ca, clock)
+    listing = ca.listing(first_screen_rows=1)
+    assert listing.partial and listing.queued.ids == ids[5:] and listing.valid.ids == ids[1:2]
+    assert len(listing.closed_certificates) == 0 and len(listing.closed_requests) == 0
+
+
+def test_matching_ids_reads_every_stored_field(ca, clock):
+    ids = populate(ca, clock)
+    cert = ca.certificate(ids[1])
+    assert ca.matching_ids(cert.serial_hex, timedelta(days=30)) == {ids[1]}
+    assert ca.matching_ids(cert.sha256.upper(), timedelta(days=30)) == {ids[1]}
+    assert ca.matching_ids("status:revoked", timedelta(days=30), requests=False) == {ids[0]}
+    assert ca.matching_ids("not ours", timedelta(days=30), certificates=False) == {ids[4]}
+    assert ca.matching_ids("dev-6", timedelta(days=30), certificates=False, queued_only=True) == {ids[6]}
+
+
+def test_text_columns_keep_none_same_and_any_text():
+    from tui_ca.engine.columns import TextColumn
+
+    column = TextColumn()
+    for text, same in [("plain", None), (None, None), ("x", "x"), ("ünï\u202ecode", "other"), ("", None)]:
+        column.append(text, same_as=same)
+    assert [column.get(i, "x") for i in range(5)] == ["plain", None, "x", "ünï\u202ecode", ""]
+    assert column.get(2, "requester") == "requester"

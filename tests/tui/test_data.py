@@ -23,12 +23,25 @@ def test_first_screen_has_the_whole_queue_and_the_full_read_adds_history(demo_ho
     assert full.closed.fetch(3).cells[3] == "revoked" and full.closed.fetch(5).cells[3] == "rejected"
 
 
-def test_filter_text_comes_without_building_rows(demo_home, clock):
+def test_find_matches_stored_fields_within_each_list(demo_home, clock):
     ca = CertificateAuthority(demo_home, clock=clock)
     full = read_snapshot(ca)
     cert = ca.certificate(1)
-    assert cert.serial_hex in full.certificates.search(1) and cert.requester.casefold() in full.certificates.search(1)
-    assert full.closed.search(5).startswith("5 ") and full.queued.search(8).startswith("8 ")
+    # The full serial and the SPKI fingerprint are stored, not held by the list.
+    assert full.certificates.find(cert.serial_hex) == {1} and full.certificates.find(cert.spki_sha256) == {1}
+    assert full.certificates.find(cert.requester.casefold()) == {1}
+    assert full.certificates.find("status:expiring") == {1}
+    assert full.closed.find("rejected") == {5} and full.closed.find("status:revoked") == {3}
+    # Each list answers for its own rows only.
+    assert full.queued.find("status:revoked") == set() and 8 in full.queued.find("example.net")
+
+
+def test_the_listing_holds_no_model_or_document(demo_home, clock):
+    listing = CertificateAuthority(demo_home, clock=clock).listing()
+    entry = listing.valid.get(1)
+    assert entry.id == 1 and len(entry.serial_prefix) == 8 and entry.not_after is not None
+    assert listing.queued.ids == [6, 7, 8] and listing.closed_requests.ids == [5]
+    assert 3 in listing.closed_certificates and 2 not in listing.closed_certificates
 
 
 def test_reads_see_other_writers(demo_home, clock):

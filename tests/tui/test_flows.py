@@ -278,12 +278,14 @@ async def test_search_finds_every_field_and_f_narrows_the_focused_list(demo_home
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.focused, Input))
         await pilot.press(*"1017")
+        await until(pilot, lambda: not queued.busy)  # a search reads the store in a worker
         assert queued.cursor_key == 8 and queued.match_count == 1
         assert certs.keys() == [1, 2, 4] and certs.search_text == ""  # only the focused list
         await pilot.press("enter")
         assert queued.has_focus and queued.cursor_key == 8
         assert "1 match for '1017'" in str(app.screen.query_one("#queued-title").render())
         await pilot.press("f")
+        await until(pilot, lambda: not queued.busy)
         assert queued.keys() == [8]
         assert "1 of 3" in str(app.screen.query_one("#queued-title").render())
         await pilot.press("escape")
@@ -291,6 +293,7 @@ async def test_search_finds_every_field_and_f_narrows_the_focused_list(demo_home
         await pilot.press("slash")
         await until(pilot, lambda: isinstance(app.focused, Input))
         await pilot.press(*"zzz", "enter", "f")
+        await until(pilot, lambda: not queued.busy)
         assert queued.row_count == 0
         assert "No match" in list_lines(queued)[1]
 

@@ -19,6 +19,8 @@ async def search(pilot, text: str) -> None:
     # The field is mounted on first use; keys typed before it has focus would go to the list.
     await until(pilot, lambda: isinstance(pilot.app.focused, Input))
     await pilot.press(*text, "enter")
+    # The search reads every stored field in a worker; wait for it, not for a fixed time.
+    await until(pilot, lambda: not any(r.busy for r in pilot.app.screen.query(RecordList)))
 
 
 @pilot_test
@@ -76,11 +78,14 @@ async def test_sort_cycles_columns_and_order_and_says_so(demo_home, clock):
         queued = app.screen.query_one("#queued", RecordList)
         title = app.screen.query_one("#queued-title", Label)
         await pilot.press("s")
+        await until(pilot, lambda: not queued.busy)  # sorted in a worker
         assert "sorted by ID ▲" in rendered(title) and queued.keys() == [6, 7, 8]
         await pilot.press("S")
+        await until(pilot, lambda: not queued.busy)
         assert "sorted by ID ▼" in rendered(title) and queued.keys() == [8, 7, 6]
         assert "ID▼" in list_lines(queued)[0]
         await pilot.press("s", "s", "s", "s")  # Requester, Subject CN, Key, Age
+        await until(pilot, lambda: not queued.busy)
         assert "sorted by Age ▲" in rendered(title)
         assert queued.keys() == [8, 7, 6]  # 2h, 1d, 3d: as times, not as text
         await pilot.press("s")

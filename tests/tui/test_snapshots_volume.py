@@ -121,3 +121,22 @@ def test_command_palette(snap_compare, tmp_path, clock, size):
         await settle(pilot)
 
     assert snap_compare(_app(tmp_path, clock), terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_queue_under_two_person_approval(snap_compare, tmp_path, clock, size):
+    from test_approvals_column import two_person
+
+    app = _app(tmp_path, clock)
+    two_person(app.home, clock)
+    assert snap_compare(app, terminal_size=size, run_before=_keys())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_confirm_screen_under_two_person_approval(snap_compare, tmp_path, clock, size):
+    from test_approvals_column import two_person
+
+    app = _app(tmp_path, clock)
+    two_person(app.home, clock)
+    run = _keys("down", "enter", wait=lambda app: _screen("RequestScreen")(app) and app.screen.view is not None)
+    assert snap_compare(app, terminal_size=size, run_before=run)

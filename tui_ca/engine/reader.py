@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -21,7 +21,7 @@ from tui_ca.engine import records
 from tui_ca.engine.clock import crl_from_the_future
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError, UnsafeHomeError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
-from tui_ca.engine.listing import Overview, read_overview
+from tui_ca.engine.listing import Listing, Overview, matching_ids, read_listing, read_overview
 from tui_ca.engine.models import (
     AuditRecord,
     CAInfo,
@@ -237,6 +237,34 @@ class CAReader:
         """Every list of the main screen, models built only on demand (see listing.py)."""
         token, now, info = self.change_token(), self.now(), self.info()
         return read_overview(self._view(), token, now, info, first_screen_rows, pause)
+
+    def listing(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Listing:
+        """Every list of the main screen, compact (listing.py); memory a few dozen bytes a record.
+
+        Streamed through a view that keeps no parsed shard, so it is not of one
+        instant: a commit during the read moves ``change_token`` past the
+        listing's ``token``, and a face that polls the token reads again.
+        """
+        from tui_ca.engine.approval_policy import governance_in_force
+        from tui_ca.engine.errors import CAError
+        from tui_ca.engine.governance import approvals_needed_for_doc
+
+        token, now, info = self.change_token(), self.now(), self.info()
+        try:
+            policy = governance_in_force(self.config(), self.issuing_cert().public_key())[0]
+        except CAError:
+            policy = None  # a damaged policy counts no approval; the approve itself says why
+        needed = None if policy is None or policy.is_default else (lambda doc: approvals_needed_for_doc(policy, doc))
+        return read_listing(self.store.view(keep=False), token, now, info, needed=needed,
+                            multi_approval=needed is not None, first_screen_rows=first_screen_rows,
+                            pause=pause)  # fmt: skip
+
+    def matching_ids(self, query: str, expiring_within: timedelta, *, requests: bool = True,
+                     certificates: bool = True, queued_only: bool = False,
+                     pause: Callable[[], None] | None = None) -> set[int]:  # fmt: skip
+        """IDs of the records any of whose stored fields (or status words) hold ``query``; streamed."""
+        return matching_ids(self.store.view(keep=False), query, self.now(), expiring_within, requests=requests,
+                            certificates=certificates, queued_only=queued_only, pause=pause)  # fmt: skip
 
     @_consistent
     def active_certificate(self, requester: str) -> Certificate | None:

@@ -12,6 +12,7 @@ import asyncio
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import files
@@ -96,6 +97,8 @@ class CAApp(App[int]):
         """Set once every record has been read (after ``ready_event`` on a big CA)."""
         self._token: object = None
         self._load_worker = None
+        self._next_read_at = 0.0
+        """``time.monotonic()`` before which a change seen by the poll waits (see ``reload``)."""
         self._painted = threading.Event()
         self._info: CAInfo | None = None
         self._crl_tried: set[int | None] = set()
@@ -139,6 +142,8 @@ class CAApp(App[int]):
         """Cover the UI while the terminal is below 80x24; uncover it once it is big enough."""
         from tui_ca.tui.screens.too_small import TooSmallScreen, too_small
 
+        if not self.screen_stack:
+            return  # closing: the poll timer can fire once the screens are gone
         if too_small(self.size):
             if not isinstance(self.screen, TooSmallScreen):
                 self.push_screen(TooSmallScreen())
@@ -210,7 +215,7 @@ class CAApp(App[int]):
             return
         self.fit_terminal()  # a dialog a worker opened may have covered the size message
         loading = self._load_worker is not None and not self._load_worker.is_finished
-        if token != self._token and not loading:
+        if token != self._token and not loading and time.monotonic() >= self._next_read_at:
             self._load_worker = self.reload()
         self.watch_crl()
 
@@ -281,6 +286,7 @@ class CAApp(App[int]):
 
     @work(thread=True, exclusive=True, group="load")
     def reload(self) -> None:
+        started = time.thread_time()
         try:
             if self._token is None:
                 # First start: show the queue and a screenful at once; a CA
@@ -297,10 +303,16 @@ class CAApp(App[int]):
         except CAError as exc:
             self.post_message(OperationDone(str(exc), ok=False))
             return
+        finally:
+            # A full read streams every record (seconds of CPU at 100,000, nothing kept
+            # between reads); a store that changes every second must not keep a core
+            # busy, so the poll waits as long as the read's own CPU time (this thread's:
+            # a small CA's read stays a few milliseconds however loaded the machine is).
+            self._next_read_at = time.monotonic() + (time.thread_time() - started)
         if denied != self.denied:
             self.call_from_thread(setattr, self, "denied", denied)
         self.post_message(SnapshotLoaded(snapshot))
-        # After the lists are shown: counting builds a model per valid certificate.
+        # After the lists are shown (the count walks the listing's notAfter column).
         self.post_message(ExpiringCounted(count_expiring(snapshot), snapshot.token))
 
     def _announce_arrivals(self, snapshot) -> None:

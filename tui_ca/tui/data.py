@@ -1,12 +1,12 @@
-"""What the main screen shows: the engine's overview, turned into rows on demand.
+"""What the main screen shows: the engine's compact listing, turned into rows on demand.
 
-At 100,000 certificates, building every model and then every display row
-takes seconds (measured: 3.7 s for the models, 8 s for the rows), while a
-screen shows twenty rows. The engine's ``overview`` sorts the records into
-the lists without building models (``LazyList``); this module turns a model
-into a row only when the list draws it, and filters on the lists' cheap
-search text. It reads no store files and knows no stored field names.
-Nothing here touches Textual widgets.
+At 100,000 certificates, keeping every stored document (or model) cost ~450
+MiB, while a screen shows twenty rows. The engine's ``listing`` keeps only the
+shown fields, packed (engine/columns.py); this module turns an entry into a
+row only when the list draws it. A search looks at every stored field, so it
+streams the store again through the engine (``matching_ids``), in the list's
+worker, never on the UI thread. It reads no store files and knows no stored
+field names. Nothing here touches Textual widgets.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tui_ca.engine import CAInfo, Certificate, Request
-from tui_ca.engine.listing import LazyList, Overview
+from tui_ca.engine import CAInfo
+from tui_ca.engine.listing import CertificateEntries, CertificateEntry, Listing, RequestEntries, RequestEntry
 from tui_ca.engine.models import group_fingerprint  # noqa: F401  (re-exported for screens)
 from tui_ca.tui.text import day, days_left, span, visible
-from tui_ca.tui.widgets.record_list import Row
+from tui_ca.tui.widgets.record_list import Row, SearchStopped
 
 # The issue asks that certificates close to their end stand out.
 EXPIRY_WARNING = timedelta(days=30)
@@ -29,6 +29,8 @@ EXPIRY_WARNING = timedelta(days=30)
 EXPIRING_WORD = "status:expiring"
 # Enough valid certificates for the tallest terminal before the full read.
 FIRST_SCREEN_ROWS = 200
+
+Find = Callable[..., set[int]]
 
 
 def pause() -> None:
@@ -44,13 +46,16 @@ class ListData:
     """Certificate IDs, ascending."""
     fetch: Callable[[int], Row] = field(default=lambda key: _no_row(key))
     """Builds the row for a key (raises KeyError for others)."""
-    search: Callable[[int], str] | None = None
-    """A key's lower-cased filter text, cheaper than building its row."""
+    find: Callable[..., set[int]] | None = None
+    """``find(text, stop=...)``: the keys whose stored fields hold a lower-cased text.
+
+    Slow (reads the store): call it in a worker. It raises ``SearchStopped`` once ``stop()`` is true.
+    """
 
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One consistent read of a CA home, as the main screen's lists."""
+    """One read of a CA home, as the main screen's lists."""
 
     token: object
     """The store's change token when the read began."""
@@ -66,43 +71,16 @@ class Snapshot:
     """Revoked and expired certificates, rejected and expired requests."""
     partial: bool = False
     """A first screenful only (the whole queue, the first certificates); the full read follows."""
-    overview: Overview | None = None
+    listing: Listing | None = None
     """The engine read behind the lists (rows are re-made from it as the clock moves)."""
+    multi_approval: bool = False
+    """The approval policy asks more than one approval of some request: the queue shows how many were given."""
+    find: Find | None = None
+    """The engine's search over every stored field (slow: for workers)."""
 
 
 def _no_row(key: int) -> Row:
     raise KeyError(key)
-
-
-def _actor(actor) -> str:
-    return "-" if actor is None else visible(actor.describe(), 40)
-
-
-def _words(*parts: object) -> str:
-    return " ".join(visible(str(p), 400) for p in parts if p is not None).casefold()
-
-
-def request_search(request: Request, now: datetime) -> str:
-    """Every field of a request an admin may look for: shown or only stored."""
-    d = request.details
-    return _words(request.id, request.requester, d.subject, ", ".join(d.sans), d.key_type, d.key_size,
-                  request.status.value, request.source, request.submitted_by.describe(),
-                  request.submitted_at.isoformat(sep=" "), request.decided_at and request.decided_at.isoformat(sep=" "),
-                  request.decided_by and request.decided_by.describe(), request.reason, d.spki_sha256,
-                  request.renewal_of and f"renews {request.renewal_of}")  # fmt: skip
-
-
-def certificate_search(cert: Certificate, now: datetime) -> str:
-    """Every field of a certificate: serial, SANs, key, status words, who issued it, dates."""
-    status = cert.status_at(now).value
-    words = [status, f"status:{status}"]
-    if status == "valid" and cert.not_after - now <= EXPIRY_WARNING:
-        words += ["expiring", EXPIRING_WORD]
-    return _words(cert.id, cert.requester, cert.subject, ", ".join(cert.sans), cert.key_type, cert.serial_hex,
-                  *words, cert.not_before.isoformat(sep=" "), cert.not_after.isoformat(sep=" "),
-                  cert.issued_at.isoformat(sep=" "), cert.issued_by.describe(),
-                  cert.revoked_at and cert.revoked_at.isoformat(sep=" "), cert.revoked_by and cert.revoked_by.describe(),
-                  cert.revocation_reason and cert.revocation_reason.value, cert.spki_sha256, cert.sha256)  # fmt: skip
 
 
 def age_seconds(cell: str) -> int:
@@ -111,48 +89,62 @@ def age_seconds(cell: str) -> int:
     return int(cell[:-1]) * units[cell[-1]] if cell[:-1].isdigit() and cell[-1:] in units else 0
 
 
-def queued_row(request: Request, now: datetime) -> Row:
-    requester, cn = visible(request.requester, 64), visible(request.details.common_name, 64)
-    key_type = request.details.key_type
-    cells = (str(request.id), requester, cn, key_type, span(now - request.submitted_at))
-    return Row(request.id, cells, search=f"{request.id} {requester} {cn} {key_type}".casefold())
+def approvals_cell(entry: RequestEntry) -> str:
+    """``1 of 2 alice``: approvals given, approvals needed, who gave them."""
+    names = " ".join(visible(name, 32) for name in entry.approvals)
+    return f"{len(entry.approvals)} of {entry.needed}" + (f" {names}" if names else "")
 
 
-def certificate_row(cert: Certificate, now: datetime) -> Row:
-    requester, cn = visible(cert.requester, 64), visible(cert.common_name, 64)
-    expiring = cert.not_after - now <= EXPIRY_WARNING
+def queued_row(entry: RequestEntry, now: datetime, approvals: bool = False) -> Row:
+    requester, cn = visible(entry.requester, 64), visible(entry.common_name, 64)
+    key_type = entry.key_type or "-"
+    age = span(now - entry.submitted_at) if entry.submitted_at is not None else "-"
+    cells = (str(entry.id), requester, cn, key_type, *((approvals_cell(entry),) if approvals else ()), age)
+    return Row(entry.id, cells, search=f"{entry.id} {requester} {cn} {key_type}".casefold())
+
+
+def certificate_row(entry: CertificateEntry, now: datetime) -> Row:
+    requester, cn = visible(entry.requester, 64), visible(entry.common_name, 64)
+    not_after = entry.not_after or now
+    expiring = not_after - now <= EXPIRY_WARNING
     label = "expiring" if expiring else "valid"
-    cells = (str(cert.id), requester, cn, cert.short_serial,
-             f"{day(cert.not_after)} ({days_left(cert.not_after, now)}d)", label)  # fmt: skip
-    search = f"{cert.id} {requester} {cn} {cert.serial_hex} {label}".casefold()
-    return Row(cert.id, cells, style="bold yellow" if expiring else "", search=search)
+    cells = (str(entry.id), requester, cn, visible(entry.serial_prefix, 8),
+             f"{day(not_after)} ({days_left(not_after, now)}d)", label)  # fmt: skip
+    search = f"{entry.id} {requester} {cn} {entry.serial_prefix} {label}".casefold()
+    return Row(entry.id, cells, style="bold yellow" if expiring else "", search=search)
 
 
-def closed_certificate_row(cert: Certificate) -> Row:
-    requester, cn = visible(cert.requester, 64), visible(cert.common_name, 64)
-    if cert.revoked_at is not None:
-        reason = cert.revocation_reason.value if cert.revocation_reason else "unspecified"
-        cells = (str(cert.id), requester, cn, "revoked", day(cert.revoked_at), _actor(cert.revoked_by), reason)
+def closed_certificate_row(entry: CertificateEntry) -> Row:
+    requester, cn = visible(entry.requester, 64), visible(entry.common_name, 64)
+    if entry.revoked_at is not None:
+        reason = visible(entry.reason, 40) if entry.reason else "unspecified"
+        by = "-" if entry.revoked_by is None else visible(entry.revoked_by, 40)
+        cells = (str(entry.id), requester, cn, "revoked", day(entry.revoked_at), by, reason)
     else:
-        cells = (str(cert.id), requester, cn, "expired", day(cert.not_after), "-", "validity ended")
-    return Row(cert.id, cells, style="dim", search=" ".join(cells).casefold() + f" {cert.serial_hex}",
-               kind="certificate")  # fmt: skip
+        cells = (str(entry.id), requester, cn, "expired", day(entry.not_after), "-", "validity ended")
+    return Row(entry.id, cells, style="dim", search=" ".join(cells).casefold(), kind="certificate")
 
 
-def closed_request_row(request: Request) -> Row:
-    requester, cn = visible(request.requester, 64), visible(request.details.common_name, 64)
-    cells = (str(request.id), requester, cn, request.status.value, day(request.decided_at),
-             _actor(request.decided_by), visible(request.reason, 120))  # fmt: skip
-    return Row(request.id, cells, style="dim", search=" ".join(cells).casefold(), kind="request")
+def closed_request_row(entry: RequestEntry) -> Row:
+    requester, cn = visible(entry.requester, 64), visible(entry.common_name, 64)
+    by = "-" if entry.decided_by is None else visible(entry.decided_by, 40)
+    cells = (str(entry.id), requester, cn, visible(entry.status, 20), day(entry.decided_at), by,
+             visible(entry.reason, 120))  # fmt: skip
+    return Row(entry.id, cells, style="dim", search=" ".join(cells).casefold(), kind="request")
 
 
-def _lazy(items: LazyList, row: Callable[[object], Row], search: Callable[[object], str]) -> ListData:
-    # The search text covers every stored field, so it is built from the
-    # model, once per read and only when a search starts.
-    return ListData(items.ids, lambda key: row(items.get(key)), lambda key: search(items.get(key)))
+def _finder(find: Find | None, keys: list[int], **where: bool) -> Callable[..., set[int]] | None:
+    if find is None:
+        return None
+
+    def run(text: str, stop: Callable[[], bool] = lambda: False) -> set[int]:
+        # The set of keys is made here, in the worker, not held by every snapshot.
+        return find(text, stop, **where).intersection(keys)
+
+    return run
 
 
-def _closed(requests: LazyList[Request], certificates: LazyList[Certificate], now: datetime) -> ListData:
+def _closed(requests: RequestEntries, certificates: CertificateEntries, find: Find | None) -> ListData:
     # A rejected or expired request never got a certificate, so the two lists
     # share no ID; merged, they read in ID order like the others.
     def fetch(key: int) -> Row:
@@ -160,53 +152,81 @@ def _closed(requests: LazyList[Request], certificates: LazyList[Certificate], no
             return closed_request_row(requests.get(key))
         return closed_certificate_row(certificates.get(key))
 
-    def search(key: int) -> str:
-        if key in requests:
-            return request_search(requests.get(key), now)
-        return certificate_search(certificates.get(key), now)
-
-    return ListData(sorted(requests.ids + certificates.ids), fetch, search)
+    keys = sorted(requests.ids + certificates.ids)
+    return ListData(keys, fetch, _finder(find, keys))
 
 
-def snapshot_of(overview: Overview, now: datetime | None = None) -> Snapshot:
-    """The main screen's lists over one engine overview (rows built when drawn), ages as of ``now``."""
-    now = now or overview.now
+def _valid_finder(valid: CertificateEntries, find: Find | None, now: datetime) -> Callable[..., set[int]] | None:
+    plain = _finder(find, valid.ids, requests=False)
+    if plain is None:
+        return None
+
+    def run(text: str, stop: Callable[[], bool] = lambda: False) -> set[int]:
+        # The expiring filter needs only notAfter, which the listing holds: no store read.
+        if text == EXPIRING_WORD:
+            return set(valid.ending_by(now + EXPIRY_WARNING))
+        return plain(text, stop)
+
+    return run
+
+
+def snapshot_of(listing: Listing, now: datetime | None = None, find: Find | None = None) -> Snapshot:
+    """The main screen's lists over one engine listing (rows built when drawn), ages as of ``now``.
+
+    ``find(text, requests=, certificates=, queued_only=)``: the engine's search over every stored field.
+    """
+    now = now or listing.now
+    approvals = listing.multi_approval
     return Snapshot(
-        token=overview.token, now=now, info=overview.info, partial=overview.partial, overview=overview,
-        queued=_lazy(overview.queued, lambda r: queued_row(r, now), lambda r: request_search(r, now)),
-        certificates=_lazy(overview.valid, lambda c: certificate_row(c, now), lambda c: certificate_search(c, now)),
-        closed=_closed(overview.closed_requests, overview.closed_certificates, now),
+        token=listing.token, now=now, info=listing.info, partial=listing.partial, listing=listing,
+        multi_approval=approvals, find=find,
+        queued=ListData(listing.queued.ids, lambda key: queued_row(listing.queued.get(key), now, approvals),
+                        _finder(find, listing.queued.ids, certificates=False, queued_only=True)),
+        certificates=ListData(listing.valid.ids, lambda key: certificate_row(listing.valid.get(key), now),
+                              _valid_finder(listing.valid, find, now)),
+        closed=_closed(listing.closed_requests, listing.closed_certificates, find),
     )  # fmt: skip
+
+
+def _find_in(ca) -> Find:
+    def find(text: str, stop: Callable[[], bool], **where: bool) -> set[int]:
+        def paused() -> None:
+            pause()
+            if stop():
+                raise SearchStopped(text)
+
+        return ca.matching_ids(text, EXPIRY_WARNING, pause=paused, **where)
+
+    return find
 
 
 def aged(snapshot: Snapshot, now: datetime) -> Snapshot:
     """The same read with ages and days left as of ``now`` (the clock moves while the UI is idle)."""
-    return snapshot if snapshot.overview is None else snapshot_of(snapshot.overview, now)
+    return snapshot if snapshot.listing is None else snapshot_of(snapshot.listing, now, snapshot.find)
 
 
 def read_first_screen(ca, rows: int = FIRST_SCREEN_ROWS) -> Snapshot:
     """The header, the whole queue and at least ``rows`` valid certificates, without reading every shard."""
-    return snapshot_of(ca.overview(first_screen_rows=rows, pause=pause))
+    return snapshot_of(ca.listing(first_screen_rows=rows, pause=pause), find=_find_in(ca))
 
 
 def read_snapshot(ca) -> Snapshot:
     """Everything the main screen shows. Runs in a worker thread."""
-    return snapshot_of(ca.overview(pause=pause))
+    return snapshot_of(ca.listing(pause=pause), find=_find_in(ca))
 
 
 def count_expiring(snapshot: Snapshot) -> int:
-    """Valid certificates that end within ``EXPIRY_WARNING`` (one model at a time; runs in a worker)."""
-    if snapshot.overview is None:
+    """Valid certificates that end within ``EXPIRY_WARNING`` (from the listing's notAfter column)."""
+    if snapshot.listing is None:
         return 0
-    valid, limit = snapshot.overview.valid, snapshot.now + EXPIRY_WARNING
-    return sum(1 for key in valid.ids if valid.get(key).not_after <= limit)
+    return len(snapshot.listing.valid.ending_by(snapshot.now + EXPIRY_WARNING))
 
 
 def covers_everything(first: Snapshot, rows: int = FIRST_SCREEN_ROWS) -> bool:
     """Whether a first-screen read already saw every certificate (a small CA).
 
     The early read stops once it holds ``rows`` valid certificates; with fewer,
-    it read every certificate shard, so the full read that follows comes from
-    memory and a second paint would only cost time.
+    it read every certificate shard, so the full read that follows would only
+    add the closed lists; the app paints once, after it.
     """
     return len(first.certificates.keys) < rows

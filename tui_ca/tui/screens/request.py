@@ -30,6 +30,8 @@ class RequestView:
     """The requester's active certificate, if any."""
     default_days: int
     """The CA's default validity for new certificates."""
+    needed: int = 1
+    """Distinct approvals the policy in force asks of this request."""
 
 
 # How each intake names itself on the screen; anything else is shown as stored.
@@ -80,6 +82,9 @@ def request_facts(view: RequestView, now) -> list[tuple[str, Text | str]]:
         rows.append(("Reason", literal(r.reason)))
     if r.renewal_of is not None:
         rows.append(("Renews", f"certificate {r.renewal_of}"))
+    if view.needed > 1 or r.approvals:
+        names = ", ".join(visible(a.describe(), 60) for a in r.approvals) or "none yet"
+        rows.append(("Approvals", f"{len(r.approvals)} of {view.needed} ({names})"))
     return rows
 
 
@@ -149,8 +154,11 @@ class RequestScreen(RoleKeys):
         try:
             request = ca.request(self.request_id)
             active = ca.active_certificate(request.requester)
-            view = RequestView(request, active,
-                               ca.config().get("leaf_days", DEFAULT_LEAF_DAYS))  # fmt: skip
+            try:
+                needed = ca.approvals_needed(request)
+            except CAError:
+                needed = 1  # a damaged policy: the request still shows; approving says why it is refused
+            view = RequestView(request, active, ca.config().get("leaf_days", DEFAULT_LEAF_DAYS), needed)
             now = ca.now()
         except CAError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")

@@ -37,7 +37,9 @@ def describe(records: RecordList) -> str:
     parts = [f"{records.row_count:,} of {records.total_count:,}" if records.filter_text else f"{records.total_count:,}"]
     if records.filter_text == EXPIRING_WORD:
         parts[0] += ", only those ending within 30 days"
-    if records.search_text:
+    if records.busy:
+        parts.append("searching…" if records.search_text or records.filter_text else "sorting…")
+    elif records.search_text:
         parts.append(f"{records.match_count:,} match{'es' if records.match_count != 1 else ''} "
                      f"for {records.search_text!r}" + (", only matches" if records.filter_text else ""))  # fmt: skip
     if records.markable and records.marks:
