@@ -14,19 +14,11 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from cryptography import x509
-
-from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
-from tui_ca.engine.clock import crl_from_the_future
-from tui_ca.engine.csr_policy import check_and_describe, describe_key, load_csr, name_fields
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
-from tui_ca.engine.keys import is_encrypted
-from tui_ca.engine.listing import Overview, read_overview
-from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
 from tui_ca.engine.names import is_decimal_id
 from tui_ca.engine.store import (
     CRL_DER_BLOB,
@@ -38,6 +30,15 @@ from tui_ca.engine.store import (
     StoreView,
     open_store,
 )
+
+if TYPE_CHECKING:
+    # What only signing, CSR checks and the UI need is imported where it is used:
+    # a command that signs nothing (show, list, export) must not pay for
+    # cryptography.x509 or dataclasses at start-up (bench/cli_startup.py).
+    from cryptography import x509
+
+    from tui_ca.engine.listing import Overview
+    from tui_ca.engine.models import AuditRecord, CAInfo, Certificate, CertStatus, CrlInfo, Request, RequestStatus
 
 __all__ = ["ISSUING_CERT", "ISSUING_CSR", "ISSUING_KEY", "ROOT_CERT", "ROOT_KEY", "CAReader", "utc_now"]
 T = TypeVar("T")
@@ -139,19 +140,52 @@ class CAReader:
         return value
 
     def issuing_cert(self) -> x509.Certificate:
+        from cryptography import x509
+
         self._require_ca()
         return self._parsed_blob(ISSUING_CERT, x509.load_pem_x509_certificate)
 
     def root_cert(self) -> x509.Certificate:
+        from cryptography import x509
+
         self._require_ca()
         return self._parsed_blob(ROOT_CERT, x509.load_pem_x509_certificate)
+
+    def issuing_public_key(self) -> Any:
+        """The issuing CA's public key, from its certificate's SubjectPublicKeyInfo.
+
+        Sliced out of the DER instead of parsing the certificate: verifying the
+        signed approval policy is all that ``show`` needs it for, and that must
+        not load cryptography.x509.
+        """
+        import base64
+
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        from tui_ca.engine.crl import der_body, der_split
+
+        self._require_ca()
+        pem = read_file(self.home, ISSUING_CERT)
+        der = base64.b64decode(b"".join(pem.split(b"-----")[2].split()))
+        tbs = der_split(der_body(der))[0]
+        fields = der_split(der_body(tbs))
+        # TBSCertificate: [0] version (v3), serial, signature, issuer, validity, subject, subjectPublicKeyInfo.
+        return load_der_public_key(fields[6 if fields[0][0] == 0xA0 else 5])
+
+    def has_governance(self) -> bool:
+        """Whether a signed approval policy or role groups are set (approval_policy.GOVERNANCE_CONFIG_KEY)."""
+        return self.config().get("governance") is not None
 
     def key_is_encrypted(self) -> bool:
         """Whether using the CA key needs a secret: its passphrase, or the PIN of the token holding it."""
         if self.key_in_token():
             return True
         path = self.home / ISSUING_KEY
-        return path.exists() and is_encrypted(read_file(self.home, ISSUING_KEY))
+        if not path.exists():
+            return False
+        from tui_ca.engine.keys import is_encrypted
+
+        return is_encrypted(read_file(self.home, ISSUING_KEY))
 
     def key_in_token(self) -> bool:
         """Whether the CA keys live in a PKCS#11 token (``init --pkcs11``, ``key-to-token``), not in files."""
@@ -159,6 +193,8 @@ class CAReader:
 
     def find_by_csr(self, data: bytes) -> Request | None:
         """The request made from exactly this CSR, if any (EST polling)."""
+        from tui_ca.engine.csr_policy import check_and_describe, load_csr
+
         # A lookup only: a wildcard CSR queued by a CA that allows them must still be found.
         return self.find_by_csr_digest(check_and_describe(load_csr(data), allow_wildcard=True).csr_sha256)
 
@@ -173,6 +209,8 @@ class CAReader:
         return None if doc is None else records.request_model(doc)
 
     def crl_is_stale(self) -> bool:
+        from tui_ca.engine.clock import crl_from_the_future
+
         info = self.info()
         now = self.now()
         # A CRL dated in the future (clock skew) is refused by relying parties: re-publish it (trust slice).
@@ -185,6 +223,9 @@ class CAReader:
     @_consistent
     def info(self) -> CAInfo:
         """The signing certificate as the header shows it."""
+        from tui_ca.engine.csr_policy import describe_key, name_fields
+        from tui_ca.engine.models import CAInfo
+
         issuing = self.issuing_cert()
         view = self._view()
         meta, config = view.meta(), view.config()
@@ -214,6 +255,8 @@ class CAReader:
     @_consistent
     def overview(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Overview:
         """Every list of the main screen, models built only on demand (see listing.py)."""
+        from tui_ca.engine.listing import read_overview
+
         token, now, info = self.change_token(), self.now(), self.info()
         return read_overview(self._view(), token, now, info, first_screen_rows, pause)
 
@@ -282,6 +325,32 @@ class CAReader:
         )
 
     @_consistent
+    def lookup_dicts(self, target: int | str) -> tuple[dict | None, dict | None]:
+        """``lookup`` as plain JSON-ready dicts (``iter_request_dicts``' and ``iter_certificate_dicts``' form).
+
+        What ``show`` prints, read from the stored fields: no model, no certificate parsed.
+        """
+        kind, number = self.parse_target(target)
+        view = self._view()
+        if kind == "serial":
+            found = view.find_serial(number)
+            if found is None:
+                raise NotFoundError(f"no certificate with serial {format(number, 'x')}")
+            number = found
+        request_doc, cert_doc = view.get_request(number), view.get_certificate(number)
+        # The same refusals as lookup's.
+        if kind == "serial" and cert_doc is None:
+            raise NotFoundError(f"no certificate with Certificate ID {number}")
+        if kind == "serial" and request_doc is None:
+            raise NotFoundError(f"no request with Certificate ID {number}")
+        if request_doc is None and cert_doc is None:
+            raise NotFoundError(f"no request or certificate with Certificate ID {number}")
+        return (
+            records.request_json(request_doc) if request_doc else None,
+            records.certificate_json(cert_doc, self.now().isoformat()) if cert_doc else None,
+        )
+
+    @_consistent
     def csr_pem(self, request_id: int) -> bytes:
         """The CSR of a request, as PEM."""
         self.request(request_id)
@@ -308,6 +377,8 @@ class CAReader:
 
     @_consistent
     def audit_records(self) -> list[AuditRecord]:
+        from tui_ca.engine import audit as audit_log
+
         return [audit_log.to_model(doc) for doc in self._audit_docs()]
 
     def _audit_docs(self) -> list[dict]:
@@ -316,6 +387,8 @@ class CAReader:
     @_consistent
     def verify_audit(self) -> list[str]:
         """Problems in the audit chain; empty when intact."""
+        from tui_ca.engine import audit as audit_log
+
         meta = self._view().meta()
         return audit_log.verify_chain(self._audit_docs(), meta["audit_seq"], meta["audit_head"])
 
@@ -365,6 +438,8 @@ class CAReader:
         )
         if this_update is None or next_update is None:
             raise NoCAError(f"no CRL has been published in {self.home} yet")
+        from tui_ca.engine.models import CrlInfo
+
         entries = meta.get("crl_entries")
         if entries is None:
             entries = view.crl_entries()[1]

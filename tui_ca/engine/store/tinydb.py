@@ -20,7 +20,6 @@ committed is in ``files.py``. This is the only module that imports TinyDB.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -67,6 +66,8 @@ def id_shard(number: int) -> str:
 
 def key_shard(key: str) -> str:
     """Shard name for a string key (serial, requester, CSR hash, SPKI hash)."""
+    import hashlib  # here: loading OpenSSL's digests costs a show by ID (no index lookup) ~5 ms of start-up
+
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
     return f"k{digest[0] % KEY_BUCKETS:02d}"
 
@@ -79,6 +80,8 @@ def index_slot(key: str) -> int:
     doc_id is one dict lookup. Bytes 8-13 of the digest are independent of the
     bucket byte; entries are never deleted, so linear probing stays correct.
     """
+    import hashlib
+
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[8:14], "big") + 1
 
