@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     import ctypes
 
 PR_SET_DUMPABLE = 4
-PR_GET_DUMPABLE = 3
 _done = False
 
 
@@ -50,11 +49,3 @@ def make_undumpable() -> None:
         if libc is not None:
             libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     _done = True
-
-
-def is_dumpable() -> bool:
-    """Whether the kernel would write a core for this process (for tests and ``check``)."""
-    libc = _libc() if sys.platform.startswith("linux") else None
-    if libc is not None and libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0:
-        return False
-    return resource.getrlimit(resource.RLIMIT_CORE)[0] != 0
