@@ -33,6 +33,7 @@ EXPECTED_ROWS = [
     r"CRL with 30 revoked, publish_crl\(\) warm",
     r"`tui-ca show ID` vs `openssl x509 -noout -text`",
     r"one-shot `tui-ca approve ID` at 20 certificates vs one `openssl ca -batch`",
+    r"CA key encrypted .* vs `openssl ca -batch -passin`",
     r"`tui-ca --help` vs `tui-ca show ID`",
 ]
 

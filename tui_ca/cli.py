@@ -15,7 +15,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
     from enum import Enum
 
     from tui_ca.engine import CertificateAuthority
-    from tui_ca.engine.models import Certificate, Request
     from tui_ca.engine.reader import CAReader
 
 EXIT_OK = 0
@@ -497,6 +495,7 @@ def pin_source(args: argparse.Namespace) -> bytes | Callable[[], bytes | None]:
 
 def _jsonable(value: Any) -> Any:
     from dataclasses import asdict, is_dataclass
+    from datetime import datetime
     from enum import Enum
 
     if is_dataclass(value) and not isinstance(value, type):
@@ -776,78 +775,88 @@ def _enum(kind: type[Enum], value: str | None) -> Any:
         raise InputError(f"unknown status {value!r}; use one of: {', '.join(k.value for k in kind)}") from None
 
 
-def _request_json(r: Request) -> dict[str, Any]:
-    data: dict[str, Any] = _jsonable(r)
-    data["details"]["name_warning"] = r.details.name_warning
-    return data
-
-
-def _cert_json(c: Certificate, now: datetime) -> dict[str, Any]:
-    data = _jsonable(c)
-    data["serial"] = serial_text(c.serial)
-    data["status"] = c.status_at(now).value
-    data["name_warning"] = c.name_warning
-    return data
-
-
-def _approvals_needed(ca: CAReader, request: Request) -> int:
+def _approvals_needed(ca: CAReader, request: dict[str, Any]) -> int:
+    """Approvals the request (as ``lookup_dicts`` gives it) needs under the CA's policy."""
+    if not ca.has_governance():
+        return 1  # no policy set: one approval issues, and nothing needs the CA certificate's key
     from tui_ca.engine.approval_policy import approvals_needed, governance_in_force
 
-    policy, _ = governance_in_force(ca.config(), ca.issuing_cert().public_key())
-    return approvals_needed(policy, request.requester, request.details.common_name, request.details.sans,
-                            renewal=request.renewal_of is not None)  # fmt: skip
+    d = request["details"]
+    policy, _ = governance_in_force(ca.config(), ca.issuing_public_key())
+    return approvals_needed(policy, request["requester"], d["common_name"], d["sans"],
+                            renewal=request["renewal_of"] is not None)  # fmt: skip
 
 
-def _approvals_text(ca: CAReader, request: Request) -> str:
-    names = ", ".join(_safe(a.user) for a in request.approvals) or "none yet"
-    return f"{len(request.approvals)} of {_approvals_needed(ca, request)} ({names})"
+def _who(actor: dict[str, Any]) -> str:
+    """``Actor.describe`` of a JSON-form actor."""
+    return f"{actor['user']} from {actor['address']}" if actor.get("address") else actor["user"]
+
+
+def _when(iso: str) -> str:
+    """A stored ISO time as show prints it (``%Y-%m-%d %H:%M:%S``)."""
+    return f"{iso[:10]} {iso[11:19]}"
 
 
 def cmd_show(ca: CAReader, args: argparse.Namespace) -> int:
-    request, cert = ca.lookup(_target(args.id))
-    now = ca.now()
-    colour = _colour_on()
+    # Printed from the stored fields (lookup_dicts), so that show builds no
+    # model and parses no certificate: its start-up is bench/cli_startup.py's.
+    request, cert = ca.lookup_dicts(_target(args.id))
     if args.json:
         import json
 
-        request_json = _request_json(request) if request else None
-        if request is not None and request_json is not None:
-            request_json["approvals_needed"] = _approvals_needed(ca, request)
-        print(json.dumps({"request": request_json,
-                          "certificate": _cert_json(cert, now) if cert else None}, indent=2))  # fmt: skip
+        if request is not None:
+            request["details"]["name_warning"] = _name_warning(request["details"]["sans"])
+            request["approvals_needed"] = _approvals_needed(ca, request)
+        if cert is not None:
+            cert = {**cert, "serial": serial_text(int(cert["serial"], 16)), "name_warning": _name_warning(cert["sans"])}
+        print(json.dumps({"request": request, "certificate": cert}, indent=2))
         return 0
+    colour = _colour_on()
     if request is not None:
-        d = request.details
-        print(f"Certificate ID   {request.id}")
-        print(f"Requester        {_safe(request.requester)}")
-        print(f"Status           {_status(request.status.value, colour=colour)}")
-        if request.approvals or request.status == "queued":
-            print(f"Approvals        {_approvals_text(ca, request)}")
-        print(f"Subject          {_safe(d.subject)}")
-        print(f"SANs             {', '.join(_safe(s) for s in d.sans) or '-'}")
-        if d.name_warning and cert is None:
-            print(f"Warning          {d.name_warning}")
-        print(f"Key              {d.key_type}")
-        print(f"SPKI SHA-256     {d.fingerprint_groups}")
-        print(f"Submitted        {request.submitted_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.submitted_by.describe())} "
-              f"via {request.source}")  # fmt: skip
-        if request.decided_at and request.decided_by:
-            print(
-                f"Decided          {request.decided_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(request.decided_by.describe())}"
-            )
-        if request.reason:
-            print(f"Reason           {_safe(request.reason)}")
+        d = request["details"]
+        print(f"Certificate ID   {request['id']}")
+        print(f"Requester        {_safe(request['requester'])}")
+        print(f"Status           {_status(request['status'], colour=colour)}")
+        if request["approvals"] or request["status"] == "queued":
+            names = ", ".join(_safe(a["user"]) for a in request["approvals"]) or "none yet"
+            print(f"Approvals        {len(request['approvals'])} of {_approvals_needed(ca, request)} ({names})")
+        print(f"Subject          {_safe(d['subject'])}")
+        print(f"SANs             {', '.join(_safe(s) for s in d['sans']) or '-'}")
+        warning = _name_warning(d["sans"])
+        if warning and cert is None:
+            print(f"Warning          {warning}")
+        print(f"Key              {d['key_type']}")
+        print(f"SPKI SHA-256     {_group_fingerprint(d['spki_sha256'])}")
+        print(f"Submitted        {_when(request['submitted_at'])} UTC by {_safe(_who(request['submitted_by']))} "
+              f"via {request['source']}")  # fmt: skip
+        if request["decided_at"] and request["decided_by"]:
+            print(f"Decided          {_when(request['decided_at'])} UTC by {_safe(_who(request['decided_by']))}")
+        if request["reason"]:
+            print(f"Reason           {_safe(request['reason'])}")
     if cert is not None:
-        print(f"Serial           {serial_text(cert.serial)}")
-        print(f"Certificate      {_status(cert.status_at(now).value, colour=colour)}, "
-              f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d}")  # fmt: skip
-        print(f"SHA-256          {cert.sha256}")
-        if cert.name_warning:
-            print(f"Warning          {cert.name_warning}")
-        if cert.revoked_at and cert.revoked_by and cert.revocation_reason:
-            print(f"Revoked          {cert.revoked_at:%Y-%m-%d %H:%M:%S} UTC by {_safe(cert.revoked_by.describe())} "
-                  f"({cert.revocation_reason.value})")  # fmt: skip
+        print(f"Serial           {serial_text(int(cert['serial'], 16))}")
+        print(f"Certificate      {_status(cert['status'], colour=colour)}, "
+              f"{cert['not_before'][:10]} to {cert['not_after'][:10]}")  # fmt: skip
+        print(f"SHA-256          {cert['sha256']}")
+        warning = _name_warning(cert["sans"])
+        if warning:
+            print(f"Warning          {warning}")
+        if cert["revoked_at"] and cert["revoked_by"] and cert["revocation_reason"]:
+            print(f"Revoked          {_when(cert['revoked_at'])} UTC by {_safe(_who(cert['revoked_by']))} "
+                  f"({cert['revocation_reason']})")  # fmt: skip
     return 0
+
+
+def _name_warning(sans: list[str]) -> str | None:
+    from tui_ca.engine.names import name_warning
+
+    return name_warning(tuple(sans))
+
+
+def _group_fingerprint(hex_digest: str) -> str:
+    from tui_ca.engine.names import group_fingerprint
+
+    return group_fingerprint(hex_digest)
 
 
 def cmd_approve(ca: CertificateAuthority, args: argparse.Namespace) -> int:

@@ -23,21 +23,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from tui_ca.engine.channels import Channel, stored_channel
 from tui_ca.engine.errors import InputError, RuleError
 from tui_ca.engine.models import Certificate, CsrDetails, Request
 from tui_ca.engine.names import check_requester, requester_from
-
-
-class Channel(StrEnum):
-    """How the applicant proved who it is; stored on each request as ``via``."""
-
-    ADMIN = "admin"
-    CERTIFICATE = "certificate"
-    USER = "user"
-    CHALLENGE = "challenge"
-    ANONYMOUS = "anonymous"
 
 
 class RequesterNotAllowed(RuleError):
@@ -158,26 +148,6 @@ class Applicant:
 
 
 ADMIN = Applicant.admin()
-
-
-def stored_channel(doc: dict) -> Channel:
-    """How a stored request arrived: its ``via``, else read from what older records kept (source, sender)."""
-    via = doc.get("via")
-    if via:
-        try:
-            return Channel(via)
-        except ValueError:
-            return Channel.ADMIN
-    source, sender = doc.get("source"), (doc.get("by") or {}).get("u", "")
-    if source == "est":
-        if sender == "anonymous":
-            return Channel.ANONYMOUS
-        return Channel.CERTIFICATE if sender.startswith("cert:") else Channel.USER
-    if source == "scep":
-        if doc.get("renewal_of") is not None:
-            return Channel.CERTIFICATE
-        return Channel.CHALLENGE if (doc.get("note") or {}).get("challenge") == "matched" else Channel.ANONYMOUS
-    return Channel.ADMIN
 
 
 def may_follow(applicant: Applicant, doc: dict) -> bool:

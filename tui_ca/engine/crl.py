@@ -11,11 +11,13 @@ mostly costs one join and one signature.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from cryptography import x509
+if TYPE_CHECKING:
+    # Only sign_crl needs it; the store imports encode_entry, and a process that
+    # signs nothing must not load x509 (bench/cli_startup.py).
+    from cryptography import x509
 
 if TYPE_CHECKING:
     from tui_ca.engine.keys import CAKey
@@ -56,6 +58,8 @@ def encode_entry(serial: int, revoked_at: datetime, reason_code: int) -> bytes:
 
 def der_to_pem(der: bytes, label: str) -> bytes:
     """PEM armour (64-column base64), without parsing a 4 MB CRL to re-emit it."""
+    import base64
+
     text = base64.b64encode(der).decode()
     lines = [text[i : i + 64] for i in range(0, len(text), 64)]
     return (f"-----BEGIN {label}-----\n" + "\n".join(lines) + f"\n-----END {label}-----\n").encode()
@@ -96,6 +100,8 @@ def sign_crl(
     next_update: datetime, entries: list[bytes],
 ) -> bytes:  # fmt: skip
     """A DER CRL (v2, AKI, CRL number) listing ``entries`` (from encode_entry, or joins of them)."""
+    from cryptography import x509
+
     # Here, not at the top: signing.py uses this module's DER helpers, and profile.py signs through signing.py.
     from tui_ca.engine.profile import signature_hash
     from tui_ca.engine.signing import draft_key, sign_with_key

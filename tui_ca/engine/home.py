@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 from pathlib import Path
 
 from tui_ca.engine.errors import RuleError, UnsafeHomeError
@@ -84,6 +83,8 @@ def write_file(home: Path, relpath: str, data: bytes, mode: int = 0o644, *, excl
     folder = ensure_folder(home, str(Path(relpath).parent), sharing)
     if exclusive and (target.exists() or target.is_symlink()):
         raise FileExistsError(f"{target} exists already; refusing to overwrite it")
+    import secrets
+
     staging = folder / f".{target.name}.{secrets.token_hex(4)}.tmp"
     fd = sharing.create(staging, mode)
     try:

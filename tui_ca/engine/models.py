@@ -14,6 +14,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+# Here for the faces that import it from the models; it lives with the other pure text helpers.
+from tui_ca.engine.names import group_fingerprint
+
 if TYPE_CHECKING:
     # Imported where used: a command that signs nothing should not pay for x509.
     from cryptography import x509
@@ -191,12 +194,6 @@ class CsrDetails:
     def fingerprint_groups(self) -> str:
         """The SPKI fingerprint in groups of four, for reading aloud."""
         return group_fingerprint(self.spki_sha256)
-
-
-def group_fingerprint(hex_digest: str, size: int = 4) -> str:
-    """``ab12cd34…`` → ``AB12 CD34 …``."""
-    upper = hex_digest.upper()
-    return " ".join(upper[i : i + size] for i in range(0, len(upper), size))
 
 
 @dataclass(frozen=True)

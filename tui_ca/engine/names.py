@@ -11,11 +11,16 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from tui_ca.engine.errors import InputError, RuleError
-from tui_ca.engine.models import NameFields
+
+if TYPE_CHECKING:
+    # x509 is imported by the functions that take its objects: show and list
+    # use name_warning and is_decimal_id, and must not load it (bench/cli_startup.py).
+    from cryptography import x509
+
+    from tui_ca.engine.models import NameFields
 
 MAX_REQUESTER_CHARS = 128
 # RFC 1035 §2.3.4: 63 octets a label, 253 for the name in text form.
@@ -86,6 +91,8 @@ def uri_problem(uri: str) -> str | None:
 
 def check_general_names(names: x509.SubjectAlternativeName, *, allow_wildcard: bool = False) -> None:
     """Refuse (InputError/RuleError, one line) any SAN a relying party could not use."""
+    from cryptography import x509
+
     if len(names) == 0:
         raise InputError("the CSR's subject alternative name extension is empty")
     for general_name in names:
@@ -116,6 +123,8 @@ def cn_as_general_name(common_name: str | None) -> x509.GeneralName | None:
     Single labels ("alice", "phone-17") are far more often user or device names
     than hostnames, so they are not turned into DNS SANs.
     """
+    from cryptography import x509
+
     if not common_name:
         return None
     try:
@@ -129,6 +138,8 @@ def cn_as_general_name(common_name: str | None) -> x509.GeneralName | None:
 
 
 def _same(a: x509.GeneralName, b: x509.GeneralName) -> bool:
+    from cryptography import x509
+
     if isinstance(a, x509.DNSName) and isinstance(b, x509.DNSName):
         return a.value.lower() == b.value.lower()
     return a == b
@@ -140,6 +151,12 @@ def effective_sans(common_name: str | None, names: list[x509.GeneralName]) -> li
     if from_cn is None or any(_same(from_cn, n) for n in names):
         return list(names)
     return [*names, from_cn]
+
+
+def group_fingerprint(hex_digest: str, size: int = 4) -> str:
+    """``ab12cd34…`` → ``AB12 CD34 …``, for reading a fingerprint aloud."""
+    upper = hex_digest.upper()
+    return " ".join(upper[i : i + size] for i in range(0, len(upper), size))
 
 
 def name_warning(sans: tuple[str, ...]) -> str | None:
@@ -209,6 +226,8 @@ def root_common_name(names: NameFields) -> str:
 
 def check_renewal(csr: x509.CertificateSigningRequest, subject: str, sans: tuple[str, ...]) -> None:
     """RFC 7030 §4.2.2: a re-enrollment keeps the subject AND the SANs of the certificate it renews."""
+    from cryptography import x509
+
     from tui_ca.engine.csr_policy import format_general_name
 
     if csr.subject.rfc4514_string() != subject:

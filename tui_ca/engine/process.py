@@ -10,22 +10,29 @@ which is what an unlocked key in memory needs.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import resource
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import ctypes
 
 PR_SET_DUMPABLE = 4
-PR_GET_DUMPABLE = 3
 _done = False
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
+    # The symbols already loaded into this process (libc among them), rather
+    # than ctypes.util.find_library, which imports shutil and may run
+    # ldconfig: a one-shot approve pays for whatever this costs.
+    import ctypes
+
     try:
-        return ctypes.CDLL(name, use_errno=True) if name else None
-    except OSError:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl  # noqa: B018 - looked up here so that a libc without it reads as "no prctl"
+    except (OSError, AttributeError):
         return None
+    return libc
 
 
 def make_undumpable() -> None:
@@ -42,11 +49,3 @@ def make_undumpable() -> None:
         if libc is not None:
             libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     _done = True
-
-
-def is_dumpable() -> bool:
-    """Whether the kernel would write a core for this process (for tests and ``check``)."""
-    libc = _libc() if sys.platform.startswith("linux") else None
-    if libc is not None and libc.prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) == 0:
-        return False
-    return resource.getrlimit(resource.RLIMIT_CORE)[0] != 0

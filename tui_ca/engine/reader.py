@@ -16,23 +16,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from tui_ca.engine import audit as audit_log
 from tui_ca.engine import records
-from tui_ca.engine.clock import crl_from_the_future
 from tui_ca.engine.errors import InputError, NoCAError, NotFoundError, UnsafeHomeError
 from tui_ca.engine.home import ISSUING_CERT, ISSUING_CSR, ISSUING_KEY, ROOT_CERT, ROOT_KEY, read_file
-from tui_ca.engine.listing import Listing, Overview, matching_ids, read_listing, read_overview
-from tui_ca.engine.models import (
-    AuditRecord,
-    CAInfo,
-    Certificate,
-    CertStatus,
-    CrlInfo,
-    Refusal,
-    Request,
-    RequestStatus,
-)
-from tui_ca.engine.operation import REVOCATION_GENERATION
 from tui_ca.engine.store import (
     CRL_DER_BLOB,
     CRL_PEM_BLOB,
@@ -45,10 +31,23 @@ from tui_ca.engine.store import (
 )
 
 if TYPE_CHECKING:
+    # What only signing, CSR checks and the UI need is imported where it is used:
+    # a command that signs nothing (show, list, export) must not pay for
+    # cryptography.x509 or dataclasses at start-up (bench/cli_startup.py).
     from cryptography import x509
 
-# cryptography (x509, the CSR policy, key files) is imported where it is used:
-# `tui-ca list` reads only stored text and would pay its import for nothing.
+    from tui_ca.engine.listing import Listing, Overview
+    from tui_ca.engine.models import (
+        AuditRecord,
+        CAInfo,
+        Certificate,
+        CertStatus,
+        CrlInfo,
+        Refusal,
+        Request,
+        RequestStatus,
+    )
+
 __all__ = ["ISSUING_CERT", "ISSUING_CSR", "ISSUING_KEY", "ROOT_CERT", "ROOT_KEY", "CAReader", "utc_now"]
 T = TypeVar("T")
 # Certificate IDs are small decimal numbers; anything longer is a serial in hex.
@@ -150,25 +149,52 @@ class CAReader:
         return value
 
     def issuing_cert(self) -> x509.Certificate:
-        self._require_ca()
         from cryptography import x509
 
+        self._require_ca()
         return self._parsed_blob(ISSUING_CERT, x509.load_pem_x509_certificate)
 
     def root_cert(self) -> x509.Certificate:
-        self._require_ca()
         from cryptography import x509
 
+        self._require_ca()
         return self._parsed_blob(ROOT_CERT, x509.load_pem_x509_certificate)
+
+    def issuing_public_key(self) -> Any:
+        """The issuing CA's public key, from its certificate's SubjectPublicKeyInfo.
+
+        Sliced out of the DER instead of parsing the certificate: verifying the
+        signed approval policy is all that ``show`` needs it for, and that must
+        not load cryptography.x509.
+        """
+        import base64
+
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        from tui_ca.engine.crl import der_body, der_split
+
+        self._require_ca()
+        pem = read_file(self.home, ISSUING_CERT)
+        der = base64.b64decode(b"".join(pem.split(b"-----")[2].split()))
+        tbs = der_split(der_body(der))[0]
+        fields = der_split(der_body(tbs))
+        # TBSCertificate: [0] version (v3), serial, signature, issuer, validity, subject, subjectPublicKeyInfo.
+        return load_der_public_key(fields[6 if fields[0][0] == 0xA0 else 5])
+
+    def has_governance(self) -> bool:
+        """Whether a signed approval policy or role groups are set (approval_policy.GOVERNANCE_CONFIG_KEY)."""
+        return self.config().get("governance") is not None
 
     def key_is_encrypted(self) -> bool:
         """Whether using the CA key needs a secret: its passphrase, or the PIN of the token holding it."""
         if self.key_in_token():
             return True
+        path = self.home / ISSUING_KEY
+        if not path.exists():
+            return False
         from tui_ca.engine.keys import is_encrypted
 
-        path = self.home / ISSUING_KEY
-        return path.exists() and is_encrypted(read_file(self.home, ISSUING_KEY))
+        return is_encrypted(read_file(self.home, ISSUING_KEY))
 
     def key_in_token(self) -> bool:
         """Whether the CA keys live in a PKCS#11 token (``init --pkcs11``, ``key-to-token``), not in files."""
@@ -192,6 +218,8 @@ class CAReader:
         return None if doc is None else records.request_model(doc)
 
     def crl_is_stale(self) -> bool:
+        from tui_ca.engine.clock import crl_from_the_future
+
         info = self.info()
         now = self.now()
         # A CRL dated in the future (clock skew) is refused by relying parties: re-publish it (trust slice).
@@ -205,6 +233,7 @@ class CAReader:
     def info(self) -> CAInfo:
         """The signing certificate as the header shows it."""
         from tui_ca.engine.csr_policy import describe_key, name_fields
+        from tui_ca.engine.models import CAInfo
 
         issuing = self.issuing_cert()
         view = self._view()
@@ -235,6 +264,8 @@ class CAReader:
     @_consistent
     def overview(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Overview:
         """Every list of the main screen, models built only on demand (see listing.py)."""
+        from tui_ca.engine.listing import read_overview
+
         token, now, info = self.change_token(), self.now(), self.info()
         return read_overview(self._view(), token, now, info, first_screen_rows, pause)
 
@@ -255,6 +286,8 @@ class CAReader:
         except CAError:
             policy = None  # a damaged policy counts no approval; the approve itself says why
         needed = None if policy is None or policy.is_default else (lambda doc: approvals_needed_for_doc(policy, doc))
+        from tui_ca.engine.listing import read_listing
+
         return read_listing(self.store.view(keep=False), token, now, info, needed=needed,
                             multi_approval=needed is not None, first_screen_rows=first_screen_rows,
                             pause=pause)  # fmt: skip
@@ -263,6 +296,8 @@ class CAReader:
                      certificates: bool = True, queued_only: bool = False,
                      pause: Callable[[], None] | None = None) -> set[int]:  # fmt: skip
         """IDs of the records any of whose stored fields (or status words) hold ``query``; streamed."""
+        from tui_ca.engine.listing import matching_ids
+
         return matching_ids(self.store.view(keep=False), query, self.now(), expiring_within, requests=requests,
                             certificates=certificates, queued_only=queued_only, pause=pause)  # fmt: skip
 
@@ -318,6 +353,8 @@ class CAReader:
 
     def revocation_generation(self) -> int:
         """A counter that moves whenever any certificate's revocation state changes (any process)."""
+        from tui_ca.engine.operation import REVOCATION_GENERATION
+
         return int(self._view().meta().get(REVOCATION_GENERATION, 0))
 
     def serial_issued(self, serial: int) -> bool:
@@ -335,6 +372,8 @@ class CAReader:
     def revocations(self) -> tuple[int, dict[int, tuple[datetime, int]]]:
         """``revocation_generation()`` and, read at the same instant, serial -> (revoked_at, CRL reason code)
         of every revoked certificate (what the CRL lists; the code of "unspecified" is 0)."""
+        from tui_ca.engine.operation import REVOCATION_GENERATION
+
         view = self._view()
         generation = int(view.meta().get(REVOCATION_GENERATION, 0))
         return generation, {int(doc["serial"], 16): (datetime.fromisoformat(doc["at"]), doc["code"])
@@ -354,6 +393,32 @@ class CAReader:
         return (
             records.request_model(request_doc) if request_doc else None,
             records.certificate_model(cert_doc) if cert_doc else None,
+        )
+
+    @_consistent
+    def lookup_dicts(self, target: int | str) -> tuple[dict | None, dict | None]:
+        """``lookup`` as plain JSON-ready dicts (``iter_request_dicts``' and ``iter_certificate_dicts``' form).
+
+        What ``show`` prints, read from the stored fields: no model, no certificate parsed.
+        """
+        kind, number = self.parse_target(target)
+        view = self._view()
+        if kind == "serial":
+            found = view.find_serial(number)
+            if found is None:
+                raise NotFoundError(f"no certificate with serial {format(number, 'x')}")
+            number = found
+        request_doc, cert_doc = view.get_request(number), view.get_certificate(number)
+        # The same refusals as lookup's.
+        if kind == "serial" and cert_doc is None:
+            raise NotFoundError(f"no certificate with Certificate ID {number}")
+        if kind == "serial" and request_doc is None:
+            raise NotFoundError(f"no request with Certificate ID {number}")
+        if request_doc is None and cert_doc is None:
+            raise NotFoundError(f"no request or certificate with Certificate ID {number}")
+        return (
+            records.request_json(request_doc) if request_doc else None,
+            records.certificate_json(cert_doc, self.now().isoformat()) if cert_doc else None,
         )
 
     @_consistent
@@ -383,6 +448,8 @@ class CAReader:
 
     @_consistent
     def audit_records(self) -> list[AuditRecord]:
+        from tui_ca.engine import audit as audit_log
+
         return [audit_log.to_model(doc) for doc in self._audit_docs()]
 
     def _audit_docs(self) -> list[dict]:
@@ -391,6 +458,8 @@ class CAReader:
     @_consistent
     def verify_audit(self) -> list[str]:
         """Problems in the audit chain; empty when intact."""
+        from tui_ca.engine import audit as audit_log
+
         meta = self._view().meta()
         return audit_log.verify_chain(self._audit_docs(), meta["audit_seq"], meta["audit_head"])
 
@@ -449,6 +518,8 @@ class CAReader:
         )
         if this_update is None or next_update is None:
             raise NoCAError(f"no CRL has been published in {self.home} yet")
+        from tui_ca.engine.models import CrlInfo
+
         entries = meta.get("crl_entries")
         if entries is None:
             entries = view.crl_entries()[1]

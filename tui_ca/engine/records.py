@@ -6,18 +6,14 @@ Keys are short because they repeat in every document of every shard.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from tui_ca.engine.applicant import stored_channel
-from tui_ca.engine.models import (
-    Actor,
-    Certificate,
-    CsrDetails,
-    NameFields,
-    Refusal,
-    Request,
-    RequestStatus,
-    RevocationReason,
-)
+from tui_ca.engine.channels import stored_channel
+
+if TYPE_CHECKING:
+    # The models (dataclasses, which import inspect) are built only by the
+    # functions that return them: show and list work on the plain documents.
+    from tui_ca.engine.models import Actor, Certificate, CsrDetails, NameFields, Refusal, Request
 
 _FIELD_KEYS = ("country", "state", "locality", "organization", "org_unit", "common_name", "email")
 
@@ -27,7 +23,7 @@ def actor_doc(actor: Actor | None) -> dict | None:
 
 
 def actor_model(doc: dict | None) -> Actor | None:
-    return None if doc is None else Actor(user=doc["u"], address=doc.get("a"))
+    return None if doc is None else _required_actor(doc)
 
 
 def time_doc(moment: datetime | None) -> str | None:
@@ -43,6 +39,8 @@ def _required_time(text: str) -> datetime:
 
 
 def _required_actor(doc: dict) -> Actor:
+    from tui_ca.engine.models import Actor
+
     return Actor(user=doc["u"], address=doc.get("a"))
 
 
@@ -53,7 +51,7 @@ def fields_doc(fields: NameFields) -> dict:
 def request_doc(request_id: int, requester: str, details: CsrDetails, at: datetime,
                 by: Actor, source: str, renewal_of: int | None) -> dict:  # fmt: skip
     return {
-        "id": request_id, "requester": requester, "status": RequestStatus.QUEUED.value,
+        "id": request_id, "requester": requester, "status": "queued",
         "subject": details.subject, "fields": fields_doc(details.subject_fields), "sans": list(details.sans),
         "key_type": details.key_type, "key_size": details.key_size, "spki": details.spki_sha256,
         "csr_sha": details.csr_sha256, "at": time_doc(at), "by": actor_doc(by), "source": source,
@@ -62,6 +60,8 @@ def request_doc(request_id: int, requester: str, details: CsrDetails, at: dateti
 
 
 def request_model(doc: dict) -> Request:
+    from tui_ca.engine.models import Actor, CsrDetails, NameFields, Request, RequestStatus
+
     fields = NameFields(**doc.get("fields", {}))
     details = CsrDetails(
         subject=doc["subject"], subject_fields=fields, common_name=fields.common_name, sans=tuple(doc["sans"]),
@@ -90,6 +90,8 @@ def certificate_doc(request: dict, serial: int, sha256: str, not_before: datetim
 
 
 def certificate_model(doc: dict) -> Certificate:
+    from tui_ca.engine.models import Certificate, RevocationReason
+
     reason = doc.get("reason")
     return Certificate(
         id=doc["id"], requester=doc["requester"], serial=int(doc["serial"], 16), subject=doc["subject"],
@@ -168,6 +170,8 @@ def refusal_doc(refusal: Refusal) -> dict:
 
 
 def refusal_model(doc: dict) -> Refusal:
+    from tui_ca.engine.models import Refusal
+
     return Refusal(
         at=_required_time(doc["at"]), source=str(doc.get("src") or "?"), reason=str(doc.get("why") or ""),
         user=doc.get("u"), address=doc.get("a"), requester=doc.get("req"), subject=doc.get("subj"),

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from tui_ca.engine import chain, clock, token_keys
+from tui_ca.engine import chain, clock
 from tui_ca.engine import names as names_module
 from tui_ca.engine.authority import DEFAULT_CA_DAYS, DEFAULT_CRL_DAYS, DEFAULT_QUEUE_DAYS
 from tui_ca.engine.errors import CAError, InputError, RuleError
@@ -27,7 +27,10 @@ from tui_ca.engine.models import Actor, CAInfo, NameFields
 from tui_ca.engine.profile import build_issuing, build_issuing_csr, build_name, build_root
 from tui_ca.engine.publishing import Publishing
 from tui_ca.engine.sharing import SHARING_FILE, Sharing, share_home, unshare_home
-from tui_ca.engine.token_keys import TokenConfig
+
+if TYPE_CHECKING:
+    # Imported by init when it is given a token: an approve loads CertificateAuthority, and so this module.
+    from tui_ca.engine.token_keys import TokenConfig
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
@@ -115,6 +118,8 @@ class Setup(Publishing):
             issuing_key = generate_key(key_type)
             root_key = None if external_root else generate_key(key_type)
         else:
+            from tui_ca.engine import token_keys
+
             session = self.token_session(pkcs11)
             try:
                 issuing_key, root_key, key_type = token_keys.init_keys(session, key_type, pkcs11_keys,

@@ -16,7 +16,7 @@ from datetime import datetime
 from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -155,9 +155,3 @@ def routes(paths: dict[str, str]) -> web.RouteTableDef:
         table.get(ocsp + "/", name="ocsp_empty")(ocsp_bare_get)
     table.get(ocsp + "/{request:.+}", name="ocsp_get")(ocsp_get)
     return table
-
-
-def refuse_bad_method(request: web.Request) -> None:
-    if request.method not in (hdrs.METH_GET, hdrs.METH_HEAD, hdrs.METH_POST):
-        raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, "only GET, HEAD and POST are served here",
-                        {"Allow": "GET, HEAD, POST"}, close=True)  # fmt: skip

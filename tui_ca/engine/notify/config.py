@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
-import shutil
 import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -143,6 +141,8 @@ def _command_options(o: dict) -> dict:
     program = argv[0]
     if not os.path.isabs(program):
         # Resolved once, now: cron and serve run with another PATH.
+        import shutil  # here: shutil imports bz2 and lzma, and every operation reads this module
+
         found = shutil.which(program)
         if found is None:
             raise InputError(f"no program {program!r} on PATH; give its full path")
@@ -255,6 +255,8 @@ def save_config(home: Path, config: NotifyConfig) -> None:
         "window_days": config.window_days,
         "channels": [c.as_doc() for c in config.channels],
     }
+    import secrets
+
     staging = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     fd = Sharing.of(home).create(staging, 0o600)
     try:

@@ -7,7 +7,6 @@ mail subject or a chat line without quoting anything a client sent.
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 
 from tui_ca.engine.models import Actor, Certificate, Request
@@ -17,6 +16,8 @@ EVENT_VERSION = 1
 
 def make_event(kind: str, at: datetime, actor: Actor | None, title: str, **fields: object) -> dict:
     """A new event (``event_id`` unique, so a receiver can drop a retried duplicate)."""
+    import secrets  # here: every operation imports this module, few make an event
+
     return {
         "version": EVENT_VERSION, "event_id": secrets.token_hex(16), "kind": kind, "at": at.isoformat(),
         "title": title, "actor": None if actor is None else {"user": actor.user, "address": actor.address},

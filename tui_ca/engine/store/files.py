@@ -28,8 +28,6 @@ import errno
 import fcntl
 import json
 import os
-import secrets
-import shutil
 import stat
 import threading
 import time
@@ -507,6 +505,8 @@ class ShardFiles:
             # Anything here is a leftover by definition; a folder (or a link
             # to one) is removed without following it.
             if leftover.is_dir() and not leftover.is_symlink():
+                import shutil
+
                 shutil.rmtree(leftover)
             else:
                 leftover.unlink()
@@ -597,6 +597,8 @@ class Transaction(View):
         if not self._dirty and not self._blobs:
             return
         store = self.store
+        import secrets
+
         token = secrets.token_hex(6)
         payloads: dict[Path, bytes] = {}
         for path in self._dirty:

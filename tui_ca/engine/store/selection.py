@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tui_ca.engine.errors import InputError, RuleError
 
@@ -21,9 +21,11 @@ DATABASE_ENV = "TUI_CA_DATABASE"
 PASSWORD_FILE_ENV = "TUI_CA_DATABASE_PASSWORD_FILE"
 
 
-@dataclass(frozen=True)
-class DatabaseChoice:
+class DatabaseChoice(NamedTuple):
     """A PostgreSQL database to keep the records in."""
+
+    # A NamedTuple, not a dataclass: every command reads this module, and
+    # dataclasses costs a start-up its import of inspect (bench/cli_startup.py).
 
     url: str
     """postgresql://user@host:port/dbname, without a password."""

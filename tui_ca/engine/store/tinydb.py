@@ -23,7 +23,6 @@ committed is in ``files.py``. This is the only module that imports TinyDB.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -88,6 +87,8 @@ def key_shard(key: str, buckets: int = KEY_BUCKETS) -> str:
     bucket, as homes from before the split wrote; doubling the buckets sends
     each entry of bucket b to b or b + the old count, so a split only adds files.
     """
+    import hashlib  # here: loading OpenSSL's digests costs a show by ID (no index lookup) ~5 ms of start-up
+
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
     return f"k{int.from_bytes(digest[:4], 'little') % buckets:02d}"
 
@@ -100,6 +101,8 @@ def index_slot(key: str) -> int:
     doc_id is one dict lookup. Bytes 8-13 of the digest are independent of the
     bucket byte; entries are never deleted, so linear probing stays correct.
     """
+    import hashlib
+
     digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
     return int.from_bytes(digest[8:14], "big") + 1
 
