@@ -117,14 +117,17 @@ def _approve(app: CAApp, ids: list[int], days: int | None, after: Done) -> None:
             outcome = ca.approve([request_id], days=days)[0]
             if outcome.certificate is None:
                 raise Refused(outcome.error)
-            return outcome.certificate
+            return outcome
 
-        app.operate(one, lambda c: f"Request {request_id} approved: certificate serial {c.serial_hex}, "
-                                   f"valid until {c.not_after:%Y-%m-%d}.", after)  # fmt: skip
+        # The warning says when the issuing CA's end cut the certificate short of the days asked.
+        app.operate(one, lambda o: f"Request {request_id} approved: certificate serial {o.certificate.serial_hex}, "
+                                   f"valid until {o.certificate.not_after:%Y-%m-%d}."
+                                   + (f" Note: {o.warning}." if o.warning else ""), after)  # fmt: skip
         return
 
     def many() -> list[RowOutcome]:
-        return [RowOutcome(o.id, True, f"issued, serial {o.certificate.serial_hex}")
+        return [RowOutcome(o.id, True, f"issued, serial {o.certificate.serial_hex}"
+                           + (f" ({o.warning})" if o.warning else ""))
                 if o.certificate is not None else RowOutcome(o.id, False, f"refused: {o.error}")
                 for o in ca.approve(ids, days=days)]  # fmt: skip
 

@@ -40,6 +40,8 @@ def certificate_facts(cert: Certificate, issuer: str, now) -> list[tuple[str, Te
         ("Key", cert.key_type),
         ("SPKI SHA-256", Text(reading_lines(group_fingerprint(cert.spki_sha256)), style="bold")),
     ]
+    if cert.name_warning:
+        rows.insert(9, ("Warning", Text(cert.name_warning, style="bold yellow")))
     issued = Text(f"{when(cert.issued_at)} by ")
     issued.append(visible(cert.issued_by.describe(), 80))
     rows.append(("Issued", issued))

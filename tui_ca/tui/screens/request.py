@@ -66,6 +66,8 @@ def request_facts(view: RequestView, now) -> list[tuple[str, Text | str]]:
             rows.append((f"Subject {key}", literal(value)))
     rows.append(("Subject (full)", literal(d.subject, limit=400)))
     rows.append(("SANs", literal(", ".join(d.sans)) if d.sans else Text("none", style="dim")))
+    if d.name_warning:
+        rows.append(("Warning", Text(d.name_warning, style="bold yellow")))
     rows.append(("Key", f"{d.key_type} ({d.key_size} bits)"))
     rows.append(("CSR signature", sig))
     rows.append(("SPKI SHA-256", Text(reading_lines(d.fingerprint_groups), style="bold")))
