@@ -88,7 +88,10 @@ def _tally(outcomes: list[RowOutcome], done: str) -> str:
 def _report(app: CAApp, title: str) -> Callable[[list[RowOutcome]], None]:
     from tui_ca.tui.screens.report import BulkReportScreen
 
-    return lambda outcomes: app.push_screen(BulkReportScreen(title, outcomes))
+    def show(outcomes: list[RowOutcome]) -> None:
+        app.push_screen(BulkReportScreen(title, outcomes))
+
+    return show
 
 
 # ---------------------------------------------------------------- approve
@@ -116,7 +119,9 @@ def _approve(app: CAApp, ids: list[int], days: int | None, after: Done) -> None:
         def one():
             outcome = ca.approve([request_id], days=days)[0]
             if outcome.certificate is None:
-                raise Refused(outcome.error)
+                # error is None for a K-of-N approval recorded but not yet enough (outcome.pending); the UI
+                # does not handle that yet and, as before, reports it as a refusal reading "None".
+                raise Refused(str(outcome.error))
             return outcome.certificate
 
         app.operate(one, lambda c: f"Request {request_id} approved: certificate serial {c.serial_hex}, "
