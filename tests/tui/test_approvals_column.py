@@ -16,6 +16,7 @@ from tui_support import (  # noqa: F401
 
 from tui_ca.engine import Actor, CertificateAuthority
 from tui_ca.engine.approval_policy import ApprovalPolicy
+from tui_ca.tui.screens.dialogs import ApproveDialog
 from tui_ca.tui.screens.request import RequestScreen
 from tui_ca.tui.widgets.record_list import RecordList
 
@@ -53,3 +54,34 @@ async def test_no_approvals_column_without_a_policy(demo_home, clock):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert "Approvals" not in list_lines(app.screen.query_one("#queued", RecordList))[0]
+
+
+def recorded_notices(app) -> list[str]:
+    said: list[str] = []
+    original = app.notify
+
+    def notify(message, *args, **kwargs):
+        said.append(str(message))
+        return original(message, *args, **kwargs)
+
+    app.notify = notify
+    return said
+
+
+@pilot_test
+async def test_an_approval_short_of_k_is_reported_as_recorded_not_refused(demo_home, clock):
+    two_person(demo_home, clock)
+    app = make_app(demo_home, clock)
+    said = recorded_notices(app)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        app.push_screen(RequestScreen(6))
+        await until(pilot, lambda: isinstance(app.screen, RequestScreen) and app.screen.view is not None)
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApproveDialog))
+        await pilot.press("enter")
+        await until(pilot, lambda: any("recorded" in line for line in said))
+        assert "Request 6: your approval is recorded, 1 of 2" in " ".join(said)
+        assert not any("None" in line or "refused" in line.lower() for line in said)
+    ca = CertificateAuthority(demo_home, clock=clock)
+    assert ca.request(6).approvals and ca.request(6).status.value == "queued"

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from tui_ca.engine import CAError, Certificate, Request, RevocationReason
 from tui_ca.engine.ca import MAX_LEAF_DAYS
+from tui_ca.engine.models import ApproveOutcome
 from tui_ca.tui.screens.dialogs import ApproveDialog, RejectDialog, RevokeDialog
 from tui_ca.tui.text import visible
 
@@ -88,7 +89,10 @@ def _tally(outcomes: list[RowOutcome], done: str) -> str:
 def _report(app: CAApp, title: str) -> Callable[[list[RowOutcome]], None]:
     from tui_ca.tui.screens.report import BulkReportScreen
 
-    return lambda outcomes: app.push_screen(BulkReportScreen(title, outcomes))
+    def show(outcomes: list[RowOutcome]) -> None:
+        app.push_screen(BulkReportScreen(title, outcomes))
+
+    return show
 
 
 # ---------------------------------------------------------------- approve
@@ -116,22 +120,41 @@ def _approve(app: CAApp, ids: list[int], days: int | None, after: Done) -> None:
         def one():
             outcome = ca.approve([request_id], days=days)[0]
             if outcome.certificate is None:
-                raise Refused(outcome.error)
+                if outcome.pending:
+                    return outcome  # recorded; more admins must approve before it is issued
+                raise Refused(str(outcome.error))
             return outcome
 
-        # The warning says when the issuing CA's end cut the certificate short of the days asked.
-        app.operate(one, lambda o: f"Request {request_id} approved: certificate serial {o.certificate.serial_hex}, "
-                                   f"valid until {o.certificate.not_after:%Y-%m-%d}."
-                                   + (f" Note: {o.warning}." if o.warning else ""), after)  # fmt: skip
+        app.operate(one, lambda o: _approved(request_id, o), after)
         return
 
     def many() -> list[RowOutcome]:
-        return [RowOutcome(o.id, True, f"issued, serial {o.certificate.serial_hex}"
-                           + (f" ({o.warning})" if o.warning else ""))
-                if o.certificate is not None else RowOutcome(o.id, False, f"refused: {o.error}")
-                for o in ca.approve(ids, days=days)]  # fmt: skip
+        return [_row_outcome(o) for o in ca.approve(ids, days=days)]
 
     app.operate(many, lambda outcomes: _tally(outcomes, "approved"), _then(_report(app, "Approve"), after))
+
+
+def _approved(request_id: int, outcome: ApproveOutcome) -> str:
+    """The result line of one approval: issued (and whether the CA's end cut it short), or recorded under K-of-N."""
+    cert = outcome.certificate
+    if cert is None:
+        return (
+            f"Request {request_id}: your approval is recorded, {len(outcome.approvals)} of {outcome.needed}; "
+            "it is issued once enough admins approve."
+        )
+    # The warning says when the issuing CA's end cut the certificate short of the days asked.
+    note = f" Note: {outcome.warning}." if outcome.warning else ""
+    return (f"Request {request_id} approved: certificate serial {cert.serial_hex}, "
+            f"valid until {cert.not_after:%Y-%m-%d}.{note}")  # fmt: skip
+
+
+def _row_outcome(outcome: ApproveOutcome) -> RowOutcome:
+    if outcome.certificate is not None:
+        warning = f" ({outcome.warning})" if outcome.warning else ""
+        return RowOutcome(outcome.id, True, f"issued, serial {outcome.certificate.serial_hex}{warning}")
+    if outcome.pending:
+        return RowOutcome(outcome.id, True, f"approval recorded, {len(outcome.approvals)} of {outcome.needed}")
+    return RowOutcome(outcome.id, False, f"refused: {outcome.error}")
 
 
 # ---------------------------------------------------------------- reject

@@ -22,6 +22,7 @@ from typing import Any
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.worker import Worker
 
 from tui_ca.engine import Actor, CAError, CAInfo, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
@@ -96,7 +97,7 @@ class CAApp(App[int]):
         self.loaded_event = asyncio.Event()
         """Set once every record has been read (after ``ready_event`` on a big CA)."""
         self._token: object = None
-        self._load_worker = None
+        self._load_worker: Worker[None] | None = None
         self._next_read_at = 0.0
         """``time.monotonic()`` before which a change seen by the poll waits (see ``reload``)."""
         self._painted = threading.Event()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.dom import DOMNode
 
 from tui_ca.tui.screens.help import key_name
 
@@ -17,8 +18,8 @@ from tui_ca.tui.screens.help import key_name
 class ActionsProvider(Provider):
     """One command per enabled binding of the current screen, its focused widget and the app."""
 
-    def _commands(self) -> list[tuple[str, str, object, str]]:
-        found: dict[str, tuple[str, str, object, str]] = {}
+    def _commands(self) -> list[tuple[str, str, DOMNode, str]]:
+        found: dict[str, tuple[str, str, DOMNode, str]] = {}
         for key, active in self.screen.active_bindings.items():
             binding = active.binding
             if not active.enabled or binding.action.startswith("command_palette") or not binding.description:
@@ -30,7 +31,7 @@ class ActionsProvider(Provider):
             found[name] = (name, help_text, active.node, binding.action)
         return sorted(found.values(), key=lambda c: c[0].casefold())
 
-    async def _run(self, node: object, action: str) -> None:
+    async def _run(self, node: DOMNode, action: str) -> None:
         await self.app.run_action(action, node)
 
     async def discover(self) -> Hits:

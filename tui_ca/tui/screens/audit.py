@@ -17,6 +17,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import AuditRecord, CAError
+from tui_ca.tui.ca_app import ca_app
 from tui_ca.tui.data import Snapshot
 from tui_ca.tui.text import literal, visible
 from tui_ca.tui.widgets.details import Details
@@ -108,7 +109,7 @@ class AuditScreen(SearchMixin):
     @work(thread=True, exclusive=True, group="audit-load")
     def load(self) -> None:
         try:
-            found = self.app.ca.audit_records()
+            found = ca_app(self).ca.audit_records()
         except (CAError, OSError, KeyError, ValueError, TypeError) as exc:
             # The verdict says what is wrong with the log; this says why no list.
             self.app.call_from_thread(self.app.notify, f"The audit log cannot be listed: {exc}", severity="error")
@@ -118,7 +119,7 @@ class AuditScreen(SearchMixin):
     @work(thread=True, exclusive=True, group="audit-verify")
     def verify(self) -> None:
         try:
-            problems = self.app.ca.verify_audit()
+            problems = ca_app(self).ca.verify_audit()
         except (CAError, OSError, KeyError, ValueError, TypeError) as exc:
             # A shard edited beyond parsing is itself a finding, not a crash.
             problems = [f"the log cannot be read: {exc}"]

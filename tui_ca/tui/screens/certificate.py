@@ -15,6 +15,7 @@ from textual.widgets import Footer, Label
 from tui_ca.engine import CAError, Certificate, CertStatus, InputError, RevocationReason
 from tui_ca.engine.models import group_fingerprint
 from tui_ca.tui.actions import REVOKE_WARNING, ask_revoke  # noqa: F401  (the warning is re-exported)
+from tui_ca.tui.ca_app import ca_app
 from tui_ca.tui.data import Snapshot
 from tui_ca.tui.roles import RoleKeys
 from tui_ca.tui.screens.dialogs import ConfirmDialog, ExportDialog
@@ -48,7 +49,8 @@ def certificate_facts(cert: Certificate, issuer: str, now) -> list[tuple[str, Te
     if cert.revoked_at is not None:
         revoked = Text(f"{when(cert.revoked_at)} by ")
         revoked.append(visible(cert.revoked_by.describe() if cert.revoked_by else None, 80))
-        revoked.append(f", reason {cert.revocation_reason.value}")
+        if cert.revocation_reason is not None:
+            revoked.append(f", reason {cert.revocation_reason.value}")
         rows.append(("Revoked", revoked))
     return rows
 
@@ -135,7 +137,7 @@ class CertificateScreen(RoleKeys):
 
     @work(thread=True, exclusive=True, group="certificate-load")
     def load(self) -> None:
-        ca = self.app.ca
+        ca = ca_app(self).ca
         try:
             cert = ca.certificate(self.cert_id)
             issuer = ca.issuing_cert().subject.rfc4514_string()
@@ -170,14 +172,14 @@ class CertificateScreen(RoleKeys):
     def action_item(self, then: str) -> None:
         from tui_ca.tui.screens.item_text import open_item
 
-        open_item(self.app, "certificate", self.cert_id, then)
+        open_item(ca_app(self), "certificate", self.cert_id, then)
 
     # ------------------------------------------------------------ revoke
 
     def action_revoke(self) -> None:
         if self.cert is None or self.cert.revoked_at is not None:
             return
-        ask_revoke(self.app, [self.cert])
+        ask_revoke(ca_app(self), [self.cert])
 
     # ------------------------------------------------------------ release a hold
 
@@ -192,12 +194,12 @@ class CertificateScreen(RoleKeys):
         self.app.push_screen(dialog, lambda yes: self._unhold(cert.id) if yes else None)
 
     def _unhold(self, cert_id: int) -> None:
-        ca = self.app.ca  # type: ignore[attr-defined]
+        ca = ca_app(self).ca
 
         def describe(cert: Certificate) -> str:
             return f"Certificate {cert.id} released from hold: valid again; CRL {ca.info().crl_number} published."
 
-        self.app.operate(lambda: ca.unhold(cert_id), describe)  # type: ignore[attr-defined]
+        ca_app(self).operate(lambda: ca.unhold(cert_id), describe)
 
     # ------------------------------------------------------------ export
 
@@ -206,7 +208,7 @@ class CertificateScreen(RoleKeys):
             return
         body = Text(f"Certificate {self.cert.id}, serial {self.cert.serial_hex}")
         self.app.push_screen(ExportDialog(f"Export certificate {self.cert.id}", body,
-                                          default_export_path(self.app.export_dir, self.cert)), self._export)  # fmt: skip
+                                          default_export_path(ca_app(self).export_dir, self.cert)), self._export)  # fmt: skip
 
     def _export(self, path: Path | None, overwrite: bool = False) -> None:
         if path is None:
@@ -216,7 +218,7 @@ class CertificateScreen(RoleKeys):
     @work(thread=True, group="export")
     def export_to(self, path: Path, overwrite: bool) -> None:
         try:
-            write_pem(path, self.app.ca.certificate_pem(self.cert_id, chain=True), overwrite=overwrite)
+            write_pem(path, ca_app(self).ca.certificate_pem(self.cert_id, chain=True), overwrite=overwrite)
         except _Exists:
             self.app.call_from_thread(self._ask_overwrite, path)
             return
@@ -227,11 +229,10 @@ class CertificateScreen(RoleKeys):
 
     def _ask_overwrite(self, path: Path) -> None:
         dialog = ConfirmDialog("Replace the file?", Text(f"{path} exists. Replace it?"), confirm_label="Replace")
-        self.app.push_screen(
-            dialog,
-            lambda yes: (
-                self.export_to(path, True)
-                if yes
-                else self.app.notify(f"Nothing written; {path} was left as it was.", severity="warning")
-            ),
-        )
+        self.app.push_screen(dialog, lambda yes: self._overwrite(path, yes))
+
+    def _overwrite(self, path: Path, yes: bool | None) -> None:
+        if yes:
+            self.export_to(path, True)
+        else:
+            self.app.notify(f"Nothing written; {path} was left as it was.", severity="warning")

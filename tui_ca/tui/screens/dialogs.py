@@ -19,6 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.button import ButtonVariant
 from textual.widgets.option_list import Option
 
 from tui_ca.engine import RevocationReason
@@ -54,7 +55,7 @@ class Dialog(ModalScreen[T | None], Generic[T]):
     ]
 
     confirm_label = "Confirm"
-    confirm_variant = "primary"
+    confirm_variant: ButtonVariant = "primary"
     letter_keys = True
     """Whether ``y``/``n`` answer (False where a text field takes letters)."""
 
@@ -210,7 +211,10 @@ class RevokeDialog(Dialog[RevocationReason]):
     def value(self) -> RevocationReason:
         reasons = self.query_one("#reasons", OptionList)
         index = reasons.highlighted or 0
-        return RevocationReason(reasons.get_option_at_index(index).id)
+        reason = reasons.get_option_at_index(index).id
+        if reason is None:  # every option is made with its reason as its id
+            raise ValueError("Choose a reason from the list.")
+        return RevocationReason(reason)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

@@ -12,6 +12,7 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from tui_ca.engine import CAError, NameFields
 from tui_ca.engine.ca import DEFAULT_CA_DAYS
+from tui_ca.tui.ca_app import ca_app
 
 KEY_TYPES = ["ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096"]
 # (field id, label, placeholder); CN is the only required one.
@@ -39,7 +40,7 @@ class FirstRunScreen(Screen[bool]):
     def compose(self) -> ComposeResult:
         yield Label("No CA in this home yet — create one", classes="screen-title")
         with VerticalScroll(id="first-run-body"):
-            yield Static(Text(f"Home: {self.app.home}"), classes="hint")
+            yield Static(Text(f"Home: {ca_app(self).home}"), classes="hint")
             with Grid(id="first-run-form"):
                 for field_id, label, placeholder in NAME_INPUTS:
                     yield Label(label)
@@ -89,11 +90,11 @@ class FirstRunScreen(Screen[bool]):
     def create(self, names: NameFields, days: int, key_type: str, secret: bytes | None) -> None:
         # The app's engine reads the passphrase through the app, so the keys it
         # writes are encrypted with it and the session stays unlocked after.
-        self.app.use_passphrase(secret)
+        ca_app(self).use_passphrase(secret)
         try:
-            self.app.ca.init(names, days=days, key_type=key_type)
+            ca_app(self).ca.init(names, days=days, key_type=key_type)
         except CAError as exc:
-            self.app.use_passphrase(None)
+            ca_app(self).use_passphrase(None)
             self.app.call_from_thread(self._failed, str(exc))
             return
         self.app.call_from_thread(self._done, secret is not None)

@@ -59,6 +59,8 @@ def key_table() -> Table:
     for title, bindings in groups:
         table.add_row(Text(title, style="bold underline"), "")
         for binding in bindings:
+            if isinstance(binding, tuple):  # BINDINGS may hold (key, action[, description]), as Textual reads them
+                binding = Binding(*binding)
             table.add_row(key_name(binding.key), binding.description)
     table.add_row("", "")
     table.add_row("Mouse", "click selects, click again (or double-click) opens")

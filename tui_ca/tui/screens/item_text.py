@@ -20,6 +20,7 @@ from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tui_ca.engine import CAError
+from tui_ca.tui.ca_app import ca_app
 from tui_ca.tui.dump import certificate_text, csr_text
 from tui_ca.tui.screens.dialogs import DialogBox
 
@@ -139,7 +140,7 @@ class TextScreen(Screen):
         self.query_one("#text-body", VerticalScroll).scroll_relative(y=lines, animate=False)
 
     def action_copy(self) -> None:
-        copy_to_clipboard(self.app, self.item, "pem")
+        copy_to_clipboard(ca_app(self), self.item, "pem")
 
     def action_close(self) -> None:
         self.dismiss()

@@ -12,6 +12,7 @@ from textual.widgets import Footer, Label, Static
 
 from tui_ca.engine import CAError
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
+from tui_ca.tui.ca_app import ca_app
 from tui_ca.tui.data import EXPIRING_WORD, Snapshot, age_seconds, aged
 from tui_ca.tui.roles import RoleKeys, explanation
 from tui_ca.tui.widgets.ca_header import CAHeader
@@ -144,7 +145,7 @@ class MainScreen(RoleKeys, SearchMixin):
             for note in found:
                 note.display = False
             return
-        text = explanation(self.app.ca, denied)  # type: ignore[attr-defined]
+        text = explanation(ca_app(self).ca, denied)
         if found:
             found[0].update(text)
             found[0].display = True
@@ -235,18 +236,18 @@ class MainScreen(RoleKeys, SearchMixin):
         """Read the rows fresh (another admin may have decided one), then ask."""
         from tui_ca.tui import actions
 
-        ca = self.app.ca
+        ca = ca_app(self).ca
         try:
             if what == "revoke":
                 certs = [ca.certificate(i) for i in ids]
-                self.app.call_from_thread(actions.ask_revoke, self.app, certs, self._acted(list_id))
+                self.app.call_from_thread(actions.ask_revoke, ca_app(self), certs, self._acted(list_id))
                 return
             requests = [ca.request(i) for i in ids]
             if what == "approve":
                 days = ca.config().get("leaf_days", DEFAULT_LEAF_DAYS)
-                self.app.call_from_thread(actions.ask_approve, self.app, requests, days, self._acted(list_id))
+                self.app.call_from_thread(actions.ask_approve, ca_app(self), requests, days, self._acted(list_id))
             else:
-                self.app.call_from_thread(actions.ask_reject, self.app, requests, self._acted(list_id))
+                self.app.call_from_thread(actions.ask_reject, ca_app(self), requests, self._acted(list_id))
         except CAError as exc:
             self.app.call_from_thread(self.app.notify, str(exc), severity="error")
 
@@ -300,7 +301,7 @@ class MainScreen(RoleKeys, SearchMixin):
 
         selected = self._selected_item()
         if selected is not None:
-            open_item(self.app, *selected, then)
+            open_item(ca_app(self), *selected, then)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "item":

@@ -19,6 +19,7 @@ from textual.widgets import Footer, Label
 
 from tui_ca.engine import CAError
 from tui_ca.engine.models import Refusal
+from tui_ca.tui.ca_app import ca_app
 from tui_ca.tui.data import Snapshot
 from tui_ca.tui.text import literal, visible
 from tui_ca.tui.widgets.details import Details
@@ -93,7 +94,7 @@ class RefusedScreen(SearchMixin):
     @work(thread=True, exclusive=True, group="refused-load")
     def load(self) -> None:
         try:
-            found = self.app.ca.refusals(limit=SHOWN)  # type: ignore[attr-defined]
+            found = ca_app(self).ca.refusals(limit=SHOWN)
         except (CAError, OSError) as exc:
             self.app.call_from_thread(self.app.notify, f"The refused submissions cannot be read: {exc}",
                                       severity="error", markup=False)  # fmt: skip

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Label, Static
 from tui_ca.engine import CAError, Certificate, Request, RequestStatus
 from tui_ca.engine.ca import DEFAULT_LEAF_DAYS
 from tui_ca.tui.actions import ask_approve, ask_reject
+from tui_ca.tui.ca_app import ca_app
 from tui_ca.tui.data import Snapshot
 from tui_ca.tui.roles import RoleKeys
 from tui_ca.tui.text import literal, reading_lines, span, visible, when
@@ -100,7 +101,7 @@ def screen_title(request_id: int, status: RequestStatus | None) -> str:
 
 
 def warnings(view: RequestView) -> list[str]:
-    found = []
+    found: list[str] = []
     if view.request.status is not RequestStatus.QUEUED:
         # Decided: nothing to confirm, and its own certificate is no conflict.
         return found
@@ -152,7 +153,7 @@ class RequestScreen(RoleKeys):
 
     @work(thread=True, exclusive=True, group="request-load")
     def load(self) -> None:
-        ca = self.app.ca
+        ca = ca_app(self).ca
         try:
             request = ca.request(self.request_id)
             active = ca.active_certificate(request.requester)
@@ -191,17 +192,17 @@ class RequestScreen(RoleKeys):
     def action_item(self, then: str) -> None:
         from tui_ca.tui.screens.item_text import open_item
 
-        open_item(self.app, "request", self.request_id, then)
+        open_item(ca_app(self), "request", self.request_id, then)
 
     def action_approve(self) -> None:
         if self.view is None:
             return
-        ask_approve(self.app, [self.view.request], self.view.default_days, self._decided)
+        ask_approve(ca_app(self), [self.view.request], self.view.default_days, self._decided)
 
     def action_reject(self) -> None:
         if self.view is None:
             return
-        ask_reject(self.app, [self.view.request], self._decided)
+        ask_reject(ca_app(self), [self.view.request], self._decided)
 
     def _decided(self, _result) -> None:
         if self.is_current:

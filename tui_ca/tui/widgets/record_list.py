@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.segment import Segment
 from rich.style import Style
@@ -22,6 +23,9 @@ from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.worker import get_current_worker
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsRichComparison
 
 
 class SearchStopped(Exception):
@@ -44,7 +48,7 @@ class Column:
     """``left`` or ``right``."""
     min_width: int = 8
     """Smallest width of a flexible column."""
-    sort: Callable[[str], object] | None = None
+    sort: Callable[[str], SupportsRichComparison] | None = None
     """Turns a cell into the value it sorts by (default: the text, case-folded)."""
 
 
@@ -158,6 +162,8 @@ class RecordList(ScrollView, can_focus=True):
         self.cursor = 0
         self._widths: list[int] = []
         self._widths_for = -1
+        self._paint_styles: tuple[Style, Style, Style, Style, Style] | None = None
+        """The component styles, resolved once per ``render_lines`` (None outside one)."""
 
     # -------------------------------------------------------------- data
 
@@ -391,7 +397,7 @@ class RecordList(ScrollView, can_focus=True):
         keys, fetch, descending, source = list(self._all), self._fetch, self.sort_descending, self._source
         wanted = (column_index, descending, source)
 
-        def key_of(k: int) -> object:
+        def key_of(k: int) -> SupportsRichComparison:
             row = fetch(k)
             return value(row.cells[cell]) if cell < len(row.cells) else ""
 
@@ -608,6 +614,9 @@ class RecordList(ScrollView, can_focus=True):
             return Strip.blank(width, base)
         key = self._shown[index]
         row = self.row(key)
+        if row is None:
+            # A key whose record can no longer be read (gone between reads): an empty line, not a crash.
+            return Strip.blank(width, base)
         style = base + Style.parse(row.style) if row.style else base
         if index in self._match_set:
             style = style + match
