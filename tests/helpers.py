@@ -170,6 +170,18 @@ def run_cli(home: Path, *args: str, input: bytes | None = None, env: dict | None
     return result
 
 
+def state_files(home: Path) -> list[Path]:
+    """The files under a home that hold its state, sorted: not the lock file (created empty
+    on the first transaction), not the refusal log nor the commit token its own transaction
+    writes (a refused submission is recorded there on purpose: engine/refusals.py)."""
+    skipped = {home / "db" / "refusals", home / "db" / "generation"}
+    return [
+        p
+        for p in sorted(home.rglob("*"))
+        if p.is_file() and p.name != ".lock" and p not in skipped and p.parent not in skipped
+    ]
+
+
 def snapshot_home(home: Path) -> dict[str, bytes]:
     """Every file under a home with its bytes (the lock file excluded: it is
     created empty on the first transaction and carries no state), and the
@@ -181,12 +193,7 @@ def snapshot_home(home: Path) -> dict[str, bytes]:
     reads it through ``CAReader.refusals``)."""
     from tui_ca.engine.store.memory import MemoryStore
 
-    skipped = {home / "db" / "refusals", home / "db" / "generation"}
-    files = {
-        str(p.relative_to(home)): p.read_bytes()
-        for p in sorted(home.rglob("*"))
-        if p.is_file() and p.name != ".lock" and p not in skipped and p.parent not in skipped
-    }
+    files = {str(p.relative_to(home)): p.read_bytes() for p in state_files(home)}
     memory = MemoryStore._homes.get(Path(home).absolute())
     if memory is not None:
         for name, table in memory._state.tables.items():

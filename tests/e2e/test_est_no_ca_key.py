@@ -63,7 +63,7 @@ def test_scep_under_serve_never_opens_a_ca_key(tmp_path):
             client = subprocess.Popen(args, stdout=out, stderr=err)
         try:
             wait_for(lambda: '"status": "queued"' in home.cli("list", "--json").stdout.decode(), timeout=120)
-            home.cli("approve", "1")  # the admin's process, holding the key the server never opens
+            home.cli("approve", home.request_id(1))  # the admin's process, holding the key the server never opens
             assert client.wait(120) == 0, (tmp_path / "pki.err").read_text(errors="replace")
         finally:
             if client.poll() is None:

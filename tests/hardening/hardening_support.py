@@ -17,7 +17,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import TUI_CA  # tests/ is on sys.path (rootdir conftest)
+from helpers import TUI_CA, state_files  # tests/ is on sys.path (rootdir conftest)
 
 from tui_ca.engine import Actor, CertificateAuthority, NameFields, keys
 
@@ -75,12 +75,8 @@ def csr_bytes(cn: str | None = "client", *, sans: tuple[str, ...] = (), key=None
 
 
 def snapshot(home: Path) -> dict[str, bytes]:
-    """Every file under the home with its bytes and mode (lock file excluded: no state)."""
-    return {
-        str(p.relative_to(home)): p.read_bytes() + oct(p.stat().st_mode).encode()
-        for p in sorted(home.rglob("*"))
-        if p.is_file() and p.name != ".lock"
-    }
+    """Every state file under the home with its bytes and mode (tests/helpers.py's state_files)."""
+    return {str(p.relative_to(home)): p.read_bytes() + oct(p.stat().st_mode).encode() for p in state_files(home)}
 
 
 def cli(home: Path, *args: str, input: bytes | None = None, env: dict | None = None, timeout: float = 120):

@@ -158,7 +158,8 @@ def live(tmp_path_factory):
     text = errors.read_text(errors="replace")
     failures = [line[:300] for line in text.splitlines() if any(bad in line for bad in _SERVER_FAILURES)]
     assert not failures, failures[:20]
-    listed = json.loads(state.cli("list", "requests", "--json").stdout)
+    # server-setup's own certificates are on record too; the fuzz is about what clients sent.
+    listed = [r for r in json.loads(state.cli("list", "requests", "--json").stdout) if r["source"] != "server-setup"]
     assert sorted(r["id"] for r in listed) == sorted(state.accepted)
     assert all(r["status"] == "rejected" for r in listed)
     records = json.loads(state.cli("audit", "--json").stdout)

@@ -134,9 +134,9 @@ def read_overview(view: StoreView, token: object, now: datetime, info: CAInfo,
 # ----------------------------------------------------------------- compact lists
 #
 # The lazy overview above keeps every stored document (and the store keeps
-# every parsed shard): ~450 MiB at 100,000 certificates. A listing keeps only
+# everything it parsed): ~450 MiB at 100,000 certificates. A listing keeps only
 # the fields a list shows, packed in columns (columns.py), read through a view
-# that keeps no shard, so its size is a few dozen bytes a record.
+# that keeps nothing it parsed, so its size is a few dozen bytes a record.
 
 
 class RequestEntry(NamedTuple):
@@ -313,8 +313,8 @@ def read_listing(view: StoreView, token: object, now: datetime, info: CAInfo, *,
                  first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Listing:  # fmt: skip
     """Sort every record into the lists, keeping only what they show; with ``first_screen_rows``, stop early.
 
-    ``view`` should keep no shard (``RecordStore.view(keep=False)``): one
-    shard's documents at a time are alive. The early read takes the queue and
+    ``view`` should keep nothing it parsed (``RecordStore.view(keep=False)``):
+    only the documents of one batch the store reads are alive at a time. The early read takes the queue and
     the first ``first_screen_rows`` valid certificates; the closed lists wait
     for the full read. ``needed`` gives a queued request's required approvals.
     """

@@ -272,7 +272,7 @@ class CAReader:
     def listing(self, *, first_screen_rows: int | None = None, pause: Callable[[], None] | None = None) -> Listing:
         """Every list of the main screen, compact (listing.py); memory a few dozen bytes a record.
 
-        Streamed through a view that keeps no parsed shard, so it is not of one
+        Streamed through a view that keeps nothing it parsed, so it is not of one
         instant: a commit during the read moves ``change_token`` past the
         listing's ``token``, and a face that polls the token reads again.
         """
