@@ -9,6 +9,7 @@ from tui_support import (  # noqa: F401
     list_lines,
     make_app,
     pilot_test,
+    recorded_notices,
     screen_lines,
     settle,
     until,
@@ -54,18 +55,6 @@ async def test_no_approvals_column_without_a_policy(demo_home, clock):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         assert "Approvals" not in list_lines(app.screen.query_one("#queued", RecordList))[0]
-
-
-def recorded_notices(app) -> list[str]:
-    said: list[str] = []
-    original = app.notify
-
-    def notify(message, *args, **kwargs):
-        said.append(str(message))
-        return original(message, *args, **kwargs)
-
-    app.notify = notify
-    return said
 
 
 @pilot_test

@@ -19,6 +19,7 @@ from tui_support import (  # noqa: F401
     fixture_keys,
     make_app,
     pilot_test,
+    recorded_notices,
     screen_lines,
     settle,
     until,
@@ -33,19 +34,6 @@ from tui_ca.tui.screens.request import RequestScreen
 from tui_ca.tui.widgets.record_list import RecordList
 
 TRANSACTION = "3F2A9C1E5B7D4F60A1B2C3D4E5F60718"
-
-
-def recorded_notices(app) -> list[str]:
-    """What the app says in toasts, as the admin would read it."""
-    said: list[str] = []
-    original = app.notify
-
-    def notify(message, *args, **kwargs):
-        said.append(str(message))
-        return original(message, *args, **kwargs)
-
-    app.notify = notify
-    return said
 
 
 def hold(home, clock, cert_id: int = 1) -> int:

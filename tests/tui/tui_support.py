@@ -147,3 +147,16 @@ def screen_lines(app) -> list[str]:
 def list_lines(record_list) -> list[str]:
     """What a record list draws, line by line (header first)."""
     return [text_of(record_list.render_line(y)).rstrip() for y in range(record_list.size.height)]
+
+
+def recorded_notices(app) -> list[str]:
+    """What the app says in toasts, as the admin would read it (filled as the app runs)."""
+    said: list[str] = []
+    original = app.notify
+
+    def notify(message, *args, **kwargs):
+        said.append(str(message))
+        return original(message, *args, **kwargs)
+
+    app.notify = notify
+    return said
