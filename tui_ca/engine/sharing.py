@@ -26,8 +26,8 @@ import grp
 import json
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from tui_ca.engine.errors import InputError, UnsafeHomeError
 
@@ -38,8 +38,9 @@ SHARED_FOLDER_MODE = 0o2770
 SHARED_PARENT_MODE = 0o710
 
 
-@dataclass(frozen=True)
-class Sharing:
+# A NamedTuple, not a dataclass: every command reads this (home.py), and dataclasses
+# costs start-up time that `show` cannot spare (bench/cli_startup.py).
+class Sharing(NamedTuple):
     """The modes new files and folders of one home get, and what the checks accept."""
 
     gid: int | None
