@@ -91,15 +91,7 @@ class AuditScreen(SearchMixin):
         self.verify()
 
     def action_close(self) -> None:
-        records = self.query_one("#audit", RecordList)
-        if self._field_shown() or records.search_text:
-            # Escape first clears the search, as on the main screen; then it goes back.
-            self.action_clear_search()
-            return
-        self.dismiss()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.search_check(action)
+        self.clear_search_or_leave("audit")
 
     def update_titles(self) -> None:
         records = self.query_one("#audit", RecordList)

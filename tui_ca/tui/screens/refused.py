@@ -78,14 +78,7 @@ class RefusedScreen(SearchMixin):
             self.load()
 
     def action_close(self) -> None:
-        records = self.query_one("#refused", RecordList)
-        if self._field_shown() or records.search_text:
-            self.action_clear_search()
-            return
-        self.dismiss()
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return self.search_check(action)
+        self.clear_search_or_leave("refused")
 
     def update_titles(self) -> None:
         records = self.query_one("#refused", RecordList)

@@ -74,6 +74,16 @@ class SearchMixin(Screen):
             return True if busy or self._field_shown() else None
         return True
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return self.search_check(action)
+
+    def clear_search_or_leave(self, list_id: str) -> None:
+        """Escape: first clear the search of the list ``#list_id``, as on the main screen; then go back."""
+        if self._field_shown() or self.query_one(f"#{list_id}", RecordList).search_text:
+            self.action_clear_search()
+            return
+        self.dismiss()
+
     def _field_shown(self) -> bool:
         return any(field.has_class("shown") for field in self.query("#search").results(Input))
 
