@@ -7,7 +7,9 @@ machine is shared and absolute seconds drift from one minute to the next.
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -27,6 +29,19 @@ BENCH_ACTOR = Actor("bench", None)
 # Requests per submit_many / approve transaction while seeding: large enough
 # that per-commit costs (fsync, journal) vanish, small enough to bound memory.
 SEED_BATCH = 5_000
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def row(name: str, figure: str, ours: float, baseline: float, ratio: float, goal: str,

@@ -41,25 +41,13 @@ from cryptography import x509  # noqa: E402
 from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
 from cryptography.x509 import ocsp  # noqa: E402
 
-from bench.common import BENCH_ACTOR, CsrFactory, SeededHome, tui_ca_command  # noqa: E402
+from bench.common import BENCH_ACTOR, CsrFactory, SeededHome, cpu_seconds, free_port, tui_ca_command  # noqa: E402
 from bench.openssl_baseline import OPENSSL, _index_serial, _index_time  # noqa: E402
 from tui_ca.engine import CertificateAuthority  # noqa: E402
 from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, setup_service_certs  # noqa: E402
 
 FULL = {"certs": 100_000, "clients": (1, 8, 32), "enrollments": 192, "queries": 1200}
 QUICK = {"certs": 50, "clients": (1, 8), "enrollments": 8, "queries": 40}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds a running process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Cpu:
@@ -70,9 +58,9 @@ class _Cpu:
 
     def rate(self, count: int, clients: int, job, who: str) -> tuple[float, float]:
         """(operations/s, CPU seconds the server ``who`` spent on them)."""
-        before = _cpu_seconds(self.pids[who])
+        before = cpu_seconds(self.pids[who])
         rate = _rate(count, clients, job)
-        return rate, _cpu_seconds(self.pids[who]) - before
+        return rate, cpu_seconds(self.pids[who]) - before
 
 
 CPU = _Cpu()
@@ -235,7 +223,7 @@ def measure(quick: bool = False, home: Path | None = None) -> list[dict]:
         folder.mkdir()
         index = _openssl_index(seeded, folder)
         (folder / "issuing.pem").write_bytes(seeded.ca.ca_cert_pem())
-        baseline_port = _free_port()
+        baseline_port = free_port()
         baseline = subprocess.Popen(
             [OPENSSL, "ocsp", "-index", str(index), "-port", str(baseline_port), "-rsigner",
              str(home / OCSP_CERT), "-rkey", str(home / OCSP_KEY), "-CA", str(folder / "issuing.pem"),

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import BENCH_ACTOR, SeededHome, median, row, tui_ca_command  # noqa: E402
+from bench.common import BENCH_ACTOR, SeededHome, cpu_seconds, free_port, median, row, tui_ca_command  # noqa: E402
 from bench.engine_bench import _in_process_latency  # noqa: E402
 from tui_ca.engine import CertificateAuthority  # noqa: E402
 
@@ -102,22 +101,11 @@ def listing(home: Path, workdir: Path, runs: int = 3) -> list[dict]:
     return rows
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def serve_start(home: Path) -> float:
     """CPU seconds `tui-ca serve` spends until it answers its first CRL request."""
     if not (home / "server" / "tls.crt").exists():
         subprocess.run([*tui_ca_command(), "--home", str(home), "server-setup"], check=True, capture_output=True)
-    http, https = _free_port(), _free_port()
+    http, https = free_port(), free_port()
     proc = subprocess.Popen([*tui_ca_command(), "--home", str(home), "serve", "--port", str(https),
                              "--http-port", str(http)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
@@ -126,7 +114,7 @@ def serve_start(home: Path) -> float:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{http}/ca.crl", timeout=5) as response:
                     if response.status == 200:
-                        return _cpu_seconds(proc.pid)
+                        return cpu_seconds(proc.pid)
             except OSError:
                 time.sleep(0.05)
         raise RuntimeError("serve did not answer within 120 s")

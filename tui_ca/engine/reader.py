@@ -336,16 +336,21 @@ class CAReader:
             return "serial", int(cleaned, 16)
         raise InputError(f"{target!r} is neither a Certificate ID nor a serial number in hex")
 
-    @_consistent
-    def certificate(self, target: int | str) -> Certificate:
-        """A certificate by Certificate ID or serial in hex."""
+    def _certificate_id(self, view: StoreView, target: int | str) -> tuple[str, int]:
+        """How ``target`` was given ("id" or "serial") and the Certificate ID it names."""
         kind, number = self.parse_target(target)
-        view = self._view()
         if kind == "serial":
             found = view.find_serial(number)
             if found is None:
                 raise NotFoundError(f"no certificate with serial {format(number, 'x')}")
-            number = found
+            return kind, found
+        return kind, number
+
+    @_consistent
+    def certificate(self, target: int | str) -> Certificate:
+        """A certificate by Certificate ID or serial in hex."""
+        view = self._view()
+        _, number = self._certificate_id(view, target)
         doc = view.get_certificate(number)
         if doc is None:
             raise NotFoundError(f"no certificate with Certificate ID {number}")
@@ -401,13 +406,8 @@ class CAReader:
 
         What ``show`` prints, read from the stored fields: no model, no certificate parsed.
         """
-        kind, number = self.parse_target(target)
         view = self._view()
-        if kind == "serial":
-            found = view.find_serial(number)
-            if found is None:
-                raise NotFoundError(f"no certificate with serial {format(number, 'x')}")
-            number = found
+        kind, number = self._certificate_id(view, target)
         request_doc, cert_doc = view.get_request(number), view.get_certificate(number)
         # The same refusals as lookup's.
         if kind == "serial" and cert_doc is None:
