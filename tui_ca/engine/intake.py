@@ -11,8 +11,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from tui_ca.engine import records
-from tui_ca.engine.applicant import ADMIN, Applicant, Channel, RequesterNotAllowed, may_follow, stored_channel
+from tui_ca.engine.applicant import ADMIN, Applicant, RequesterNotAllowed, may_follow
 from tui_ca.engine.authority import AuthorityBase
+from tui_ca.engine.channels import Channel, stored_channel
 from tui_ca.engine.csr_policy import check_and_describe, load_csr
 from tui_ca.engine.errors import CAError, RuleError
 from tui_ca.engine.models import Actor, CsrDetails, Refusal, RequestStatus, SubmitResult
