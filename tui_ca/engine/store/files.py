@@ -54,6 +54,57 @@ _Signature = tuple[int, int, int]
 T = TypeVar("T")
 
 
+# Past this much shard JSON in one process, orjson takes over from the stdlib.
+# Its import costs ~20-40 ms (it loads dataclasses and inspect), more than a
+# one-shot command's few shards save, while a server, the UI or a listing
+# handles megabytes: encoding is then ~5x and decoding ~1.7x faster (bench/:
+# a 166 KB requests shard, 19 -> 3.3 ms and 11 -> 6.6 ms under load).
+_FAST_JSON_AFTER = 2 << 20
+_json_bytes = 0
+_orjson: Any = None
+
+
+def _fast() -> Any:
+    """orjson, once this process has handled enough JSON for its import to pay; else None."""
+    global _orjson
+    if _orjson is None and _json_bytes > _FAST_JSON_AFTER:
+        import orjson
+
+        _orjson = orjson
+    return _orjson
+
+
+def encode_json(data: Any) -> bytes:
+    """A shard's bytes: compact JSON, as ``json.dumps`` with no spaces writes it.
+
+    Either encoder writes JSON the other reads. An integer beyond 64 bits or a
+    lone surrogate, which orjson refuses, takes the stdlib's path.
+    """
+    global _json_bytes
+    fast = _fast()
+    if fast is not None:
+        try:
+            return fast.dumps(data, option=fast.OPT_NON_STR_KEYS)
+        except TypeError:
+            pass
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    _json_bytes += len(raw)
+    return raw
+
+
+def decode_json(raw: bytes) -> Any:
+    """What ``encode_json`` (or any JSON writer) wrote; ValueError if it is not JSON."""
+    global _json_bytes
+    fast = _fast()
+    if fast is not None:
+        try:
+            return fast.loads(raw)
+        except ValueError:
+            pass  # orjson refuses integers beyond 64 bits, which JSON allows: the stdlib decides
+    _json_bytes += len(raw)
+    return json.loads(raw)
+
+
 def _signature(stat: os.stat_result) -> _Signature:
     return (stat.st_ino, stat.st_mtime_ns, stat.st_size)
 
@@ -316,7 +367,7 @@ class ShardFiles:
         if not raw.strip():
             raise damaged(path, "empty")
         try:
-            data = json.loads(raw)
+            data = decode_json(raw)
         except ValueError:
             raise damaged(path, "not valid JSON") from None
         why = self._validate(path, data) if self._validate is not None else None
@@ -561,7 +612,7 @@ class Transaction(View):
         """The bytes the commit will write for a changed shard (a derived file may fingerprint them)."""
         payload = self._payloads.get(path)
         if payload is None:
-            payload = self._payloads[path] = json.dumps(self._shards[path], separators=(",", ":")).encode()
+            payload = self._payloads[path] = encode_json(self._shards[path])
         return payload
 
     def shards(self, collection: str) -> list[str]:
