@@ -40,7 +40,7 @@ from aiohttp import web
 
 from tui_ca.engine.errors import CAError, InputError, RuleError
 from tui_ca.engine.reader import ISSUING_KEY, ROOT_KEY
-from tui_ca.engine.service_certs import TLS_CERT, TLS_KEY
+from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY, TLS_CERT, TLS_KEY
 from tui_ca.engine.sharing import Sharing
 from tui_ca.server import est, http, status
 from tui_ca.server.context import CONTEXT, Context, LoginGuard
@@ -283,21 +283,70 @@ def _flag(args: object, name: str, default: int) -> int:
     return default if value is None else value
 
 
+# Where SCEP clients look (scep.routes.PATHS, repeated so that a home without SCEP imports none of it).
+SCEP_PATHS = ("/scep", "/cgi-bin/pkiclient.exe")
+
+
+class LazyScep:
+    """SCEP's routes, with its modules, RA key and state loaded by the first SCEP request rather than at start.
+
+    A server that is never asked for SCEP never parses the RA's RSA key; one
+    that is pays for it once, in the executor, and every request waits for it.
+    A damaged RA or SCEP state is named in the answer (503) and the log, and
+    looked at again by the next request, so repairing it needs no restart.
+    """
+
+    def __init__(self, ca: Any, context: Context) -> None:
+        self._ca = ca
+        self._context = context
+        self._handlers: dict[str, http.Handler] | None = None
+        self._loading: asyncio.Lock | None = None
+
+    def _build(self) -> dict[str, http.Handler]:
+        from tui_ca.server.scep.routes import PATHS, scep_routes
+        from tui_ca.server.scep.service import ScepService
+
+        assert PATHS == SCEP_PATHS
+        ctx = self._context
+        reserved = ctx.users.reserved if ctx.users is not None else None
+        service = ScepService(self._ca, max_queued=ctx.options.max_queued, admit=ctx.limiter.take, reserved=reserved)
+        return {route.method: route.handler for route in scep_routes(service, ctx.executor)}
+
+    async def _load(self) -> dict[str, http.Handler]:
+        if self._loading is None:
+            self._loading = asyncio.Lock()
+        async with self._loading:
+            if self._handlers is None:
+                self._handlers = await self._context.run(self._build)
+        return self._handlers
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            handlers = await self._load()
+        except (CAError, OSError) as exc:
+            print(f"tui-ca serve: SCEP unavailable: {exc}", file=sys.stderr, flush=True)
+            raise http.HttpError(503, f"SCEP is unavailable: {exc}") from None
+        return await handlers[request.method](request)
+
+    def routes(self) -> list[web.RouteDef]:
+        table: list[web.RouteDef] = []
+        for path in SCEP_PATHS:
+            table += [web.get(path, self.handle, allow_head=False), web.post(path, self.handle)]
+        return table
+
+
 def _optional_routes(ca: Any, context: Context, args: object) -> tuple[list[Any], list[Any]]:
     """SCEP on both listeners when server-setup issued its RA; /metrics on HTTP with --metrics."""
-    from tui_ca.server.scep.routes import scep_routes
-    from tui_ca.server.scep.service import RaMissing, ScepService
-
     est_routes: list[Any] = []
     status_routes: list[Any] = []
-    try:
-        reserved = context.users.reserved if context.users is not None else None
-        service = ScepService(ca, max_queued=context.options.max_queued, admit=context.limiter.take, reserved=reserved)
-    except RaMissing as exc:
-        print(f"tui-ca serve: SCEP off: {exc}", file=sys.stderr, flush=True)
+    missing = [path for path in (ca.home / SCEP_RA_CERT, ca.home / SCEP_RA_KEY) if not path.exists()]
+    if missing:
+        print(f"tui-ca serve: SCEP off: {missing[0]} is missing: run 'tui-ca server-setup' as the CA admin first",
+              file=sys.stderr, flush=True)  # fmt: skip
     else:
-        est_routes.append(scep_routes(service, context.executor))
-        status_routes.append(scep_routes(service, context.executor))
+        scep = LazyScep(ca, context)
+        est_routes.append(scep.routes())
+        status_routes.append(scep.routes())
     if getattr(args, "metrics", False):
         from tui_ca.server.metrics import Metrics, metrics_routes
 

@@ -1,0 +1,97 @@
+"""``serve`` starts without what its first answers do not need: SCEP loads on the first SCEP request.
+
+The modules the real process imported are read from its ``-X importtime``
+output, as tests/cli/test_startup.py does for the other commands.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.server.live import Home, make_home
+from tui_ca.engine.reader import CAReader
+from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
+from tui_ca.server import main
+from tui_ca.server.scep import routes as scep_routes
+
+SCEP_MODULES = ("tui_ca.server.scep.routes", "tui_ca.server.scep.service", "tui_ca.server.scep.messages")
+NOT_AT_START = (*SCEP_MODULES, "tui_ca.server.metrics", "prometheus_client", "tui_ca.server.admin")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Home:
+    return make_home(tmp_path_factory.mktemp("serve-startup"))
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as refused:
+        return refused.code, refused.read()
+
+
+@contextmanager
+def importing_serve(home: Home) -> Iterator[tuple[str, dict[str, object]]]:
+    """A real ``serve`` under ``-X importtime``; yields its HTTP base URL, then fills in its modules and stderr."""
+    process = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "tui_ca", "--home", str(home.path), "serve",
+                                "--port", "0", "--http-port", str(home.http_port)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    seen: dict[str, object] = {}
+    try:
+        lines = [process.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+        assert re.search(r"https://127\.0\.0\.1:\d+/", lines[0]), lines
+        yield f"http://127.0.0.1:{home.http_port}", seen
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err[-2000:]
+    seen["modules"] = {line.split("|")[-1].strip() for line in err.splitlines() if line.startswith("import time:")}
+    seen["stderr"] = "\n".join(line for line in err.splitlines() if not line.startswith("import time:"))
+    assert "tui_ca.server.main" in seen["modules"]  # the probe saw the imports at all
+
+
+def test_the_first_answers_load_neither_scep_nor_metrics(home):
+    with importing_serve(home) as (url, seen):
+        status, body = _get(f"{url}/ca.crl")
+        assert status == 200 and body == CAReader(home.path).published_crl(der=True)
+        assert _get(f"{url}/ca.crt")[0] == 200
+    assert sorted(seen["modules"] & set(NOT_AT_START)) == []  # type: ignore[operator]
+
+
+def test_without_an_ra_scep_is_off_and_none_of_it_is_imported(tmp_path):
+    home = make_home(tmp_path)
+    (home.path / SCEP_RA_KEY).unlink()
+    with importing_serve(home) as (url, seen):
+        assert _get(f"{url}/scep?operation=GetCACaps")[0] == 404
+    assert sorted(seen["modules"] & set(SCEP_MODULES)) == []  # type: ignore[operator]
+    assert f"SCEP off: {home.path / SCEP_RA_KEY} is missing" in seen["stderr"]  # type: ignore[operator]
+
+
+def test_a_damaged_ra_is_named_by_the_scep_answer_and_a_repair_needs_no_restart(tmp_path):
+    home = make_home(tmp_path)
+    key = home.path / SCEP_RA_KEY
+    good = key.read_bytes()
+    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
+    with importing_serve(home) as (url, seen):
+        assert _get(f"{url}/ca.crl")[0] == 200
+        status, body = _get(f"{url}/scep?operation=GetCACaps")
+        assert status == 503
+        assert body.decode().count("\n") == 1 and str(home.path / SCEP_RA_CERT) in body.decode()
+        key.write_bytes(good)
+        status, caps = _get(f"{url}/cgi-bin/pkiclient.exe?operation=GetCACaps")
+        assert status == 200 and b"POSTPKIOperation" in caps
+    assert "SCEP unavailable" in seen["stderr"]  # type: ignore[operator]
+
+
+def test_the_lazy_routes_are_the_paths_scep_serves():
+    assert main.SCEP_PATHS == scep_routes.PATHS
