@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import pytest
@@ -25,10 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
 from tests.server.live import Home, make_home
-from tui_ca.engine import profile, service_certs
+from tests.server.support import make_csr
+from tui_ca.engine import CertificateAuthority, RequestStatus, profile, service_certs
 from tui_ca.engine.reader import CAReader
 from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
 from tui_ca.server import est, main, status
+from tui_ca.server.main import Options, start
 from tui_ca.server.scep import routes as scep_routes
 
 SCEP_MODULES = ("tui_ca.server.scep.routes", "tui_ca.server.scep.service", "tui_ca.server.scep.messages")
@@ -134,3 +137,25 @@ def test_what_serve_repeats_to_stay_light_equals_its_source():
     for base in (None, "http://127.0.0.1:8080", "http://ca.example/", "http://ca.example/pki", "https://h:1/a/b/"):
         urls = profile.public_urls(base or "http://localhost")
         assert status.status_paths(base) == {kind: urlsplit(url).path for kind, url in urls.items()}
+
+
+def test_expiry_at_start_is_done_before_the_listeners_answer(live_ca):
+    stale = live_ca.submit(make_csr("forgotten-phone")[0]).request
+    later = CertificateAuthority(live_ca.home, clock=lambda: datetime.now(UTC) + timedelta(days=31))
+    running = start(later, Options(host="127.0.0.1", port=0, http_port=0, quiet=True))
+    try:
+        # No waiting: start() returns once the listeners are up, and the expiry came first.
+        assert live_ca.request(stale.id).status is RequestStatus.EXPIRED
+    finally:
+        running.stop()
+
+
+def test_a_start_with_nothing_stale_makes_no_writer(live_ca):
+    live_ca.submit(make_csr("waiting-phone")[0])
+    running = start(CAReader(live_ca.home), Options(host="127.0.0.1", port=0, http_port=0, quiet=True))
+    try:
+        assert running.context._writer is None
+        status, _ = _get(f"http://127.0.0.1:{running.http_port}/ca.crl")
+        assert status == 200 and running.context._writer is None
+    finally:
+        running.stop()
