@@ -1082,7 +1082,7 @@ def run_ui(home: Path, args: argparse.Namespace) -> int:
     return run_app(home, pin_source(args) if in_token else passphrase_source(args))
 
 
-def cmd_serve(ca: CertificateAuthority, args: argparse.Namespace) -> int:
+def cmd_serve(ca: CAReader, args: argparse.Namespace) -> int:
     from tui_ca.server.main import serve
 
     return serve(ca, args)
@@ -1126,6 +1126,9 @@ _SETUP_COMMANDS = ("init", "import-ca-cert", "restore")
 # Commands that only read: they open the home without the key-holding class
 # (and so without the signing code's imports).
 _READ_COMMANDS = ("list", "show", "export", "ca-cert", "audit")
+# serve never signs: it opens the home as a reader and makes the writer (for
+# intake and expiry) when the first request needs it (tui_ca/server/context.py).
+_READER_OPENED = (*_READ_COMMANDS, "serve")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1158,7 +1161,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("init", "restore"):
             cli_database.prepare_init(home)
         ca: Any
-        if args.command in _READ_COMMANDS:
+        if args.command in _READER_OPENED:
             from tui_ca.engine.reader import CAReader
 
             ca = CAReader(home)

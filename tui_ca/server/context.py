@@ -13,19 +13,27 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from tui_ca.engine.ca import CertificateAuthority, Submission
-from tui_ca.engine.models import SubmitResult
 from tui_ca.server.http import PeerAddress
 from tui_ca.server.limits import RateLimiter, refusal_throttle
-from tui_ca.server.ocsp import Responder
-from tui_ca.server.users import Users
+
+if TYPE_CHECKING:
+    # The writer, EST's CSR checks and OCSP's signing pull in cryptography: they
+    # are loaded by the first request that needs them (Context.ca, .responder, .module).
+    from tui_ca.engine.ca import CertificateAuthority, Submission
+    from tui_ca.engine.models import SubmitResult
+    from tui_ca.engine.reader import CAReader
+    from tui_ca.server.ocsp import Answer, Responder
+    from tui_ca.server.users import Users
 
 T = TypeVar("T")
 # A commit's fsyncs are shared by at most this many submissions; more wait for the next.
@@ -98,11 +106,11 @@ class LoginGuard:
 class Context:
     """The CA, the options and the shared machinery of both listeners."""
 
-    ca: CertificateAuthority
+    reader: CAReader
+    """What ``serve`` opened the home with: a ``CAReader``, or a ``CertificateAuthority`` (then also the writer)."""
     options: Any
     users: Users | None
     limiter: RateLimiter
-    responder: Responder
     status_paths: dict[str, str]
     executor: ThreadPoolExecutor
     peer_of: PeerAddress
@@ -113,13 +121,61 @@ class Context:
     """How many refusals made before intake are kept, per client address (limits.py)."""
     logins: LoginGuard = field(init=False)
     intake: Intake = field(init=False)
+    _writer: Any = field(default=None, init=False, repr=False)
+    _responder: Any = field(default=None, init=False, repr=False)
+    _building: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.intake = Intake(self)
 
     @property
-    def reader(self) -> CertificateAuthority:
-        return self.ca
+    def ca(self) -> CertificateAuthority:
+        """The writer (intake, refusal records, expiry), made on first use over the reader's store.
+
+        Opening the home as a reader keeps the engine's signing and CSR code
+        (and cryptography) out of the start; the first request that writes
+        loads it, in the executor (``Context.module`` loads EST that way).
+        """
+        if self._writer is None:
+            with self._building:
+                if self._writer is None:
+                    given: Any = self.reader
+                    if hasattr(given, "submit_each"):
+                        self._writer = given
+                    else:
+                        from tui_ca.engine.ca import CertificateAuthority
+
+                        self._writer = CertificateAuthority(given.home, store=given.store)
+        return self._writer
+
+    @property
+    def responder(self) -> Responder:
+        """The OCSP responder, made (signer loaded) by the first OCSP request; ``prepare`` checked its files."""
+        if self._responder is None:
+            with self._building:
+                if self._responder is None:
+                    from tui_ca.server.ocsp import Responder
+
+                    self._responder = Responder(self.reader)
+        return self._responder
+
+    def respond(self, der: bytes) -> Answer:
+        """One OCSP answer (blocking: call it through ``run``)."""
+        return self.responder.respond(der)
+
+    async def module(self, name: str, *, writer: bool = False) -> ModuleType:
+        """A module first needed by a request, imported in the executor so the event loop never waits on it."""
+        loaded = sys.modules.get(name)
+        if loaded is None or (writer and self._writer is None):
+            await self.run(self._load, name, writer)
+            loaded = sys.modules[name]
+        return loaded
+
+    def _load(self, name: str, writer: bool) -> None:
+        if writer:
+            self.ca  # noqa: B018 - made here, off the event loop
+        # An import statement (not importlib), so that ``-X importtime`` sees it.
+        __import__(name)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A blocking call on the shared pool."""

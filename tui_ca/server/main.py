@@ -33,21 +33,30 @@ import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from tui_ca.engine.errors import CAError, InputError, RuleError
+from tui_ca.engine.models import RequestStatus
 from tui_ca.engine.reader import ISSUING_KEY, ROOT_KEY
-from tui_ca.engine.service_certs import TLS_CERT, TLS_KEY
 from tui_ca.engine.sharing import Sharing
-from tui_ca.server import est, http, status
+from tui_ca.server import http, status
 from tui_ca.server.context import CONTEXT, Context, LoginGuard
 from tui_ca.server.limits import RateLimiter
 from tui_ca.server.listener import Listener
-from tui_ca.server.ocsp import Responder
-from tui_ca.server.users import Users, load_user_file
+
+# Only what the first CRL answer needs is imported above. EST's CSR checks, the
+# engine's writer, OCSP's signing (all on cryptography) and SCEP are loaded by
+# the first request that needs them, in the executor; est.PREFIX is repeated
+# here for that (a test holds them equal).
+EST_PREFIX = "/.well-known/est/"
+EST_MODULE = "tui_ca.server.est"
+# What server-setup writes (engine.service_certs names them, beside the signing code that makes them).
+TLS_CERT, TLS_KEY, OCSP_CERT, OCSP_KEY = "server/tls.crt", "server/tls.key", "server/ocsp.crt", "server/ocsp.key"
+SCEP_RA_CERT, SCEP_RA_KEY = "server/scep-ra.crt", "server/scep-ra.key"
 
 # What an EST client is told to wait before polling again. A person has to
 # approve, so polling faster than this only costs both sides.
@@ -104,9 +113,14 @@ def _server_file(home: Path, relpath: str, *, private: bool = False) -> bytes:
 
 
 def prepare(ca, options: Options, users_path: Path | None = None) -> Context:
-    """Everything the listeners share, from the home; refuses with one line if setup is missing."""
+    """Everything the listeners share, from the home; refuses with one line if setup is missing.
+
+    ``ca`` is a ``CAReader`` (what ``serve`` opens) or a ``CertificateAuthority``.
+    """
     ca.require_ca()
-    responder = Responder(ca)
+    # The OCSP responder loads its signer with the first OCSP request; that it is there is checked now.
+    _server_file(ca.home, OCSP_CERT)
+    _server_file(ca.home, OCSP_KEY, private=True)
     if options.max_queued < 0 or options.rate < 0 or options.timeout <= 0:
         raise InputError("--max-queued and --rate must not be negative")
     if options.max_per_address < 1:
@@ -117,10 +131,14 @@ def prepare(ca, options: Options, users_path: Path | None = None) -> Context:
         peer_of = http.PeerAddress(options.trust_proxy)
     except ValueError:
         raise InputError("--trust-proxy takes IP addresses") from None
-    users = Users(*load_user_file(users_path, Sharing.of(ca.home))) if users_path is not None else None
+    users = None
+    if users_path is not None:
+        from tui_ca.server.users import Users, load_user_file
+
+        users = Users(*load_user_file(users_path, Sharing.of(ca.home)))
     if not options.anonymous and users is None:
         raise InputError("--no-anonymous needs --users FILE (EST users), or clients could only re-enroll")
-    context = Context(ca=ca, options=options, users=users, limiter=RateLimiter(options.rate), responder=responder,
+    context = Context(reader=ca, options=options, users=users, limiter=RateLimiter(options.rate),
                       status_paths=status.status_paths(ca.config().get("base_url")),
                       executor=ThreadPoolExecutor(options.workers, thread_name_prefix="tui-ca-engine"),
                       peer_of=peer_of, log=http.access_logger(options.quiet))  # fmt: skip
@@ -147,11 +165,17 @@ def build_app(context: Context, *, est_routes: Iterable[Iterable[web.AbstractRou
               status_routes: Iterable[Iterable[web.AbstractRouteDef]] = ()) -> tuple[web.Application, web.Application]:  # fmt: skip
     """The HTTPS (EST) and HTTP (CRL, CA certificates, OCSP) applications, plus any extra route tables."""
     est_table = web.RouteTableDef()
-    est_table.route("*", est.PREFIX + "{tail:.*}")(est.handle)
+    est_table.route("*", EST_PREFIX + "{tail:.*}")(_est)
     https = _app(context, [est_table, *est_routes], "")
     paths = context.status_paths
     plain_app = _app(context, [status.routes(paths), *status_routes], ", ".join(sorted(paths.values())))
     return https, plain_app
+
+
+async def _est(request: web.Request) -> web.StreamResponse:
+    """EST, with its module and the engine's writer loaded by the first EST request."""
+    est = await request.app[CONTEXT].module(EST_MODULE, writer=True)
+    return await est.handle(request)
 
 
 def tls_context(ca) -> ssl.SSLContext:
@@ -173,7 +197,7 @@ class Running:
     def __init__(self, context: Context, *, est_routes: Iterable[Iterable[web.AbstractRouteDef]] = (),
                  status_routes: Iterable[Iterable[web.AbstractRouteDef]] = ()) -> None:  # fmt: skip
         self.context = context
-        self._tls = tls_context(context.ca)
+        self._tls = tls_context(context.reader)
         self._apps = build_app(context, est_routes=est_routes, status_routes=status_routes)
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
@@ -215,24 +239,29 @@ class Running:
                                 max_connections=opts.max_connections, max_per_address=opts.max_per_address,
                                 exempt=exempt, log=log)  # fmt: skip
             self._listeners.append(listener)
+        # Before any request is answered, so none is decided on a request that should have expired.
+        await self._expire(at_start=True)
         for listener in self._listeners:
             listener.start()
         self._housekeeping = self._loop.create_task(self._expire_forever())
 
+    async def _expire(self, *, at_start: bool = False) -> None:
+        ctx = self.context
+        try:
+            expired = await ctx.run(expire_stale, ctx, at_start=at_start)
+        except (CAError, OSError) as exc:
+            print(f"tui-ca serve: queue expiry: {exc}", file=sys.stderr, flush=True)
+        else:
+            if expired:
+                print(f"tui-ca serve: expired queued request(s) {', '.join(map(str, expired))}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+
     async def _expire_forever(self) -> None:
         """Expire requests that waited past the CA's queue age, so the queue never
         grows forever even where no admin set up cron (needs no CA key)."""
-        ctx = self.context
         while True:
-            try:
-                expired = await ctx.run(ctx.ca.expire_queue)
-            except (CAError, OSError) as exc:
-                print(f"tui-ca serve: queue expiry: {exc}", file=sys.stderr, flush=True)
-            else:
-                if expired:
-                    print(f"tui-ca serve: expired queued request(s) {', '.join(map(str, expired))}",
-                          file=sys.stderr, flush=True)  # fmt: skip
-            await asyncio.sleep(ctx.options.housekeeping_every)
+            await asyncio.sleep(self.context.options.housekeeping_every)
+            await self._expire()
 
     async def _close(self) -> None:
         task = getattr(self, "_housekeeping", None)
@@ -259,6 +288,23 @@ class Running:
         self.context.executor.shutdown(wait=True)
 
 
+def expire_stale(ctx: Context, *, at_start: bool = False) -> list[int]:
+    """The engine's queue expiry; at start only when a queued request is past the queue age.
+
+    The look is the reader's (the queue only, never the whole store), so a
+    start with nothing stale does not load the writer and its signing code.
+    The engine's ``expire_queue`` decides; this only skips calling it.
+    """
+    reader = ctx.reader
+    days = reader.config().get("queue_days")
+    if at_start and days is not None:
+        cutoff = reader.now() - timedelta(days=days)
+        queued = reader.iter_request_dicts(RequestStatus.QUEUED)
+        if not any(datetime.fromisoformat(doc["submitted_at"]) < cutoff for doc in queued):
+            return []
+    return ctx.ca.expire_queue()
+
+
 def start(
     ca, options: Options, users_path: Path | None = None, **routes: Iterable[Iterable[web.AbstractRouteDef]]
 ) -> Running:
@@ -283,21 +329,69 @@ def _flag(args: object, name: str, default: int) -> int:
     return default if value is None else value
 
 
+# Where SCEP clients look (scep.routes.PATHS, repeated so that a home without SCEP imports none of it).
+SCEP_PATHS = ("/scep", "/cgi-bin/pkiclient.exe")
+
+
+class LazyScep:
+    """SCEP's routes, with its modules, RA key and state loaded by the first SCEP request rather than at start.
+
+    A server that is never asked for SCEP never parses the RA's RSA key; one
+    that is pays for it once, in the executor, and every request waits for it.
+    A damaged RA or SCEP state is named in the answer (503) and the log, and
+    looked at again by the next request, so repairing it needs no restart.
+    """
+
+    def __init__(self, context: Context) -> None:
+        self._context = context
+        self._handlers: dict[str, http.Handler] | None = None
+        self._loading: asyncio.Lock | None = None
+
+    def _build(self) -> dict[str, http.Handler]:
+        from tui_ca.server.scep.routes import PATHS, scep_routes
+        from tui_ca.server.scep.service import ScepService
+
+        assert PATHS == SCEP_PATHS
+        ctx = self._context
+        reserved = ctx.users.reserved if ctx.users is not None else None
+        service = ScepService(ctx.ca, max_queued=ctx.options.max_queued, admit=ctx.limiter.take, reserved=reserved)
+        return {route.method: route.handler for route in scep_routes(service, ctx.executor)}
+
+    async def _load(self) -> dict[str, http.Handler]:
+        if self._loading is None:
+            self._loading = asyncio.Lock()
+        async with self._loading:
+            if self._handlers is None:
+                self._handlers = await self._context.run(self._build)
+        return self._handlers
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            handlers = await self._load()
+        except (CAError, OSError) as exc:
+            print(f"tui-ca serve: SCEP unavailable: {exc}", file=sys.stderr, flush=True)
+            raise http.HttpError(503, f"SCEP is unavailable: {exc}") from None
+        return await handlers[request.method](request)
+
+    def routes(self) -> list[web.RouteDef]:
+        table: list[web.RouteDef] = []
+        for path in SCEP_PATHS:
+            table += [web.get(path, self.handle, allow_head=False), web.post(path, self.handle)]
+        return table
+
+
 def _optional_routes(ca: Any, context: Context, args: object) -> tuple[list[Any], list[Any]]:
     """SCEP on both listeners when server-setup issued its RA; /metrics on HTTP with --metrics."""
-    from tui_ca.server.scep.routes import scep_routes
-    from tui_ca.server.scep.service import RaMissing, ScepService
-
     est_routes: list[Any] = []
     status_routes: list[Any] = []
-    try:
-        reserved = context.users.reserved if context.users is not None else None
-        service = ScepService(ca, max_queued=context.options.max_queued, admit=context.limiter.take, reserved=reserved)
-    except RaMissing as exc:
-        print(f"tui-ca serve: SCEP off: {exc}", file=sys.stderr, flush=True)
+    missing = [path for path in (ca.home / SCEP_RA_CERT, ca.home / SCEP_RA_KEY) if not path.exists()]
+    if missing:
+        print(f"tui-ca serve: SCEP off: {missing[0]} is missing: run 'tui-ca server-setup' as the CA admin first",
+              file=sys.stderr, flush=True)  # fmt: skip
     else:
-        est_routes.append(scep_routes(service, context.executor))
-        status_routes.append(scep_routes(service, context.executor))
+        scep = LazyScep(context)
+        est_routes.append(scep.routes())
+        status_routes.append(scep.routes())
     if getattr(args, "metrics", False):
         from tui_ca.server.metrics import Metrics, metrics_routes
 

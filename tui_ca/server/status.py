@@ -14,27 +14,39 @@ import binascii
 import hashlib
 from datetime import datetime
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 
-from tui_ca.engine.models import CrlInfo
-from tui_ca.engine.profile import public_urls
 from tui_ca.server.context import CONTEXT, Context
 from tui_ca.server.http import DEADLINE, NO_STORE, OUTCOME, HttpError, http_date, not_modified, read_body
-from tui_ca.server.ocsp import Answer, unsuccessful
+
+if TYPE_CHECKING:
+    from cryptography import x509
+
+    from tui_ca.engine.models import CrlInfo
+    from tui_ca.server.ocsp import Answer
+
+# The CRL is served without cryptography or the OCSP code loaded: the CA
+# certificates, the root CRL and OCSP load them on their first request.
+OCSP_MODULE = "tui_ca.server.ocsp"
 
 OCSP_RESPONSE = "application/ocsp-response"
 # CA certificates change only with a new CA; a day keeps a re-keyed CA from waiting long.
 CA_CERT_MAX_AGE = 86400
 
 
+# The paths of ``profile.public_urls`` under the base URL, without importing the
+# certificate profiles (and cryptography) for them; a test holds the two equal.
+PUBLIC_PATHS = {"crl": "/ca.crl", "root_crl": "/crl/root.crl", "ca_cert": "/ca.crt", "root_cert": "/root.crt",
+                "ocsp": "/ocsp"}  # fmt: skip
+
+
 def status_paths(base_url: str | None) -> dict[str, str]:
     """kind -> URL path, from the base URL in the CA's config (root paths without one)."""
-    urls = public_urls(base_url or "http://localhost")
-    return {kind: urlsplit(url).path for kind, url in urls.items()}
+    base = urlsplit((base_url or "http://localhost").rstrip("/")).path
+    return {kind: base + tail for kind, tail in PUBLIC_PATHS.items()}
 
 
 def _until(moment: datetime | None, now: datetime) -> int:
@@ -84,6 +96,7 @@ async def root_crl(request: web.Request) -> web.StreamResponse:
     der = await ctx.run(ctx.reader.published_root_crl)
     if der is None:
         raise HttpError(HTTPStatus.NOT_FOUND, "this CA's root is external and publishes its own CRL")
+    x509 = await ctx.module("cryptography.x509")
     parsed = x509.load_der_x509_crl(der)
     return cacheable(request, der, "application/pkix-crl", etag='"' + hashlib.sha256(der).hexdigest()[:32] + '"',
                      last_modified=parsed.last_update_utc, expires=parsed.next_update_utc,
@@ -91,6 +104,8 @@ async def root_crl(request: web.Request) -> web.StreamResponse:
 
 
 def _cert_entity(cert: x509.Certificate) -> tuple[bytes, str]:
+    from cryptography.hazmat.primitives import serialization  # loaded with the certificate by the reader
+
     der = cert.public_bytes(serialization.Encoding.DER)
     return der, '"' + hashlib.sha256(der).hexdigest()[:32] + '"'
 
@@ -126,8 +141,8 @@ async def ocsp_get(request: web.Request) -> web.StreamResponse:
         der = b""
     if not der:
         # An OCSP client parses an OCSP answer, not a text line.
-        return _ocsp_response(request, unsuccessful("malformed_request", "malformed"), cache=False)
-    return _ocsp_response(request, await ctx.run(ctx.responder.respond, der), cache=True)
+        return await ocsp_bare_get(request)
+    return _ocsp_response(request, await ctx.run(ctx.respond, der), cache=True)
 
 
 async def ocsp_post(request: web.Request) -> web.StreamResponse:
@@ -135,11 +150,12 @@ async def ocsp_post(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, request[DEADLINE])
     # OCSP errors travel inside the OCSP response (malformedRequest,
     # unauthorized) with HTTP 200, which is what OCSP clients parse.
-    return _ocsp_response(request, await ctx.run(ctx.responder.respond, body), cache=False)
+    return _ocsp_response(request, await ctx.run(ctx.respond, body), cache=False)
 
 
 async def ocsp_bare_get(request: web.Request) -> web.StreamResponse:
-    return _ocsp_response(request, unsuccessful("malformed_request", "malformed"), cache=False)
+    ocsp = await request.app[CONTEXT].module(OCSP_MODULE)
+    return _ocsp_response(request, ocsp.unsuccessful("malformed_request", "malformed"), cache=False)
 
 
 def routes(paths: dict[str, str]) -> web.RouteTableDef:
