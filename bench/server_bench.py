@@ -44,7 +44,8 @@ from cryptography.x509 import ocsp  # noqa: E402
 from bench.common import BENCH_ACTOR, CsrFactory, SeededHome, cpu_seconds, free_port, tui_ca_command  # noqa: E402
 from bench.openssl_baseline import OPENSSL, _index_serial, _index_time  # noqa: E402
 from tui_ca.engine import CertificateAuthority  # noqa: E402
-from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, setup_service_certs  # noqa: E402
+from tui_ca.engine.home import OCSP_CERT, OCSP_KEY  # noqa: E402
+from tui_ca.engine.service_certs import setup_service_certs  # noqa: E402
 
 FULL = {"certs": 100_000, "clients": (1, 8, 32), "enrollments": 192, "queries": 1200}
 QUICK = {"certs": 50, "clients": (1, 8), "enrollments": 8, "queries": 40}

@@ -109,8 +109,7 @@ def _first_ocsp_and_est(home: Path, http: int, https: int) -> None:
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.x509 import ocsp
 
-    from tui_ca.engine.home import ISSUING_CERT
-    from tui_ca.engine.service_certs import OCSP_CERT
+    from tui_ca.engine.home import ISSUING_CERT, OCSP_CERT
 
     signer = x509.load_pem_x509_certificate((home / OCSP_CERT).read_bytes())
     issuer = x509.load_pem_x509_certificate((home / ISSUING_CERT).read_bytes())

@@ -16,8 +16,8 @@ from helpers import CA_NAMES, csr_pem, make_csr
 
 from tests.hsm.softhsm import USER_PIN, SoftToken
 from tui_ca.engine import CertificateAuthority, RevocationReason
-from tui_ca.engine.home import ISSUING_KEY, ROOT_KEY
-from tui_ca.engine.service_certs import OCSP_KEY, SCEP_RA_CERT, SCEP_RA_KEY, TLS_KEY, setup_service_certs
+from tui_ca.engine.home import ISSUING_KEY, OCSP_KEY, ROOT_KEY, SCEP_RA_CERT, SCEP_RA_KEY, TLS_KEY
+from tui_ca.engine.service_certs import setup_service_certs
 from tui_ca.engine.token_keys import TokenConfig, TokenError, TokenSession
 
 OPENSSL = "/usr/bin/openssl"

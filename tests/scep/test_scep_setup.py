@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from tests.helpers import run_cli
 from tui_ca.engine.errors import RuleError
-from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
+from tui_ca.engine.home import SCEP_RA_CERT, SCEP_RA_KEY
 from tui_ca.server.scep.service import RaMissing, ScepService, load_ra
 
 

@@ -18,7 +18,6 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
 import pytest
 from cryptography import x509
@@ -27,12 +26,10 @@ from cryptography.x509 import ocsp
 
 from tests.server.live import Home, make_home
 from tests.server.support import make_csr
-from tui_ca.engine import CertificateAuthority, RequestStatus, profile, service_certs
+from tui_ca.engine import CertificateAuthority, RequestStatus
+from tui_ca.engine.home import SCEP_RA_CERT, SCEP_RA_KEY
 from tui_ca.engine.reader import CAReader
-from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
-from tui_ca.server import est, main, status
 from tui_ca.server.main import Options, start
-from tui_ca.server.scep import routes as scep_routes
 
 SCEP_MODULES = ("tui_ca.server.scep.routes", "tui_ca.server.scep.service", "tui_ca.server.scep.messages")
 NOT_AT_START = (*SCEP_MODULES, "tui_ca.server.metrics", "prometheus_client", "tui_ca.server.admin",
@@ -126,17 +123,6 @@ def seen_port(seen: dict[str, object]) -> int:
     port = seen["https_port"]
     assert isinstance(port, int)
     return port
-
-
-def test_what_serve_repeats_to_stay_light_equals_its_source():
-    assert main.SCEP_PATHS == scep_routes.PATHS
-    assert main.EST_PREFIX == est.PREFIX
-    assert (main.TLS_CERT, main.TLS_KEY, main.OCSP_CERT, main.OCSP_KEY, main.SCEP_RA_CERT, main.SCEP_RA_KEY) == (
-        service_certs.TLS_CERT, service_certs.TLS_KEY, service_certs.OCSP_CERT, service_certs.OCSP_KEY,
-        service_certs.SCEP_RA_CERT, service_certs.SCEP_RA_KEY)  # fmt: skip
-    for base in (None, "http://127.0.0.1:8080", "http://ca.example/", "http://ca.example/pki", "https://h:1/a/b/"):
-        urls = profile.public_urls(base or "http://localhost")
-        assert status.status_paths(base) == {kind: urlsplit(url).path for kind, url in urls.items()}
 
 
 def test_expiry_at_start_is_done_before_the_listeners_answer(live_ca):

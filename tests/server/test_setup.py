@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY, TLS_CERT, TLS_KEY
+from tui_ca.engine.home import OCSP_CERT, OCSP_KEY, TLS_CERT, TLS_KEY
 from tui_ca.server.users import Users, check_password, hash_password, load_users, set_user
 
 

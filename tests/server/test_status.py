@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.server.support import assert_plain_line, make_csr
 from tui_ca.engine import RevocationReason
-from tui_ca.engine.service_certs import OCSP_CERT
+from tui_ca.engine.home import OCSP_CERT
 
 
 def issue(client, live_ca, cn="phone") -> x509.Certificate:

@@ -10,7 +10,7 @@ from cryptography.x509.oid import NameOID
 from helpers import assert_refused, csr_pem, make_csr, run_cli
 
 from tui_ca.engine import CertificateAuthority
-from tui_ca.engine.service_certs import TLS_CERT
+from tui_ca.engine.home import TLS_CERT
 
 
 @pytest.fixture

@@ -7,9 +7,10 @@ from cryptography import x509
 from helpers import assert_refused, csr_pem, make_csr, make_key, run_cli
 
 from tui_ca.engine import CertificateAuthority, RevocationReason, RuleError
+from tui_ca.engine.home import OCSP_CERT, SCEP_RA_CERT, TLS_CERT
 from tui_ca.engine.models import CertStatus
 from tui_ca.engine.revocation_state import SERVICE_REQUESTERS, unhold
-from tui_ca.engine.service_certs import OCSP_CERT, SCEP_RA_CERT, TLS_CERT, setup_service_certs
+from tui_ca.engine.service_certs import setup_service_certs
 
 
 def _crl(ca: CertificateAuthority) -> x509.CertificateRevocationList:

@@ -16,8 +16,9 @@ from cryptography.x509.verification import PolicyBuilder, Store
 from helpers import assert_refused, csr_pem, make_csr, make_key, run_cli, snapshot_home
 
 from tui_ca.engine import CertificateAuthority, InputError, NameFields, RuleError
+from tui_ca.engine.home import TLS_CERT
 from tui_ca.engine.names import NAME_WARNING, dns_name_problem
-from tui_ca.engine.service_certs import TLS_CERT, setup_service_certs
+from tui_ca.engine.service_certs import setup_service_certs
 
 
 def _issue(ca: CertificateAuthority, csr: x509.CertificateSigningRequest, **kw) -> x509.Certificate:

@@ -27,9 +27,9 @@ from cryptography import x509
 
 from tui_ca.engine import records
 from tui_ca.engine.errors import InputError
+from tui_ca.engine.home import SERVER_DIR
 from tui_ca.engine.models import Certificate
 from tui_ca.engine.reader import CAReader
-from tui_ca.engine.service_certs import SERVER_DIR
 
 DEFAULT_WARNING_DAYS = 30
 MAX_WINDOW_DAYS = 36500

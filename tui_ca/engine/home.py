@@ -22,6 +22,14 @@ ROOT_KEY = "ca/root.key"
 ISSUING_CERT = "ca/issuing.crt.pem"
 ISSUING_KEY = "ca/issuing.key"
 ISSUING_CSR = "ca/issuing.csr.pem"
+# What server-setup writes for tui-ca serve (engine/service_certs.py makes them).
+SERVER_DIR = "server"
+TLS_KEY = f"{SERVER_DIR}/tls.key"
+TLS_CERT = f"{SERVER_DIR}/tls.crt"
+OCSP_KEY = f"{SERVER_DIR}/ocsp.key"
+OCSP_CERT = f"{SERVER_DIR}/ocsp.crt"
+SCEP_RA_KEY = f"{SERVER_DIR}/scep-ra.key"
+SCEP_RA_CERT = f"{SERVER_DIR}/scep-ra.crt"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -18,21 +18,10 @@ from tui_ca.engine.keys import CAKey
 from tui_ca.engine.models import NameFields
 from tui_ca.engine.names import effective_sans
 from tui_ca.engine.signing import sign_builder
+from tui_ca.engine.urls import public_urls
 
 # Backdating hides small clock differences between the CA and relying parties.
 BACKDATE = timedelta(minutes=5)
-
-
-def public_urls(base_url: str) -> dict[str, str]:
-    """Where the server publishes what certificates point to (DESIGN §6)."""
-    base = base_url.rstrip("/")
-    return {
-        "crl": f"{base}/ca.crl",
-        "root_crl": f"{base}/crl/root.crl",
-        "ca_cert": f"{base}/ca.crt",
-        "root_cert": f"{base}/root.crt",
-        "ocsp": f"{base}/ocsp",
-    }
 
 
 def build_name(fields: NameFields, *, with_email: bool = True) -> x509.Name:

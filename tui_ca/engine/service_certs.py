@@ -22,20 +22,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tui_ca.engine.clock import check_can_issue
 from tui_ca.engine.errors import InputError
-from tui_ca.engine.home import write_file
+from tui_ca.engine.home import OCSP_CERT, OCSP_KEY, SCEP_RA_CERT, SCEP_RA_KEY, TLS_CERT, TLS_KEY, write_file
 from tui_ca.engine.keys import CAKey, dump_key
 from tui_ca.engine.names import dns_name_problem
 from tui_ca.engine.profile import BACKDATE, signature_hash
 from tui_ca.engine.revocation_state import record_service_cert
 from tui_ca.engine.signing import sign_builder
 
-SERVER_DIR = "server"
-TLS_KEY = f"{SERVER_DIR}/tls.key"
-TLS_CERT = f"{SERVER_DIR}/tls.crt"
-OCSP_KEY = f"{SERVER_DIR}/ocsp.key"
-OCSP_CERT = f"{SERVER_DIR}/ocsp.crt"
-SCEP_RA_KEY = f"{SERVER_DIR}/scep-ra.key"
-SCEP_RA_CERT = f"{SERVER_DIR}/scep-ra.crt"
 # An address, not "localhost": a single-label DNS SAN is not a name any public
 # or private DNS can vouch for (pkilint flags it); --name localhost still adds it.
 LOOPBACK_NAMES = ("127.0.0.1",)

@@ -29,9 +29,9 @@ from tui_ca.engine.store.protocol import StoreUnavailableError
 from tui_ca.server.context import CONTEXT, Context
 from tui_ca.server.http import DEADLINE, PEER, REQUEST_ID, REQUESTER, HttpError, one_line, plain, read_body
 from tui_ca.server.limits import retry_after
+from tui_ca.server.paths import EST_PREFIX
 from tui_ca.server.status import cacheable
 
-PREFIX = "/.well-known/est/"
 PKCS7_TYPE = "application/pkcs7-mime; smime-type=certs-only"
 ANONYMOUS = "anonymous"
 _REALM = {"WWW-Authenticate": 'Basic realm="tui-ca EST", charset="UTF-8"'}
@@ -63,9 +63,9 @@ def decode_csr_body(body: bytes) -> bytes:
 
 
 def operation(path: str) -> str:
-    if not path.startswith(PREFIX):
+    if not path.startswith(EST_PREFIX):
         return ""
-    parts = path[len(PREFIX) :].strip("/").split("/")
+    parts = path[len(EST_PREFIX) :].strip("/").split("/")
     # /.well-known/est/<label>/<op>: one CA here, so any label means the same CA.
     return parts[-1] if 1 <= len(parts) <= 2 else ""
 

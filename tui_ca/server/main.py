@@ -40,6 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from tui_ca.engine.errors import CAError, InputError, RuleError
+from tui_ca.engine.home import OCSP_CERT, OCSP_KEY, SCEP_RA_CERT, SCEP_RA_KEY, TLS_CERT, TLS_KEY
 from tui_ca.engine.models import RequestStatus
 from tui_ca.engine.reader import ISSUING_KEY, ROOT_KEY
 from tui_ca.engine.sharing import Sharing
@@ -47,16 +48,12 @@ from tui_ca.server import http, status
 from tui_ca.server.context import CONTEXT, Context, LoginGuard
 from tui_ca.server.limits import RateLimiter
 from tui_ca.server.listener import Listener
+from tui_ca.server.paths import EST_PREFIX, SCEP_PATHS
 
 # Only what the first CRL answer needs is imported above. EST's CSR checks, the
 # engine's writer, OCSP's signing (all on cryptography) and SCEP are loaded by
-# the first request that needs them, in the executor; est.PREFIX is repeated
-# here for that (a test holds them equal).
-EST_PREFIX = "/.well-known/est/"
+# the first request that needs them, in the executor.
 EST_MODULE = "tui_ca.server.est"
-# What server-setup writes (engine.service_certs names them, beside the signing code that makes them).
-TLS_CERT, TLS_KEY, OCSP_CERT, OCSP_KEY = "server/tls.crt", "server/tls.key", "server/ocsp.crt", "server/ocsp.key"
-SCEP_RA_CERT, SCEP_RA_KEY = "server/scep-ra.crt", "server/scep-ra.key"
 
 # What an EST client is told to wait before polling again. A person has to
 # approve, so polling faster than this only costs both sides.
@@ -329,10 +326,6 @@ def _flag(args: object, name: str, default: int) -> int:
     return default if value is None else value
 
 
-# Where SCEP clients look (scep.routes.PATHS, repeated so that a home without SCEP imports none of it).
-SCEP_PATHS = ("/scep", "/cgi-bin/pkiclient.exe")
-
-
 class LazyScep:
     """SCEP's routes, with its modules, RA key and state loaded by the first SCEP request rather than at start.
 
@@ -348,10 +341,9 @@ class LazyScep:
         self._loading: asyncio.Lock | None = None
 
     def _build(self) -> dict[str, http.Handler]:
-        from tui_ca.server.scep.routes import PATHS, scep_routes
+        from tui_ca.server.scep.routes import scep_routes
         from tui_ca.server.scep.service import ScepService
 
-        assert PATHS == SCEP_PATHS
         ctx = self._context
         reserved = ctx.users.reserved if ctx.users is not None else None
         service = ScepService(ctx.ca, max_queued=ctx.options.max_queued, admit=ctx.limiter.take, reserved=reserved)

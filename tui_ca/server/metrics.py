@@ -34,9 +34,9 @@ from prometheus_client.registry import Collector
 from tui_ca.engine.audit_watch import AuditWatch
 from tui_ca.engine.errors import CAError
 from tui_ca.engine.expiry import certificate_dates, queued_since
+from tui_ca.engine.home import OCSP_CERT
 from tui_ca.engine.models import CertStatus
 from tui_ca.engine.reader import CAReader
-from tui_ca.engine.service_certs import OCSP_CERT
 
 # Enrollment is a person's decision away, so most EST/SCEP answers are fast
 # (queued, polled); OCSP signs per request. Buckets from 5 ms to 10 s (the

@@ -37,9 +37,9 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from tui_ca.engine.crl import der_tlv
 from tui_ca.engine.errors import RuleError
+from tui_ca.engine.home import OCSP_CERT, OCSP_KEY
 from tui_ca.engine.profile import signature_hash
 from tui_ca.engine.reader import CAReader
-from tui_ca.engine.service_certs import OCSP_CERT, OCSP_KEY
 
 # Answers are live; an hour bounds how long a cached "good" outlives a revocation.
 VALIDITY = timedelta(hours=1)

@@ -15,10 +15,11 @@ import hashlib
 from datetime import datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
 from aiohttp import web
 
+from tui_ca.engine.urls import public_paths
 from tui_ca.server.context import CONTEXT, Context
 from tui_ca.server.http import DEADLINE, NO_STORE, OUTCOME, HttpError, http_date, not_modified, read_body
 
@@ -37,16 +38,9 @@ OCSP_RESPONSE = "application/ocsp-response"
 CA_CERT_MAX_AGE = 86400
 
 
-# The paths of ``profile.public_urls`` under the base URL, without importing the
-# certificate profiles (and cryptography) for them; a test holds the two equal.
-PUBLIC_PATHS = {"crl": "/ca.crl", "root_crl": "/crl/root.crl", "ca_cert": "/ca.crt", "root_cert": "/root.crt",
-                "ocsp": "/ocsp"}  # fmt: skip
-
-
 def status_paths(base_url: str | None) -> dict[str, str]:
     """kind -> URL path, from the base URL in the CA's config (root paths without one)."""
-    base = urlsplit((base_url or "http://localhost").rstrip("/")).path
-    return {kind: base + tail for kind, tail in PUBLIC_PATHS.items()}
+    return public_paths(base_url)
 
 
 def _until(moment: datetime | None, now: datetime) -> int:

@@ -16,9 +16,9 @@ from concurrent.futures import Executor
 
 from aiohttp import web
 
+from tui_ca.server.paths import SCEP_PATHS
 from tui_ca.server.scep.service import ScepReply, ScepService
 
-PATHS = ("/scep", "/cgi-bin/pkiclient.exe")
 # A pkiMessage holds a CSR (at most 64 KiB by intake policy) plus a signer
 # certificate, an envelope and base64 growth; anything larger is not SCEP.
 MAX_MESSAGE = 128 * 1024
@@ -97,6 +97,6 @@ def scep_routes(service: ScepService, executor: Executor | None) -> list[web.Rou
         return await run(operation, body, request)
 
     routes: list[web.RouteDef] = []
-    for path in PATHS:
+    for path in SCEP_PATHS:
         routes += [web.get(path, get, allow_head=False), web.post(path, post)]
     return routes

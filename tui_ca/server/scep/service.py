@@ -23,9 +23,9 @@ from cryptography.x509.oid import AttributeOID
 from tui_ca.engine.applicant import Applicant, NamePatterns, may_follow_request
 from tui_ca.engine.csr_policy import load_csr
 from tui_ca.engine.errors import CAError, InputError, NotFoundError, RuleError
+from tui_ca.engine.home import SCEP_RA_CERT, SCEP_RA_KEY
 from tui_ca.engine.models import Actor, Request, RequestStatus
 from tui_ca.engine.refusals import csr_subject
-from tui_ca.engine.service_certs import SCEP_RA_CERT, SCEP_RA_KEY
 from tui_ca.engine.sharing import Sharing
 from tui_ca.server.limits import refusal_throttle
 from tui_ca.server.scep import messages as msg
