@@ -10,9 +10,12 @@ executor.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 
 import pytest
+from asn1crypto import core
+from asn1crypto import ocsp as asn1_ocsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
@@ -141,3 +144,36 @@ def test_the_live_server_follows_other_processes_with_the_set_made(client, live_
     _cli(live_ca, "approve", str(newcomer_id))
     newcomer = x509.load_pem_x509_certificate(live_ca.certificate_pem(newcomer_id))
     assert post_ocsp(client, ocsp_request(newcomer, issuer)).certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+@pytest.mark.parametrize("parameters", [True, False], ids=["null-parameters", "absent-parameters"])
+def test_the_answer_repeats_the_certid_byte_for_byte(live_ca, parameters):
+    cert = _issued(live_ca, "echoed")
+    real = asn1_ocsp.OCSPRequest.load(ocsp_request(cert, live_ca.issuing_cert()))
+    cert_id = real["tbs_request"]["request_list"][0]["req_cert"]
+    algorithm = {"algorithm": "sha1", "parameters": core.Null() if parameters else None}
+    asked = asn1_ocsp.CertId({**cert_id.native, "hash_algorithm": algorithm})
+    der = asn1_ocsp.OCSPRequest({"tbs_request": {"request_list": [{"req_cert": asked}]}}).dump()
+    assert (b"\x05\x00" in asked["hash_algorithm"].dump()) is parameters
+    answer = Responder(CAReader(live_ca.home)).respond(der)
+    basic = asn1_ocsp.OCSPResponse.load(answer.body)["response_bytes"]["response"].parsed
+    single = basic["tbs_response_data"]["responses"][0]
+    assert single["cert_id"].dump() == asked.dump()
+    assert single["cert_status"].name == "good"
+
+
+def test_mangled_requests_get_an_ocsp_answer_never_an_exception(live_ca):
+    responder = Responder(CAReader(live_ca.home))
+    good = ocsp_request(_issued(live_ca, "mangled"), live_ca.issuing_cert())
+    with_nonce = ocsp_request(_issued(live_ca, "mangled2"), live_ca.issuing_cert(), nonce=b"n" * 16)
+    chance = random.Random(5)
+    for base in (good, with_nonce):
+        for _ in range(400):
+            der = bytearray(base)
+            for _ in range(chance.randint(1, 3)):
+                der[chance.randrange(len(der))] = chance.randrange(256)
+            cut = bytes(der[: chance.randint(len(der) - 3, len(der))])
+            answer = responder.respond(cut)
+            # Read leniently: a CertID that the client encoded loosely is repeated as it came.
+            status = asn1_ocsp.OCSPResponse.load(answer.body)["response_status"].native
+            assert status in ("successful", "malformed_request", "unauthorized")

@@ -39,11 +39,13 @@ from asn1crypto import core
 from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from cryptography.x509 import ocsp as x509_ocsp
 
-from tui_ca.engine.crl import der_tlv
+from tui_ca.engine.crl import der_integer, der_tlv
 from tui_ca.engine.errors import CAError, RuleError
 from tui_ca.engine.profile import signature_hash
 from tui_ca.engine.reader import CAReader
@@ -331,7 +333,7 @@ class Responder:
         return _UNKNOWN_STATUS
 
     def _build(
-        self, signer: _Signer, cert_ids: list, statuses: list, nonce: core.Asn1Value | None, now: datetime
+        self, signer: _Signer, cert_ids: list[bytes], statuses: list, nonce: core.Asn1Value | None, now: datetime
     ) -> Answer:
         until = now + self.validity
         this_update, next_update = _generalized(now), der_tlv(0xA0, _generalized(until))
@@ -342,7 +344,7 @@ class Responder:
                 status = der_tlv(0xA1, _generalized(revoked_at) + reason)
             else:
                 status = _GOOD if word == "good" else _UNKNOWN
-            singles += der_tlv(0x30, cert_id.dump() + status + this_update + next_update)
+            singles += der_tlv(0x30, cert_id + status + this_update + next_update)
         extensions = der_tlv(0xA1, der_tlv(0x30, nonce.dump())) if nonce is not None else b""
         tbs = der_tlv(0x30, signer.responder_id + _generalized(now) + der_tlv(0x30, singles) + extensions)
         signature = der_tlv(0x03, b"\x00" + signer.sign(tbs))
@@ -352,9 +354,38 @@ class Responder:
         return Answer(body, outcome, now, until, cacheable=nonce is None)
 
 
-def _parse(der: bytes) -> Answer | tuple[list, list[tuple[str, bytes, bytes, int]], core.Asn1Value | None]:
-    """(CertIDs, (hash algorithm, issuer name hash, issuer key hash, serial) of each, the nonce extension),
-    or the unsuccessful answer that a malformed request gets."""
+Parsed = tuple[list[bytes], list[tuple[str, bytes, bytes, int]], core.Asn1Value | None]
+
+
+def _parse(der: bytes) -> Answer | Parsed:
+    """(the DER of each CertID, (hash algorithm, issuer name hash, issuer key hash, serial) of each, the nonce
+    extension), or the unsuccessful answer that a malformed request gets."""
+    return _parse_plain(der) or _parse_any(der)
+
+
+def _parse_plain(der: bytes) -> Parsed | None:
+    """The common request (one certificate, no extension) read by ``cryptography``, in a tenth of the time
+    asn1crypto takes; None for any other request, which ``_parse_any`` reads (and refuses if malformed)."""
+    try:
+        request = x509_ocsp.load_der_ocsp_request(der)
+        if len(request.extensions):
+            return None
+        algorithm, serial = request.hash_algorithm.name, request.serial_number
+        name_hash, key_hash = request.issuer_name_hash, request.issuer_key_hash
+    except (ValueError, UnsupportedAlgorithm, NotImplementedError):  # the last: more than one certificate
+        return None
+    if serial < 0 or algorithm not in _ALGORITHM_IDS:
+        return None
+    rest = der_tlv(0x04, name_hash) + der_tlv(0x04, key_hash) + der_integer(serial)
+    # The answer repeats the request's CertID byte for byte; its parameters may be NULL or absent.
+    for algorithm_id in _ALGORITHM_IDS[algorithm]:
+        cert_id = der_tlv(0x30, algorithm_id + rest)
+        if cert_id in der:
+            return [cert_id], [(algorithm, name_hash, key_hash, serial)], None
+    return None
+
+
+def _parse_any(der: bytes) -> Answer | Parsed:
     try:
         request = asn1_ocsp.OCSPRequest.load(der, strict=True)
         tbs = request["tbs_request"]
@@ -374,7 +405,7 @@ def _parse(der: bytes) -> Answer | tuple[list, list[tuple[str, bytes, bytes, int
         return unsuccessful("malformed_request", "malformed")
     if not asked or len(asked) > MAX_CERTS_PER_REQUEST:
         return unsuccessful("malformed_request", f"{len(asked)} certificates asked")
-    return cert_ids, asked, nonce
+    return [cert_id.dump() for cert_id in cert_ids], asked, nonce
 
 
 def _bounded_put(cache: dict, key: object, value: object, limit: int) -> None:
@@ -394,6 +425,11 @@ def _generalized(moment: datetime) -> bytes:
 # encodes the constant pieces below once.
 _GOOD, _UNKNOWN = b"\x80\x00", b"\x82\x00"
 _SUCCESSFUL = asn1_ocsp.OCSPResponseStatus("successful").dump()
+# AlgorithmIdentifier of each hash a CertID may use: with NULL parameters, then without.
+_ALGORITHM_IDS = {
+    name: (der_tlv(0x30, oid + b"\x05\x00"), der_tlv(0x30, oid))
+    for name, oid in ((name, asn1_algos.DigestAlgorithmId(name).dump()) for name in _HASHES)
+}
 _BASIC_OID = asn1_ocsp.ResponseType("basic_ocsp_response").dump()
 
 
