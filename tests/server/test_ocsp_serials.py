@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import time
 
 import pytest
 from asn1crypto import core
@@ -23,6 +24,7 @@ from cryptography.x509 import ocsp
 from tests.server.support import enrolled, make_csr
 from tests.server.test_status import issue, ocsp_request, post_ocsp
 from tui_ca.engine.reader import CAReader
+from tui_ca.server import ocsp as ocsp_module
 from tui_ca.server.ocsp import Answer, Responder
 from tui_ca.server.serial_set import SerialSet
 
@@ -177,3 +179,24 @@ def test_mangled_requests_get_an_ocsp_answer_never_an_exception(live_ca):
             # Read leniently: a CertID that the client encoded loosely is repeated as it came.
             status = asn1_ocsp.OCSPResponse.load(answer.body)["response_status"].native
             assert status in ("successful", "malformed_request", "unauthorized")
+
+
+def test_serials_issued_since_are_folded_into_a_new_set_past_a_bound(live_ca, monkeypatch):
+    monkeypatch.setattr(ocsp_module, "_MAX_EXTRA", 2)
+    responder = Responder(CAReader(live_ca.home))
+    issuer = live_ca.issuing_cert()
+    assert _status(responder.respond(ocsp_request(_issued(live_ca, "first"), issuer))) == ocsp.OCSPCertStatus.GOOD
+    assert responder.wait_serials(WAIT)
+    made = responder._serials
+    later = [_issued(live_ca, f"later-{n}") for n in range(2)]
+    for cert in later:
+        assert _status(responder.respond(ocsp_request(cert, issuer))) == ocsp.OCSPCertStatus.GOOD
+    deadline = time.monotonic() + WAIT
+    while responder._serials is made and time.monotonic() < deadline:
+        time.sleep(0.05)
+    remade = responder._serials
+    assert remade is not made and remade is not None
+    assert all(cert.serial_number in remade for cert in later)
+    assert not responder._known  # every serial found in the store since is in the new set
+    with_nonce = ocsp_request(later[0], issuer, nonce=os.urandom(8))
+    assert _status(responder.answer_now(with_nonce)) == ocsp.OCSPCertStatus.GOOD
