@@ -123,6 +123,11 @@ class CAReader:
         """Cheap value that changes whenever any process commits (one stat call)."""
         return self.store.change_token()
 
+    def change_token_is_local(self) -> bool:
+        """Whether ``change_token()`` is a local look (a stat, memory) rather than a round trip to a database:
+        only then may an event loop call it between requests without stalling every other client."""
+        return bool(getattr(self.store, "change_token_is_local", False))
+
     def require_ca(self) -> None:
         """Refuse (NoCAError) unless this home holds a ready CA."""
         self._require_ca()
@@ -372,6 +377,18 @@ class CAReader:
         the OCSP server 40 MiB at 100,000 certificates, bench/server_bench.py).
         """
         return self._stream_view().find_serial(serial) is not None
+
+    def iter_serials(self) -> Iterator[int]:
+        """The serial of every certificate this CA issued (revoked and expired included), streamed in ID order.
+
+        From the listing bodies, like ``iter_certificate_rows``: no record is
+        parsed, so a server can hold a compact set of 100,000 serials made in a
+        fraction of a second. Serials are never removed, so a set made from
+        this stays true; one issued after it was made is found by
+        ``serial_issued``.
+        """
+        for row in self.iter_certificate_rows():
+            yield int(row[4], 16)
 
     @_consistent
     def revocations(self) -> tuple[int, dict[int, tuple[datetime, int]]]:

@@ -159,6 +159,11 @@ class Context:
                     self._responder = Responder(self.reader)
         return self._responder
 
+    @property
+    def loaded_responder(self) -> Responder | None:
+        """The OCSP responder once the first OCSP request has made it; None before (never made here)."""
+        return self._responder
+
     def respond(self, der: bytes) -> Answer:
         """One OCSP answer (blocking: call it through ``run``)."""
         return self.responder.respond(der)

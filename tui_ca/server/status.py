@@ -124,6 +124,13 @@ def _ocsp_response(request: web.Request, answer: Answer, *, cache: bool) -> web.
     return web.Response(body=answer.body, headers={**NO_STORE, "Content-Type": OCSP_RESPONSE})
 
 
+async def _answer(ctx: Context, der: bytes) -> Answer:
+    # Answered on the loop when no store read is needed: the executor hop cost more than the answer itself.
+    responder = ctx.loaded_responder
+    now = responder.answer_now(der) if responder is not None else None
+    return now if now is not None else await ctx.run(ctx.respond, der)
+
+
 async def ocsp_get(request: web.Request) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     prefix = ctx.status_paths["ocsp"].rstrip("/") + "/"
@@ -136,7 +143,7 @@ async def ocsp_get(request: web.Request) -> web.StreamResponse:
     if not der:
         # An OCSP client parses an OCSP answer, not a text line.
         return await ocsp_bare_get(request)
-    return _ocsp_response(request, await ctx.run(ctx.respond, der), cache=True)
+    return _ocsp_response(request, await _answer(ctx, der), cache=True)
 
 
 async def ocsp_post(request: web.Request) -> web.StreamResponse:
@@ -144,7 +151,7 @@ async def ocsp_post(request: web.Request) -> web.StreamResponse:
     body = await read_body(request, request[DEADLINE])
     # OCSP errors travel inside the OCSP response (malformedRequest,
     # unauthorized) with HTTP 200, which is what OCSP clients parse.
-    return _ocsp_response(request, await ctx.run(ctx.respond, body), cache=False)
+    return _ocsp_response(request, await _answer(ctx, body), cache=False)
 
 
 async def ocsp_bare_get(request: web.Request) -> web.StreamResponse:

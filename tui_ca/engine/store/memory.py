@@ -212,6 +212,9 @@ class _MemoryTransaction(_MemoryView):
 class MemoryStore:
     """Records in this process's memory, shared by every thread (not by other processes)."""
 
+    # A read of this process's memory (CAReader.change_token_is_local).
+    change_token_is_local = True
+
     _homes: dict[Path, MemoryStore] = {}
     _homes_lock = threading.Lock()
     _ids = itertools.count(1)

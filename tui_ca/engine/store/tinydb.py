@@ -595,6 +595,9 @@ def validate_shard(path: Path, data: Any) -> str | None:
 class TinyDBStore:
     """The record store in a home's ``db/`` folder (see the module docstring)."""
 
+    # One stat of the meta shard (CAReader.change_token_is_local).
+    change_token_is_local = True
+
     def __init__(self, home: Path | str) -> None:
         self.home = Path(home)
         self.files = ShardFiles(self.home, validate_shard)
