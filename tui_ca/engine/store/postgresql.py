@@ -290,7 +290,9 @@ class _Transaction(_View):
         For filling an empty database (``copy_records``): the rows are inserted,
         never upserted, so a key given twice is refused by the database like any
         duplicate, and the transaction with it. Reads see every write before them
-        (what is staged is sent first); the cache is not fed meanwhile.
+        (what is staged is sent first); the cache is not fed meanwhile. Records
+        are encoded when sent, so a caller must not change one it has written
+        (``copy_records`` writes what it read and lets go).
         """
         self._staged, self._read_while_staging = {}, False
         try:
