@@ -54,6 +54,24 @@ T = TypeVar("T")
 _WRITER_LOCK = (0x7475_6361, 1)
 _MIGRATION_LOCK = (0x7475_6361, 2)
 _PAGE = 1000
+# Rows of one table sent in one statement while bulk loading (``bulk_load``).
+_BULK_ROWS = 2000
+# Per table: the columns a bulk load fills and their types (for unnest's arrays).
+_BULK_TABLES = {
+    "requests": (("id", "bigint"), ("requester_key", "text"), ("status", "text"), ("spki", "text"),
+                 ("csr_sha", "text"), ("doc", "json")),
+    "certificates": (("id", "bigint"), ("requester_key", "text"), ("serial", "text"), ("spki", "text"),
+                     ("issued_at", "timestamptz"), ("not_after", "timestamptz"), ("revoked_at", "timestamptz"),
+                     ("doc", "json")),
+    "csr_pems": (("id", "bigint"), ("pem", "text")),
+    "cert_pems": (("id", "bigint"), ("pem", "text")),
+    "requesters": (("requester_key", "text"), ("name", "text"), ("queued", "bigint"), ("active", "bigint")),
+    "serials": (("serial", "text"), ("cert_id", "bigint")),
+    "csrs": (("csr_sha", "text"), ("request_id", "bigint")),
+    "compromised_keys": (("spki", "text"), ("cert_id", "bigint")),
+    "audit": (("seq", "bigint"), ("hash", "text"), ("prev", "text"), ("doc", "json")),
+    "revoked": (("id", "bigint"), ("serial", "text"), ("doc", "json"), ("entry_der", "bytea")),
+}  # fmt: skip
 # How long a read or an unanswered commit waits for the server to come back.
 RECONNECT_DEADLINE = 30.0
 _CONNECT_TIMEOUT = 10
@@ -259,6 +277,64 @@ class _Transaction(_View):
         # Writes are pipelined (they never wait for the server); reads must. The
         # cache spares the reads of a bulk operation one round trip per record.
         self.cache = WriterCache()
+        # Rows waiting to be inserted many at once, per table (only inside ``bulk_load``).
+        self._staged: dict[str, list[tuple]] | None = None
+        self._read_while_staging = False
+
+    # ------------------------------------------------------ bulk loading
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """New rows go to the server a few thousand per statement instead of one statement each.
+
+        For filling an empty database (``copy_records``): the rows are inserted,
+        never upserted, so a key given twice is refused by the database like any
+        duplicate, and the transaction with it. Reads see every write before them
+        (what is staged is sent first); the cache is not fed meanwhile. Records
+        are encoded when sent, so a caller must not change one it has written
+        (``copy_records`` writes what it read and lets go).
+        """
+        self._staged, self._read_while_staging = {}, False
+        try:
+            yield
+            self._flush_staged()
+        finally:
+            self._staged = None
+            self.cache = WriterCache()
+
+    def _stage(self, table: str, row: tuple) -> bool:
+        """Keep ``row`` for a later many-row insert; False outside a bulk load (then write it at once)."""
+        if self._staged is None:
+            return False
+        if self._read_while_staging:
+            # A read since the last write cached rows these writes may change.
+            self.cache, self._read_while_staging = WriterCache(), False
+        rows = self._staged.setdefault(table, [])
+        rows.append(row)
+        if len(rows) >= _BULK_ROWS:
+            self._flush_table(table)
+        return True
+
+    def _flush_staged(self) -> None:
+        if self._staged:
+            for table in list(self._staged):
+                self._flush_table(table)
+
+    def _before_read(self) -> None:
+        if self._staged is not None:
+            self._flush_staged()
+            self._read_while_staging = True
+
+    def _flush_table(self, table: str) -> None:
+        assert self._staged is not None
+        rows = self._staged.pop(table, [])
+        if not rows:
+            return
+        columns = _BULK_TABLES[table]
+        arrays = ", ".join(f"%b::{kind}[]" for _, kind in columns)
+        # Non-deferred checks (the audit chain) run at the statement's end, so rows may refer to rows beside them.
+        self._exec(f"INSERT INTO {table} ({', '.join(name for name, _ in columns)}) SELECT * FROM unnest({arrays})",
+                   tuple(list(values) for values in zip(*rows, strict=True)), staged=True)  # fmt: skip
 
     # ------------------------------------------------- cached keyed reads
 
@@ -297,6 +373,7 @@ class _Transaction(_View):
 
     def prefetch_intake(self, csr_shas: list[str], spkis: list[str], requesters: list[str]) -> None:
         """The index entries a batch of submissions will look up, in one round trip."""
+        self._before_read()
         if self.failure is not None:
             raise self.failure
         keys = [name.casefold() for name in requesters]
@@ -319,6 +396,7 @@ class _Transaction(_View):
 
     def _fetch_requests(self, first: int) -> None:
         """A window of requests from ``first``, with their CSRs and requesters, in one round trip."""
+        self._before_read()
         last = first + self.cache.window("request", first) - 1
         span = (first, last)
         if self.failure is not None:
@@ -348,16 +426,21 @@ class _Transaction(_View):
     # ------------------------------------------------------------- writes
 
     def _rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        self._before_read()
         return self._exec(sql, params, fetch=True)
 
     def sync(self) -> None:
         """Wait for every pipelined statement's answer (a refused write is raised here at the latest)."""
         self._exec("", fetch=False, sync=True)
 
-    def _exec(self, sql: str, params: tuple = (), *, fetch: bool = False, sync: bool = False) -> list[tuple]:
+    def _exec(self, sql: str, params: tuple = (), *, fetch: bool = False, sync: bool = False,
+              staged: bool = False) -> list[tuple]:  # fmt: skip
         if self.failure is not None:
             # The database aborted this transaction; nothing more can happen in it.
             raise self.failure
+        if self._staged and not staged:
+            # In the order they were made: a delete after a staged insert of its row must find it.
+            self._flush_staged()
         try:
             if sync:
                 if self.pipeline is not None:
@@ -388,35 +471,48 @@ class _Transaction(_View):
                    "excluded.doc", (Json(config),))  # fmt: skip
 
     def put_request(self, doc: dict) -> None:
+        row = (doc["id"], doc["requester"].casefold(), doc["status"], doc["spki"], doc["csr_sha"], Json(doc))
+        if self._stage("requests", row):
+            return
         self.cache.put("request", doc["id"], doc)
         self._exec(
             "INSERT INTO requests (id, requester_key, status, spki, csr_sha, doc) VALUES (%s, %s, %s, %s, %s, %s) "
             "ON CONFLICT (id) DO UPDATE SET requester_key = excluded.requester_key, status = excluded.status, "
             "spki = excluded.spki, csr_sha = excluded.csr_sha, doc = excluded.doc",
-            (doc["id"], doc["requester"].casefold(), doc["status"], doc["spki"], doc["csr_sha"], Json(doc)),
+            row,
         )
 
     def put_certificate(self, doc: dict) -> None:
+        row = (doc["id"], doc["requester"].casefold(), doc["serial"], doc["spki"], _time(doc["at"]), _time(doc["na"]),
+               _time(doc.get("revoked_at")), Json(doc))  # fmt: skip
+        if self._stage("certificates", row):
+            return
         self._exec(
             "INSERT INTO certificates (id, requester_key, serial, spki, issued_at, not_after, revoked_at, doc) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
             "requester_key = excluded.requester_key, serial = excluded.serial, spki = excluded.spki, "
             "issued_at = excluded.issued_at, not_after = excluded.not_after, revoked_at = excluded.revoked_at, "
             "doc = excluded.doc",
-            (doc["id"], doc["requester"].casefold(), doc["serial"], doc["spki"], _time(doc["at"]), _time(doc["na"]),
-             _time(doc.get("revoked_at")), Json(doc)),
-        )  # fmt: skip
+            row,
+        )
 
     def put_csr_pem(self, request_id: int, pem: str) -> None:
+        if self._stage("csr_pems", (request_id, pem)):
+            return
         self.cache.put("csr_pem", request_id, pem)
         self._exec("INSERT INTO csr_pems (id, pem) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET pem = excluded.pem",
                    (request_id, pem))  # fmt: skip
 
     def put_cert_pem(self, cert_id: int, pem: str) -> None:
+        if self._stage("cert_pems", (cert_id, pem)):
+            return
         self._exec("INSERT INTO cert_pems (id, pem) VALUES (%s, %s) ON CONFLICT (id) DO UPDATE SET pem = excluded.pem",
                    (cert_id, pem))  # fmt: skip
 
     def put_requester(self, name: str, entry: dict) -> None:
+        if self._stage("requesters", (name.casefold(), entry.get("name", name), entry.get("queued"),
+                                      entry.get("active"))):  # fmt: skip
+            return
         self.cache.put("requester", name.casefold(),
                        {"name": entry.get("name", name), "queued": entry.get("queued"), "active": entry.get("active")})  # fmt: skip
         self._exec(
@@ -427,27 +523,37 @@ class _Transaction(_View):
         )
 
     def put_serial(self, serial: int, cert_id: int) -> None:
+        if self._stage("serials", (format(serial, "x"), cert_id)):
+            return
         self.cache.put("serial", serial, cert_id)
         # No upsert: a serial, once given, is never given again (the primary key says so).
         self._exec("INSERT INTO serials (serial, cert_id) VALUES (%s, %s)", (format(serial, "x"), cert_id))
 
     def put_csr(self, csr_sha256: str, request_id: int) -> None:
+        if self._stage("csrs", (csr_sha256, request_id)):
+            return
         self.cache.put("csr", csr_sha256, request_id)
         self._exec("INSERT INTO csrs (csr_sha, request_id) VALUES (%s, %s) ON CONFLICT (csr_sha) DO UPDATE SET "
                    "request_id = excluded.request_id", (csr_sha256, request_id))  # fmt: skip
 
     def put_compromised(self, spki_sha256: str, cert_id: int) -> None:
+        if self._stage("compromised_keys", (spki_sha256, cert_id)):
+            return
         self.cache.put("compromised", spki_sha256, cert_id)
         # The key stays blocked for good; the entry names the latest certificate revoked for it.
         self._exec("INSERT INTO compromised_keys (spki, cert_id) VALUES (%s, %s) ON CONFLICT (spki) DO UPDATE SET "
                    "cert_id = excluded.cert_id", (spki_sha256, cert_id))  # fmt: skip
 
     def append_audit(self, doc: dict) -> None:
+        if self._stage("audit", (doc["seq"], doc["hash"], doc["prev"], Json(doc))):
+            return
         self._exec("INSERT INTO audit (seq, hash, prev, doc) VALUES (%s, %s, %s, %s)",
                    (doc["seq"], doc["hash"], doc["prev"], Json(doc)))  # fmt: skip
 
     def put_revoked(self, entry: dict) -> None:
         der = encode_entry(int(entry["serial"], 16), datetime.fromisoformat(entry["at"]), entry["code"])
+        if self._stage("revoked", (entry["id"], entry["serial"], Json(entry), der)):
+            return
         # A reason may change (to keyCompromise): the entry is replaced.
         self._exec("INSERT INTO revoked (id, serial, doc, entry_der) VALUES (%s, %s, %s, %s) ON CONFLICT (id) DO "
                    "UPDATE SET doc = excluded.doc, entry_der = excluded.entry_der",
