@@ -200,3 +200,18 @@ def test_serials_issued_since_are_folded_into_a_new_set_past_a_bound(live_ca, mo
     assert not responder._known  # every serial found in the store since is in the new set
     with_nonce = ocsp_request(later[0], issuer, nonce=os.urandom(8))
     assert _status(responder.answer_now(with_nonce)) == ocsp.OCSPCertStatus.GOOD
+
+
+def test_a_signer_slow_to_sign_never_signs_on_the_event_loop(live_ca):
+    responder = Responder(CAReader(live_ca.home))
+    issuer = live_ca.issuing_cert()
+    cert = _issued(live_ca, "rsa-signed")
+    assert _status(responder.respond(ocsp_request(cert, issuer))) == ocsp.OCSPCertStatus.GOOD
+    assert responder.wait_serials(WAIT)
+    fresh = ocsp_request(cert, issuer, nonce=os.urandom(16))
+    assert responder.answer_now(fresh) is not None  # ECDSA (what server-setup makes): signed on the loop
+    responder._signer.quick = False  # as an RSA signer is: milliseconds a signature
+    assert responder.answer_now(ocsp_request(cert, issuer, nonce=os.urandom(16))) is None
+    assert _status(responder.respond(fresh)) == ocsp.OCSPCertStatus.GOOD
+    # A kept answer costs no signature: still given on the loop.
+    assert _status(responder.answer_now(ocsp_request(cert, issuer))) == ocsp.OCSPCertStatus.GOOD
