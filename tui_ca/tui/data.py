@@ -34,7 +34,7 @@ FIRST_SCREEN_ROWS = 200
 Find = Callable[..., set[int]]
 
 
-# A worker lets the UI thread in once it has run this long since its last turn.
+# A worker lets the UI thread in once it has used this much CPU since its last turn.
 PAUSE_EVERY = 0.002
 _last_pause = threading.local()
 
@@ -47,13 +47,14 @@ def pause() -> None:
     request), and a 1 ms sleep after each (1–3 ms on a busy machine) made
     the first screen wait half a second for nothing.
     """
-    now = time.monotonic()
+    # This thread's CPU time: on a busy machine, time spent waiting for a core is not work done.
+    now = time.thread_time()
     last = getattr(_last_pause, "at", None)
-    if last is None:
+    if last is None or now < last:
         _last_pause.at = now
     elif now - last >= PAUSE_EVERY:
         time.sleep(0.001)
-        _last_pause.at = time.monotonic()
+        _last_pause.at = time.thread_time()
 
 
 @dataclass(frozen=True)
