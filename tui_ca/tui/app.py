@@ -27,7 +27,7 @@ from textual.worker import Worker
 from tui_ca.engine import Actor, CAError, CAInfo, CertificateAuthority
 from tui_ca.engine.errors import KeyLockedError
 from tui_ca.tui.crl import republish_due
-from tui_ca.tui.data import count_expiring, covers_everything, read_first_screen, read_snapshot
+from tui_ca.tui.data import Snapshot, count_expiring, covers_everything, read_first_screen, read_snapshot
 from tui_ca.tui.messages import ExpiringCounted, OperationDone, SnapshotLoaded
 from tui_ca.tui.roles import denials
 
@@ -108,6 +108,10 @@ class CAApp(App[int]):
         """Where the export dialog proposes to write."""
         self.denied: dict[str, str] = {}
         """Operations this admin's roles do not allow, with the engine's reason (tui_ca.tui.roles)."""
+        self.latest_snapshot: Snapshot | None = None
+        """The last read, for a main screen composed after it arrived."""
+        self.expiring_count: int | None = None
+        """The last count of certificates ending soon (``None`` until counted)."""
 
     def _current_secret(self) -> bytes | None:
         return self._secret
@@ -121,6 +125,10 @@ class CAApp(App[int]):
     def on_load(self) -> None:
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
+        # The first read starts before the stylesheet is applied and the main screen
+        # composed, so its rows are often there for the first frame (one layout, not two).
+        if self.ca.exists():
+            self._load_worker = self.reload()
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(getattr(self, "_switch_interval", sys.getswitchinterval()))
@@ -179,7 +187,8 @@ class CAApp(App[int]):
                 # A passphrase typed at the terminal prompt is checked now, not
                 # at the first approval: a typo gets the dialog and a retry.
                 self.check_passphrase()
-        self._load_worker = self.reload()
+        if self._load_worker is None:
+            self._load_worker = self.reload()
 
     def ask_passphrase(self, error: str | None = None) -> None:
         from tui_ca.tui.screens.dialogs import PassphraseDialog
@@ -349,18 +358,27 @@ class CAApp(App[int]):
         changed = message.snapshot.token != self._token
         self._token = message.snapshot.token
         self._info = message.snapshot.info
+        self.latest_snapshot = message.snapshot
+        drawn = False
         for screen in self.screen_stack:
             apply = getattr(screen, "apply_snapshot", None)
             if apply is not None:
-                apply(message.snapshot, changed)
-        # "Ready" means on screen: set once the refresh with these rows is done.
-        self.call_after_refresh(self._shown, message.snapshot.partial)
+                drawn |= apply(message.snapshot, changed) is True
+        # "Ready" means on screen: set once the refresh with these rows is done, by the
+        # main screen's own mount (``shown``) when the read arrived before it was composed.
+        if drawn:
+            self.call_after_refresh(self._shown, message.snapshot.partial)
 
     def on_expiring_counted(self, message: ExpiringCounted) -> None:
+        self.expiring_count = message.count
         for screen in self.screen_stack:
             show = getattr(screen, "show_expiring", None)
             if show is not None:
                 show(message.count)
+
+    def shown(self, partial: bool) -> None:
+        """The main screen drew a read that arrived before it was composed: ready once that frame is out."""
+        self.call_after_refresh(self._shown, partial)
 
     def _shown(self, partial: bool) -> None:
         self.ready_event.set()

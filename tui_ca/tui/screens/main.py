@@ -117,10 +117,24 @@ class MainScreen(RoleKeys, SearchMixin):
 
     def on_mount(self) -> None:
         self.query_one("#queued", RecordList).focus()
+        app = ca_app(self)
+        if app.latest_snapshot is not None:
+            # The first read finished before this screen was composed: draw it in the first frame.
+            self._show(app.latest_snapshot)
+            if app.expiring_count is not None:
+                self.show_expiring(app.expiring_count)
+            app.shown(app.latest_snapshot.partial)
 
     # ------------------------------------------------------------ data
 
-    def apply_snapshot(self, snapshot: Snapshot, changed: bool) -> None:
+    def apply_snapshot(self, snapshot: Snapshot, changed: bool) -> bool:
+        """Show a read; ``False`` when not composed yet (``on_mount`` shows the app's latest read then)."""
+        if not self.is_mounted:
+            return False
+        self._show(snapshot)
+        return True
+
+    def _show(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.query_one(CAHeader).show(snapshot.info, snapshot.now)
         for list_id, rows in (("queued", snapshot.queued), ("certs", snapshot.certificates),
