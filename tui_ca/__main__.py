@@ -1,3 +1,3 @@
-from tui_ca.cli import main
+from tui_ca.cli import entry_point
 
-raise SystemExit(main())
+entry_point()

@@ -6,6 +6,7 @@ output, so the probe runs the command exactly as an admin does.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -105,3 +106,50 @@ def test_show_builds_no_dataclass_models(home):
     result, modules = imported("--home", str(home), "show", "1")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "dataclasses" not in modules and "tui_ca.engine.models" not in modules
+
+
+def _queued_home(root: Path, count: int) -> Path:
+    home = root / "queued"
+    ca = CertificateAuthority(home, actor=Actor("setup"))
+    ca.init(CA_NAMES)
+    for n in range(count):
+        ca.submit(csr_pem(make_csr(cn=f"q{n}.example")), requester=f"q{n}")
+    return home
+
+
+def test_an_approve_loads_neither_the_outbox_nor_concurrent_futures(tmp_path):
+    # Without notify settings no event is wanted; the commit's fsync threads need no executor (and its logging).
+    home = _queued_home(tmp_path, 1)
+    result, modules = imported("--home", str(home), "approve", "1")
+    assert result.returncode == 0 and result.stdout.startswith("1 "), result.stderr[-2000:]
+    assert sorted(m for m in modules if m.startswith(("tui_ca.engine.notify.", "concurrent", "logging"))) == []
+    assert CertificateAuthority(home).certificate(1) is not None
+
+
+def test_a_one_shot_command_writes_all_its_output_before_its_quick_exit(tmp_path):
+    # The console script leaves with os._exit: block-buffered output to a file must be flushed first,
+    # and the exit code (3: partial success) must be main's.
+    home = _queued_home(tmp_path, 2)
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        code = subprocess.run([sys.executable, "-m", "tui_ca", "--home", str(home), "approve", "1", "99", "2"],
+                              stdout=stdout, stderr=stderr, timeout=120).returncode  # fmt: skip
+    assert code == cli.EXIT_PARTIAL
+    lines = out.read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["1", "2"] and all(len(line.split()) == 2 for line in lines)
+    assert err.read_text() == "tui-ca: request 99: no request with Certificate ID 99\n"
+    ca = CertificateAuthority(home)
+    assert [cli.serial_text(ca.certificate(n).serial) for n in (1, 2)] == [line.split()[1] for line in lines]
+
+
+def test_a_one_shot_command_into_a_closed_pipe_exits_as_before(tmp_path):
+    # A reader that went away: quiet, as before the quick exit (main treats a broken pipe as success).
+    home = _queued_home(tmp_path, 1)
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        result = subprocess.run([sys.executable, "-m", "tui_ca", "--home", str(home), "show", "1"], stdout=writer,
+                                stderr=subprocess.PIPE, timeout=120)  # fmt: skip
+    finally:
+        os.close(writer)
+    assert (result.returncode, result.stderr) == (cli.EXIT_OK, b"")

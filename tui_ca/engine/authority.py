@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -13,7 +14,7 @@ from cryptography import x509
 from tui_ca.engine.errors import NoCAError
 from tui_ca.engine.home import ISSUING_KEY, read_file
 from tui_ca.engine.models import Actor
-from tui_ca.engine.notify.store_outbox import enqueue_operation_events
+from tui_ca.engine.notify import CONFIG_FILE as NOTIFY_SETTINGS
 from tui_ca.engine.operation import Operation, operation
 from tui_ca.engine.reader import CAReader
 from tui_ca.engine.store import RecordStore
@@ -109,4 +110,10 @@ class AuthorityBase(CAReader):
         """One transaction with its counters and audit trail (see operation.py), and its notifications."""
         with operation(self.store, actor or self.actor, self.now) as op:
             yield op
-            enqueue_operation_events(op, self.home)
+            # Without a settings file no channel wants an event, and the outbox
+            # code (~10 ms of imports for a one-shot command) is not loaded. A
+            # file that is there, even damaged or a link, goes through it.
+            if op.notes.get("audited") and os.path.lexists(self.home / NOTIFY_SETTINGS):
+                from tui_ca.engine.notify.store_outbox import enqueue_operation_events
+
+                enqueue_operation_events(op, self.home)

@@ -19,9 +19,6 @@ from cryptography import x509
 from tui_ca.engine import records
 from tui_ca.engine.errors import CAError, InputError, NoCAError, RuleError, UnsafeHomeError
 from tui_ca.engine.models import Actor, Refusal
-from tui_ca.engine.notify import events
-from tui_ca.engine.notify.outbox import enqueue
-from tui_ca.engine.notify.store_outbox import OpRecords, channels_for
 from tui_ca.engine.store.protocol import StoreDamagedError, StoreUnavailableError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -46,6 +43,12 @@ def record_refusals(ca: Any, refusals: Sequence[Refusal]) -> None:
     """Keep ``refusals`` and queue their events, in one transaction of their own; never raises."""
     if not refusals:
         return
+    # Imported here: every command that opens the CA imports this module, and
+    # only a refusal needs the outbox (~10 ms of a one-shot approve's start-up).
+    from tui_ca.engine.notify import events
+    from tui_ca.engine.notify.outbox import enqueue
+    from tui_ca.engine.notify.store_outbox import OpRecords, channels_for
+
     try:
         channels = channels_for(ca.home)("refused")
         with ca._operation() as op:

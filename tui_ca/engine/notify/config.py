@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from tui_ca.engine.errors import InputError, RuleError, UnsafeHomeError
+from tui_ca.engine.notify import CONFIG_FILE
 from tui_ca.engine.sharing import Sharing
 
-CONFIG_FILE = "notify.json"
+__all__ = ["CONFIG_FILE"]  # re-exported: its home is the package, for authority.py
 CONFIG_VERSION = 1
 # What an admin can subscribe a channel to.
 EVENT_KINDS = ("queued", "refused", "approved", "rejected", "revoked", "expiry", "test")

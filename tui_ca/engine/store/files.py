@@ -35,6 +35,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any, TypeVar
 
 from tui_ca.engine.folders import make_private_dirs
@@ -128,37 +129,72 @@ def _make_folder(path: Path, sharing: Sharing) -> None:
         _fsync_dir(path.parent)
 
 
-def _write_durably(path: Path, payload: bytes, mode: int, sharing: Sharing | None = None) -> None:
+def _write_durably(path: Path, payload: bytes, mode: int, sharing: Sharing | None = None, *, sync: bool = True) -> None:
+    """Create ``path`` with ``payload``, its data on disk before this returns (unless ``sync`` is false)."""
     fd = (sharing or Sharing.private()).create(path, mode)
     try:
         _write_all(fd, payload)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
 
 
+class _SyncThreads:
+    """A few kept threads that run the actions of a commit step side by side.
+
+    Not ``concurrent.futures``: importing it pulls in ``logging``, ~20 ms of
+    CPU at load 10 (15 interleaved runs) that a one-shot approve paid, while
+    all a commit needs is to hand out actions and wait for every outcome.
+    Threads are started on first use (and again after a fork) and kept: a pool
+    per commit cost about as much as the fsyncs it saved (bench/: 12 ms a
+    commit with a new pool per phase, 5.7 ms with one kept pool). They are
+    daemons: a process may exit while they idle, never while a step runs,
+    since ``run`` returns only when every action has ended.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._tasks: SimpleQueue[tuple[Callable[[Any], object], Any, SimpleQueue[BaseException | None]]]
+        self._tasks = SimpleQueue()
+        self._started = 0
+        self._lock = threading.Lock()
+
+    def run(self, action: Callable[[Any], object], items: list) -> None:
+        """``action`` on every item; the first failure is raised once all of them have ended."""
+        outcomes: SimpleQueue[BaseException | None] = SimpleQueue()
+        for item in items:
+            self._tasks.put((action, item, outcomes))
+        with self._lock:
+            while self._started < min(self._size, len(items)):
+                threading.Thread(target=self._work, name=f"tui-ca-sync-{self._started}", daemon=True).start()
+                self._started += 1
+        errors = [error for error in (outcomes.get() for _ in items) if error is not None]
+        if errors:
+            raise errors[0]
+
+    def _work(self) -> None:
+        while True:
+            action, item, outcomes = self._tasks.get()
+            try:
+                action(item)
+            except BaseException as exc:  # handed to the waiting caller, which raises it
+                outcomes.put(exc)
+            else:
+                outcomes.put(None)
+
+
 _pool_lock = threading.Lock()
-_pool: Any = None
+_pool: _SyncThreads | None = None
 _pool_pid = 0
 
 
-def _sync_pool() -> Any:
-    """The process's one pool of fsync threads, made on first use (and again after a fork).
-
-    A pool per commit cost about as much as the fsyncs it saved (bench/: 12 ms
-    a commit with a new pool per phase, 5.7 ms with one kept pool).
-    """
+def _sync_pool() -> _SyncThreads:
+    """The process's one set of fsync threads (made again after a fork: threads do not survive one)."""
     global _pool, _pool_pid
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            # Imported here: concurrent.futures pulls in logging, which every
-            # one-shot CLI process would otherwise pay for at start-up.
-            from concurrent.futures import ThreadPoolExecutor
-
-            _pool, _pool_pid = (
-                ThreadPoolExecutor(max_workers=_SYNC_THREADS, thread_name_prefix="tui-ca-sync"),
-                os.getpid(),
-            )
+            _pool, _pool_pid = _SyncThreads(_SYNC_THREADS), os.getpid()
         return _pool
 
 
@@ -170,17 +206,14 @@ def _each(action: Callable[[Any], object], items: list) -> None:
     waits on the journal too; issued from a few threads they share commits
     (~0.4 ms a file; measured with bench/run.py --only bulk-approve). The
     commit order is unchanged: every write is durable before the journal is,
-    and every rename is done before the journal goes.
+    and every rename is done before the journal goes. Every action ends before
+    the first failure is raised, so that a failed commit never leaves a worker
+    still writing after its files were removed.
     """
     if len(items) == 1:
         action(items[0])
         return
-    # Every action ends before the first failure is raised, so that a failed
-    # commit never leaves a worker still writing after its files were removed.
-    futures = [_sync_pool().submit(action, item) for item in items]
-    errors = [error for future in futures if (error := future.exception()) is not None]
-    if errors:
-        raise errors[0]
+    _sync_pool().run(action, items)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -658,8 +691,9 @@ class Transaction(View):
         for path, (data, mode) in self._blobs.items():
             payloads[path] = data
             modes[path] = mode
-        payloads[store.db_dir / _GENERATION] = token.encode()
-        modes[store.db_dir / _GENERATION] = 0o600
+        generation = store.db_dir / _GENERATION
+        payloads[generation] = token.encode()
+        modes[generation] = 0o600
         renames = [(store._tmp_dir / f"{token}-{index}", path) for index, path in enumerate(payloads)]
         folders = {final.parent for _, final in renames}
         try:
@@ -671,7 +705,10 @@ class Transaction(View):
             # costs an ext4 journal commit, ~4-8 ms on a busy disk).
             plan = self._journal_plan(renames)
             writes: list[tuple[Path, Path | None]] = [*renames, (store._tmp_dir / "journal", None)]
-            _each(lambda pair: self._stage(pair, payloads, modes, plan, store.sharing), writes)
+            _each(lambda pair: self._stage(pair, payloads, modes, plan, store.sharing, pair[1] != generation), writes)
+            # .tmp/ synced before the journal is placed: its entries are what the
+            # journal names, and a journal naming files a power loss dropped
+            # would finish as half a commit.
             _fsync_dir(store._tmp_dir)
             self._place_journal()
         except OSError as exc:
@@ -685,7 +722,16 @@ class Transaction(View):
             store._cache.pop(path)
         try:
             _each(lambda pair: os.replace(*pair), renames)
-            _each(_fsync_dir, list(folders))
+            # Each folder a record file landed in is fsynced before the journal
+            # goes: unsynced, a power loss could keep the journal's removal and
+            # lose a rename, i.e. half a commit with nothing left to finish it.
+            # db/ itself is left out when only the generation landed there: a
+            # lost rename of it leaves the old generation, which no reader
+            # after a restart needs (it only compares signatures within a run),
+            # and the journal's removal needs no sync (a journal that survives
+            # is replayed, which is harmless once every file is in place).
+            landed = {final.parent for _, final in renames if final != generation}
+            _each(_fsync_dir, list(landed))
             (store.db_dir / _JOURNAL).unlink()
         except OSError:
             return  # the journal is durable: the next transaction finishes this commit
@@ -710,21 +756,30 @@ class Transaction(View):
 
     @staticmethod
     def _stage(pair: tuple[Path, Path | None], payloads: dict[Path, bytes], modes: dict[Path, int],
-               plan: bytes, sharing: Sharing) -> None:  # fmt: skip
+               plan: bytes, sharing: Sharing, sync: bool) -> None:  # fmt: skip
         """Write one temp file durably: a shard's new content, or (no final path) the journal."""
         tmp, final = pair
         if final is None:
             # Never written through a symlink planted in .tmp/ (trust slice).
             tmp.unlink(missing_ok=True)
+            # Synced: the commit point renames this file into db/, and a journal
+            # whose content did not reach the disk is an unfinishable commit.
             _write_durably(tmp, plan, 0o600, sharing)
         else:
-            _write_durably(tmp, payloads[final], modes[final], sharing)
+            # A record file's data is synced before the journal names it: after
+            # the commit point, recovery renames it into place as it finds it.
+            # The generation's is not (``sync`` false): only its (inode, mtime,
+            # size) signature is ever read, by lock-free readers of this boot.
+            _write_durably(tmp, payloads[final], modes[final], sharing, sync=sync)
 
     def _place_journal(self) -> None:
         """The commit point: the journal, already durable in .tmp, renamed into db/."""
         staging = self.store._tmp_dir / "journal"
         os.replace(staging, self.store.db_dir / _JOURNAL)
         try:
+            # Synced before the first rename into place: renames that outlive a
+            # power loss without their journal would be half a commit, undone
+            # by nothing.
             _fsync_dir(self.store.db_dir)
         except OSError:
             pass  # the journal is in place: from here on the commit stands

@@ -1,0 +1,63 @@
+"""The order of a commit's fsyncs, read from a real approve process under strace.
+
+What a power loss may not undo once ``approve`` printed its serial: every
+record file's data is synced before the journal is placed, the journal is,
+and every folder a record file was renamed into is synced before the journal
+goes. The generation file (a seqlock for lock-free readers of one boot) is the
+one file neither synced nor waited for.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+from helpers import CA_NAMES, TUI_CA, csr_pem, make_csr
+
+from tests.server.live import require
+from tui_ca.engine import CertificateAuthority
+from tui_ca.engine.models import Actor
+
+# A call's first line, finished or not: the threads' calls interleave ("<unfinished ...>").
+_CALL = re.compile(r'^\d+\s+(fsync|rename|unlink)\((?:\d+<([^>]*)>|"([^"]*)", "([^"]*)"|"([^"]*)")')
+
+
+def _traced_approve(tmp_path: Path) -> tuple[Path, list[tuple[str, ...]]]:
+    home = tmp_path / "home"
+    ca = CertificateAuthority(home, actor=Actor("setup"))
+    ca.init(CA_NAMES)
+    ca.submit(csr_pem(make_csr(cn="traced.example")), requester="traced")
+    trace = tmp_path / "trace.txt"
+    result = subprocess.run(["strace", "-f", "-y", "-e", "trace=fsync,rename,unlink", "-o", str(trace), *TUI_CA,
+                             "--home", str(home), "approve", "1"], capture_output=True, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    calls = []
+    for line in trace.read_text().splitlines():
+        match = _CALL.match(line)
+        if match:
+            name, synced, source, dest, removed = match.groups()
+            calls.append((name, synced or source or removed, *([dest] if dest else [])))
+    return home.resolve(), calls
+
+
+def test_a_commit_syncs_what_a_power_loss_could_undo_and_not_the_generation(tmp_path):
+    require("strace")
+    home, calls = _traced_approve(tmp_path)
+    db, tmp = str(home / "db"), str(home / ".tmp")
+    placed = next(i for i, call in enumerate(calls) if call[:1] == ("rename",) and call[2] == f"{db}/journal.json")
+    removed = next(i for i, call in enumerate(calls) if call == ("unlink", f"{db}/journal.json"))
+    synced_before = {call[1] for call in calls[:placed] if call[0] == "fsync"}
+    renames = {call[1]: call[2] for call in calls[placed + 1 : removed] if call[0] == "rename"}
+    records = {src: dest for src, dest in renames.items() if dest != f"{db}/generation"}
+    assert len(records) >= 5 and len(renames) == len(records) + 1, renames  # request, certificate, indexes, audit...
+    assert set(records) <= synced_before and f"{tmp}/journal" in synced_before and tmp in synced_before
+    generation_tmp = next(src for src, dest in renames.items() if dest == f"{db}/generation")
+    assert generation_tmp not in {call[1] for call in calls if call[0] == "fsync"}
+    # The journal's rename into db/ is durable before any record file is renamed into place.
+    db_synced = next(i for i, call in enumerate(calls) if call == ("fsync", db) and i > placed)
+    assert db_synced < min(i for i, call in enumerate(calls) if call[0] == "rename" and i > placed)
+    last_rename = max(i for i, call in enumerate(calls[:removed]) if call[0] == "rename")
+    folders_synced = {call[1] for call in calls[last_rename:removed] if call[0] == "fsync"}
+    assert {str(Path(dest).parent) for dest in records.values()} <= folders_synced
+    assert db not in folders_synced  # only the generation landed in db/ itself
