@@ -679,14 +679,25 @@ def _list_requests(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
         return 0
     out = sys.stdout
     out.write(f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED\n")
-    shown = {state.value: _status(state.value, 9, colour=colour) for state in RequestStatus}
+    shown = _Shown(9, colour)
     rows = ca.iter_request_rows(status)
     while batch := list(islice(rows, 4096)):
-        out.write("".join([f"{request_id:>6}  {shown.get(state) or _status(state, 9, colour=colour)}  "
-                           f"{(name if name.isprintable() else _safe(name))[:24]:24}  {key_type:9}  "
-                           f"{at[:10]} {at[11:16]}\n"
+        out.write("".join([f"{request_id:>6}  {shown[state]}  {(name if name.isprintable() else _safe(name))[:24]:24}  "
+                           f"{key_type:9}  {at[:10]} {at[11:16]}\n"
                            for request_id, state, name, key_type, at in batch]))  # fmt: skip
     return 0
+
+
+class _Shown(dict):
+    """Statuses as a table shows them, each formatted once."""
+
+    def __init__(self, width: int, colour: bool) -> None:
+        super().__init__()
+        self.width, self.colour = width, colour
+
+    def __missing__(self, state: str) -> str:
+        self[state] = shown = _status(state, self.width, colour=self.colour)
+        return shown
 
 
 def _list_refused(ca: CAReader, args: argparse.Namespace) -> int:

@@ -124,14 +124,18 @@ def test_request_listings_say_what_the_records_say_through_every_change(ca, home
 def test_a_request_with_odd_stored_text_is_listed_exactly_as_stored(ca, home, clock):
     # Intake refuses names like these; a record written by an older version may still hold one.
     name = 'odd "name"\t\x1b[31m \u00e9\u2028\\\n\x85'
-    (request_id,) = submit_many(ca, 1, "odd")
+    odd, quoted, untyped = submit_many(ca, 3, "odd")
     with ca.store.transaction() as txn:
-        doc = txn.get_request(request_id)
-        txn.put_request({**doc, "requester": name, "subject": "CN=\u0394\x00", "reason": "\u2029\r"})
+        doc = txn.get_request(odd)
+        txn.put_request({**doc, "requester": name, "subject": "CN=\u0394\x00", "reason": "\u2029\r",
+                         "key_type": "EC\tP-256\u00e9"})  # fmt: skip
+        txn.put_request({**txn.get_request(quoted), "requester": '"quoted'})
+        txn.put_request({**txn.get_request(untyped), "key_type": None, "at": 5})
     fresh = CertificateAuthority(home, clock=clock)
-    (row,) = fresh.iter_request_rows()
-    assert row[2] == name
-    assert json.loads("".join(fresh.iter_request_json()))["requester"] == name
+    rows = list(fresh.iter_request_rows())
+    assert [row[2] for row in rows] == [name, '"quoted', "odd-2"]
+    assert [row[3:] for row in rows] == [("EC\tP-256\u00e9", rows[0][4]), ("EC P-256", rows[1][4]), (None, 5)]
+    assert json.loads("".join(fresh.iter_request_json()).splitlines()[0])["requester"] == name
     assert_lists_agree(home, clock)
 
 

@@ -20,7 +20,8 @@ A body is ASCII text, one item a line (JSON escapes every control character):
 
   - a certificate: ``id TAB not_after TAB R|V TAB serial TAB requester-as-JSON``;
   - a request: ``id TAB status TAB key_type TAB submitted_at TAB requester``,
-    every field after the ID as JSON;
+    each field after the ID as it is if it is a string of printable ASCII not
+    starting with a quote, else a quote followed by its JSON;
 
 * N JSON objects: for a certificate the fields of ``records.certificate_json``
   with the serial as openssl prints it and the status as it stands before
@@ -50,9 +51,11 @@ def openssl_serial(hex_serial: str) -> str:
     return "0" + digits if len(digits) % 2 else digits
 
 
-def _text(field: str) -> str:
-    """A row field written as JSON; a string without escapes is read without the parser."""
-    return field[1:-1] if field[:1] == '"' and "\\" not in field else _loads(field)
+def _field(value: object) -> str:
+    """A row field: a plain string as it is, anything else (escapes, another type) as a quote and its JSON."""
+    if type(value) is str and value.isascii() and value.isprintable() and value[:1] != '"':
+        return value
+    return '"' + _encode(value)
 
 
 class Kind:
@@ -68,12 +71,8 @@ class Kind:
         """When the record stops being listed as its object stands (None: never)."""
         return None
 
-    def parse(self, fields: Iterator[str], now_text: str) -> list[Row]:  # pragma: no cover
-        """The rows of one body, from the iterator over all their fields in order."""
-        raise NotImplementedError
-
-    def state(self, row: str, now_text: str) -> str:  # pragma: no cover
-        """A row's status now."""
+    def parse(self, row_text: str, now_text: str) -> list[Row]:  # pragma: no cover
+        """The rows of one body, from its rows part."""
         raise NotImplementedError
 
     def shown(self, data: str, state: str) -> str:
@@ -93,19 +92,14 @@ class _Certificates(Kind):
     def until(self, doc: dict) -> str | None:
         return doc["na"] if doc.get("revoked_at") is None else None
 
-    def parse(self, fields: Iterator[str], now_text: str) -> list[Row]:
+    def parse(self, row_text: str, now_text: str) -> list[Row]:
+        fields = _fields(row_text)
         # A list per body: a comprehension costs less per row than a loop that yields.
         return [
             (int(cert_id), "revoked" if flag == "R" else "expired" if na <= now_text else "valid",
              requester[1:-1] if "\\" not in requester else _loads(requester), na, serial)
             for cert_id, na, flag, serial, requester in zip(fields, fields, fields, fields, fields, strict=True)
         ]  # fmt: skip
-
-    def state(self, row: str, now_text: str) -> str:
-        _, na, flag, _ = row.split("\t", 3)
-        if flag == "R":
-            return "revoked"
-        return "expired" if na <= now_text else "valid"
 
     def shown(self, data: str, state: str) -> str:
         return data[: -len(_VALID_END)] + _EXPIRED_END if state == "expired" else data
@@ -117,16 +111,18 @@ class _Requests(Kind):
     def entry(self, doc: dict) -> tuple[str, str]:
         data = request_json(doc)
         fields = (data["status"], data["details"]["key_type"], data["submitted_at"], data["requester"])
-        return f"{doc['id']}\t" + "\t".join(map(_encode, fields)), _encode(data)
+        return f"{doc['id']}\t" + "\t".join(map(_field, fields)), _encode(data)
 
-    def parse(self, fields: Iterator[str], now_text: str) -> list[Row]:
-        text = _text
-        return [(int(request_id), text(status), text(requester), text(key_type), text(at))
+    def parse(self, row_text: str, now_text: str) -> list[Row]:
+        fields = _fields(row_text)
+        if '\t"' not in row_text:  # every field as it is (only one that is not starts with a quote)
+            return [(int(request_id), status, requester, key_type, at)
+                    for request_id, status, key_type, at, requester in zip(fields, fields, fields, fields, fields,
+                                                                           strict=True)]  # fmt: skip
+        return [(int(request_id), *(_loads(field[1:]) if field[:1] == '"' else field
+                                    for field in (status, requester, key_type, at)))
                 for request_id, status, key_type, at, requester in zip(fields, fields, fields, fields, fields,
                                                                        strict=True)]  # fmt: skip
-
-    def state(self, row: str, now_text: str) -> str:
-        return _text(row.split("\t", 2)[1])
 
 
 CERTIFICATES: Kind = _Certificates()
@@ -175,16 +171,18 @@ def _split(body: str) -> tuple[str, str, str | None]:
     return body[end:middle], body[middle:], head["until"]
 
 
+def _fields(row_text: str) -> Iterator[str]:
+    # One split for every field of every row: a split per line cost a third of the listing.
+    return iter(row_text[:-1].replace("\n", "\t").split("\t") if row_text else ())
+
+
 def rows(kind: Kind, bodies: Iterable[str], now_text: str, status: str | None = None) -> Iterator[Row]:
     """The rows of each record (status second), optionally of one status.
 
     A body may end after its rows (``rows_part``): the objects are not needed here.
     """
     for body in bodies:
-        row_text = _split(body)[0]
-        # One split for every field of every row: a split per line cost a third of the listing.
-        fields = iter(row_text[:-1].replace("\n", "\t").split("\t") if row_text else ())
-        found = kind.parse(fields, now_text)
+        found = kind.parse(_split(body)[0], now_text)
         yield from found if status is None else [row for row in found if row[1] == status]
 
 
@@ -192,15 +190,20 @@ def json_chunks(kind: Kind, bodies: Iterable[str], now_text: str, status: str | 
     """The JSON objects, one a line (each followed by a newline), a chunk per body; empty chunks skipped."""
     for body in bodies:
         row_text, objects, until = _split(body)
-        if status is None and (until is None or now_text < until):
+        stands = until is None or now_text < until
+        if status is None and stands:
             # Nothing of this body is listed otherwise than written: its objects are the output as they stand.
             if objects:
                 yield objects
             continue
-        kept = []
-        for line, data in zip(row_text.splitlines(), objects.splitlines(), strict=True):
-            state = kind.state(line, now_text)
-            if status is None or state == status:
-                kept.append(kind.shown(data, state))
+        states = [row[1] for row in kind.parse(row_text, now_text)]
+        if stands and states.count(status) == len(states):
+            if objects:
+                yield objects  # every record of the body is of the status asked for, as written
+            continue
+        data = objects.splitlines()
+        if not stands:
+            data = [kind.shown(text, state) for text, state in zip(data, states, strict=True)]
+        kept = data if status is None else [text for text, state in zip(data, states, strict=True) if state == status]
         if kept:
             yield "\n".join(kept) + "\n"

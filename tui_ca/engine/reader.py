@@ -582,7 +582,7 @@ class CAReader:
         from tui_ca.engine.listing_rows import REQUESTS, rows
 
         wanted = None if status is None else status.value
-        return rows(REQUESTS, self._listing_bodies(REQUESTS, rows_only=True), "", wanted)
+        return rows(REQUESTS, self._request_bodies(wanted, rows_only=True), "", wanted)
 
     def iter_request_json(self, status: RequestStatus | None = None) -> Iterator[str]:
         """The requests as JSON text, streamed in ID order: chunks of whole objects, each on its own line.
@@ -593,7 +593,15 @@ class CAReader:
         from tui_ca.engine.listing_rows import REQUESTS, json_chunks
 
         wanted = None if status is None else status.value
-        return json_chunks(REQUESTS, self._listing_bodies(REQUESTS), "", wanted)
+        return json_chunks(REQUESTS, self._request_bodies(wanted), "", wanted)
+
+    def _request_bodies(self, status: str | None, rows_only: bool = False) -> Iterator[str]:
+        from tui_ca.engine.listing_rows import REQUESTS
+
+        if status == "queued":
+            # Few by rule, and found through the store's queue: rendering those beats reading every body.
+            return _rendered_bodies(REQUESTS, self._stream_view().iter_requests(status=status))
+        return self._listing_bodies(REQUESTS, rows_only)
 
     def iter_requests(self, status: RequestStatus | None = None) -> Iterator[Request]:
         """Requests by Certificate ID, streamed: memory does not grow with the store."""
