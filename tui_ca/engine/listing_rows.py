@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from tui_ca.engine.records import certificate_json, request_json
 
@@ -56,6 +57,11 @@ def _field(value: object) -> str:
     if type(value) is str and value.isascii() and value.isprintable() and value[:1] != '"':
         return value
     return '"' + _encode(value)
+
+
+def _value(field: str) -> Any:
+    """A row field read back (``_field``): another type than a string, where a hand-edited record holds one."""
+    return _loads(field[1:]) if field[:1] == '"' else field
 
 
 class Kind:
@@ -119,8 +125,7 @@ class _Requests(Kind):
             return [(int(request_id), status, requester, key_type, at)
                     for request_id, status, key_type, at, requester in zip(fields, fields, fields, fields, fields,
                                                                            strict=True)]  # fmt: skip
-        return [(int(request_id), *(_loads(field[1:]) if field[:1] == '"' else field
-                                    for field in (status, requester, key_type, at)))
+        return [(int(request_id), _value(status), _value(requester), _value(key_type), _value(at))
                 for request_id, status, key_type, at, requester in zip(fields, fields, fields, fields, fields,
                                                                        strict=True)]  # fmt: skip
 
@@ -197,7 +202,7 @@ def json_chunks(kind: Kind, bodies: Iterable[str], now_text: str, status: str | 
                 yield objects
             continue
         states = [row[1] for row in kind.parse(row_text, now_text)]
-        if stands and states.count(status) == len(states):
+        if status is not None and stands and states.count(status) == len(states):
             if objects:
                 yield objects  # every record of the body is of the status asked for, as written
             continue
