@@ -334,3 +334,25 @@ def test_a_home_from_before_both_migrations_passes_check_after_its_next_commit(c
     assert fresh.check() == []
     assert all(fresh.store.view().find_serial(c.serial) == c.id for c in certs)
     assert_lists_agree(home, clock)
+
+
+@pytest.mark.tinydb_only
+def test_a_process_that_commits_once_renders_only_the_records_it_changed(ca, home, clock, monkeypatch):
+    from tui_ca.engine import listing_rows
+
+    issue_many(ca, 5, "once")
+    queued = submit_many(ca, 3, "waiting")
+    rendered: list[tuple[str, int]] = []
+    for kind in (listing_rows.CERTIFICATES, listing_rows.REQUESTS):
+        entry = kind.entry
+        monkeypatch.setattr(kind, "entry", lambda doc, kind=kind, entry=entry: rendered.append((kind.name, doc["id"]))
+                            or entry(doc))  # fmt: skip
+    monkeypatch.setattr(listing_files, "_MEMOS", type(listing_files._MEMOS)())  # a new process: nothing in memory
+    CertificateAuthority(home, clock=clock).reject(queued[1], "once is enough")
+    assert rendered == [("requests", queued[1])]
+    rendered.clear()
+    monkeypatch.setattr(listing_files, "_MEMOS", type(listing_files._MEMOS)())
+    CertificateAuthority(home, clock=clock).approve([queued[0]])
+    assert sorted(rendered) == [("certificates", queued[0]), ("requests", queued[0])]
+    assert_lists_agree(home, clock)
+    assert CertificateAuthority(home, clock=clock).check() == []

@@ -176,6 +176,13 @@ def _split(body: str) -> tuple[str, str, str | None]:
     return body[end:middle], body[middle:], head["until"]
 
 
+def entries(body: str) -> Iterator[tuple[int, str, str]]:
+    """(id, row, object) of each record of a body, as ``render`` made them."""
+    row_text, objects, _ = _split(body)
+    for row, data in zip(row_text.splitlines(), objects.splitlines(), strict=True):
+        yield int(row.split("\t", 1)[0]), row, data
+
+
 def _fields(row_text: str) -> Iterator[str]:
     # One split for every field of every row: a split per line cost a third of the listing.
     return iter(row_text[:-1].replace("\n", "\t").split("\t") if row_text else ())

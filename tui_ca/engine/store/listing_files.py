@@ -71,7 +71,27 @@ def _render(records: Any, collection: str, shard: str, *, unchanged: bool = Fals
     data = (records.files.load(path, keep=False) if unchanged else records.shard_data(path)) or {}
     docs = data.get(collection, {})
     kind = LISTINGS[collection][0]
-    return listing_rows.render(kind, (docs[key] for key in sorted(docs, key=int)), _memo(path) if memo else None)
+    kept = _memo(path) if memo else None
+    if kept is not None and not kept:
+        _seed(records, collection, shard, kept)
+    return listing_rows.render(kind, (docs[key] for key in sorted(docs, key=int)), kept)
+
+
+def _seed(records: Any, collection: str, shard: str, memo: listing_rows.Memo) -> None:
+    """Fill a memo from the body kept for the shard as committed, if it holds.
+
+    A process that commits once (``tui-ca approve``) then renders only the
+    records its commit changed, not the whole shard (bench/: 11 ms of CPU for
+    a full requests shard).
+    """
+    body = _stored_body(records, collection, shard)
+    if body is None:
+        return
+    committed = (records.files.load(records.files.shard_path(collection, shard), keep=False) or {}).get(collection, {})
+    for record_id, row, text in listing_rows.entries(body):
+        doc = committed.get(str(record_id))
+        if doc is not None:
+            memo[record_id] = (dict(doc), row, text)
 
 
 def _stored_body(records: Any, collection: str, shard: str, rows_only: bool = False) -> str | None:
