@@ -308,7 +308,7 @@ def test_check_names_a_body_that_holds_for_its_shard_but_lies(ca, home, clock, c
     assert requesters_listed(fresh, collection)[1] == "liar-1"  # what check is there to catch
     problems = fresh.check()
     assert len(problems) == 1 and "\n" not in problems[0]
-    assert problems[0].startswith(f"listing: {path} does not say what its shard's records say")
+    assert problems[0].startswith(f"listing: {path} does not say what the records it lists say")
 
 
 @pytest.mark.tinydb_only
