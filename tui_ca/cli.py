@@ -659,34 +659,45 @@ def cmd_submit(ca: CertificateAuthority, args: argparse.Namespace) -> int:
 
 
 def cmd_list(ca: CAReader, args: argparse.Namespace) -> int:
-    from tui_ca.engine.models import RequestStatus
-
-    # Streamed: each record is written as it is read, from plain stored
-    # fields, so memory and time do not grow with a model per record.
-    colour = _colour_on()
-    items: Iterator[dict[str, Any]]
-    line: Callable[[dict[str, Any]], str]
+    # Streamed from the engine's listing text: written in big chunks, no
+    # record parsed or built per line, so memory and time stay flat.
     if args.what == "refused":
         return _list_refused(ca, args)
     if args.what == "requests":
-        items = ca.iter_request_dicts(_enum(RequestStatus, args.status))
-        header = f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED"
+        return _list_requests(ca, args, _colour_on())
+    return _list_certs(ca, args, _colour_on())
 
-        def line(r: dict[str, Any]) -> str:
-            at = r["submitted_at"]
-            return (f"{r['id']:>6}  {_status(r['status'], 9, colour=colour)}  {_safe(r['requester'])[:24]:24}  "
-                    f"{r['details']['key_type']:9}  {at[:10]} {at[11:16]}\n")  # fmt: skip
-    else:
-        return _list_certs(ca, args, colour)
 
-    out = sys.stdout
+def _list_requests(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
+    from itertools import islice
+
+    from tui_ca.engine.models import RequestStatus
+
+    status = _enum(RequestStatus, args.status)
     if args.json or args.jsonl:
-        _stream_json(items, out, array=not args.jsonl)
+        _write_json_chunks(ca.iter_request_json(status), sys.stdout, array=args.json)
         return 0
-    out.write(header + "\n")
-    for batch in _batches(items):
-        out.write("".join(map(line, batch)))
+    out = sys.stdout
+    out.write(f"{'ID':>6}  {'STATUS':9}  {'REQUESTER':24}  {'KEY':9}  SUBMITTED\n")
+    shown = _Shown(9, colour)
+    rows = ca.iter_request_rows(status)
+    while batch := list(islice(rows, 4096)):
+        out.write("".join([f"{request_id:>6}  {shown[state]}  {(name if name.isprintable() else _safe(name))[:24]:24}  "
+                           f"{key_type:9}  {at[:10]} {at[11:16]}\n"
+                           for request_id, state, name, key_type, at in batch]))  # fmt: skip
     return 0
+
+
+class _Shown(dict):
+    """Statuses as a table shows them, each formatted once."""
+
+    def __init__(self, width: int, colour: bool) -> None:
+        super().__init__()
+        self.width, self.colour = width, colour
+
+    def __missing__(self, state: str) -> str:
+        self[state] = shown = _status(state, self.width, colour=self.colour)
+        return shown
 
 
 def _list_refused(ca: CAReader, args: argparse.Namespace) -> int:
@@ -696,7 +707,10 @@ def _list_refused(ca: CAReader, args: argparse.Namespace) -> int:
         raise InputError("--status goes with 'list requests' or 'list certs', not 'list refused'")
     refusals = ca.refusals(limit=REFUSALS_KEPT)
     if args.json or args.jsonl:
-        _stream_json(iter([_jsonable(r) for r in refusals]), sys.stdout, array=not args.jsonl)
+        import json
+
+        text = "".join(json.JSONEncoder().encode(_jsonable(r)) + "\n" for r in refusals)
+        _write_json_chunks(iter([text] if text else []), sys.stdout, array=args.json)
         return 0
     lines = [f"{'WHEN':16}  {'VIA':4}  {'FROM':22}  {'REQUESTER':20}  REASON"]
     for r in refusals:
@@ -715,17 +729,8 @@ def _list_certs(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
 
     status = _enum(CertStatus, args.status)
     out = sys.stdout
-    if args.jsonl:
-        for chunk in ca.iter_certificate_json(status):
-            out.write(chunk)
-        return 0
-    if args.json:
-        first = True
-        out.write("[")
-        for chunk in ca.iter_certificate_json(status):
-            out.write(("\n" if first else ",\n") + chunk[:-1].replace("\n", ",\n"))
-            first = False
-        out.write("]\n" if first else "\n]\n")
+    if args.json or args.jsonl:
+        _write_json_chunks(ca.iter_certificate_json(status), out, array=args.json)
         return 0
     out.write(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL\n")
     shown = {state: _status(state, 8, colour=colour) for state in ("valid", "revoked", "expired")}
@@ -737,31 +742,16 @@ def _list_certs(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
     return 0
 
 
-def _batches(items: Iterator[dict[str, Any]], size: int = 1000) -> Iterator[list[dict[str, Any]]]:
-    """Records in lists of ``size``: one write per batch, memory bounded by the batch."""
-    batch: list[dict[str, Any]] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def _stream_json(items: Iterator[dict[str, Any]], out: Any, *, array: bool) -> None:
-    import json
-
-    encode = json.JSONEncoder().encode
+def _write_json_chunks(chunks: Iterator[str], out: Any, *, array: bool) -> None:
+    """The engine's JSON text (chunks of objects, one a line) as one JSON array, one object a line, or as lines."""
     if not array:
-        for batch in _batches(items):
-            out.write("".join(encode(item) + "\n" for item in batch))
+        for chunk in chunks:
+            out.write(chunk)
         return
     first = True
     out.write("[")
-    for batch in _batches(items):
-        # One object a line, as `list certs --json` writes them.
-        out.write(("\n" if first else ",\n") + ",\n".join(map(encode, batch)))
+    for chunk in chunks:
+        out.write(("\n" if first else ",\n") + chunk[:-1].replace("\n", ",\n"))
         first = False
     out.write("]\n" if first else "\n]\n")
 

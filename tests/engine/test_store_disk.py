@@ -55,12 +55,12 @@ def _files(home: Path) -> dict[str, bytes]:
 
 def _fill_bytes(root: Path) -> Path:
     filler = root / "filler"
-    with open(filler, "wb") as handle:
+    # Unbuffered: a write the disk takes in part leaves nothing in a buffer for close() to fail on.
+    with open(filler, "wb", buffering=0) as handle:
         chunk = b"\0" * 65536
         try:
             while True:
                 handle.write(chunk)
-                handle.flush()
         except OSError as exc:
             assert exc.errno == errno.ENOSPC
     return filler

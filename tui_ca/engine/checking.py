@@ -119,6 +119,10 @@ def check_records(view: StoreView, issuing: x509.Certificate | None, now: dateti
     audit = list(view.iter_audit())
     for problem in audit_log.verify_chain(audit, meta["audit_seq"], meta["audit_head"]):
         yield f"audit log: {problem}"
+    # A store that keeps listing bodies lists from them while they hold for the records they were made
+    # from: one that holds but says something else would list what the records do not say.
+    for body in getattr(view, "listing_mismatches", tuple)():
+        yield f"listing: {body} does not say what the records it lists say; delete it (listings then read the records)"
 
 
 def _check_crl(

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from cryptography import x509
 
     from tui_ca.engine.listing import Listing, Overview
+    from tui_ca.engine.listing_rows import Kind
     from tui_ca.engine.models import (
         AuditRecord,
         CAInfo,
@@ -560,12 +561,12 @@ class CAReader:
             if status is None or records.certificate_status(doc, now_text) == status.value:
                 yield records.certificate_json(doc, now_text)
 
-    def _listing_bodies(self, rows_only: bool = False) -> Iterator[str]:
+    def _listing_bodies(self, kind: Kind, rows_only: bool = False) -> Iterator[str]:
         view = self._stream_view()
-        kept = getattr(view, "certificate_listing", None)
+        kept = getattr(view, "listing_bodies", None)
         if kept is not None:
-            return kept(rows_only)
-        return _rendered_bodies(view.iter_certificates())
+            return kept(kind.name, rows_only)
+        return _rendered_bodies(kind, view.iter_requests() if kind.name == "requests" else view.iter_certificates())
 
     def iter_certificate_rows(self, status: CertStatus | None = None) -> Iterator[tuple[int, str, str, str, str]]:
         """(id, status, requester, not_after as ISO text, serial as openssl prints it), streamed in ID order.
@@ -573,10 +574,10 @@ class CAReader:
         From the listing bodies a store keeps (``listing_rows``), not from the
         records: no document is parsed or model built per certificate.
         """
-        from tui_ca.engine import listing_rows
+        from tui_ca.engine.listing_rows import CERTIFICATES, rows
 
         wanted = None if status is None else status.value
-        return listing_rows.rows(self._listing_bodies(rows_only=True), self.now().isoformat(), wanted)
+        return rows(CERTIFICATES, self._listing_bodies(CERTIFICATES, rows_only=True), self.now().isoformat(), wanted)
 
     def iter_certificate_json(self, status: CertStatus | None = None) -> Iterator[str]:
         """The certificates as JSON text, streamed in ID order: chunks of whole objects, each on its own line.
@@ -585,10 +586,39 @@ class CAReader:
         as openssl prints it (upper-case hex, whole bytes); every line ends in a
         newline. Made from the listing bodies, like ``iter_certificate_rows``.
         """
-        from tui_ca.engine.listing_rows import json_chunks
+        from tui_ca.engine.listing_rows import CERTIFICATES, json_chunks
 
         wanted = None if status is None else status.value
-        return json_chunks(self._listing_bodies(), self.now().isoformat(), wanted)
+        return json_chunks(CERTIFICATES, self._listing_bodies(CERTIFICATES), self.now().isoformat(), wanted)
+
+    def iter_request_rows(self, status: RequestStatus | None = None) -> Iterator[tuple[int, str, str, str, str]]:
+        """(id, status, requester, key type, submitted_at as ISO text) of each request, streamed in ID order.
+
+        From the listing bodies, like ``iter_certificate_rows``.
+        """
+        from tui_ca.engine.listing_rows import REQUESTS, rows
+
+        wanted = None if status is None else status.value
+        return rows(REQUESTS, self._request_bodies(wanted, rows_only=True), "", wanted)
+
+    def iter_request_json(self, status: RequestStatus | None = None) -> Iterator[str]:
+        """The requests as JSON text, streamed in ID order: chunks of whole objects, each on its own line.
+
+        Each object is ``iter_request_dicts``' dict as ``json`` encodes it by
+        default; made from the listing bodies, like ``iter_certificate_json``.
+        """
+        from tui_ca.engine.listing_rows import REQUESTS, json_chunks
+
+        wanted = None if status is None else status.value
+        return json_chunks(REQUESTS, self._request_bodies(wanted), "", wanted)
+
+    def _request_bodies(self, status: str | None, rows_only: bool = False) -> Iterator[str]:
+        from tui_ca.engine.listing_rows import REQUESTS
+
+        if status == "queued":
+            # Few by rule, and found through the store's queue: rendering those beats reading every body.
+            return _rendered_bodies(REQUESTS, self._stream_view().iter_requests(status=status))
+        return self._listing_bodies(REQUESTS, rows_only)
 
     def iter_requests(self, status: RequestStatus | None = None) -> Iterator[Request]:
         """Requests by Certificate ID, streamed: memory does not grow with the store."""
@@ -627,7 +657,7 @@ class CAReader:
         return backup(self, dest)
 
 
-def _rendered_bodies(docs: Iterator[dict], size: int = 256) -> Iterator[str]:
+def _rendered_bodies(kind: Kind, docs: Iterator[dict], size: int = 256) -> Iterator[str]:
     """Listing bodies made on the fly, for stores that keep none."""
     from tui_ca.engine import listing_rows
 
@@ -635,7 +665,7 @@ def _rendered_bodies(docs: Iterator[dict], size: int = 256) -> Iterator[str]:
     for doc in docs:
         batch.append(doc)
         if len(batch) == size:
-            yield listing_rows.render(batch)
+            yield listing_rows.render(kind, batch)
             batch = []
     if batch:
-        yield listing_rows.render(batch)
+        yield listing_rows.render(kind, batch)

@@ -292,9 +292,13 @@ class _Records:
     def iter_certificates(self, *, pause: Pause | None = None) -> Iterator[dict]:
         return self._iter("certs", pause=pause)
 
-    def certificate_listing(self, rows_only: bool = False) -> Iterator[str]:
-        """Listing bodies (``engine/listing_rows.py``) of every certificate, in ID order (or their rows part)."""
-        return listing_files.bodies(self, rows_only)
+    def listing_bodies(self, kind: str, rows_only: bool = False) -> Iterator[str]:
+        """Listing bodies (``engine/listing_rows.py``) of every record of a kind, in ID order (or their rows part)."""
+        return listing_files.bodies(self, kind, rows_only)
+
+    def listing_mismatches(self) -> Iterator[Path]:
+        """Kept listing bodies that hold for their shard but differ from what its records render."""
+        return listing_files.mismatches(self)
 
     def iter_audit(self) -> Iterator[dict]:
         # Sorted by the stored field, not the doc_id: a hand-edited log must
@@ -392,7 +396,7 @@ class _TinyTransaction(_Records, Transaction):
         Transaction.__init__(self, files)
         self.files = files
         self._layouts: dict[str, list[int]] | None = None
-        self._list_everything = False
+        self._list_everything: set[str] = set()
 
     def _put(self, collection: str, number: int, doc: dict) -> None:
         self.table(collection, id_shard(number)).upsert(Document(doc, doc_id=number))
@@ -404,11 +408,12 @@ class _TinyTransaction(_Records, Transaction):
                 if doc["status"] == "queued":
                     self._index_queue(doc)
             meta = {**meta, _QUEUE_INDEXED: True}
-        if not meta.get(listing_files.LISTED):
-            # Homes from before the listing bodies get them all on their first commit.
-            self._list_everything = True
-            self.before_commit("listing", _write_listing)
-            meta = {**meta, listing_files.LISTED: True}
+        for collection, (_, _, listed) in listing_files.LISTINGS.items():
+            if not meta.get(listed):
+                # Homes from before a collection's listing bodies get them all on their first commit.
+                self._list_everything.add(collection)
+                self.before_commit("listing", _write_listing)
+                meta = {**meta, listed: True}
         self.table("meta", "meta").upsert(Document(meta, doc_id=1))
 
     def _index_queue(self, doc: dict) -> None:
@@ -424,6 +429,7 @@ class _TinyTransaction(_Records, Transaction):
     def put_request(self, doc: dict) -> None:
         self._put("requests", doc["id"], doc)
         self._index_queue(doc)
+        self.before_commit("listing", _write_listing)
 
     def put_certificate(self, doc: dict) -> None:
         self._put("certs", doc["id"], doc)
