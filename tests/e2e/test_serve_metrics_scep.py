@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.request
-
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.server.live import make_home, serve
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as refused:
-        return refused.code, refused.read()
+from tests.server.live import http_get, make_home, serve
 
 
 def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -27,9 +16,9 @@ def _samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float
 def test_metrics_count_the_answers_serve_gave(tmp_path):
     home = make_home(tmp_path)
     with serve(home, "--metrics") as serving:
-        assert _get(f"{serving.http}/ca.crl")[0] == 200
-        assert _get(f"{serving.http}/ca.crl")[0] == 200
-        status, body = _get(f"{serving.http}/metrics")
+        assert http_get(f"{serving.http}/ca.crl")[0] == 200
+        assert http_get(f"{serving.http}/ca.crl")[0] == 200
+        status, body = http_get(f"{serving.http}/metrics")
         assert status == 200
         samples = _samples(body)
         assert samples[("tui_ca_store_up", ())] == 1.0
@@ -40,8 +29,8 @@ def test_metrics_count_the_answers_serve_gave(tmp_path):
 def test_metrics_are_off_unless_asked_and_scep_answers(tmp_path):
     home = make_home(tmp_path)
     with serve(home) as serving:
-        assert _get(f"{serving.http}/metrics")[0] == 404
-        status, caps = _get(f"{serving.http}/scep?operation=GetCACaps")
+        assert http_get(f"{serving.http}/metrics")[0] == 404
+        status, caps = http_get(f"{serving.http}/scep?operation=GetCACaps")
         assert status == 200 and b"POSTPKIOperation" in caps
-        status, _ = _get(f"{serving.http}/cgi-bin/pkiclient.exe?operation=GetCACaps")
+        status, _ = http_get(f"{serving.http}/cgi-bin/pkiclient.exe?operation=GetCACaps")
         assert status == 200

@@ -49,6 +49,16 @@ def _status(answer: Answer | None) -> ocsp.OCSPCertStatus:
     return ocsp.load_der_ocsp_response(answer.body).certificate_status
 
 
+def _ready(live_ca, cn: str) -> tuple[Responder, x509.Certificate, x509.Certificate]:
+    """A responder that has answered good for a new certificate and made its set of issued serials."""
+    responder = Responder(CAReader(live_ca.home))
+    issuer = live_ca.issuing_cert()
+    cert = _issued(live_ca, cn)
+    assert _status(responder.respond(ocsp_request(cert, issuer))) == ocsp.OCSPCertStatus.GOOD
+    assert responder.wait_serials(WAIT)
+    return responder, issuer, cert
+
+
 def test_the_serial_set_holds_exactly_what_it_was_made_from():
     fitting = [0, 1, 255, 256, 2**64, 2**159 + 12345, 2**160 - 1]
     odd = [2**160, 2**200 + 7, -1, -(2**70)]  # wider than 20 octets, or negative
@@ -103,11 +113,7 @@ def test_serials_issued_after_the_set_was_made_are_good_and_then_answered_from_m
 
 
 def test_a_serial_never_issued_is_unknown_until_the_next_commit(live_ca):
-    responder = Responder(CAReader(live_ca.home))
-    issuer = live_ca.issuing_cert()
-    cert = _issued(live_ca, "real")
-    assert _status(responder.respond(ocsp_request(cert, issuer))) == ocsp.OCSPCertStatus.GOOD
-    assert responder.wait_serials(WAIT)
+    responder, issuer, cert = _ready(live_ca, "real")
     real = ocsp.load_der_ocsp_request(ocsp_request(cert, issuer))
     stranger = (
         ocsp.OCSPRequestBuilder()
@@ -203,11 +209,7 @@ def test_serials_issued_since_are_folded_into_a_new_set_past_a_bound(live_ca, mo
 
 
 def test_a_signer_slow_to_sign_never_signs_on_the_event_loop(live_ca):
-    responder = Responder(CAReader(live_ca.home))
-    issuer = live_ca.issuing_cert()
-    cert = _issued(live_ca, "rsa-signed")
-    assert _status(responder.respond(ocsp_request(cert, issuer))) == ocsp.OCSPCertStatus.GOOD
-    assert responder.wait_serials(WAIT)
+    responder, issuer, cert = _ready(live_ca, "rsa-signed")
     fresh = ocsp_request(cert, issuer, nonce=os.urandom(16))
     assert responder.answer_now(fresh) is not None  # ECDSA (what server-setup makes): signed on the loop
     responder._signer.quick = False  # as an RSA signer is: milliseconds a signature

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import ocsp
 
-from tests.server.live import Home, make_home
+from tests.server.live import Home, http_get, make_home
 from tests.server.support import make_csr
 from tui_ca.engine import CertificateAuthority, RequestStatus
 from tui_ca.engine.home import SCEP_RA_CERT, SCEP_RA_KEY
@@ -40,14 +40,6 @@ NOT_AT_START = (*SCEP_MODULES, "tui_ca.server.metrics", "prometheus_client", "tu
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Home:
     return make_home(tmp_path_factory.mktemp("serve-startup"))
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=30) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as refused:
-        return refused.code, refused.read()
 
 
 @contextmanager
@@ -74,18 +66,18 @@ def importing_serve(home: Home) -> Iterator[tuple[str, dict[str, object]]]:
 
 def test_the_first_crl_answer_loads_no_cryptography_writer_est_ocsp_scep_or_metrics(home):
     with importing_serve(home) as (url, seen):
-        status, body = _get(f"{url}/ca.crl")
+        status, body = http_get(f"{url}/ca.crl")
         assert status == 200 and body == CAReader(home.path).published_crl(der=True)
     assert sorted(seen["modules"] & set(NOT_AT_START)) == []  # type: ignore[operator]
 
 
 def test_what_loads_later_answers_its_first_request(home):
     with importing_serve(home) as (url, seen):
-        status, body = _get(f"{url}/ca.crt")
+        status, body = http_get(f"{url}/ca.crt")
         assert status == 200 and body == x509.load_pem_x509_certificate(home.cli("ca-cert").stdout).public_bytes(
             serialization.Encoding.DER
         )
-        status, body = _get(f"{url}/ocsp/")
+        status, body = http_get(f"{url}/ocsp/")
         assert status == 200 and ocsp.load_der_ocsp_response(body).response_status.name == "MALFORMED_REQUEST"
         tls = ssl.create_default_context(cafile=str(home.chain))
         with urllib.request.urlopen(f"https://127.0.0.1:{seen_port(seen)}/.well-known/est/cacerts", context=tls,
@@ -98,7 +90,7 @@ def test_without_an_ra_scep_is_off_and_none_of_it_is_imported(tmp_path):
     home = make_home(tmp_path)
     (home.path / SCEP_RA_KEY).unlink()
     with importing_serve(home) as (url, seen):
-        assert _get(f"{url}/scep?operation=GetCACaps")[0] == 404
+        assert http_get(f"{url}/scep?operation=GetCACaps")[0] == 404
     assert sorted(seen["modules"] & set(SCEP_MODULES)) == []  # type: ignore[operator]
     assert f"SCEP off: {home.path / SCEP_RA_KEY} is missing" in seen["stderr"]  # type: ignore[operator]
 
@@ -109,12 +101,12 @@ def test_a_damaged_ra_is_named_by_the_scep_answer_and_a_repair_needs_no_restart(
     good = key.read_bytes()
     key.write_bytes(b"-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")
     with importing_serve(home) as (url, seen):
-        assert _get(f"{url}/ca.crl")[0] == 200
-        status, body = _get(f"{url}/scep?operation=GetCACaps")
+        assert http_get(f"{url}/ca.crl")[0] == 200
+        status, body = http_get(f"{url}/scep?operation=GetCACaps")
         assert status == 503
         assert body.decode().count("\n") == 1 and str(home.path / SCEP_RA_CERT) in body.decode()
         key.write_bytes(good)
-        status, caps = _get(f"{url}/cgi-bin/pkiclient.exe?operation=GetCACaps")
+        status, caps = http_get(f"{url}/cgi-bin/pkiclient.exe?operation=GetCACaps")
         assert status == 200 and b"POSTPKIOperation" in caps
     assert "SCEP unavailable" in seen["stderr"]  # type: ignore[operator]
 
@@ -141,7 +133,7 @@ def test_a_start_with_nothing_stale_makes_no_writer(live_ca):
     running = start(CAReader(live_ca.home), Options(host="127.0.0.1", port=0, http_port=0, quiet=True))
     try:
         assert running.context._writer is None
-        status, _ = _get(f"http://127.0.0.1:{running.http_port}/ca.crl")
+        status, _ = http_get(f"http://127.0.0.1:{running.http_port}/ca.crl")
         assert status == 200 and running.context._writer is None
     finally:
         running.stop()
