@@ -733,7 +733,7 @@ def _list_certs(ca: CAReader, args: argparse.Namespace, colour: bool) -> int:
         _write_json_chunks(ca.iter_certificate_json(status), out, array=args.json)
         return 0
     out.write(f"{'ID':>6}  {'STATUS':8}  {'REQUESTER':24}  {'NOT AFTER':10}  SERIAL\n")
-    shown = {state: _status(state, 8, colour=colour) for state in ("valid", "revoked", "expired")}
+    shown = _Shown(8, colour)
     rows = ca.iter_certificate_rows(status)
     while batch := list(islice(rows, 4096)):
         out.write("".join([f"{cert_id:>6}  {shown[state]}  {(name if name.isprintable() else _safe(name))[:24]:24}  "

@@ -350,26 +350,24 @@ class _Transaction(_View):
             self._fill_range("csr_pem", request_id, last, rows)
         return self.cache.get("csr_pem", request_id)
 
+    def _remembered(self, kind: str, key: object, look_up: Callable[[], Any]) -> Any:
+        """What the cache knows of ``key`` (a miss included), else the database's answer, kept."""
+        if not self.cache.knows(kind, key):
+            self.cache.put(kind, key, look_up())
+        return self.cache.get(kind, key)
+
     def find_requester(self, name: str) -> dict | None:
-        key = name.casefold()
-        if not self.cache.knows("requester", key):
-            self.cache.put("requester", key, super().find_requester(name))
-        return self.cache.get("requester", key)
+        return self._remembered("requester", name.casefold(), lambda: super(_Transaction, self).find_requester(name))
 
     def find_serial(self, serial: int) -> int | None:
-        if not self.cache.knows("serial", serial):
-            self.cache.put("serial", serial, super().find_serial(serial))
-        return self.cache.get("serial", serial)
+        return self._remembered("serial", serial, lambda: super(_Transaction, self).find_serial(serial))
 
     def find_csr(self, csr_sha256: str) -> int | None:
-        if not self.cache.knows("csr", csr_sha256):
-            self.cache.put("csr", csr_sha256, super().find_csr(csr_sha256))
-        return self.cache.get("csr", csr_sha256)
+        return self._remembered("csr", csr_sha256, lambda: super(_Transaction, self).find_csr(csr_sha256))
 
     def find_compromised(self, spki_sha256: str) -> int | None:
-        if not self.cache.knows("compromised", spki_sha256):
-            self.cache.put("compromised", spki_sha256, super().find_compromised(spki_sha256))
-        return self.cache.get("compromised", spki_sha256)
+        return self._remembered("compromised", spki_sha256,
+                                lambda: super(_Transaction, self).find_compromised(spki_sha256))  # fmt: skip
 
     def prefetch_intake(self, csr_shas: list[str], spkis: list[str], requesters: list[str]) -> None:
         """The index entries a batch of submissions will look up, in one round trip."""
