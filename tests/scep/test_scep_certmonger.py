@@ -16,14 +16,26 @@ import subprocess
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-from scep_support import scep_requests
+from scep_support import scep_ca, scep_requests, serving
 
 from tests.server.live import require, run, wait_for
 from tui_ca.engine import RequestStatus
+from tui_ca.server.scep.service import ScepService
 from tui_ca.server.scep.state import Challenges
 
 CERTMONGER = "/usr/sbin/certmonger"
 DEADLINE = 90
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return scep_ca(tmp_path)
+
+
+@pytest.fixture
+def served(ca):
+    with serving(ScepService(ca, log=lambda line: None)) as running:
+        yield running
 
 
 @pytest.fixture

@@ -6,12 +6,24 @@ import json
 from datetime import timedelta
 
 import pytest
-from scep_support import ScepClient, csr_der, scep_requests
+from scep_support import ScepClient, csr_der, scep_ca, scep_requests, serving
 
 from tests.helpers import assert_refused, run_cli, snapshot_home
 from tui_ca.engine import RequestStatus
 from tui_ca.server.scep import messages as msg
+from tui_ca.server.scep.service import ScepService
 from tui_ca.server.scep.state import CHALLENGES, SETTINGS, Challenges
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return scep_ca(tmp_path)
+
+
+@pytest.fixture
+def served(ca):
+    with serving(ScepService(ca, log=lambda line: None)) as running:
+        yield running
 
 
 def mint(ca, *args: str) -> str:

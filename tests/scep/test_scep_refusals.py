@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from scep_support import ScepClient, csr_der, http_post, rsa_key, serving
+import pytest
+from scep_support import ScepClient, csr_der, http_post, rsa_key, scep_ca, serving
 
 from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.service import ScepService
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return scep_ca(tmp_path)
+
+
+@pytest.fixture
+def served(ca):
+    with serving(ScepService(ca, log=lambda line: None)) as running:
+        yield running
 
 
 def test_an_engine_refusal_is_recorded_once_with_the_peer(ca, served):

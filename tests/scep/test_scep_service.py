@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from asn1crypto import cms
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, pkcs7
-from scep_support import ScepClient, csr_der, http_get, rsa_key, scep_requests, serving
+from scep_support import ScepClient, csr_der, http_get, rsa_key, scep_ca, scep_requests, serving
 
 from tests.helpers import snapshot_home
 from tests.server.live import run
@@ -13,6 +13,17 @@ from tui_ca.engine import RequestStatus
 from tui_ca.server.scep import messages as msg
 from tui_ca.server.scep.service import ScepService
 from tui_ca.server.scep.state import TRANSACTIONS
+
+
+@pytest.fixture
+def ca(tmp_path):
+    return scep_ca(tmp_path)
+
+
+@pytest.fixture
+def served(ca):
+    with serving(ScepService(ca, log=lambda line: None)) as running:
+        yield running
 
 
 def test_caps_and_ca_certificates(ca, served):
