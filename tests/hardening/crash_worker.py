@@ -4,7 +4,10 @@
 
 The zygote imports the engine once, then obeys lines on stdin:
 
-* ``spawn SEED`` forks a worker and prints its pid. The worker loops forever
+* ``spawn SEED`` forks a worker and prints its pid once the worker has opened
+  the home and unlocked the CA key, so that the harness's kill clock measures
+  operations, not start-up (an unlock costs what the home's KDF costs). The
+  worker loops forever
   doing random submit / approve / reject / revoke / CRL-publish operations on
   HOME through the engine, and appends one JSON line to LOG for each operation
   only *after* it returned success. It never exits on its own: the harness
@@ -59,10 +62,13 @@ def _csr(cn: str) -> bytes:
     return csr.public_bytes(serialization.Encoding.PEM)
 
 
-def work(home: str, log_fd: int, passphrase: bytes, seed: int) -> None:
+def work(home: str, log_fd: int, passphrase: bytes, seed: int, ready_fd: int) -> None:
     """Random operations forever; log each one after it succeeded."""
     rng = random.Random(seed)
     ca = CertificateAuthority(home, actor=Actor(f"worker-{seed}"), passphrase=passphrase)
+    ca.unlock()
+    os.write(ready_fd, b"1")
+    os.close(ready_fd)
     counter = 0
     while True:
         roll = rng.random()
@@ -107,12 +113,19 @@ def main() -> None:
     for line in sys.stdin:
         command, argument = line.split()
         if command == "spawn":
+            ready_read, ready_write = os.pipe()
             pid = os.fork()
             if pid == 0:
                 try:
-                    work(home, log_fd, passphrase, int(argument))
+                    os.close(ready_read)
+                    work(home, log_fd, passphrase, int(argument), ready_write)
                 finally:
                     os._exit(4)
+            os.close(ready_write)
+            # One byte once the worker is ready, or end of file if it died first
+            # (the harness then sees its exit code at reap).
+            os.read(ready_read, 1)
+            os.close(ready_read)
             print(pid, flush=True)
         elif command == "reap":
             _, status = os.waitpid(int(argument), 0)

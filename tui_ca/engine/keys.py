@@ -71,8 +71,15 @@ def check_new_passphrase(passphrase: bytes | None) -> None:
         raise InputError(f"the passphrase needs at least {MIN_PASSPHRASE_CHARS} characters")
 
 
-def dump_key(key: CAKey, passphrase: bytes | None, *, iterations: int = PBKDF2_ITERATIONS) -> bytes:
-    """PKCS#8 PEM, encrypted (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC) when a passphrase is given."""
+def dump_key(key: CAKey, passphrase: bytes | None, *, iterations: int | None = None) -> bytes:
+    """PKCS#8 PEM, encrypted (PBES2: PBKDF2-HMAC-SHA256 + AES-256-CBC) when a passphrase is given.
+
+    ``iterations`` defaults to :data:`PBKDF2_ITERATIONS` as it is when called
+    (not when this module loaded), so a test harness can make cheap keys in
+    the production format.
+    """
+    if iterations is None:
+        iterations = PBKDF2_ITERATIONS
     if passphrase is None:
         return key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
