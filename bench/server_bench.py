@@ -11,6 +11,7 @@
     python bench/server_bench.py            # 100,000 certificates
     python bench/server_bench.py --quick    # tiny sizes: checks the machinery only
     python bench/server_bench.py --home H   # a copy (cp -a) of an already seeded home H instead of seeding
+    python bench/server_bench.py --only ocsp  # the OCSP figures and RSS only (--only est: EST only)
 
 Each note also gives the CPU seconds (user + system, from /proc) that each
 server spent on the figure, ours beside the baseline's: wall time on a busy
@@ -205,7 +206,7 @@ class _CopiedHome:
         self.cert_ids = [cert.id for cert in self.ca.iter_certificates()]
 
 
-def measure(quick: bool = False, home: Path | None = None) -> list[dict]:
+def measure(quick: bool = False, home: Path | None = None, only: str | None = None) -> list[dict]:
     sizes = dict(QUICK if quick else FULL)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -239,13 +240,16 @@ def measure(quick: bool = False, home: Path | None = None) -> list[dict]:
             https = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
             plain = int(re.search(rb":(\d+)/", server.stdout.readline()).group(1))
             _wait_ready(baseline)
-            rows = _ocsp_rows(plain, baseline_port, queries, sizes, sizes["certs"])
-            ours_rss, theirs_rss = _peak_rss_mib(server.pid), _peak_rss_mib(baseline.pid)
-            rows.append({"figure": f"`serve` peak RSS after OCSP over {sizes['certs']:,} certificates vs openssl ocsp",
-                         "ours_s": None, "baseline_s": None, "ratio": round(ours_rss / theirs_rss, 1),
-                         "goal": "≤ 4 (RSS ÷ openssl ocsp's)",
-                         "note": f"{ours_rss:.0f} MiB vs {theirs_rss:.0f} MiB"})  # fmt: skip
-            rows.extend(_est(https, context, sizes))
+            rows = []
+            if only in (None, "ocsp"):
+                rows.extend(_ocsp_rows(plain, baseline_port, queries, sizes, sizes["certs"]))
+                ours_rss, theirs_rss = _peak_rss_mib(server.pid), _peak_rss_mib(baseline.pid)
+                rows.append({"figure": f"`serve` peak RSS after OCSP over {sizes['certs']:,} certificates vs openssl ocsp",
+                             "ours_s": None, "baseline_s": None, "ratio": round(ours_rss / theirs_rss, 1),
+                             "goal": "≤ 4 (RSS ÷ openssl ocsp's)",
+                             "note": f"{ours_rss:.0f} MiB vs {theirs_rss:.0f} MiB"})  # fmt: skip
+            if only in (None, "est"):
+                rows.extend(_est(https, context, sizes))
             return rows
         finally:
             os.killpg(server.pid, signal.SIGTERM)
@@ -256,7 +260,11 @@ def measure(quick: bool = False, home: Path | None = None) -> list[dict]:
 
 def main() -> int:
     home = Path(sys.argv[sys.argv.index("--home") + 1]) if "--home" in sys.argv else None
-    rows = measure(quick="--quick" in sys.argv, home=home)
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
+    if only not in (None, "ocsp", "est"):
+        print(f"server_bench: --only takes ocsp or est, not {only!r}", file=sys.stderr)
+        return 2
+    rows = measure(quick="--quick" in sys.argv, home=home, only=only)
     print(f"{'figure':88} {'ratio':>6}  note")
     for row in rows:
         print(f"{row['figure']:88} {row['ratio']:>6}  {row.get('note', '')}  {row.get('goal', '')}")

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.server.support import Client, b64, enrolled, make_csr, serving
+from tui_ca.server.http import json_line
 
 
 def exchange(client: Client, data: bytes, *, tls: bool, wait: float = 20) -> bytes:
@@ -139,6 +140,17 @@ def test_access_log_is_one_escaped_json_line_per_request(live_ca, capsys):
     assert "base64" in refused["reason"]  # an EST refusal logs its reason
     assert any(e.get("requester") == 'café "} {"status": 200' for e in requests)  # escaped, intact once parsed
     assert sum(e["status"] == 400 and e["path"] == "/" for e in requests) == 2  # control characters: refused, logged
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["plain", "\x1b[31m\x07\x00\n\u2028", 'café "} {"status": 200', "/\udcff\udc80", 1 << 80, 1.5, None],
+    ids=["ascii", "controls", "non-ascii", "lone-surrogates", "big-int", "float", "null"],
+)
+def test_an_access_log_line_is_ascii_json_whatever_it_carries(value):
+    line = json_line({"time": "2026-12-01T00:00:00.000Z", "path": value, "status": 200})
+    assert line.isascii() and "\n" not in line and "\x1b" not in line
+    assert json.loads(line) == {"time": "2026-12-01T00:00:00.000Z", "path": value, "status": 200}
 
 
 def test_x_forwarded_for_counts_only_from_a_named_proxy(live_ca):

@@ -10,16 +10,19 @@ is trusted only when named), and one structured access-log line per request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
 import sys
+import time as _time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any
 
+import orjson
 from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
@@ -91,7 +94,9 @@ def plain(status: int, text: str, headers: dict[str, str] | None = None, *, clos
     return response
 
 
+@functools.lru_cache(maxsize=1024)
 def http_date(moment: datetime) -> str:
+    # Kept answers and the CRL ask for the same few moments on every request.
     return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
@@ -125,8 +130,11 @@ async def read_body(request: web.Request, deadline: float) -> bytes:
         raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the body is {length} bytes; the limit is {MAX_BODY}",
                         close=True)  # fmt: skip
     try:
-        async with asyncio.timeout_at(deadline):
-            body = await request.read()
+        if request.content.is_eof():
+            body = await request.read()  # all arrived with the head (most requests): no timer to set and cancel
+        else:
+            async with asyncio.timeout_at(deadline):
+                body = await request.read()
     except TimeoutError:
         raise HttpError(HTTPStatus.REQUEST_TIMEOUT, "the request did not arrive in time; closing", close=True) from None
     if len(body) != length:
@@ -227,23 +235,73 @@ class AccessLog(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         entry = {
-            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "peer": request.get(PEER) or request.remote, "method": request.method, "path": request.raw_path,
-            "status": response.status, "bytes": response.body_length, "ms": round(time * 1000, 1),
+            "time": _Clock.stamp(), "peer": request.get(PEER) or request.remote, "method": request.method,
+            "path": request.raw_path, "status": response.status, "bytes": response.body_length,
+            "ms": round(time * 1000, 1),
         }  # fmt: skip
         for name, key in _LOGGED:
-            if request.get(key) is not None:
-                entry[name] = request[key]
-        self.logger.info(json.dumps(entry, ensure_ascii=True))
+            value = request.get(key)
+            if value is not None:
+                entry[name] = value
+        write_line(self.logger, json_line(entry))
         app = getattr(request, "app", None)
         for observe in app.get(RESPONSE_OBSERVERS, ()) if app is not None else ():
             observe(request.path, response.status, time)
 
 
+class _Clock:
+    """The log lines' UTC time to the millisecond; the part down to the second is formatted once a second."""
+
+    _second = -1
+    _prefix = ""
+
+    @classmethod
+    def stamp(cls) -> str:
+        now = _time.time()
+        second = int(now)
+        if second != cls._second:
+            cls._prefix = _time.strftime("%Y-%m-%dT%H:%M:%S", _time.gmtime(second))
+            cls._second = second
+        return f"{cls._prefix}.{int((now - second) * 1000):03d}Z"
+
+
 def event(log: logging.Logger, **fields: object) -> None:
     """A connection-level line (refusal, failed handshake) in the access log's format."""
-    fields = {"time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"), **fields}
-    log.info(json.dumps(fields, ensure_ascii=True))
+    fields = {"time": _Clock.stamp(), **fields}
+    write_line(log, json_line(fields))
+
+
+def json_line(entry: dict[str, object]) -> str:
+    """One JSON object in ASCII: every control character and non-ASCII character escaped.
+
+    orjson (a fraction of the stdlib's cost) escapes control characters as JSON
+    requires; a line with other non-ASCII text (or a lone surrogate, which
+    orjson refuses) is encoded by the stdlib, which escapes those too.
+    """
+    try:
+        line = orjson.dumps(entry).decode()
+    except TypeError:
+        return _ASCII_JSON(entry)
+    return line if line.isascii() else _ASCII_JSON(entry)
+
+
+_ASCII_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":")).encode
+
+
+def write_line(log: logging.Logger, line: str) -> None:
+    """One line to the access log.
+
+    When the logger is the one ``access_logger`` made, the line goes straight
+    to its stream: a LogRecord and the caller lookup cost a tenth of an OCSP
+    answer's CPU. A logger given other handlers goes through logging as usual.
+    """
+    if not log.isEnabledFor(logging.INFO):
+        return
+    handlers = log.handlers
+    if len(handlers) == 1 and type(handlers[0]) is _Stderr and not log.filters and not handlers[0].filters:
+        handlers[0].write(line)
+    else:
+        log.info(line)
 
 
 def access_logger(quiet: bool) -> logging.Logger:
@@ -259,8 +317,12 @@ class _Stderr(logging.Handler):
     """Writes to whatever sys.stderr is at the time (a redirected or captured stream included)."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        self.write(record.getMessage())
+
+    def write(self, line: str) -> None:
+        # One write and flush per line: a line is on its way before the next request, and a crash loses none.
         try:
-            sys.stderr.write(record.getMessage() + "\n")
+            sys.stderr.write(line + "\n")
             sys.stderr.flush()
         except (OSError, ValueError):
             pass

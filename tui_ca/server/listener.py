@@ -26,6 +26,8 @@ BACKLOG = 1024
 _MAX_REFUSERS = 32
 _REFUSE_SECONDS = 2.0
 _SHUTDOWN_SECONDS = 5.0
+# Connections taken per wake-up of the listening socket; the rest wait for the next loop iteration.
+_ACCEPT_BATCH = 64
 
 
 @dataclass(eq=False)
@@ -90,31 +92,56 @@ class Listener:
         self._slots: dict[Slot, None] = {}
         self._per_address: Counter[str] = Counter()
         self._refusers = 0
-        self._task: asyncio.Task | None = None
+        self._loop: asyncio.AbstractEventLoop
+        self._reading = False
+        self._resume: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._accept_loop())
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.sock.fileno(), self._accept_ready)
+        self._reading = True
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        if self._reading:
+            self._loop.remove_reader(self.sock.fileno())
+            self._reading = False
+        if self._resume is not None:
+            self._resume.cancel()
         self.sock.close()
         for slot in list(self._slots):
             if slot.task is not None and not slot.task.done():
                 slot.task.cancel()
 
-    async def _accept_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
+    def _accept_ready(self) -> None:
+        """Accept what is queued (up to a batch): one wake-up of the loop for many clients arriving at once.
+
+        A reader that stays registered, rather than a ``sock_accept`` future
+        per connection, which added and removed the reader and made a future
+        for every client.
+        """
+        for _ in range(_ACCEPT_BATCH):
             try:
-                conn, peer = await loop.sock_accept(self.sock)
+                conn, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:  # out of descriptors: let connections finish, then go on
                 event(self.log, event="accept failed", error=type(exc).__name__)
-                await asyncio.sleep(0.1)
-                continue
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                self._loop.remove_reader(self.sock.fileno())
+                self._reading = False
+                self._resume = self._loop.call_later(0.1, self._resume_accepting)
+                return
+            conn.setblocking(False)
+            if self.tls is not None:
+                # Before the handshake, whose flights would otherwise wait on Nagle; aiohttp sets it
+                # itself once the connection is made, which for plain HTTP is at once.
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self._admit(conn, str(peer[0]))
+
+    def _resume_accepting(self) -> None:
+        self._resume = None
+        if not self._reading and self.sock.fileno() >= 0:
+            self._loop.add_reader(self.sock.fileno(), self._accept_ready)
+            self._reading = True
 
     def _admit(self, conn: socket.socket, address: str) -> None:
         if address not in self.exempt and self._per_address[address] >= self.max_per_address:

@@ -410,12 +410,14 @@ def serve(ca, args) -> int:
         running = Running(context, est_routes=est_routes, status_routes=status_routes)
     except OSError as exc:
         raise InputError(f"cannot listen on {options.host}: {exc.strerror or exc}") from None
-    host = f"[{options.host}]" if ":" in options.host else options.host
-    print(f"EST on https://{host}:{running.https_port}/.well-known/est/", flush=True)
-    print(f"CRL, CA certificates and OCSP on http://{host}:{running.http_port}/", flush=True)
+    # Before the addresses are printed: a supervisor that stops the server as soon as it reads them
+    # gets a clean stop, not the default SIGTERM death.
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    host = f"[{options.host}]" if ":" in options.host else options.host
+    print(f"EST on https://{host}:{running.https_port}/.well-known/est/", flush=True)
+    print(f"CRL, CA certificates and OCSP on http://{host}:{running.http_port}/", flush=True)
     while not stopping.wait(0.5):
         pass
     running.stop()

@@ -26,6 +26,7 @@ of a millisecond, where the hop to the executor cost more than that.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -84,8 +85,9 @@ class Answer:
     next_update: datetime | None = None
     cacheable: bool = False
 
-    @property
+    @functools.cached_property
     def etag(self) -> str:
+        # Worked out once per kept answer, not once per GET of it.
         return '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
 
 
@@ -132,6 +134,7 @@ class Responder:
     def __init__(self, reader: CAReader, *, validity: timedelta = VALIDITY) -> None:
         self.reader = reader
         self.validity = validity
+        self._reuse = validity / 4
         self._lock = threading.Lock()
         self._signer: _Signer | None = None
         self._signer_stamp: object = None
@@ -255,7 +258,7 @@ class Responder:
             # The same question (no nonce) gets the same signed answer while nothing changed.
             cached = self._signed.get(der) or self._signed_unknown.get(der)
             if cached is not None and cached.this_update is not None:
-                if self.reader.now() < cached.this_update + self.validity / 4:
+                if self.reader.now() < cached.this_update + self._reuse:
                     return cached
         finally:
             self._lock.release()

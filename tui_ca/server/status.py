@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 OCSP_MODULE = "tui_ca.server.ocsp"
 
 OCSP_RESPONSE = "application/ocsp-response"
+_POST_HEADERS = {**NO_STORE, "Content-Type": OCSP_RESPONSE}
 # CA certificates change only with a new CA; a day keeps a re-keyed CA from waiting long.
 CA_CERT_MAX_AGE = 86400
 
@@ -121,7 +122,7 @@ def _ocsp_response(request: web.Request, answer: Answer, *, cache: bool) -> web.
         now = request.app[CONTEXT].reader.now()
         return cacheable(request, answer.body, OCSP_RESPONSE, etag=answer.etag, last_modified=answer.this_update,
                          expires=answer.next_update, max_age=_until(answer.next_update, now))  # fmt: skip
-    return web.Response(body=answer.body, headers={**NO_STORE, "Content-Type": OCSP_RESPONSE})
+    return web.Response(body=answer.body, headers=_POST_HEADERS)
 
 
 async def _answer(ctx: Context, der: bytes) -> Answer:
