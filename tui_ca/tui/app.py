@@ -122,7 +122,7 @@ class CAApp(App[int]):
 
         Begun here, the read is usually done before the main screen is mounted, which then
         draws it in its first frame: one layout, where a read that lands after the first
-        frame costs a second layout and frame (bench/ui_startup.py: ~40 ms of CPU at 100k).
+        frame costs a second layout and frame (bench/ui_startup.py: ~30 ms of CPU at 100k).
         A plain thread, as no Textual worker can run before the app does; the first
         ``reload`` worker takes its result.
         """
