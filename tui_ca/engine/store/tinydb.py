@@ -8,12 +8,16 @@ Collections (each a folder of TinyDB shard files under ``db/``):
 * ``serials``, ``requesters``, ``csrs``, ``compromised`` — indexes keyed by
   a string ``k`` (serial hex, casefolded requester, CSR SHA-256, SPKI SHA-256
   of keys revoked for keyCompromise), sharded by its hash.
-* ``queue`` — the IDs of the queued requests, keyed by ID.
+* ``queue`` — the IDs of the queued requests, keyed by ID. A shard whose
+  requests were all decided stays behind, empty (392 files at 100,000
+  certificates, one queued request), so meta doc 4 counts the entries of
+  each non-empty queue shard and a read of the queue opens only those.
 * ``outbox`` — notifications waiting for delivery, keyed by entry ID.
 * ``refusals`` — refused submissions in a ring of ``REFUSALS_KEPT`` slots
   (``REFUSAL_SHARD_SIZE`` a shard), with the next sequence number and the
   ring's size in ``head``: a flood overwrites the oldest, never grows the files.
-* ``meta`` — doc 1: counters; doc 2: configuration set at ``init``.
+* ``meta`` — doc 1: counters; doc 2: configuration set at ``init``; doc 3:
+  the indexes' bucket counts; doc 4: the queue shards' entry counts.
 
 Beside them, ``crl/ca.crl`` (and ``.pem``) is the published CRL and
 ``crl/entries/<shard>.der`` the CRL entries of each ``revoked`` shard, kept
@@ -72,6 +76,10 @@ _BLOB_FILES = {CRL_DER_BLOB: "crl/ca.crl", CRL_PEM_BLOB: "crl/ca.crl.pem",
                ROOT_CRL_DER_BLOB: "crl/root.crl", ROOT_CRL_PEM_BLOB: "crl/root.crl.pem"}  # fmt: skip
 # Set in the meta record once the "queue" index holds every queued request.
 _QUEUE_INDEXED = "queue_indexed"
+# Meta doc 4: {"shards": {shard: entries}} for the queue shards that hold any,
+# written by the commit that changes them. Homes from before it walk every
+# queue shard until their next commit builds it.
+_QUEUE_SHARDS_DOC = 4
 _BLOB_MODES = {CRL_DER_BLOB: 0o644, CRL_PEM_BLOB: 0o644, ROOT_CRL_DER_BLOB: 0o644, ROOT_CRL_PEM_BLOB: 0o644}
 
 
@@ -219,8 +227,10 @@ class _Records:
             slot += 1
         return None
 
-    def _iter(self, collection: str, *, newest_first: bool = False, pause: Pause | None = None) -> Iterator[dict]:
-        shards = self.shards(collection)  # type: ignore[attr-defined]
+    def _iter(self, collection: str, *, newest_first: bool = False, pause: Pause | None = None,
+              shards: list[str] | None = None) -> Iterator[dict]:  # fmt: skip
+        if shards is None:
+            shards = self.shards(collection)  # type: ignore[attr-defined]
         for shard in reversed(shards) if newest_first else shards:
             data = self.shard_data(self.files.shard_path(collection, shard)) or {}  # type: ignore[attr-defined]
             docs = data.get(collection, {})
@@ -280,7 +290,7 @@ class _Records:
         if status == "queued" and not newest_first and self.meta().get(_QUEUE_INDEXED):
             # The queue index: a start-up's expiry check reads the few queued
             # requests, not every request ever made.
-            for entry in self._iter("queue", pause=pause):
+            for entry in self._iter("queue", pause=pause, shards=self._queue_shards()):
                 doc = self.get_request(entry["id"])
                 if doc is not None and doc["status"] == status:
                     yield doc
@@ -288,6 +298,51 @@ class _Records:
         for doc in self._iter("requests", newest_first=newest_first, pause=pause):
             if status is None or doc["status"] == status:
                 yield doc
+
+    def _queue_counts(self, generation: object = None) -> dict[str, int] | None:
+        """The entry count of each non-empty queue shard, if recorded as of ``generation`` (default: meta's).
+
+        None for a home from before the record, and for a record that a commit
+        by a program that does not keep it (an older tui-ca) left behind.
+        """
+        doc = self._meta_doc(_QUEUE_SHARDS_DOC)
+        if doc is None:
+            return None
+        counts = doc.get("shards")
+        ok = isinstance(counts, dict) and all(
+            isinstance(name, str) and name.isdigit() and type(n) is int and n > 0 for name, n in counts.items()
+        )
+        if not ok:
+            raise damaged(self.files.shard_path("meta", "meta"), f"the queue shards' record is {doc!r}")
+        if generation is None:
+            generation = self.meta()["generation"]
+        return counts if doc.get("generation") == generation else None
+
+    def _queue_shards(self) -> list[str] | None:
+        """The queue shards worth opening: the recorded non-empty ones (None: every shard)."""
+        counts = self._queue_counts()
+        if counts is None:
+            return None
+        names = set(counts)
+        if isinstance(self, Transaction):
+            # Shards this transaction changed are counted only at its commit.
+            names.update(self.dirty_shards("queue"))
+        return sorted(names)
+
+    def queue_record_mismatches(self) -> Iterator[str]:
+        """Where the record of non-empty queue shards differs from the shards (``tui-ca check``)."""
+        recorded = self._queue_counts()
+        if recorded is None:
+            return
+        actual = {}
+        for shard in self.shards("queue"):  # type: ignore[attr-defined]
+            data = self.shard_data(self.files.shard_path("queue", shard)) or {}  # type: ignore[attr-defined]
+            if entries := len(data.get("queue", {})):
+                actual[shard] = entries
+        for shard in sorted(recorded.keys() | actual.keys()):
+            if recorded.get(shard, 0) != actual.get(shard, 0):
+                yield (f"queue shards: the record says queue shard {shard} holds {recorded.get(shard, 0)}, "
+                       f"it holds {actual.get(shard, 0)}")  # fmt: skip
 
     def iter_certificates(self, *, pause: Pause | None = None) -> Iterator[dict]:
         return self._iter("certs", pause=pause)
@@ -408,6 +463,9 @@ class _TinyTransaction(_Records, Transaction):
                 if doc["status"] == "queued":
                     self._index_queue(doc)
             meta = {**meta, _QUEUE_INDEXED: True}
+        # Stamped with each generation, so that a commit by a program that does not keep the record
+        # (an older tui-ca) leaves it stale, and readers walk every shard until the next commit here.
+        self.before_commit("queue-shards", _write_queue_shards)
         for collection, (_, _, listed) in listing_files.LISTINGS.items():
             if not meta.get(listed):
                 # Homes from before a collection's listing bodies get them all on their first commit.
@@ -422,6 +480,9 @@ class _TinyTransaction(_Records, Transaction):
             queue.upsert(Document({"id": doc["id"]}, doc_id=doc["id"]))
         elif queue.contains(doc_id=doc["id"]):
             queue.remove(doc_ids=[doc["id"]])
+        else:
+            return
+        self.before_commit("queue-shards", _write_queue_shards)
 
     def put_config(self, config: dict) -> None:
         self.table("meta", "meta").upsert(Document(config, doc_id=2))
@@ -546,6 +607,25 @@ class _TinyTransaction(_Records, Transaction):
 def _write_listing(txn: Transaction) -> None:
     assert isinstance(txn, _TinyTransaction)
     listing_files.write_bodies(txn, txn._list_everything)
+
+
+def _write_queue_shards(txn: Transaction) -> None:
+    """Count the queue shards this commit changed (every shard, without a record of the last commit)."""
+    assert isinstance(txn, _TinyTransaction)
+    committed = (txn.files.load(txn.files.shard_path("meta", "meta")) or {}).get("meta", {}).get("1") or {}
+    stored = txn._queue_counts(committed.get("generation", META_DEFAULTS["generation"]))
+    counts = dict(stored) if stored is not None else {}
+    changed = txn.shards("queue") if stored is None else txn.dirty_shards("queue")
+    for shard in changed:
+        path = txn.files.shard_path("queue", shard)
+        entries = len((txn.shard_data(path) or {}).get("queue", {}))
+        if entries:
+            counts[shard] = entries
+        else:
+            counts.pop(shard, None)
+    record = {"generation": txn.meta()["generation"], "shards": dict(sorted(counts.items()))}
+    if record != txn._meta_doc(_QUEUE_SHARDS_DOC):
+        txn.table("meta", "meta").upsert(Document(record, doc_id=_QUEUE_SHARDS_DOC))
 
 
 def _write_layouts(txn: Transaction) -> None:

@@ -16,6 +16,7 @@ from tui_ca.tui.ca_app import ca_app
 from tui_ca.tui.data import EXPIRING_WORD, Snapshot, age_seconds, aged
 from tui_ca.tui.roles import RoleKeys, explanation
 from tui_ca.tui.widgets.ca_header import CAHeader
+from tui_ca.tui.widgets.keys_footer import KeysFooter
 from tui_ca.tui.widgets.record_list import Column, RecordList
 from tui_ca.tui.widgets.search import SEARCH_BINDINGS, SearchMixin, describe
 
@@ -113,17 +114,22 @@ class MainScreen(RoleKeys, SearchMixin):
             yield RecordList(CERT_COLUMNS, id="certs", empty_text="No valid certificates.", markable=True)
         # The history pane and the filter field are mounted when first used:
         # every widget at start-up costs styling time before the first frame.
-        yield Footer()
+        yield KeysFooter()
 
-    def on_mount(self) -> None:
-        self.query_one("#queued", RecordList).focus()
+    async def on_mount(self) -> None:
+        # Focused now, not after this handler (``focus()`` defers): the footer's keys
+        # follow the focus, and are composed once, before the first frame, below.
+        self.set_focus(self.query_one("#queued", RecordList))
         app = ca_app(self)
-        if app.latest_snapshot is not None:
+        snapshot = app.early_snapshot()
+        if snapshot is not None:
             # The first read finished before this screen was composed: draw it in the first frame.
-            self._show(app.latest_snapshot)
+            self._show(snapshot)
             if app.expiring_count is not None:
                 self.show_expiring(app.expiring_count)
-            app.shown(app.latest_snapshot.partial)
+        await self.query_one(KeysFooter).show_keys()
+        if snapshot is not None:
+            app.shown(snapshot.partial)
 
     # ------------------------------------------------------------ data
 
@@ -131,7 +137,8 @@ class MainScreen(RoleKeys, SearchMixin):
         """Show a read; ``False`` when not composed yet (``on_mount`` shows the app's latest read then)."""
         if not self.is_mounted:
             return False
-        self._show(snapshot)
+        if snapshot is not self.snapshot:  # the app's early read, already drawn at mount, arrives again
+            self._show(snapshot)
         return True
 
     def _show(self, snapshot: Snapshot) -> None:
