@@ -121,7 +121,7 @@ def check_records(view: StoreView, issuing: x509.Certificate | None, now: dateti
         yield f"audit log: {problem}"
     # A store that keeps listing bodies lists from them while they hold for the records they were made
     # from: one that holds but says something else would list what the records do not say.
-    # A store that records which queue shards hold entries reads only those: a wrong record hides a request.
+    # A store that keeps a summary of where queued entries are reads only there: a wrong one hides a request.
     yield from getattr(view, "queue_record_mismatches", tuple)()
     for body in getattr(view, "listing_mismatches", tuple)():
         yield f"listing: {body} does not say what the records it lists say; delete it (listings then read the records)"
