@@ -662,6 +662,11 @@ class Transaction(View):
         """Whether this transaction changed the shard at ``path``."""
         return path in self._dirty
 
+    def dirty_shards(self, collection: str) -> list[str]:
+        """The shards of a collection this transaction changed, in name order (no folder listing)."""
+        folder = self.store.collection_dir(collection)
+        return sorted(p.name[:-5] for p in self._dirty if p.parent == folder)
+
     def write_blob(self, relpath: str, data: bytes, mode: int = 0o644) -> None:
         """Stage a whole file under the home (certificate, CRL, key)."""
         self._blobs[self.store.home / relpath] = (data, mode)
