@@ -129,15 +129,41 @@ def _make_folder(path: Path, sharing: Sharing) -> None:
         _fsync_dir(path.parent)
 
 
-def _write_durably(path: Path, payload: bytes, mode: int, sharing: Sharing | None = None, *, sync: bool = True) -> None:
-    """Create ``path`` with ``payload``, its data on disk before this returns (unless ``sync`` is false)."""
+def _write_durably(path: Path, payload: bytes, mode: int, sharing: Sharing | None = None, *, sync: bool = True,
+                   written: Callable[[], object] | None = None) -> None:  # fmt: skip
+    """Create ``path`` with ``payload``, its data on disk before this returns (unless ``sync`` is false).
+
+    ``written`` is called once the file exists with its content, before its fsync.
+    """
     fd = (sharing or Sharing.private()).create(path, mode)
     try:
         _write_all(fd, payload)
+        if written is not None:
+            written()
         if sync:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class _Countdown:
+    """Wait until ``count`` events were told (each exactly once, failed or not)."""
+
+    def __init__(self, count: int) -> None:
+        self._left = count
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if count <= 0:
+            self._done.set()
+
+    def tell(self) -> None:
+        with self._lock:
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
+
+    def wait(self) -> None:
+        self._done.wait()
 
 
 class _SyncThreads:
@@ -710,11 +736,33 @@ class Transaction(View):
             # costs an ext4 journal commit, ~4-8 ms on a busy disk).
             plan = self._journal_plan(renames)
             writes: list[tuple[Path, Path | None]] = [*renames, (store._tmp_dir / "journal", None)]
-            _each(lambda pair: self._stage(pair, payloads, modes, plan, store.sharing, pair[1] != generation), writes)
-            # .tmp/ synced before the journal is placed: its entries are what the
-            # journal names, and a journal naming files a power loss dropped
-            # would finish as half a commit.
-            _fsync_dir(store._tmp_dir)
+            # .tmp/ is synced before the journal is placed: its entries are what
+            # the journal names, and a journal naming files a power loss dropped
+            # would finish as half a commit. Its fsync runs beside the files'
+            # own, once every file exists (the countdown), instead of in a round
+            # of its own after them: one ext4 journal commit less to wait for.
+            created = _Countdown(len(writes))
+
+            def stage(pair: tuple[Path, Path | None] | None) -> None:
+                if pair is None:
+                    created.wait()
+                    _fsync_dir(store._tmp_dir)
+                    return
+                told: list[bool] = []
+
+                def tell() -> None:  # once per file: when it is written, or when it failed
+                    if not told:
+                        told.append(True)
+                        created.tell()
+
+                try:
+                    self._stage(pair, payloads, modes, plan, store.sharing, pair[1] != generation, tell)
+                finally:
+                    tell()
+
+            # The folder's item comes last, so every file's item has been taken by
+            # a thread before it waits: it never holds a thread a file needs.
+            _each(stage, [*writes, None])
             self._place_journal()
         except OSError as exc:
             self._discard(renames)
@@ -761,7 +809,7 @@ class Transaction(View):
 
     @staticmethod
     def _stage(pair: tuple[Path, Path | None], payloads: dict[Path, bytes], modes: dict[Path, int],
-               plan: bytes, sharing: Sharing, sync: bool) -> None:  # fmt: skip
+               plan: bytes, sharing: Sharing, sync: bool, written: Callable[[], object]) -> None:  # fmt: skip
         """Write one temp file durably: a shard's new content, or (no final path) the journal."""
         tmp, final = pair
         if final is None:
@@ -769,13 +817,13 @@ class Transaction(View):
             tmp.unlink(missing_ok=True)
             # Synced: the commit point renames this file into db/, and a journal
             # whose content did not reach the disk is an unfinishable commit.
-            _write_durably(tmp, plan, 0o600, sharing)
+            _write_durably(tmp, plan, 0o600, sharing, written=written)
         else:
             # A record file's data is synced before the journal names it: after
             # the commit point, recovery renames it into place as it finds it.
             # The generation's is not (``sync`` false): only its (inode, mtime,
             # size) signature is ever read, by lock-free readers of this boot.
-            _write_durably(tmp, payloads[final], modes[final], sharing, sync=sync)
+            _write_durably(tmp, payloads[final], modes[final], sharing, sync=sync, written=written)
 
     def _place_journal(self) -> None:
         """The commit point: the journal, already durable in .tmp, renamed into db/."""
