@@ -9,6 +9,7 @@ leave it waiting.
 from __future__ import annotations
 
 import errno
+import os
 import threading
 from pathlib import Path
 
@@ -84,3 +85,37 @@ def test_a_file_that_cannot_be_written_fails_the_commit_whole_and_strands_no_thr
     assert not list((home / ".tmp").iterdir())
     _fill(TinyDBStore(home), 100, 40)  # and the store works on: the sync threads are free
     assert TinyDBStore(home).view().find_serial(139) == 139
+
+
+def test_each_folder_is_synced_once_after_every_rename_into_it_even_in_many_tasks(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    _fill(TinyDBStore(home), 1, 5)
+    events: list[tuple[str, Path]] = []
+    lock = threading.Lock()
+    real_replace, real_fsync_dir = os.replace, files_module._fsync_dir
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        with lock:
+            events.append(("rename", Path(dst)))
+
+    def fsync_dir(path: Path) -> None:
+        with lock:
+            events.append(("sync", Path(path)))
+        real_fsync_dir(path)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(files_module, "_fsync_dir", fsync_dir)
+    _fill(TinyDBStore(home), 100, 60)  # ~60 buckets of each index: more than one task per folder
+    monkeypatch.undo()
+    placed = events.index(("rename", home / "db" / "journal.json"))
+    landed = events[placed + 2 :]  # after the journal's rename and the sync of db/ that makes it durable
+    assert events[placed + 1] == ("sync", home / "db")
+    folders = {dest.parent for kind, dest in landed if kind == "rename" and dest.name != "generation"}
+    assert sum(dest.parent == home / "db" / "serials" for kind, dest in landed if kind == "rename") > 16
+    syncs = [path for kind, path in landed if kind == "sync"]
+    assert sorted(syncs) == sorted(folders)  # each once; db/ not (only the generation landed there)
+    for folder in folders:
+        synced_at = landed.index(("sync", folder))
+        assert all(landed.index(("rename", dest)) < synced_at for kind, dest in landed
+                   if kind == "rename" and dest.parent == folder)  # fmt: skip

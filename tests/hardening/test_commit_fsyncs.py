@@ -57,7 +57,9 @@ def test_a_commit_syncs_what_a_power_loss_could_undo_and_not_the_generation(tmp_
     # The journal's rename into db/ is durable before any record file is renamed into place.
     db_synced = next(i for i, call in enumerate(calls) if call == ("fsync", db) and i > placed)
     assert db_synced < min(i for i, call in enumerate(calls) if call[0] == "rename" and i > placed)
-    last_rename = max(i for i, call in enumerate(calls[:removed]) if call[0] == "rename")
-    folders_synced = {call[1] for call in calls[last_rename:removed] if call[0] == "fsync"}
-    assert {str(Path(dest).parent) for dest in records.values()} <= folders_synced
-    assert db not in folders_synced  # only the generation landed in db/ itself
+    # Every folder a record file landed in is synced after that file's rename, before the journal goes.
+    renamed_at = {call[2]: i for i, call in enumerate(calls[:removed]) if call[0] == "rename" and i > placed}
+    for dest in records.values():
+        folder = str(Path(dest).parent)
+        assert any(call == ("fsync", folder) for call in calls[renamed_at[dest] + 1 : removed]), dest
+    assert ("fsync", db) not in calls[db_synced + 1 : removed]  # only the generation landed in db/ itself
