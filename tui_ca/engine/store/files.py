@@ -251,13 +251,14 @@ _RENAMES_A_TASK = 16
 _Landing = tuple[Path, list[tuple[Path, Path]], _Countdown, bool]
 
 
-def _landing_tasks(renames: list[tuple[Path, Path]], generation: Path) -> list[_Landing]:
+def _landing_tasks(renames: list[tuple[Path, Path]], unsynced: set[Path]) -> list[_Landing]:
     """The renames of a commit grouped by the folder they land in, each group in tasks of a few.
 
     A folder is fsynced by whichever of its tasks finishes last, right after
     its renames: one round of threads for the renames and the folders' syncs
     instead of a round each (a round of threads costs about as much as a
-    folder's fsync here). db/ is not synced when only the generation lands there.
+    folder's fsync here). A folder where only unsynced files land (db/ for the
+    generation, the listing bodies' folders) is not synced.
     """
     by_folder: dict[Path, list[tuple[Path, Path]]] = {}
     for pair in renames:
@@ -266,7 +267,7 @@ def _landing_tasks(renames: list[tuple[Path, Path]], generation: Path) -> list[_
     for folder, pairs in by_folder.items():
         chunks = [pairs[i : i + _RENAMES_A_TASK] for i in range(0, len(pairs), _RENAMES_A_TASK)]
         left = _Countdown(len(chunks))
-        sync = any(final != generation for _, final in pairs)
+        sync = any(final not in unsynced for _, final in pairs)
         tasks.extend((folder, chunk, left, sync) for chunk in chunks)
     return tasks
 
@@ -696,7 +697,7 @@ class Transaction(View):
         self._before_commit: dict[str, Callable[[Transaction], None]] = {}
         self._shards: dict[Path, dict[str, Any] | None] = {}
         self._dirty: set[Path] = set()
-        self._blobs: dict[Path, tuple[bytes, int]] = {}
+        self._blobs: dict[Path, tuple[bytes, int, bool]] = {}
         self._payloads: dict[Path, bytes] = {}
 
     def shard_data(self, path: Path) -> dict[str, Any] | None:
@@ -741,9 +742,15 @@ class Transaction(View):
         folder = self.store.collection_dir(collection)
         return sorted(p.name[:-5] for p in self._dirty if p.parent == folder)
 
-    def write_blob(self, relpath: str, data: bytes, mode: int = 0o644) -> None:
-        """Stage a whole file under the home (certificate, CRL, key)."""
-        self._blobs[self.store.home / relpath] = (data, mode)
+    def write_blob(self, relpath: str, data: bytes, mode: int = 0o644, *, synced: bool = True) -> None:
+        """Stage a whole file under the home (certificate, CRL, key).
+
+        ``synced=False`` only for a file that proves itself against the records
+        it was made from (a listing body fingerprints its shard and itself):
+        one a power loss tore or dropped is ignored and made again, so neither
+        its data nor its folder is waited for.
+        """
+        self._blobs[self.store.home / relpath] = (data, mode, synced)
 
     def commit(self) -> None:
         """Make every staged change durable at once, or none of them.
@@ -767,12 +774,13 @@ class Transaction(View):
         for path in self._dirty:
             payloads[path] = self.payload(path)
         modes = {path: 0o600 for path in payloads}
-        for path, (data, mode) in self._blobs.items():
+        for path, (data, mode, _) in self._blobs.items():
             payloads[path] = data
             modes[path] = mode
         generation = store.db_dir / _GENERATION
         payloads[generation] = token.encode()
         modes[generation] = 0o600
+        unsynced = {generation, *(path for path, (_, _, synced) in self._blobs.items() if not synced)}
         renames = [(store._tmp_dir / f"{token}-{index}", path) for index, path in enumerate(payloads)]
         folders = {final.parent for _, final in renames}
         try:
@@ -804,7 +812,7 @@ class Transaction(View):
                         created.tell()
 
                 try:
-                    self._stage(pair, payloads, modes, plan, store.sharing, pair[1] != generation, tell)
+                    self._stage(pair, payloads, modes, plan, store.sharing, pair[1] not in unsynced, tell)
                 finally:
                     tell()
 
@@ -830,7 +838,7 @@ class Transaction(View):
             # after a restart needs (it only compares signatures within a run),
             # and the journal's removal needs no sync (a journal that survives
             # is replayed, which is harmless once every file is in place).
-            _each(_land, _landing_tasks(renames, generation))
+            _each(_land, _landing_tasks(renames, unsynced))
             (store.db_dir / _JOURNAL).unlink()
         except OSError:
             return  # the journal is durable: the next transaction finishes this commit
@@ -868,7 +876,8 @@ class Transaction(View):
             # A record file's data is synced before the journal names it: after
             # the commit point, recovery renames it into place as it finds it.
             # The generation's is not (``sync`` false): only its (inode, mtime,
-            # size) signature is ever read, by lock-free readers of this boot.
+            # size) signature is ever read, by lock-free readers of this boot;
+            # nor a listing body's (write_blob's ``synced``).
             _write_durably(tmp, payloads[final], modes[final], sharing, sync=sync, written=written)
 
     def _place_journal(self) -> None:
