@@ -3,8 +3,9 @@
 What a power loss may not undo once ``approve`` printed its serial: every
 record file's data is synced before the journal is placed, the journal is,
 and every folder a record file was renamed into is synced before the journal
-goes. The generation file (a seqlock for lock-free readers of one boot) is the
-one file neither synced nor waited for.
+goes. The generation file (a seqlock for lock-free readers of one boot) and the
+listing bodies (each fingerprints the shard it was made from and itself, so
+one a power loss tore is made again) are the files neither synced nor waited for.
 """
 
 from __future__ import annotations
@@ -49,15 +50,24 @@ def test_a_commit_syncs_what_a_power_loss_could_undo_and_not_the_generation(tmp_
     removed = next(i for i, call in enumerate(calls) if call == ("unlink", f"{db}/journal.json"))
     synced_before = {call[1] for call in calls[:placed] if call[0] == "fsync"}
     renames = {call[1]: call[2] for call in calls[placed + 1 : removed] if call[0] == "rename"}
-    records = {src: dest for src, dest in renames.items() if dest != f"{db}/generation"}
-    assert len(records) >= 5 and len(renames) == len(records) + 1, renames  # request, certificate, indexes, audit...
+    listing = f"{db}/listing/"
+    bodies = {src: dest for src, dest in renames.items() if dest.startswith(listing)}
+    records = {src: dest for src, dest in renames.items() if dest != f"{db}/generation" and src not in bodies}
+    assert len(records) >= 5 and len(renames) == len(records) + len(bodies) + 1, renames  # request, indexes...
+    # The listing bodies prove themselves against their shards (listing_files.py): neither their data
+    # nor their folders are synced.
+    assert len(bodies) == 2 and not set(bodies) & {call[1] for call in calls if call[0] == "fsync"}
+    bodies_folders = {f"{db}/listing", f"{db}/listing/requests"}
+    assert not {call[1] for call in calls[placed:removed] if call[0] == "fsync"} & bodies_folders
     assert set(records) <= synced_before and f"{tmp}/journal" in synced_before and tmp in synced_before
     generation_tmp = next(src for src, dest in renames.items() if dest == f"{db}/generation")
     assert generation_tmp not in {call[1] for call in calls if call[0] == "fsync"}
     # The journal's rename into db/ is durable before any record file is renamed into place.
     db_synced = next(i for i, call in enumerate(calls) if call == ("fsync", db) and i > placed)
     assert db_synced < min(i for i, call in enumerate(calls) if call[0] == "rename" and i > placed)
-    last_rename = max(i for i, call in enumerate(calls[:removed]) if call[0] == "rename")
-    folders_synced = {call[1] for call in calls[last_rename:removed] if call[0] == "fsync"}
-    assert {str(Path(dest).parent) for dest in records.values()} <= folders_synced
-    assert db not in folders_synced  # only the generation landed in db/ itself
+    # Every folder a record file landed in is synced after that file's rename, before the journal goes.
+    renamed_at = {call[2]: i for i, call in enumerate(calls[:removed]) if call[0] == "rename" and i > placed}
+    for dest in records.values():
+        folder = str(Path(dest).parent)
+        assert any(call == ("fsync", folder) for call in calls[renamed_at[dest] + 1 : removed]), dest
+    assert ("fsync", db) not in calls[db_synced + 1 : removed]  # only the generation landed in db/ itself

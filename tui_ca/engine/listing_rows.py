@@ -150,10 +150,12 @@ def render(kind: Kind, docs: Iterable[dict], memo: Memo | None = None) -> str:
         if changes is not None and (until is None or changes < until):
             until = changes
         kept = memo.get(doc["id"]) if memo is not None else None
-        row, text = kept[1:] if kept is not None and kept[0] == doc else kind.entry(doc)
-        seen[doc["id"]] = (dict(doc), row, text)
-        rows.append(row)
-        objects.append(text)
+        if kept is None or kept[0] != doc:
+            # A copy: the memo must not change when the caller's record does.
+            kept = (dict(doc), *kind.entry(doc))
+        seen[doc["id"]] = kept
+        rows.append(kept[1])
+        objects.append(kept[2])
     if memo is not None:
         memo.clear()
         memo.update(seen)

@@ -156,7 +156,11 @@ def write_bodies(txn: Transaction, everything: set[str]) -> None:
     """Before a commit: a new body for each shard it changes (for every shard of the collections in ``everything``)."""
     records: Any = txn
     for collection in LISTINGS:
-        for shard in txn.shards(collection):
+        # Only the changed shards, unless every body is due: listing the
+        # folders and visiting each shard was O(store) per commit (bench/:
+        # ~1.4 ms of an EST enrollment's commit at 100,000 certificates).
+        shards = txn.shards(collection) if collection in everything else txn.dirty_shards(collection)
+        for shard in shards:
             path = records.files.shard_path(collection, shard)
             dirty = txn.is_dirty(path)
             if dirty:
@@ -170,4 +174,7 @@ def write_bodies(txn: Transaction, everything: set[str]) -> None:
             rows = listing_rows.rows_part(text).encode("ascii")
             header = {"v": _VERSION, "shard": _fingerprint(raw), "body": _fingerprint(body),
                       "rows": _fingerprint(rows)}  # fmt: skip
-            txn.write_blob(_body_path(collection, shard), json.dumps(header).encode() + b"\n" + body, 0o600)
+            # Not synced: a body a power loss tore or dropped fails its fingerprints
+            # and is made again from the records, as for a home without bodies.
+            txn.write_blob(_body_path(collection, shard), json.dumps(header).encode() + b"\n" + body, 0o600,
+                           synced=False)  # fmt: skip

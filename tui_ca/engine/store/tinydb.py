@@ -637,9 +637,8 @@ def _write_layouts(txn: Transaction) -> None:
 
 def _refresh_crl_entries(txn: Transaction) -> None:
     assert isinstance(txn, _TinyTransaction)
-    for shard in txn.shards("revoked"):
-        if txn.is_dirty(txn.files.shard_path("revoked", shard)):
-            txn.write_blob(f"{CRL_ENTRIES_DIR}/{shard}.der", txn._encode_revoked_shard(shard))
+    for shard in txn.dirty_shards("revoked"):
+        txn.write_blob(f"{CRL_ENTRIES_DIR}/{shard}.der", txn._encode_revoked_shard(shard))
 
 
 # Fields without which a record of a collection is not one the engine wrote.
