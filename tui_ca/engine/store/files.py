@@ -29,6 +29,7 @@ import fcntl
 import json
 import os
 import stat
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -66,9 +67,9 @@ _orjson: Any = None
 
 
 def _fast() -> Any:
-    """orjson, once this process has handled enough JSON for its import to pay; else None."""
+    """orjson, once this process has handled enough JSON for its import to pay, or has it loaded anyway; else None."""
     global _orjson
-    if _orjson is None and _json_bytes > _FAST_JSON_AFTER:
+    if _orjson is None and (_json_bytes > _FAST_JSON_AFTER or "orjson" in sys.modules):
         import orjson
 
         _orjson = orjson
