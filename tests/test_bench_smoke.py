@@ -32,7 +32,9 @@ EXPECTED_ROWS = [
     r"CRL with 30 revoked, publish_crl\(\) cold",
     r"CRL with 30 revoked, publish_crl\(\) warm",
     r"`tui-ca show ID` vs `openssl x509 -noout -text`",
-    r"one-shot `tui-ca approve ID` at 20 certificates vs one `openssl ca -batch`",
+    r"one-shot `tui-ca approve ID` at 20 certificates, with a `tui-ca command-server` running, vs one "
+    r"`openssl ca -batch`",
+    r"the same approve in a process of its own \(no command server\)",
     r"CA key encrypted .* vs `openssl ca -batch -passin`",
     r"`tui-ca --help` vs `tui-ca show ID`",
 ]

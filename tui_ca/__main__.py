@@ -1,3 +1,3 @@
-from tui_ca.cli import entry_point
+from tui_ca.launch import entry_point
 
 entry_point()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 # The engine's package imports nothing until a name is used, so this is cheap.
+from tui_ca.command_words import chosen_command
 from tui_ca.engine.errors import CAError, InputError
 
 if TYPE_CHECKING:
@@ -294,6 +295,12 @@ def _args_help(p: argparse.ArgumentParser) -> None:
     p.add_argument("topic", nargs="?", metavar="COMMAND", help="the command to explain")
 
 
+def _args_command_server(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", metavar="PATH",
+                   help="where to listen (default: $TUI_CA_COMMAND_SOCKET, else $XDG_RUNTIME_DIR/tui-ca/commands.sock, "
+                        "else /tmp/tui-ca-UID/commands.sock); a command finds it there by itself")  # fmt: skip
+
+
 def _args_completion(p: argparse.ArgumentParser) -> None:
     p.add_argument("shell", choices=["bash", "zsh"], help="the shell to print the completion script for")
 
@@ -342,6 +349,9 @@ SPECS: dict[str, Spec] = {
         "copy this home's records into an empty PostgreSQL database (or --to DIR: a TinyDB home)", _args_copy_store
     ),
     "policy": Spec("show or set the K-of-N approval policy and admin roles (setting uses the CA key)", _args_policy),
+    "command-server": Spec(
+        "start later commands sooner: run them in workers of this pre-loaded process", _args_command_server
+    ),
     "help": Spec("explain a command (tui-ca help COMMAND)", _args_help),
     "completion": Spec("print the bash or zsh completion script", _args_completion),
 }
@@ -386,22 +396,6 @@ def build_parser(only: Iterable[str] | None = None) -> argparse.ArgumentParser:
                                  formatter_class=_Formatter)  # fmt: skip
         spec.arguments(command)
     return parser
-
-
-_GLOBAL_WITH_VALUE = ("--home", "--passphrase-file", "--database", "--database-password-file")
-
-
-def chosen_command(argv: list[str]) -> str | None:
-    """The command word in ``argv`` (the first word that is not a global option or its value)."""
-    words = iter(argv)
-    for word in words:
-        if word == "--":
-            return next(words, None)
-        if word.startswith("--") and "=" not in word and any(o.startswith(word) for o in _GLOBAL_WITH_VALUE):
-            next(words, None)  # --home DIR, or an abbreviation argparse accepts (--ho DIR)
-        elif not word.startswith("-"):
-            return word
-    return None
 
 
 def _unknown_command(word: str) -> NoReturn:
@@ -1095,6 +1089,22 @@ def cmd_help(args: argparse.Namespace) -> int:
     return EXIT_OK  # pragma: no cover - --help always exits
 
 
+def cmd_command_server(args: argparse.Namespace) -> int:
+    """Listen until SIGTERM or Ctrl-C; the console script hands this user's commands to it (tui_ca/launch.py)."""
+    from tui_ca.command_server import CommandServer
+    from tui_ca.command_socket import socket_path
+
+    def say(line: str) -> None:
+        print(f"tui-ca command-server: {line}", file=sys.stderr, flush=True)
+
+    server = CommandServer(args.socket or socket_path(), say)
+    server.listen()
+    print(f"tui-ca: command server on {server.path} (pid {os.getpid()}); commands of this user start here",
+          flush=True)  # fmt: skip
+    server.serve()
+    return EXIT_OK
+
+
 def cmd_completion(args: argparse.Namespace) -> int:
     """The shell code that makes the shell ask tui-ca itself for completions (argcomplete)."""
     import argcomplete
@@ -1137,6 +1147,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_expiring(args)
         if args.command == "demo":
             return cmd_demo(args)
+        if args.command == "command-server":
+            return cmd_command_server(args)
         if args.command == "est-user":
             from tui_ca.server.admin import cmd_est_user
 
@@ -1178,12 +1190,12 @@ def main(argv: list[str] | None = None) -> int:
 # One-shot commands, whose work is complete, and durable, when ``main``
 # returns. The console script runs them with fewer garbage collections and
 # ends them without the interpreter's teardown (see entry_point).
-_ONE_SHOT = ("approve", "reject", "submit", "revoke", "unhold", "show")
+ONE_SHOT = ("approve", "reject", "submit", "revoke", "unhold", "show")
 # Young collections every 50,000 allocations instead of 700: a one-shot
 # command's objects (modules, cryptography's classes, the parsed shards) live
 # until it exits, so each collection only walked survivors; ~10% of a one-shot
 # approve's CPU (bench/README.md, CLI approve). Cycles are still collected.
-_ONE_SHOT_GC_THRESHOLD = 50_000
+ONE_SHOT_GC_THRESHOLD = 50_000
 
 
 def entry_point() -> NoReturn:
@@ -1195,11 +1207,11 @@ def entry_point() -> NoReturn:
     connection is then closed as the server expects.
     """
     argv = sys.argv[1:]
-    one_shot = chosen_command(argv) in _ONE_SHOT
+    one_shot = chosen_command(argv) in ONE_SHOT
     if one_shot:
         import gc
 
-        gc.set_threshold(_ONE_SHOT_GC_THRESHOLD, *gc.get_threshold()[1:])
+        gc.set_threshold(ONE_SHOT_GC_THRESHOLD, *gc.get_threshold()[1:])
     code = main(argv)
     if one_shot and "psycopg" not in sys.modules:
         try:
