@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     """Each test with either encoder: a process switches to orjson once it has handled enough JSON."""
     monkeypatch.setattr(files, "_orjson", None)
     monkeypatch.setattr(files, "_json_bytes", 0 if request.param == "stdlib" else files._FAST_JSON_AFTER + 1)
+    if request.param == "stdlib":
+        monkeypatch.delitem(sys.modules, "orjson", raising=False)  # as in a process that never loaded it
     return request.param
 
 
@@ -47,11 +50,22 @@ def test_integer_keys_are_written_as_json_writes_them(codec: str) -> None:
 def test_a_process_switches_after_enough_json(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(files, "_orjson", None)
     monkeypatch.setattr(files, "_json_bytes", 0)
+    monkeypatch.delitem(sys.modules, "orjson", raising=False)
     shard = {str(i): {"requester": f"r{i}", "pem": "x" * 1000} for i in range(256)}
     while files._orjson is None:
         assert decode_json(encode_json(shard)) == shard
         assert files._json_bytes <= files._FAST_JSON_AFTER + 2 * len(encode_json(shard))
     assert decode_json(encode_json(shard)) == shard
+
+
+def test_a_process_that_has_orjson_loaded_uses_it_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import orjson
+
+    monkeypatch.setattr(files, "_orjson", None)
+    monkeypatch.setattr(files, "_json_bytes", 0)
+    monkeypatch.setitem(sys.modules, "orjson", orjson)
+    assert decode_json(encode_json({"1": {"n": 1}})) == {"1": {"n": 1}}
+    assert files._orjson is orjson
 
 
 def test_stdlib_written_files_still_read() -> None:
