@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -81,6 +82,27 @@ def status(getcert, request: str) -> str:
     return ""
 
 
+def refresh_until(getcert, request: str, wanted: str) -> None:
+    """``getcert refresh`` until the request reaches ``wanted``.
+
+    certmonger ignores a refresh while it is still submitting, and then polls
+    again only after minutes: so wait for the pending answer to be understood
+    (CA_WORKING) first, and ask again now and then.
+    """
+    wait_for(lambda: status(getcert, request) == "CA_WORKING", timeout=DEADLINE)
+    asked = [0.0]
+
+    def reached() -> bool:
+        if status(getcert, request) == wanted:
+            return True
+        if time.monotonic() - asked[0] > 5:
+            getcert("refresh", "-i", request)
+            asked[0] = time.monotonic()
+        return False
+
+    wait_for(reached, timeout=DEADLINE)
+
+
 def add_ca(getcert, served) -> None:
     getcert("add-scep-ca", "-c", "tuica", "-u", served.url)
     # certmonger fetches GetCACaps and GetCACert through scep-submit and shows what it understood.
@@ -98,8 +120,7 @@ def test_certmonger_enrolls_after_approval_and_the_certificate_verifies(ca, serv
     wait_for(lambda: status(getcert, "host") == "CA_WORKING", timeout=DEADLINE)
     assert "ca-error" not in getcert("list", "-i", "host")
     ca.approve([request.id])
-    getcert("refresh", "-i", "host")
-    wait_for(lambda: status(getcert, "host") == "MONITORING", timeout=DEADLINE)
+    refresh_until(getcert, "host", "MONITORING")
     chain = tmp_path / "chain"
     chain.mkdir()
     (chain / "issuing.pem").write_bytes(ca.ca_cert_pem())
@@ -116,8 +137,7 @@ def test_certmonger_sees_a_rejection_as_rejected(ca, served, getcert, tmp_path):
             "-N", "CN=cm-host-2", "-G", "rsa", "-g", "2048")  # fmt: skip
     [request] = wait_for(lambda: ca.requests(RequestStatus.QUEUED), timeout=DEADLINE)
     ca.reject(request.id, "not in the inventory")
-    getcert("refresh", "-i", "host")
-    wait_for(lambda: status(getcert, "host") == "CA_REJECTED", timeout=DEADLINE)
+    refresh_until(getcert, "host", "CA_REJECTED")
     assert not (tmp_path / "h.crt").exists()
 
 
@@ -131,5 +151,4 @@ def test_certmonger_carries_a_required_challenge_password(ca, served, getcert, t
     [request] = wait_for(lambda: ca.requests(RequestStatus.QUEUED), timeout=DEADLINE)
     assert [r.extra.get("challenge") for r in ca.audit_records() if r.action == "submit"] == ["matched"]
     ca.approve([request.id])
-    getcert("refresh", "-i", "host")
-    wait_for(lambda: status(getcert, "host") == "MONITORING", timeout=DEADLINE)
+    refresh_until(getcert, "host", "MONITORING")
