@@ -407,6 +407,15 @@ def _unknown_command(word: str) -> NoReturn:
     raise SystemExit(EXIT_INPUT)
 
 
+_PREPARED: argparse.ArgumentParser | None = None
+
+
+def prepare_parser() -> None:
+    """Build every command's parser now, for the parses to come (a command server's workers each make one)."""
+    global _PREPARED
+    _PREPARED = build_parser()
+
+
 def parse(argv: list[str]) -> argparse.Namespace:
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: every command's arguments
         import argcomplete
@@ -415,6 +424,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     command = chosen_command(argv)
     if command is not None and command not in SPECS:
         _unknown_command(command)
+    if _PREPARED is not None and command is not None:
+        return _PREPARED.parse_args(argv)
     return build_parser(only=() if command is None else (command,)).parse_args(argv)
 
 
@@ -766,7 +777,7 @@ def _approvals_needed(ca: CAReader, request: dict[str, Any]) -> int:
     from tui_ca.engine.approval_policy import approvals_needed, governance_in_force
 
     d = request["details"]
-    policy, _ = governance_in_force(ca.config(), ca.issuing_public_key())
+    policy, _ = governance_in_force(ca.config(), ca.issuing_public_key)
     return approvals_needed(policy, request["requester"], d["common_name"], d["sans"],
                             renewal=request["renewal_of"] is not None)  # fmt: skip
 

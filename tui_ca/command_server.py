@@ -89,9 +89,9 @@ class CommandServer:
                 continue
         from tui_ca import cli
 
-        # Every command's parser once: argparse's and gettext's look-ups and the
-        # regular expressions they compile are then cached for every worker.
-        cli.build_parser()
+        # Every command's parser once, and argparse's and gettext's look-ups
+        # and regular expressions with it, instead of once in every worker.
+        cli.prepare_parser()
         self._code = _code_stamp()
         folder = os.path.dirname(self.path) or "."
         try:

@@ -13,7 +13,7 @@ import base64
 import fnmatch
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,10 +190,16 @@ GOVERNANCE_CONFIG_KEY = "governance"
 
 
 def governance_in_force(config: Mapping[str, object],
-                        issuing_public_key: object) -> tuple[ApprovalPolicy, Mapping[str, object]]:  # fmt: skip
-    """The verified policy and role-group document from a CA configuration."""
+                        issuing_public_key: Callable[[], object]) -> tuple[ApprovalPolicy, Mapping[str, object]]:  # fmt: skip
+    """The verified policy and role-group document from a CA configuration.
+
+    ``issuing_public_key`` is called only when a policy is stored: extracting
+    the key costs a one-shot command milliseconds, and most CAs set none.
+    """
     stored = config.get(GOVERNANCE_CONFIG_KEY)
-    return verified_governance(stored if isinstance(stored, Mapping) or stored is None else {}, issuing_public_key)
+    if stored is None:
+        return verified_governance(None, None)
+    return verified_governance(stored if isinstance(stored, Mapping) else {}, issuing_public_key())
 
 
 def approvals_needed(policy: ApprovalPolicy, requester: str, common_name: str | None, sans: Iterable[str],

@@ -32,7 +32,7 @@ class Governance(AuthorityBase):
 
     def _governance(self, config: dict[str, Any] | None = None) -> tuple[ApprovalPolicy, RoleGroups]:
         policy, roles = governance_in_force(self.config() if config is None else config,
-                                            self.issuing_cert().public_key())  # fmt: skip
+                                            lambda: self.issuing_cert().public_key())  # fmt: skip
         return policy, RoleGroups.from_doc(roles)
 
     def approval_policy(self) -> ApprovalPolicy:

@@ -288,7 +288,7 @@ class CAReader:
 
         token, now, info = self.change_token(), self.now(), self.info()
         try:
-            policy = governance_in_force(self.config(), self.issuing_cert().public_key())[0]
+            policy = governance_in_force(self.config(), lambda: self.issuing_cert().public_key())[0]
         except CAError:
             policy = None  # a damaged policy counts no approval; the approve itself says why
         needed = None if policy is None or policy.is_default else (lambda doc: approvals_needed_for_doc(policy, doc))
