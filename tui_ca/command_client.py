@@ -16,30 +16,32 @@ command itself, so a command server can only make a command start sooner.
 
 from __future__ import annotations
 
+# Only builtin modules and our own: json, struct and socket would cost this
+# process more than the rest of its hand-over (their imports compile regular
+# expressions and build enums).
 import _socket
-import json
 import os
 import signal
-import struct
 import sys
-from array import array
 
-from tui_ca.command_socket import RUN_HERE, trusted_socket
+from tui_ca.command_socket import RUN_HERE, WIRE_VERSION, identity_fields, trusted_socket
 from tui_ca.command_words import chosen_command
 
 # Signals a terminal or a supervisor sends to the command; the worker gets them instead.
 _FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-_PEERCRED = struct.Struct("3i")
+_INT = 4  # sizeof(int): SCM_RIGHTS and SO_PEERCRED carry C ints
+PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
 
-def identity() -> dict:
-    """What the server compares with its own before it runs a command as this process would."""
-    return {
-        # The same interpreter and environment, however it was named (python, python3, a console script).
-        "executable": [sys.prefix, os.path.realpath(sys.executable)],
-        "package": os.path.dirname(os.path.abspath(__file__)),
-        "ids": [os.getuid(), os.geteuid(), os.getgid(), os.getegid(), sorted(os.getgroups())],
-    }
+def request_bytes(argv: list[str]) -> bytes:
+    """The hand-over of ``argv`` with this process's folder, umask, identity and environment."""
+    umask = os.umask(0o077)
+    os.umask(umask)
+    fields = [WIRE_VERSION, os.fsencode(os.getcwd()), str(umask).encode(), *identity_fields(PACKAGE),
+              str(len(argv)).encode(), *map(os.fsencode, argv),
+              *(name + b"=" + value for name, value in os.environb.items())]  # fmt: skip
+    body = b"\0".join(fields)
+    return len(body).to_bytes(4, "big") + body
 
 
 def run_through_server(argv: list[str], path: str) -> int | None:
@@ -56,15 +58,11 @@ def run_through_server(argv: list[str], path: str) -> int | None:
 def _hand_over(sock: _socket.socket, argv: list[str], path: str) -> int | None:
     try:
         sock.connect(path)
-        _, uid, _ = _PEERCRED.unpack(sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, _PEERCRED.size))
-        if uid != os.getuid():
+        cred = sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 3 * _INT)
+        if int.from_bytes(cred[_INT : 2 * _INT], sys.byteorder) != os.getuid():
             return None
-        umask = os.umask(0o077)
-        os.umask(umask)
-        request = json.dumps({"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask,
-                              **identity()}).encode()  # fmt: skip
-        fds = array("i", [0, 1, 2])
-        sock.sendmsg([struct.pack("!I", len(request)), request], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        fds = b"".join(fd.to_bytes(_INT, sys.byteorder) for fd in (0, 1, 2))
+        sock.sendmsg([request_bytes(argv)], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
     except (OSError, UnicodeError, ValueError):
         # No server behind the socket, a closed stdio descriptor, a working folder that is gone.
         return None
@@ -75,20 +73,20 @@ def _hand_over(sock: _socket.socket, argv: list[str], path: str) -> int | None:
     try:
         messages = _Messages(sock)
         first = messages.next()
-        if first is None or "pid" not in first:
+        if first is None or first[0] != "pid":
             if relay.pending:
                 os.write(2, b"tui-ca: interrupted\n")
                 return 128 + relay.pending[0]
             return None  # the server declined ("local"): nothing ran
-        relay.start(int(first["pid"]))
+        relay.start(int(first[1]))
         last = messages.next()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if last is None or "exit" not in last:
+    if last is None or last[0] != "exit":
         os.write(2, b"tui-ca: the command server stopped before the command ended; its outcome is unknown\n")
         return 1
-    return int(last["exit"])
+    return int(last[1])
 
 
 class _Relay:
@@ -118,13 +116,13 @@ def _forward(worker: int, signum: int) -> None:
 
 
 class _Messages:
-    """The server's answers: one JSON object per line."""
+    """The server's answers: one "WORD VALUE" line each."""
 
     def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.buffer = b""
 
-    def next(self) -> dict | None:
+    def next(self) -> tuple[str, str] | None:
         while b"\n" not in self.buffer:
             try:
                 chunk = self.sock.recv(4096)
@@ -134,8 +132,7 @@ class _Messages:
                 return None
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\n", 1)
-        try:
-            message = json.loads(line)
-        except ValueError:
+        word, _, value = line.decode("utf-8", "replace").partition(" ")
+        if word in ("pid", "exit") and not value.isdigit():
             return None
-        return message if isinstance(message, dict) else None
+        return word, value

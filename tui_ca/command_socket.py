@@ -58,3 +58,25 @@ def trusted_socket(path: str) -> bool:
     if not stat.S_ISSOCK(info.st_mode) or info.st_uid != os.getuid():
         return False
     return private_folder_problem(os.path.dirname(path) or ".") is None
+
+
+# The hand-over, client to server: a 4-byte big-endian length, then NUL-separated
+# fields (argv, environment entries and paths never hold a NUL, so nothing needs
+# escaping, and no JSON parser needs importing): VERSION, cwd, umask, then the
+# identity (identity_fields), then the argument count, the arguments, and the
+# environment as NAME=VALUE entries. Server to client: text lines "pid N",
+# "exit N" or "local REASON".
+WIRE_VERSION = b"tui-ca-commands-1"
+
+
+def identity_fields(package: str) -> list[bytes]:
+    """What the server compares with its own before it runs a command as this process would.
+
+    The same interpreter and environment however it was named (python,
+    python3, a console script), the same package, the same ids and groups.
+    """
+    import sys
+
+    ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
+    return [os.fsencode(sys.prefix), os.fsencode(os.path.realpath(sys.executable)), os.fsencode(package),
+            ",".join(map(str, ids)).encode(), ",".join(map(str, sorted(os.getgroups()))).encode()]  # fmt: skip

@@ -7,6 +7,7 @@ ran, so a test knows the command did not quietly run in its own process.
 
 from __future__ import annotations
 
+import array
 import os
 import re
 import shutil
@@ -23,6 +24,7 @@ import pytest
 from helpers import CA_NAMES, TUI_CA, csr_pem, make_csr
 
 from tui_ca.command_client import run_through_server
+from tui_ca.command_worker import parse_request
 from tui_ca.engine import CertificateAuthority, RequestStatus
 
 DEADLINE = 60.0
@@ -277,3 +279,34 @@ def test_a_server_whose_code_changed_declines_and_stops(tmp_path: Path, home: Pa
         assert len([line for line in running.log if " exited " in line]) == 1  # the second ran on its own
     finally:
         running.stop()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not-our-version\0/\x0018",
+        b"tui-ca-commands-1\0/\0" + b"0" * 3,  # too few fields
+        b"tui-ca-commands-1\0/\0" + b"999\0a\0b\0c\0d\0e\0" + b"1\0list",  # umask beyond 0777
+        b"tui-ca-commands-1\0/\0" + b"18\0a\0b\0c\0d\0e\0" + b"5\0list",  # more arguments than fields
+        b"tui-ca-commands-1\0/\0" + b"18\0a\0b\0c\0d\0e\0" + b"1\0list\0NO_EQUALS_SIGN",
+        b"tui-ca-commands-1\0/\0" + b"x\0a\0b\0c\0d\0e\0" + b"1\0list",
+    ],
+    ids=["version", "short", "umask", "argc", "env", "not-a-number"],
+)
+def test_a_malformed_hand_over_is_refused(body: bytes) -> None:
+    with pytest.raises(ValueError):
+        parse_request(body)
+
+
+def test_a_hostile_client_gets_nothing_and_the_server_goes_on(server: Server, home: Path) -> None:
+    for payload, fds in ((b"\x00\x00\x00\x05hello", [0, 1, 2]), (b"\xff\xff\xff\xff", [0, 1, 2]), (b"x", [])):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as hostile:
+            hostile.connect(str(server.socket))
+            hostile.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else [])
+            hostile.settimeout(DEADLINE)
+            assert hostile.recv(100) == b""  # closed without an answer, nothing run
+    _wait_for(lambda: sum("dropped a hand-over" in line for line in server.log) == 3, "three drops in the log")
+    (queued,) = _queue(home, "theta.example")
+    assert server.run("--home", str(home), "approve", str(queued)).returncode == 0
+    server.wait_ran("approve", 0)
+    assert not any(" exited " in line and "'approve'" not in line for line in server.log)
