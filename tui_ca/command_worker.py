@@ -252,7 +252,13 @@ def run_request(request: Request, fds: list[int]) -> int:
             if fd > 2:
                 os.close(fd)
         _reopen_stdio()
-        os.chdir(request.cwd)
+        try:
+            os.chdir(request.cwd)
+        except OSError as exc:
+            # The client's folder went away (or out of reach) since it sent it: as Python would, say so in a line.
+            print(f"tui-ca: cannot enter the working folder {os.fsdecode(request.cwd)!r}: {exc.strerror}",
+                  file=sys.stderr)  # fmt: skip
+            return 1
         os.umask(request.umask)
         os.environ.clear()
         os.environb.update(request.env)
@@ -262,7 +268,7 @@ def run_request(request: Request, fds: list[int]) -> int:
         return _run_command(request.argv)
     except SystemExit as exc:
         return _exit_code(exc.code)
-    except BaseException:
+    except BaseException:  # a bug, not a user's error: the traceback the command would have shown on its own
         traceback.print_exc()
         return 1
 

@@ -310,3 +310,18 @@ def test_a_hostile_client_gets_nothing_and_the_server_goes_on(server: Server, ho
     assert server.run("--home", str(home), "approve", str(queued)).returncode == 0
     server.wait_ran("approve", 0)
     assert not any(" exited " in line and "'approve'" not in line for line in server.log)
+
+
+def test_a_working_folder_removed_before_the_worker_enters_it_is_one_line(home: Path, tmp_path: Path) -> None:
+    # The worker's side on its own, in a process of its own: the client's folder is gone when it gets there.
+    probe = (
+        "import os, sys\n"
+        "from tui_ca.command_worker import Request, run_request\n"
+        "request = Request(cwd=os.fsencode(sys.argv[1]), umask=0o22, identity=[], argv=['--home', sys.argv[2], 'list'],"
+        " env={})\n"
+        "os._exit(run_request(request, [os.dup(0), os.dup(1), os.dup(2)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "gone"), str(home)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "cannot enter the working folder" in done.stderr, done.stderr
