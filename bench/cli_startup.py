@@ -63,12 +63,15 @@ def _children_cpu() -> float:
 
 def _wall(cmd: list[str], cpu: list[float] | None = None, server: CommandServerProcess | None = None) -> float:
     before = _children_cpu() + (server.cpu() if server else 0.0)
+    workers = server.children() if server else set()
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, check=False, env=server.env if server else _ENV)
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])}... exited {proc.returncode}: {proc.stderr.decode().strip()}")
     if cpu is not None:
+        if server:
+            server.reaped(workers)
         cpu.append(_children_cpu() + (server.cpu() if server else 0.0) - before)
     return elapsed
 
@@ -91,6 +94,22 @@ class CommandServerProcess:
         """The server's CPU seconds and its finished workers' (user + system, from /proc)."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+    def children(self) -> set[str]:
+        """The server's children now: the spare that takes the next command among them."""
+        return set(Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split())
+
+    def reaped(self, workers: set[str], deadline: float = 30.0) -> None:
+        """Until none of ``workers`` is still a child: a worker's CPU counts in /proc once the server reaped it.
+
+        (A worker tells its client the exit code just before it exits, so the
+        client may end before the server has waited for the worker.)
+        """
+        end = time.monotonic() + deadline
+        while self.children() & workers:
+            if time.monotonic() > end:
+                raise RuntimeError("the command server did not reap its worker")
+            time.sleep(0.001)
 
     def stop(self) -> None:
         self.process.terminate()
