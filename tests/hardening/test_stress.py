@@ -86,13 +86,14 @@ def _double_send(client: Client, der: bytes, tally: Counter, failures: list, ind
     send(0)
     helper.join()
     tally["est_double"] += 1
-    # An admin may act between the two (revoke the requester's certificate,
-    # reject the new request), so their answers may differ, and a refusal is
-    # a 403 with its reason. Two different requests are right only if the
+    # An admin may act between the two (approve the new request, revoke the
+    # requester's certificate, reject the request), so their answers may
+    # differ: a 200 with the certificate when the second comes after the
+    # approval, a 403 with its reason for a refusal. Two different requests are right only if the
     # first was approved and its certificate revoked before the second was
     # made (checked against the store after the run); never more than two.
     named = {int(found.group(1)) for reply in replies if (found := re.search(r"request (\d+)", reply.text))}
-    odd = [reply for reply in replies if reply.status not in (202, 403)]
+    odd = [reply for reply in replies if reply.status not in (200, 202, 403)]
     if len(named) == 2:
         split.append(tuple(sorted(named)))
     if len(named) > 2 or odd:
