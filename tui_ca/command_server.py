@@ -183,7 +183,10 @@ class CommandServer:
         if pid == 0:  # pragma: no cover - the spare's coverage is its command's
             ours.close()
             for thing in [*self._parent_only, *(conn for conn, _ in self.workers.values())]:
-                os.close(thing) if isinstance(thing, int) else thing.close()
+                if isinstance(thing, int):
+                    os.close(thing)
+                else:
+                    thing.close()
             Spare(self.listener, theirs, self._code, self.say).run()
         theirs.close()
         self.spare = (pid, ours)
