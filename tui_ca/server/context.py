@@ -124,6 +124,8 @@ class Context:
     _writer: Any = field(default=None, init=False, repr=False)
     _responder: Any = field(default=None, init=False, repr=False)
     _building: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _modules: dict[str, ModuleType] = field(default_factory=dict, init=False, repr=False)
+    """Modules ``module`` has finished importing (sys.modules holds one from the moment its import starts)."""
 
     def __post_init__(self) -> None:
         self.intake = Intake(self)
@@ -170,10 +172,12 @@ class Context:
 
     async def module(self, name: str, *, writer: bool = False) -> ModuleType:
         """A module first needed by a request, imported in the executor so the event loop never waits on it."""
-        loaded = sys.modules.get(name)
+        loaded = self._modules.get(name)
         if loaded is None or (writer and self._writer is None):
+            # A second request during the first one's import waits in its own
+            # _load on the import lock, never takes the half-made module.
             await self.run(self._load, name, writer)
-            loaded = sys.modules[name]
+            loaded = self._modules[name] = sys.modules[name]
         return loaded
 
     def _load(self, name: str, writer: bool) -> None:
