@@ -4,13 +4,14 @@ The socket lives in a folder only its user can enter. Both ends refuse a
 folder or socket that another user owns or could write to, so nobody can
 plant a socket that would receive a user's command lines and terminal, or
 a server that would run another user's commands. This module imports only
-``os`` and ``stat``: every ``tui-ca`` command pays for it.
+``os``, ``stat`` and ``sys``: every ``tui-ca`` command pays for it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import sys
 
 SOCKET_ENV = "TUI_CA_COMMAND_SOCKET"
 """Names the socket (default: ``$XDG_RUNTIME_DIR/tui-ca/commands.sock``, else under /tmp)."""
@@ -67,6 +68,8 @@ def trusted_socket(path: str) -> bool:
 # environment as NAME=VALUE entries. Server to client: text lines "pid N",
 # "exit N" or "local REASON".
 WIRE_VERSION = b"tui-ca-commands-1"
+IDENTITY_FIELDS = 5
+"""How many fields ``identity_fields`` makes (prefix, interpreter, package, ids, groups)."""
 
 
 def identity_fields(package: str) -> list[bytes]:
@@ -74,9 +77,8 @@ def identity_fields(package: str) -> list[bytes]:
 
     The same interpreter and environment however it was named (python,
     python3, a console script), the same package, the same ids and groups.
+    ``IDENTITY_FIELDS`` of them.
     """
-    import sys
-
     ids = (os.getuid(), os.geteuid(), os.getgid(), os.getegid())
     return [os.fsencode(sys.prefix), os.fsencode(os.path.realpath(sys.executable)), os.fsencode(package),
             ",".join(map(str, ids)).encode(), ",".join(map(str, sorted(os.getgroups()))).encode()]  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import atexit
 import gc
+import io
 import os
 import select
 import signal
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tui_ca.command_client import PACKAGE
-from tui_ca.command_socket import RUN_HERE, WIRE_VERSION, identity_fields
+from tui_ca.command_socket import IDENTITY_FIELDS, RUN_HERE, WIRE_VERSION, identity_fields
 from tui_ca.command_words import chosen_command
 
 MAX_REQUEST = 1 << 20
@@ -34,7 +35,6 @@ RECEIVE_SECONDS = 5.0
 _LENGTH = struct.Struct("!I")
 _PEERCRED = struct.Struct("3i")
 _STDIO = 3
-_IDENTITY_FIELDS = 5
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class Spare:
                 self.say(f"refused a connection from uid {uid}")
                 conn.close()
                 return None
-            request, fds = receive(conn, _STDIO)
+            request, fds = receive(conn)
             reason = self._decline(request)
             if reason is not None:
                 _close_all(fds)
@@ -159,9 +159,9 @@ def code_stamp() -> dict[str, tuple[int, int]]:
     return stamp
 
 
-def receive(conn: socket.socket, count: int) -> tuple[Request, list[int]]:
-    """A client's hand-over and the ``count`` descriptors sent with it; else ValueError."""
-    data, ancillary, flags, _ = conn.recvmsg(65536, socket.CMSG_SPACE(count * array.array("i").itemsize))
+def receive(conn: socket.socket) -> tuple[Request, list[int]]:
+    """A client's hand-over and the stdin, stdout and stderr sent with it; else ValueError."""
+    data, ancillary, flags, _ = conn.recvmsg(65536, socket.CMSG_SPACE(_STDIO * array.array("i").itemsize))
     fds: list[int] = []
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -169,7 +169,7 @@ def receive(conn: socket.socket, count: int) -> tuple[Request, list[int]]:
             passed.frombytes(payload[: len(payload) - len(payload) % passed.itemsize])
             fds.extend(passed)
     try:
-        if len(fds) != count or flags & socket.MSG_CTRUNC:
+        if len(fds) != _STDIO or flags & socket.MSG_CTRUNC:
             raise ValueError("the hand-over did not carry exactly stdin, stdout and stderr")
         if len(data) < _LENGTH.size:
             raise ValueError("a truncated hand-over")
@@ -192,7 +192,7 @@ def receive(conn: socket.socket, count: int) -> tuple[Request, list[int]]:
 def parse_request(body: bytes) -> Request:
     """The fields of a hand-over body; ValueError if it is not one of this version."""
     fields = body.split(b"\0")
-    head = 3 + _IDENTITY_FIELDS
+    head = 3 + IDENTITY_FIELDS
     if len(fields) < head + 1 or fields[0] != WIRE_VERSION:
         raise ValueError("not a hand-over of this version")
     try:
@@ -312,8 +312,6 @@ def finish(code: int) -> int:
 
 def _reopen_stdio() -> None:
     """Text streams over the client's descriptors, buffered as Python buffers them for a terminal or a pipe."""
-    import io
-
     for name, fd, mode in (("stdin", 0, "r"), ("stdout", 1, "w"), ("stderr", 2, "w")):
         old = getattr(sys, name)
         encoding = getattr(old, "encoding", None) or "utf-8"
