@@ -35,6 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tinydb_only: a test of the TinyDB backend's files (not run on memory)")
     config.addinivalue_line("markers", "breaks_a_database_rule: sets up a state PostgreSQL's constraints refuse "
                             "(not run there; tests/pg/test_rules_in_the_database.py shows the refusal)")  # fmt: skip
+    config.addinivalue_line("markers", "journal_commits: a test of the journal's file mechanics: every commit "
+                            "rewrites its shards (the change log is off; tests/engine/test_change_log.py tests it)")  # fmt: skip
     config.addinivalue_line("markers", "postgresql: needs the throwaway PostgreSQL cluster (select with -m postgresql)")
 
 
@@ -48,6 +50,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         if metafunc.definition.get_closest_marker("breaks_a_database_rule") is not None:
             backends.remove("postgresql")
         metafunc.parametrize("backend", backends, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _journal_commits(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if request.node.get_closest_marker("journal_commits") is not None:
+        from tui_ca.engine.store import change_log
+
+        monkeypatch.setattr(change_log, "ENABLED", False)
+        monkeypatch.setenv("TUI_CA_CHANGE_LOG", "off")  # and in the commands the test runs
 
 
 @pytest.fixture

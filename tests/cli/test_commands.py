@@ -146,6 +146,7 @@ def test_revoke_with_every_reason_name_publishes_at_once(home):
     assert cli(home, "submit", "-", input=csr_pem(make_csr(cn="r1"))) == f"{len(spellings) + 1}\n"
 
 
+@pytest.mark.journal_commits  # watches the files a journal commit writes
 def test_audit_shows_who_from_where_and_verifies(home):
     cli(home, "submit", "-", input=csr_pem(make_csr(cn="epsilon")))
     cli(home, "approve", "1")

@@ -74,6 +74,7 @@ def test_every_form_and_status_is_what_the_records_say(home):
     assert len(table) == 7 and "\\x1b[31mred" in table[4] and "\x1b" not in "".join(table)
 
 
+@pytest.mark.journal_commits  # watches the files a journal commit writes
 def test_a_requests_shard_changed_by_hand_is_listed_from_its_records(home):
     cli(home, "list")  # bodies in place and read
     shard = home / "db" / "requests" / "00000.json"
@@ -85,6 +86,7 @@ def test_a_requests_shard_changed_by_hand_is_listed_from_its_records(home):
     assert_listing_is_the_records(home)
 
 
+@pytest.mark.journal_commits  # watches the files a journal commit writes
 @pytest.mark.parametrize("form", [["--json"], ["--jsonl"], [], ["--status", "approved"]])
 def test_a_damaged_requests_shard_is_refused_by_name(home, form):
     shard = home / "db" / "requests" / "00000.json"

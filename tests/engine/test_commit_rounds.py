@@ -20,7 +20,7 @@ from tui_ca.engine.store import files as files_module
 from tui_ca.engine.store.protocol import StoreUnavailableError
 from tui_ca.engine.store.tinydb import TinyDBStore
 
-pytestmark = pytest.mark.tinydb_only
+pytestmark = [pytest.mark.tinydb_only, pytest.mark.journal_commits]
 
 
 def _fill(store: TinyDBStore, first: int, count: int) -> None:

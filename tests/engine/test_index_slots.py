@@ -7,7 +7,7 @@ import pytest
 from tui_ca.engine.store import tinydb as backend_module
 from tui_ca.engine.store.tinydb import TinyDBStore
 
-pytestmark = pytest.mark.tinydb_only
+pytestmark = [pytest.mark.tinydb_only, pytest.mark.journal_commits]
 
 
 def test_colliding_keys_each_keep_their_own_entry(tmp_path, monkeypatch):

@@ -22,6 +22,9 @@ from cryptography.x509.oid import NameOID
 from tui_ca.engine import CertificateAuthority, CertStatus, RequestStatus, RevocationReason
 from tui_ca.engine.store import StoreDamagedError, listing_files
 
+# Listing bodies describe shard files: these tests watch the files a journal commit writes.
+pytestmark = pytest.mark.journal_commits
+
 KEY = ec.generate_private_key(ec.SECP256R1())
 ENCODE = json.JSONEncoder().encode
 # Where the TinyDB backend keeps each collection's bodies.

@@ -10,6 +10,9 @@ from helpers import csr_pem, make_csr
 
 from tui_ca.engine import CertificateAuthority, RequestStatus
 
+# The queue record is written with the shards: these tests watch the files a journal commit writes.
+pytestmark = pytest.mark.journal_commits
+
 
 @pytest.mark.tinydb_only
 def test_expire_queue_never_reads_shards_of_decided_requests(ca, home, clock):

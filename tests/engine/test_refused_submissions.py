@@ -109,6 +109,7 @@ def test_no_refusals_is_an_empty_list(ca):
     assert ca.refusals() == []
 
 
+@pytest.mark.journal_commits
 @pytest.mark.tinydb_only
 def test_the_ring_rewrites_one_small_shard_not_a_growing_file(ca, home, monkeypatch):
     monkeypatch.setattr(protocol, "REFUSALS_KEPT", 70)

@@ -27,6 +27,7 @@ def test_reading_every_record_keeps_no_more_than_the_cache_bound(ca, monkeypatch
     assert kept and all(path.is_file() for path in kept)
 
 
+@pytest.mark.journal_commits
 @pytest.mark.tinydb_only
 def test_a_shard_larger_than_the_bound_is_still_read_and_kept_alone(ca, monkeypatch):
     ca.submit(csr_pem(make_csr(cn="alone.example")))

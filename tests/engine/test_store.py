@@ -58,6 +58,7 @@ def _crash_submit(home: Path, data: bytes, crash_after: int) -> None:
     assert result.returncode == 77, result.stdout + result.stderr
 
 
+@pytest.mark.journal_commits
 @pytest.mark.tinydb_only
 @pytest.mark.parametrize("crash_after", [0, 1, 3])
 def test_commit_interrupted_after_journal_is_completed_by_next_transaction(ca, home, crash_after):
@@ -84,6 +85,7 @@ def test_commit_interrupted_after_journal_is_completed_by_next_transaction(ca, h
     assert ca.request(1).status is RequestStatus.QUEUED  # and the first object sees it
 
 
+@pytest.mark.journal_commits
 @pytest.mark.tinydb_only
 def test_crash_before_journal_leaves_old_state_and_leftovers_are_discarded(ca, home):
     before = snapshot_home(home)
@@ -113,6 +115,7 @@ def test_hand_made_leftovers_without_journal_are_removed(ca, home):
     assert ca.verify_audit() == []
 
 
+@pytest.mark.journal_commits
 @pytest.mark.tinydb_only
 def test_hand_made_journal_is_rolled_forward(ca, home):
     """A journal whose first rename already happened (crash mid-way), built by hand."""

@@ -99,6 +99,7 @@ def test_a_full_disk_is_one_line_and_the_store_works_again_once_space_is_freed(s
     assert [r.requester for r in CertificateAuthority(home).requests()] == ["before", "after"]
 
 
+@pytest.mark.journal_commits
 def test_no_inodes_left_is_one_line_and_the_store_works_again(small_disk):
     root = small_disk("size=8m,nr_inodes=400")
     home = _new_home(root)

@@ -22,7 +22,7 @@ from helpers import assert_refused, csr_pem, make_csr, run_cli, snapshot_home
 from tui_ca.engine import CertificateAuthority, RequestStatus
 from tui_ca.engine.store import StoreDamagedError
 
-pytestmark = pytest.mark.tinydb_only
+pytestmark = [pytest.mark.tinydb_only, pytest.mark.journal_commits]
 
 
 def _home_files(home: Path) -> dict[str, bytes]:

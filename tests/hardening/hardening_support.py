@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import TUI_CA, state_files  # tests/ is on sys.path (rootdir conftest)
+from helpers import TUI_CA, snapshot_home, state_files  # tests/ is on sys.path (rootdir conftest)
 
 from tui_ca.engine import Actor, CertificateAuthority, NameFields, keys
 
@@ -76,8 +76,14 @@ def csr_bytes(cn: str | None = "client", *, sans: tuple[str, ...] = (), key=None
 
 
 def snapshot(home: Path) -> dict[str, bytes]:
-    """Every state file under the home with its bytes and mode (tests/helpers.py's state_files)."""
-    return {str(p.relative_to(home)): p.read_bytes() + oct(p.stat().st_mode).encode() for p in state_files(home)}
+    """Every state file under the home with its bytes and mode (tests/helpers.py's state_files).
+
+    The store's shards are as the store reads them, the change log laid over
+    them (helpers.snapshot_home), and the log's own mode is kept.
+    """
+    contents = snapshot_home(home)
+    return {name: contents.get(name, b"") + oct((home / name).stat().st_mode).encode()
+            for name in (str(p.relative_to(home)) for p in state_files(home))}  # fmt: skip
 
 
 def cli(home: Path, *args: str, input: bytes | None = None, env: dict | None = None, timeout: float = 120):

@@ -14,6 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 from helpers import CA_NAMES, TUI_CA, csr_pem, make_csr
 
 from tests.server.live import require
@@ -42,6 +43,7 @@ def _traced_approve(tmp_path: Path) -> tuple[Path, list[tuple[str, ...]]]:
     return home.resolve(), calls
 
 
+@pytest.mark.journal_commits  # a commit through the journal (test_change_log.py traces one through the log)
 def test_a_commit_syncs_what_a_power_loss_could_undo_and_not_the_generation(tmp_path):
     require("strace")
     home, calls = _traced_approve(tmp_path)

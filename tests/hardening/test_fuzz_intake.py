@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from hardening_support import LONG, cli, init_home
-from helpers import state_files
+from helpers import snapshot_home
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -184,8 +184,8 @@ requester = st.one_of(st.none(), odd_text, st.text(max_size=200), st.just(" "), 
 
 def _snapshot(home: Path) -> str:
     digest = hashlib.sha256()
-    for path in state_files(home):
-        digest.update(str(path.relative_to(home)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, data in sorted(snapshot_home(home).items()):
+        digest.update(name.encode() + b"\0" + data + b"\0")
     return digest.hexdigest()
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import csr_pem, make_csr
 from tui_ca.engine import CertificateAuthority
 from tui_ca.engine.audit_watch import AuditWatch
@@ -45,6 +47,7 @@ def test_one_whole_check_then_only_what_was_added(ca):
     assert watch.full_checks == 1
 
 
+@pytest.mark.journal_commits  # edits the audit shard's file by hand
 def test_a_broken_record_added_since_shows_at_once(ca):
     watch = AuditWatch(ca, full_every=900, monotonic=Monotonic())
     assert watch.intact()
@@ -72,6 +75,7 @@ def test_an_old_record_edited_shows_at_the_next_whole_check(ca):
     assert not watch.intact()
 
 
+@pytest.mark.journal_commits  # edits the audit shard's file by hand
 def test_a_removed_tail_shows(ca):
     watch = AuditWatch(ca, full_every=900, monotonic=Monotonic())
     submit(ca, "phone-1")

@@ -20,6 +20,10 @@ Why it looks like this (each point is a measured TinyDB trap, DESIGN §3):
   records). Records are therefore spread over many small shard files, and a
   transaction rewrites only the shards it touched, so its cost does not grow
   with the size of the CA. Unchanged shards are never parsed twice.
+* Even so, a commit of one EST enrollment rewrote ~600 KB of shards at
+  100,000 certificates for ~2 KB of changed records. A small commit is
+  therefore one record appended to the change log (``change_log.py``),
+  which ``load`` lays over each shard; a journal commit folds it back in.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any, TypeVar
 
 from tui_ca.engine.folders import make_private_dirs
 from tui_ca.engine.sharing import Sharing
+from tui_ca.engine.store import change_log
 from tui_ca.engine.store.protocol import StoreDamagedError, StoreUnavailableError
 
 _JOURNAL = "journal.json"
@@ -399,6 +404,13 @@ class ShardFiles:
         self._folder_steps: dict[Path, list[str]] = {}
         # Read again by every transaction (ensure_layout): the modes its files get.
         self.sharing = Sharing.private()
+        self.change_log = change_log.ChangeLog(self.db_dir / change_log.LOG_NAME, decode_json)
+        # Whether small commits go to the change log (tests of the journal turn it off).
+        self.log_commits = True
+        # path -> (base shard, its log version, the log's header, the shard with the log laid over it)
+        self._merged: dict[Path, tuple[dict | None, int, bytes, dict]] = {}
+        self._log_keys: dict[Path, str] = {}
+        self._key_paths: dict[str, Path] = {}
 
     # ----------------------------------------------------------------- paths
 
@@ -445,11 +457,58 @@ class ShardFiles:
 
     # --------------------------------------------------------------- reading
 
-    def load(self, path: Path, keep: bool = True) -> dict[str, Any] | None:
-        """Parsed content of a shard file, parsed again only if it changed; damage is refused.
+    def log_key(self, path: Path) -> str:
+        """A shard's name in the change log: ``collection/shard``."""
+        key = self._log_keys.get(path)
+        if key is None:
+            key = self._log_keys[path] = f"{path.parent.name}/{path.stem}"
+        return key
 
-        ``keep=False`` uses a parse already kept but keeps no new one (one-pass listings).
+    def path_of_key(self, key: str) -> Path:
+        path = self._key_paths.get(key)
+        if path is None:
+            collection, shard = key.split("/")
+            path = self._key_paths[key] = self.shard_path(collection, shard)
+        return path
+
+    def has_pending(self, path: Path) -> bool:
+        """Whether the change log holds changes of this shard not yet folded into its file."""
+        return self.log_key(path) in self.change_log.current().changes
+
+    def load(self, path: Path, keep: bool = True) -> dict[str, Any] | None:
+        """A shard as committed: its file, parsed again only if it changed, with the change log laid over it.
+
+        Damage is refused. ``keep=False`` uses a parse already kept but keeps no
+        new one (one-pass listings).
         """
+        state = self.change_log.current()
+        base = self._load_file(path, keep)
+        if not state.changes:
+            return base
+        key = self.log_key(path)
+        docs = state.changes.get(key)
+        if docs is None:
+            return base
+        version, head = state.versions[key], state.head
+        kept = self._merged.get(path)
+        if kept is not None and kept[0] is base and kept[1] == version and kept[2] == head:
+            return kept[3]
+        collection = path.parent.name
+        table = dict((base or {}).get(collection, {}))
+        for doc_id, doc in docs.items():
+            if doc is None:
+                table.pop(doc_id, None)
+            else:
+                table[doc_id] = doc
+        merged = {collection: table}
+        why = self._validate(path, merged) if self._validate is not None else None
+        if why is not None:
+            raise damaged(self.change_log.path, f"its changes to {key} leave a shard that {why}")
+        if keep:
+            self._merged[path] = (base, version, head, merged)
+        return merged
+
+    def _load_file(self, path: Path, keep: bool) -> dict[str, Any] | None:
         self.check_folder(path.parent)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
@@ -499,10 +558,13 @@ class ShardFiles:
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
-            return []
+            names = []
         except OSError as exc:
             raise unavailable(exc, "read the store") from None
-        return sorted(n[:-5] for n in names if n.endswith(".json"))
+        shards = {n[:-5] for n in names if n.endswith(".json")}
+        prefix = f"{collection}/"
+        shards.update(key[len(prefix) :] for key in self.change_log.current().changes if key.startswith(prefix))
+        return sorted(shards)
 
     def view(self) -> View:
         """A lock-free read view (each file is whole; see module docstring)."""
@@ -579,9 +641,11 @@ class ShardFiles:
 
         A commit renames its files one by one, so a plain lock-free reader can
         see half of it (a request approved, its certificate not yet there).
-        Every commit rewrites ``db/generation`` and holds ``db/journal.json``
-        while it renames; a read that started with no journal and ends with no
-        journal and the same generation saw no commit land, so it stands.
+        Every journal commit rewrites ``db/generation`` and holds
+        ``db/journal.json`` while it renames, and every other commit grows the
+        change log; a read that started with no journal and ends with no
+        journal, the same generation and the same log saw no commit land, so it
+        stands.
         Otherwise it is retried, and after a few tries done under a shared lock.
         """
         if getattr(self._reading, "active", False):
@@ -590,12 +654,12 @@ class ShardFiles:
         self._reading.active = True
         try:
             for attempt in range(_READ_ATTEMPTS):
-                before = self.signature(generation)
+                before = (self.signature(generation), self.change_log.signature())
                 if journal.exists():
                     time.sleep(0.002 * (attempt + 1))
                     continue
                 result = read()
-                if not journal.exists() and self.signature(generation) == before:
+                if not journal.exists() and (self.signature(generation), self.change_log.signature()) == before:
                     return result
             return self._read_locked(read)
         finally:
@@ -670,6 +734,7 @@ class ShardFiles:
                 shutil.rmtree(leftover)
             else:
                 leftover.unlink()
+        self.change_log.repair()
 
 
 class View(_ShardOwner):
@@ -700,6 +765,11 @@ class Transaction(View):
         self._dirty: set[Path] = set()
         self._blobs: dict[Path, tuple[bytes, int, bool]] = {}
         self._payloads: dict[Path, bytes] = {}
+        # What shard_data copied each shard from: the change log records what differs from it.
+        self._committed: dict[Path, dict[str, Any] | None] = {}
+        # True while the commit is to be one record of the change log: derived files
+        # (listing bodies) are left to the fold that writes the shards themselves.
+        self.logging = False
 
     def shard_data(self, path: Path) -> dict[str, Any] | None:
         if path not in self._shards:
@@ -708,7 +778,7 @@ class Transaction(View):
             # so the shard storage (tinydb.py) hands its updaters a private copy of
             # each document they touch. Copying all ~1,500 documents of an index
             # bucket at 100,000 certificates, for one entry, was most of an EST commit.
-            data = self.store.load(path)
+            data = self._committed[path] = self.store.load(path)
             self._shards[path] = None if data is None else {name: dict(docs) for name, docs in data.items()}
         return self._shards[path]
 
@@ -763,10 +833,73 @@ class Transaction(View):
         the commit still reports success, so that no command says "failed"
         for a change that then appears.
         """
+        store = self.store
+        log = store.change_log.current()
+        enabled = store.log_commits and change_log.ENABLED
+        self.logging = enabled and log.exists and not log.torn and not self._synced_blobs()
+        if not self.logging:
+            self._fold(log)
         for action in self._before_commit.values():
             action(self)
         if not self._dirty and not self._blobs:
             return
+        if self.logging:
+            if self._append_to_log(log):
+                return
+            # Too large for the log, or it publishes a file: a journal commit that folds the log.
+            self.logging = False
+            self._fold(log)
+            for action in self._before_commit.values():
+                action(self)
+        self._commit_by_journal(log, enabled)
+
+    def _synced_blobs(self) -> bool:
+        return any(synced for _, _, synced in self._blobs.values())
+
+    def _changes(self) -> dict[str, dict[str, dict | None]] | None:
+        """Per changed shard, the documents that differ from the committed ones (None: a shard the log cannot hold)."""
+        store = self.store
+        changes: dict[str, dict[str, dict | None]] = {}
+        for path in self._dirty:
+            collection = path.parent.name
+            staged = self._shards.get(path) or {}
+            if path.parent.parent != store.db_dir or not set(staged) <= {collection}:
+                return None
+            committed = self._committed[path] if path in self._committed else store.load(path)
+            new, old = staged.get(collection, {}), (committed or {}).get(collection, {})
+            # Documents are shared with the committed shard until changed (shard_data), so
+            # an identity test finds the changed ones without comparing contents.
+            docs: dict[str, dict | None] = {key: doc for key, doc in new.items() if old.get(key) is not doc}
+            docs.update((key, None) for key in old.keys() - new.keys())
+            if docs:
+                changes[store.log_key(path)] = docs
+        return changes
+
+    def _append_to_log(self, log: change_log.LogState) -> bool:
+        """Commit as one record of the change log, if the commit is small enough and the log has room."""
+        if self._synced_blobs():
+            return False
+        changes = self._changes()
+        if changes is None:
+            return False
+        body = encode_json(changes)
+        if len(body) > change_log.COMMIT_MAX or log.end + len(body) > change_log.LOG_MAX:
+            return False
+        try:
+            self.store.change_log.append(log, changes, change_log.encode_record(body))
+        except OSError as exc:
+            raise unavailable(exc, f"write the store in {self.store.home}") from None
+        return True
+
+    def _fold(self, log: change_log.LogState) -> None:
+        """Stage every shard the change log touched, with its changes, to be written whole by this commit."""
+        for key in log.changes:
+            path = self.store.path_of_key(key)
+            if self.shard_data(path) is not None:
+                self._dirty.add(path)
+
+    def _commit_by_journal(self, log: change_log.LogState, logging: bool) -> None:
+        """Write every changed shard whole, with an empty change log, through the journal (module docstring)."""
         store = self.store
         import secrets
 
@@ -781,6 +914,10 @@ class Transaction(View):
         generation = store.db_dir / _GENERATION
         payloads[generation] = token.encode()
         modes[generation] = 0o600
+        if logging or log.exists:
+            # Its changes are in the shards now: the log starts again, empty, in the same journal.
+            payloads[store.change_log.path] = change_log.header(token)
+            modes[store.change_log.path] = 0o600
         unsynced = {generation, *(path for path, (_, _, synced) in self._blobs.items() if not synced)}
         renames = [(store._tmp_dir / f"{token}-{index}", path) for index, path in enumerate(payloads)]
         folders = {final.parent for _, final in renames}
@@ -830,6 +967,8 @@ class Transaction(View):
         # The commit point is behind us.
         for path in payloads:
             store._cache.pop(path)
+        store.change_log.forget()
+        store._merged.clear()
         try:
             # Each folder a record file landed in is fsynced before the journal
             # goes: unsynced, a power loss could keep the journal's removal and

@@ -97,6 +97,8 @@ def _seed(records: Any, collection: str, shard: str, memo: listing_rows.Memo) ->
 def _stored_body(records: Any, collection: str, shard: str, rows_only: bool = False) -> str | None:
     """The body kept for a shard (or its rows part), if it still describes the shard file exactly."""
     files = records.files
+    if files.has_pending(files.shard_path(collection, shard)):
+        return None  # the change log holds newer records than the shard file the body describes
     path = files.home / _body_path(collection, shard)
     files.check_folder(path.parent)
     try:
@@ -154,6 +156,8 @@ def mismatches(records: Any) -> Iterator[Path]:
 
 def write_bodies(txn: Transaction, everything: set[str]) -> None:
     """Before a commit: a new body for each shard it changes (for every shard of the collections in ``everything``)."""
+    if txn.logging:
+        return  # the shard files stay as they are; the fold that rewrites them writes their bodies
     records: Any = txn
     for collection in LISTINGS:
         # Only the changed shards, unless every body is due: listing the

@@ -452,6 +452,8 @@ class _TinyTransaction(_Records, Transaction):
         self.files = files
         self._layouts: dict[str, list[int]] | None = None
         self._list_everything: set[str] = set()
+        # Always: a commit that folds the change log writes the bodies of the shards it folds.
+        self.before_commit("listing", _write_listing)
 
     def _put(self, collection: str, number: int, doc: dict) -> None:
         self.table(collection, id_shard(number)).upsert(Document(doc, doc_id=number))
@@ -680,7 +682,7 @@ def validate_shard(path: Path, data: Any) -> str | None:
 class TinyDBStore:
     """The record store in a home's ``db/`` folder (see the module docstring)."""
 
-    # One stat of the meta shard (CAReader.change_token_is_local).
+    # A stat of the meta shard and one of the change log (CAReader.change_token_is_local).
     change_token_is_local = True
 
     def __init__(self, home: Path | str) -> None:
@@ -707,4 +709,5 @@ class TinyDBStore:
             copy_tree(self.home / top, Path(dest_home) / top)
 
     def change_token(self) -> object:
-        return self.files.signature(self.files.shard_path("meta", "meta"))
+        # Every commit rewrites the meta shard or appends to the change log.
+        return (self.files.signature(self.files.shard_path("meta", "meta")), self.files.change_log.signature())
