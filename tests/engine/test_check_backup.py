@@ -187,20 +187,23 @@ def test_backup_and_restore_refusals(populated, tmp_path):
     assert not (tmp_path / "new").exists()
 
 
-def _approver(home: str, rounds: int, started, done) -> None:
+def _approver(home: str, rounds: int, started, stop, done) -> None:
+    """Submit and approve until told to stop (after at least ``rounds``): backups must overlap it."""
     ca = CertificateAuthority(home)
     started.set()
-    for i in range(rounds):
+    i = 0
+    while i < rounds or not stop.is_set():
         request = ca.submit(csr_pem(make_csr(cn=f"stream-{i}.example.net"))).request
         ca.approve([request.id])
+        i += 1
     done.set()
 
 
 @pytest.mark.tinydb_only  # the approvals run in another process
 def test_backup_during_a_stream_of_approvals_is_consistent(ca, home, tmp_path):
     context = multiprocessing.get_context("spawn")
-    started, done = context.Event(), context.Event()
-    writer = context.Process(target=_approver, args=(str(home), 40, started, done))
+    started, stop, done = context.Event(), context.Event(), context.Event()
+    writer = context.Process(target=_approver, args=(str(home), 40, started, stop, done))
     writer.start()
     try:
         assert started.wait(60)
@@ -210,6 +213,8 @@ def test_backup_during_a_stream_of_approvals_is_consistent(ca, home, tmp_path):
             dest = tmp_path / f"backup-{len(copies)}"
             run_cli(home, "backup", str(dest), check=True)
             copies.append((dest, done.is_set()))
+            if len(copies) >= 3:
+                stop.set()  # the writer ends once it has also made its 40 approvals
         writer.join(60)
         assert writer.exitcode == 0
     finally:
