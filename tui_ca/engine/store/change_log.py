@@ -38,8 +38,8 @@ LOG_NAME = "changes.log"
 _FORMAT = 1
 # Past this many bytes of records the next commit folds the log into its
 # shards. Every process that opens the store parses the log once (a one-shot
-# ``show`` too), and ~256 KB is about 2 ms of JSON; a fold at 100,000
-# certificates rewrites ~8 shards, once per ~80 enrollments.
+# ``show`` too), and ~256 KB is about 2 ms of JSON. At 100,000 certificates
+# that is a fold every ~110 enrollments, rewriting ~200 shards (bench/README.md).
 LOG_MAX = 256 << 10
 # A commit with more than this much changed JSON is written to its shards
 # (a bulk approval): the log is for the many small commits of intake.
@@ -52,6 +52,7 @@ _KEY = re.compile(r"[a-z_]{1,32}/[a-z0-9]{1,16}")
 
 _NOTHING: Mapping[Any, Any] = MappingProxyType({})
 Changes = Mapping[str, Mapping[str, "dict | None"]]
+"""``collection/shard`` -> {doc_id: document, or None if removed}."""
 Decode = Callable[[bytes], Any]
 
 
@@ -77,8 +78,8 @@ class LogState(NamedTuple):
     """Its header line, whose epoch tells this log from a later one that got the same inode."""
     end: int = 0
     """Bytes of whole records parsed, header included."""
-    changes: Mapping[str, Mapping[str, dict | None]] = _NOTHING
-    """``collection/shard`` -> {doc_id: document or None}, every record laid over the previous ones."""
+    changes: Changes = _NOTHING
+    """Every record's changes laid over those of the records before it."""
     versions: Mapping[str, int] = _NOTHING
     """How many records touched each shard (a merged shard is kept per version)."""
     torn: bool = False
@@ -93,7 +94,7 @@ class LogState(NamedTuple):
         return None if self.identity is None else self.identity[0]
 
 
-def _laid_over(changes: dict, versions: dict, batch: Mapping[str, Mapping[str, dict | None]]) -> None:
+def _laid_over(changes: dict, versions: dict, batch: Changes) -> None:
     """One record's changes laid over those of the records before it (in place, on copies of the maps)."""
     for key, docs in batch.items():
         changes[key] = {**changes.get(key, {}), **docs}
@@ -122,7 +123,7 @@ def _checked_changes(path: Path, offset: int, changes: Any) -> dict[str, dict[st
 def parse(path: Path, tail: bytes, previous: LogState, identity: tuple[int, int, int], decode: Decode) -> LogState:
     """The state once ``tail`` (the file's bytes from ``previous.end`` on) is laid over ``previous``."""
     base = previous.end
-    changes: dict[str, Mapping[str, dict | None]] = dict(previous.changes)
+    changes: dict[str, Mapping[str, dict | None]] = dict(previous.changes)  # a copy: states are never changed
     versions = dict(previous.versions)
     at, head = 0, previous.head
     if base == 0:
@@ -184,13 +185,15 @@ class ChangeLog:
 
     def signature(self) -> tuple[int, int, int] | None:
         try:
-            return _identity(os.stat(self.path))
+            return _identity(os.lstat(self.path))
         except FileNotFoundError:
             return None
 
     def current(self) -> LogState:
         """The log as it is on disk now, parsing only what was appended since the last look."""
         state = self._state
+        if state.exists and self.signature() == state.identity:
+            return state  # one lstat: every shard load looks, and the log rarely changed since
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         except FileNotFoundError:

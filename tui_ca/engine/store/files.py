@@ -405,8 +405,6 @@ class ShardFiles:
         # Read again by every transaction (ensure_layout): the modes its files get.
         self.sharing = Sharing.private()
         self.change_log = change_log.ChangeLog(self.db_dir / change_log.LOG_NAME, decode_json)
-        # Whether small commits go to the change log (tests of the journal turn it off).
-        self.log_commits = True
         # path -> (base shard, its log version, the log's header, the shard with the log laid over it)
         self._merged: dict[Path, tuple[dict | None, int, bytes, dict]] = {}
         self._log_keys: dict[Path, str] = {}
@@ -835,7 +833,7 @@ class Transaction(View):
         """
         store = self.store
         log = store.change_log.current()
-        enabled = store.log_commits and change_log.ENABLED
+        enabled = change_log.ENABLED
         self.logging = enabled and log.exists and not log.torn and not self._synced_blobs()
         if not self.logging:
             self._fold(log)
@@ -898,7 +896,7 @@ class Transaction(View):
             if self.shard_data(path) is not None:
                 self._dirty.add(path)
 
-    def _commit_by_journal(self, log: change_log.LogState, logging: bool) -> None:
+    def _commit_by_journal(self, log: change_log.LogState, log_enabled: bool) -> None:
         """Write every changed shard whole, with an empty change log, through the journal (module docstring)."""
         store = self.store
         import secrets
@@ -914,7 +912,7 @@ class Transaction(View):
         generation = store.db_dir / _GENERATION
         payloads[generation] = token.encode()
         modes[generation] = 0o600
-        if logging or log.exists:
+        if log_enabled or log.exists:
             # Its changes are in the shards now: the log starts again, empty, in the same journal.
             payloads[store.change_log.path] = change_log.header(token)
             modes[store.change_log.path] = 0o600
