@@ -109,6 +109,32 @@ def test_damage_before_the_last_record_is_refused_by_name(ca, home, where):
         _submit(CertificateAuthority(home), "four.example")
 
 
+@pytest.mark.parametrize("field", ["status", "id"])
+def test_a_whole_record_that_breaks_a_shard_is_refused_by_name(ca, home, field):
+    """Its length and checksum hold, but a document lacks what a request has, or names another ID.
+
+    A merge is checked by the log's own documents (the shard's file was checked
+    when it was parsed), so the bad one must be refused whether or not the
+    shard it lands in has a file, and whatever position it has in the log.
+    """
+    _submit(ca, "one.example")
+    _submit(ca, "two.example")
+    lines = _log(home).read_bytes().split(b"\n")
+    changes = json.loads(lines[1].split(b" ", 2)[2])
+    ((key, docs),) = [(k, v) for k, v in changes.items() if k.startswith("requests/")]
+    ((doc_id, doc),) = docs.items()
+    if field == "id":
+        doc["id"] = int(doc_id) + 7
+    else:
+        del doc["status"]
+    lines[1] = change_log.encode_record(json.dumps(changes).encode()).rstrip(b"\n")
+    _log(home).write_bytes(b"\n".join(lines))
+    with pytest.raises(StoreDamagedError, match=f"changes.log.*{key}"):
+        CertificateAuthority(home).requests()
+    with pytest.raises(StoreDamagedError, match="changes.log"):
+        _submit(CertificateAuthority(home), "three.example")
+
+
 def test_a_new_log_in_the_same_inode_is_read_anew(ca, home):
     """A fold's new log may get the inode of an older one: its header's epoch tells them apart."""
     _submit(ca, "a.example")

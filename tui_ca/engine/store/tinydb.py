@@ -655,9 +655,11 @@ _NUMBERED = ("requests", "certs", "queue")
 def validate_shard(path: Path, data: Any) -> str | None:
     """Why a parsed shard is not what a commit writes, or None.
 
-    Only the shape is checked here (cheap, on every parse); whether records
-    agree with each other is ``tui-ca check``'s work. The audit log's records
-    are left to its hash chain, which names an edited record precisely.
+    Only the shape is checked here (cheap, on every parse), record by record,
+    so the change log's records laid over a shard are checked by themselves
+    (files.Validator); whether records agree with each other is ``tui-ca
+    check``'s work. The audit log's records are left to its hash chain, which
+    names an edited record precisely.
     """
     collection = path.parent.name
     if not isinstance(data, dict):
