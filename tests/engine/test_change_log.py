@@ -114,8 +114,7 @@ def test_a_whole_record_that_breaks_a_shard_is_refused_by_name(ca, home, field):
     """Its length and checksum hold, but a document lacks what a request has, or names another ID.
 
     A merge is checked by the log's own documents (the shard's file was checked
-    when it was parsed), so the bad one must be refused whether or not the
-    shard it lands in has a file, and whatever position it has in the log.
+    when it was parsed), so it is the bad document itself that must be refused.
     """
     _submit(ca, "one.example")
     _submit(ca, "two.example")
