@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import select
 import socket
 import ssl
@@ -57,6 +58,24 @@ def test_smuggling_shapes_get_one_400_and_the_connection_closes(client, live_ca,
         head, _, body = answer.partition(b"\r\n\r\n")
         assert b"content-type: text/plain" in head.lower() and body.endswith(b"\n") and body.count(b"\n") == 1
     assert enrolled(live_ca) == []
+
+
+def test_an_answer_the_parser_refused_is_counted_and_logs_nothing_else(client, caplog):
+    """The 400 for a request aiohttp could not parse reaches the response observers (the /metrics
+    counters) like any other answer, and the access logger raises nothing for aiohttp to report."""
+    seen: list[tuple[str, int]] = []
+    client.running.context.response_observers.append(lambda path, status, _: seen.append((path, status)))
+    for tls in (False, True):
+        with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+            assert exchange(client, SMUGGLING[0][0], tls=tls).startswith(b"HTTP/1.1 400 ")
+            # The observer runs after the answer is written: wait for it, not for a fixed time.
+            deadline = time.monotonic() + 20
+            while len(seen) < (2 if tls else 1) and time.monotonic() < deadline:
+                time.sleep(0.01)
+    assert seen == [("/", 400), ("/", 400)]
+    assert [
+        r.getMessage() for r in caplog.records if r.name.startswith("aiohttp") and r.levelno >= logging.WARNING
+    ] == []
 
 
 def test_a_good_request_after_smuggling_still_works(client):

@@ -62,6 +62,8 @@ REQUESTER = web.RequestKey("requester", str)
 REASON = web.RequestKey("reason", str)
 OUTCOME = web.RequestKey("outcome", str)
 REQUEST_ID = web.RequestKey("request", int)
+# The listener's response observers, set on every request its connection makes (Connection).
+OBSERVERS = web.RequestKey("observers", list)
 _LOGGED = (("requester", REQUESTER), ("reason", REASON), ("outcome", OUTCOME), ("request", REQUEST_ID))
 
 
@@ -244,8 +246,9 @@ class AccessLog(AbstractAccessLogger):
             if value is not None:
                 entry[name] = value
         write_line(self.logger, json_line(entry))
-        app = getattr(request, "app", None)
-        for observe in app.get(RESPONSE_OBSERVERS, ()) if app is not None else ():
+        # Not ``request.app``: a request the parser refused has no route, and
+        # aiohttp asserts on its app; its answer is counted all the same.
+        for observe in request.get(OBSERVERS, ()):
             observe(request.path, response.status, time)
 
 
@@ -383,6 +386,14 @@ class Runner(web.AppRunner):
 
     async def _make_server(self) -> Server:
         made = await super()._make_server()
-        return Server(made.request_handler, request_factory=made.request_factory,
-                      handler_cancellation=made.handler_cancellation, loop=asyncio.get_running_loop(),
-                      **made._kwargs)  # fmt: skip
+        make_request, observers = made.request_factory, self.app.get(RESPONSE_OBSERVERS, [])
+
+        def observed(*args: Any) -> web.BaseRequest:
+            # Every request, the ones the parser refused included (handle_error),
+            # carries the observers, so the access log reaches them without the app.
+            request = make_request(*args)
+            request[OBSERVERS] = observers
+            return request
+
+        return Server(made.request_handler, request_factory=observed, handler_cancellation=made.handler_cancellation,
+                      loop=asyncio.get_running_loop(), **made._kwargs)  # fmt: skip
