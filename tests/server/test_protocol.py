@@ -161,6 +161,27 @@ def test_access_log_is_one_escaped_json_line_per_request(live_ca, capsys):
     assert sum(e["status"] == 400 and e["path"] == "/" for e in requests) == 2  # control characters: refused, logged
 
 
+def test_a_failed_handshake_logs_why(live_ca, capsys):
+    """Plain HTTP on the TLS port and a client that does not trust the chain each log OpenSSL's reason."""
+    with serving(live_ca, quiet=False) as client:
+        with socket.create_connection(("127.0.0.1", client.running.https_port), timeout=20) as sock:
+            sock.sendall(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.recv(1024)  # the server closes; what it sends before (a TLS alert or nothing) does not matter
+        untrusting = ssl.create_default_context()  # the system's roots, not this CA
+        with pytest.raises(ssl.SSLCertVerificationError):
+            with socket.create_connection(("127.0.0.1", client.running.https_port), timeout=20) as sock:
+                untrusting.wrap_socket(sock, server_hostname="127.0.0.1")
+        errors: list[str] = []
+        deadline = time.monotonic() + 20
+        while len(errors) < 2 and time.monotonic() < deadline:
+            for line in capsys.readouterr().err.splitlines():
+                entry = json.loads(line)
+                if entry.get("event") == "TLS handshake failed":
+                    errors.append(entry["error"])
+            time.sleep(0.01)
+    assert errors == ["SSLError: HTTP_REQUEST", "SSLError: TLSV1_ALERT_UNKNOWN_CA"]
+
+
 @pytest.mark.parametrize(
     "value",
     ["plain", "\x1b[31m\x07\x00\n\u2028", 'café "} {"status": 200', "/\udcff\udc80", 1 << 80, 1.5, None],

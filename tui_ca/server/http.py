@@ -62,7 +62,7 @@ REQUESTER = web.RequestKey("requester", str)
 REASON = web.RequestKey("reason", str)
 OUTCOME = web.RequestKey("outcome", str)
 REQUEST_ID = web.RequestKey("request", int)
-# The listener's response observers, set on every request its connection makes (Connection).
+# The listener's response observers, set on every request it makes (Runner), refused ones included.
 OBSERVERS = web.RequestKey("observers", list)
 _LOGGED = (("requester", REQUESTER), ("reason", REASON), ("outcome", OUTCOME), ("request", REQUEST_ID))
 

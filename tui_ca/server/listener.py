@@ -30,6 +30,17 @@ _SHUTDOWN_SECONDS = 5.0
 _ACCEPT_BATCH = 64
 
 
+def _handshake_error(exc: BaseException) -> str:
+    """What the log says of a failed handshake: the exception, with OpenSSL's reason when it gives one.
+
+    The reason (HTTP_REQUEST: plain HTTP on the TLS port; TLSV1_ALERT_UNKNOWN_CA:
+    the client does not trust this server's chain) is what an admin needs to
+    tell a misconfigured device from a scan.
+    """
+    reason = getattr(exc, "reason", None) if isinstance(exc, ssl.SSLError) else None
+    return f"{type(exc).__name__}: {reason}" if isinstance(reason, str) and reason else type(exc).__name__
+
+
 @dataclass(eq=False)
 class Slot:
     """One accepted connection, counted from accept to close."""
@@ -197,7 +208,7 @@ class Listener:
         except (OSError, ssl.SSLError, TimeoutError) as exc:
             conn.close()
             self._release(slot)
-            event(self.log, event="TLS handshake failed", peer=slot.address, error=type(exc).__name__)
+            event(self.log, event="TLS handshake failed", peer=slot.address, error=_handshake_error(exc))
 
     def _refuse(self, conn: socket.socket, address: str, body: bytes) -> None:
         event(self.log, event="refused", peer=address, reason=body.decode().strip())
