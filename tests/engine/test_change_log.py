@@ -177,3 +177,17 @@ def test_a_listing_shows_the_logged_records_and_check_holds(ca, home):
     rows = json.loads(listed.stdout)
     assert [row["id"] for row in rows] == ids
     assert CertificateAuthority(home).check() == []
+
+
+def test_a_folding_commit_reads_only_the_queue_shards_it_changed(ca, home, monkeypatch):
+    """A commit that folds the log counts its own queue shards, not all of them (once per ~200 EST enrollments)."""
+    ids = [r.request.id for r in ca.submit_many([(csr_pem(make_csr(cn=f"qs{i}.example")), None) for i in range(300)])]
+    ca.approve(ids[:255])  # the first queue shard emptied, by a commit large enough for the journal
+    assert not any(key == "queue/00000" for record in _records(home) for key in record)
+    _submit(ca, "logged-first.example")  # the log holds a record again, so the next commit can fold
+    # Were the fold to open the empty shard that nothing changed, it would be refused as damage.
+    (home / "db" / "queue" / "00000.json").write_bytes(b"null")
+    monkeypatch.setattr(change_log, "LOG_MAX", _log(home).stat().st_size + 1)
+    request_id = _submit(ca, "folding.example")
+    assert _records(home) == []  # folded: the log was started again
+    assert CertificateAuthority(home).request(request_id).requester == "folding.example"
