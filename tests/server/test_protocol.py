@@ -13,7 +13,8 @@ import time
 import pytest
 
 from tests.server.support import Client, b64, enrolled, make_csr, serving
-from tui_ca.server.http import json_line
+from tui_ca.server.http import json_line, plain_address
+from tui_ca.server.listener import unbracketed
 
 
 def exchange(client: Client, data: bytes, *, tls: bool, wait: float = 20) -> bytes:
@@ -202,6 +203,34 @@ def test_x_forwarded_for_counts_only_from_a_named_proxy(live_ca):
     direct, proxied = enrolled(live_ca)
     assert direct.submitted_by.address == "127.0.0.1"  # a client cannot name its own address
     assert proxied.submitted_by.address == "192.0.2.7"  # the hop the trusted proxy added, not the client's claim
+
+
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="this machine makes no dual-stack IPv6 sockets")
+def test_listening_on_every_address_takes_ipv4_clients_under_their_ipv4_address(live_ca):
+    """``--host ::`` answers IPv4 clients too, and knows them (limits, log, --trust-proxy) by their IPv4 address."""
+    headers = {"Content-Type": "application/pkcs10"}
+    with serving(live_ca, host="::", trust_proxy=("127.0.0.1",)) as client:
+        forwarded = {**headers, "X-Forwarded-For": "192.0.2.9"}
+        assert client.est("POST", "simpleenroll", b64(make_csr("dual-proxied")[0]), forwarded).status == 202
+        assert client.est("POST", "simpleenroll", b64(make_csr("dual-direct")[0]), headers).status == 202
+        assert client.plain("GET", "/ca.crt").status == 200
+    proxied, direct = enrolled(live_ca)
+    assert proxied.submitted_by.address == "192.0.2.9"  # the IPv4 proxy is named though it came in on IPv6
+    assert direct.submitted_by.address == "127.0.0.1"  # not ::ffff:127.0.0.1
+
+
+@pytest.mark.parametrize(
+    "given, plain",
+    [("::ffff:192.0.2.7", "192.0.2.7"), ("::ffff:c000:207", "192.0.2.7"), ("127.0.0.1", "127.0.0.1"),
+     ("::1", "::1"), ("2001:db8::ffff:1", "2001:db8::ffff:1"), ("::ffff:nonsense", "::ffff:nonsense"), ("-", "-")],
+)  # fmt: skip
+def test_an_ipv4_mapped_peer_is_known_by_its_ipv4_address(given, plain):
+    assert plain_address(given) == plain
+
+
+@pytest.mark.parametrize("given, host", [("[::1]", "::1"), ("::", "::"), ("127.0.0.1", "127.0.0.1"), ("[", "[")])
+def test_an_ipv6_listening_address_may_come_in_brackets(given, host):
+    assert unbracketed(given) == host
 
 
 def test_serve_refuses_bad_new_flags_with_one_line(live_ca):

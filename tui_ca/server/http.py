@@ -158,21 +158,37 @@ def refuse_smuggling(request: web.Request) -> None:
         raise HttpError(HTTPStatus.BAD_REQUEST, f"a {request.method} request carries no body", close=True)
 
 
+def plain_address(address: str) -> str:
+    """An IPv4-mapped IPv6 address (a dual-stack listener's IPv4 peer) as IPv4; any other as given.
+
+    So one client has one address in the per-address limits, the log and the
+    proxies named by --trust-proxy, whichever socket family it arrived on.
+    """
+    if not address.startswith("::ffff:"):
+        return address
+    try:
+        mapped = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    ipv4 = mapped.ipv4_mapped if isinstance(mapped, ipaddress.IPv6Address) else None
+    return str(ipv4) if ipv4 is not None else address
+
+
 class PeerAddress:
     """The client's address: the TCP peer, or what a named reverse proxy says in X-Forwarded-For."""
 
     def __init__(self, trusted: tuple[str, ...] = ()) -> None:
-        self.trusted = frozenset(str(ipaddress.ip_address(a)) for a in trusted)
+        self.trusted = frozenset(plain_address(str(ipaddress.ip_address(a))) for a in trusted)
 
     def __call__(self, request: web.Request) -> str:
-        peer = request.remote or "-"
+        peer = plain_address(request.remote) if request.remote else "-"
         if peer not in self.trusted:
             return peer
         # The rightmost entry not added by a trusted proxy is the one a client cannot forge.
         hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
         for hop in reversed(hops):
             try:
-                address = str(ipaddress.ip_address(hop))
+                address = plain_address(str(ipaddress.ip_address(hop)))
             except ValueError:
                 return peer
             if address not in self.trusted:
@@ -237,7 +253,7 @@ class AccessLog(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         entry = {
-            "time": _Clock.stamp(), "peer": request.get(PEER) or request.remote, "method": request.method,
+            "time": _Clock.stamp(), "peer": request.get(PEER) or plain_address(request.remote or "-"), "method": request.method,
             "path": request.raw_path, "status": response.status, "bytes": response.body_length,
             "ms": round(time * 1000, 1),
         }  # fmt: skip

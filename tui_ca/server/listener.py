@@ -13,13 +13,14 @@ Only when every connection is busy with a request is the newcomer told 503.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import socket
 import ssl
 from collections import Counter
 from dataclasses import dataclass, field
 
-from tui_ca.server.http import Connection, Server, event
+from tui_ca.server.http import Connection, Server, event, plain_address
 
 BACKLOG = 1024
 # Refusing takes a handshake for TLS; these are capped too, then simply dropped.
@@ -28,6 +29,18 @@ _REFUSE_SECONDS = 2.0
 _SHUTDOWN_SECONDS = 5.0
 # Connections taken per wake-up of the listening socket; the rest wait for the next loop iteration.
 _ACCEPT_BATCH = 64
+
+
+def unbracketed(host: str) -> str:
+    """An address to listen on as given, or an IPv6 literal without the brackets a URL puts around it."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False  # not an address: binding it fails with the resolver's own words
 
 
 def _handshake_error(exc: BaseException) -> str:
@@ -97,7 +110,10 @@ class Listener:
         self.exempt = exempt
         self.log = log
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        # "::" means every address, IPv4 ones too (as the kernel's own default has it);
+        # their peers are then IPv4-mapped, and plain_address gives them back as IPv4.
+        dualstack = family == socket.AF_INET6 and _is_unspecified(host) and socket.has_dualstack_ipv6()
+        self.sock = socket.create_server((host, port), family=family, backlog=BACKLOG, dualstack_ipv6=dualstack)
         self.sock.setblocking(False)
         self.port: int = self.sock.getsockname()[1]
         self._slots: dict[Slot, None] = {}
@@ -146,7 +162,7 @@ class Listener:
                 # Before the handshake, whose flights would otherwise wait on Nagle; aiohttp sets it
                 # itself once the connection is made, which for plain HTTP is at once.
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._admit(conn, str(peer[0]))
+            self._admit(conn, plain_address(str(peer[0])))
 
     def _resume_accepting(self) -> None:
         self._resume = None

@@ -47,7 +47,7 @@ from tui_ca.engine.sharing import Sharing
 from tui_ca.server import http, status
 from tui_ca.server.context import CONTEXT, Context, LoginGuard
 from tui_ca.server.limits import RateLimiter
-from tui_ca.server.listener import Listener
+from tui_ca.server.listener import Listener, unbracketed
 from tui_ca.server.paths import EST_PREFIX, SCEP_PATHS
 
 # Only what the first CRL answer needs is imported above. EST's CSR checks, the
@@ -395,7 +395,7 @@ def _optional_routes(ca: Any, context: Context, args: object) -> tuple[list[Any]
 
 def serve(ca, args) -> int:
     """The ``serve`` command; returns when SIGTERM or SIGINT arrives."""
-    options = Options(host=args.host, port=args.port, http_port=args.http_port, anonymous=not args.no_anonymous,
+    options = Options(host=unbracketed(args.host), port=args.port, http_port=args.http_port, anonymous=not args.no_anonymous,
                       rate=args.rate, max_queued=args.max_queued,
                       max_per_address=getattr(args, "max_per_address", http.DEFAULT_MAX_PER_ADDRESS),
                       max_connections=_flag(args, "max_connections", http.DEFAULT_MAX_CONNECTIONS),
