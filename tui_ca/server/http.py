@@ -253,8 +253,8 @@ class AccessLog(AbstractAccessLogger):
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         entry = {
-            "time": _Clock.stamp(), "peer": request.get(PEER) or plain_address(request.remote or "-"), "method": request.method,
-            "path": request.raw_path, "status": response.status, "bytes": response.body_length,
+            "time": _Clock.stamp(), "peer": request.get(PEER) or plain_address(request.remote or "-"),
+            "method": request.method, "path": request.raw_path, "status": response.status, "bytes": response.body_length,
             "ms": round(time * 1000, 1),
         }  # fmt: skip
         for name, key in _LOGGED:

@@ -395,8 +395,8 @@ def _optional_routes(ca: Any, context: Context, args: object) -> tuple[list[Any]
 
 def serve(ca, args) -> int:
     """The ``serve`` command; returns when SIGTERM or SIGINT arrives."""
-    options = Options(host=unbracketed(args.host), port=args.port, http_port=args.http_port, anonymous=not args.no_anonymous,
-                      rate=args.rate, max_queued=args.max_queued,
+    options = Options(host=unbracketed(args.host), port=args.port, http_port=args.http_port,
+                      anonymous=not args.no_anonymous, rate=args.rate, max_queued=args.max_queued,
                       max_per_address=getattr(args, "max_per_address", http.DEFAULT_MAX_PER_ADDRESS),
                       max_connections=_flag(args, "max_connections", http.DEFAULT_MAX_CONNECTIONS),
                       timeout=getattr(args, "timeout", None) or http.DEFAULT_TIMEOUT,
