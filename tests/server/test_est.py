@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
 from tests.server.support import assert_plain_line, b64, enrolled, make_csr, serving
+from tests.server.test_protocol import exchange
 from tui_ca.engine import RequestStatus, RevocationReason
 from tui_ca.server.users import set_user
 
@@ -107,6 +108,27 @@ def test_users_name_the_requester_and_bad_passwords_are_refused(live_ca, tmp_pat
         assert ok.status == 202
         [request] = enrolled(live_ca)
         assert request.requester == "phone-17" and request.submitted_by.user == "phone-17"
+
+
+def test_two_authorization_headers_are_refused_and_malformed_credentials_say_why(live_ca, tmp_path):
+    users = tmp_path / "users"
+    set_user(users, "phone-17", "correct horse")
+    with serving(live_ca, users_path=users, anonymous=False) as client:
+        der, _ = make_csr("twice")
+        body = b64(der)
+        # One header that a proxy in front may have checked, one that we would: neither is taken.
+        head = (b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\nContent-Type: application/pkcs10\r\n"
+                b"Authorization: %s\r\nAuthorization: %s\r\nContent-Length: %d\r\n\r\n"
+                % (_basic("phone-17", "correct horse").encode(), _basic("other", "x").encode(), len(body)))  # fmt: skip
+        answer = exchange(client, head + body, tls=True)
+        assert answer.startswith(b"HTTP/1.1 400 ") and answer.endswith(b"more than one Authorization header\n")
+        latin1 = "Basic " + base64.b64encode("phone-17:sécret".encode("latin-1")).decode()
+        not_utf8 = client.est("POST", "simpleenroll", body, {"Authorization": latin1})
+        assert (not_utf8.status, not_utf8.text) == (401, "the Basic credentials are not UTF-8\n")
+        no_colon = client.est("POST", "simpleenroll", body, {"Authorization": "Basic " + b64(b"phone-17").decode()})
+        assert (no_colon.status, no_colon.text) == (401, "the Basic credentials are not base64 of name:password\n")
+        assert_plain_line(no_colon)
+        assert enrolled(live_ca) == []
 
 
 def _basic(name: str, password: str) -> str:

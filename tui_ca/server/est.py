@@ -130,7 +130,11 @@ async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[App
     The server only reports who it is talking to; which requester names that
     identity may take is the engine's decision (applicant.py).
     """
-    header = request.headers.get(hdrs.AUTHORIZATION)
+    given = request.headers.getall(hdrs.AUTHORIZATION, [])
+    if len(given) > 1:
+        # A proxy in front may have checked one and we would check the other: refused, like smuggling.
+        raise HttpError(HTTPStatus.BAD_REQUEST, "more than one Authorization header", close=True)
+    header = given[0] if given else None
     der = _client_cert_der(request)
     stored = await ctx.run(_stored_for, ctx, der) if der is not None else None
     if header is None:
@@ -146,12 +150,9 @@ async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[App
                             "CA issued to a requester; use an EST user name and password", _REALM)  # fmt: skip
         raise HttpError(HTTPStatus.UNAUTHORIZED, "this server needs an EST user name and password", _REALM)
     scheme, _, token = header.partition(" ")
-    try:
-        name, sep, password = base64.b64decode(token.strip(), validate=True).decode().partition(":")
-    except (binascii.Error, ValueError):
-        sep = ""
-    if scheme.lower() != "basic" or not sep:
+    if scheme.lower() != "basic":
         raise HttpError(HTTPStatus.UNAUTHORIZED, "only HTTP Basic credentials are accepted", _REALM)
+    name, password = _basic_credentials(token)
     peer = request[PEER]
     wait = ctx.logins.wait(peer, name)
     if wait:
@@ -161,6 +162,22 @@ async def authenticate(request: web.Request, ctx: Context, op: str) -> tuple[App
         raise HttpError(HTTPStatus.UNAUTHORIZED, "wrong EST user name or password", _REALM)
     request[REQUESTER] = name
     return ctx.users.applicant(name), name, stored
+
+
+def _basic_credentials(token: str) -> tuple[str, str]:
+    """(name, password) of an HTTP Basic token; a 401 that says what is wrong with a malformed one."""
+    try:
+        decoded = base64.b64decode(token.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    name, sep, password = decoded.partition(b":")
+    if not sep:
+        raise HttpError(HTTPStatus.UNAUTHORIZED, "the Basic credentials are not base64 of name:password", _REALM)
+    try:
+        return name.decode(), password.decode()
+    except UnicodeDecodeError:
+        # The realm says charset="UTF-8" (RFC 7617 §2.1): another charset would check a different password.
+        raise HttpError(HTTPStatus.UNAUTHORIZED, "the Basic credentials are not UTF-8", _REALM) from None
 
 
 # --------------------------------------------------------------- enrollment
