@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import socket
 import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -95,3 +96,17 @@ def serving(ca, users_path=None, **overrides):
 def enrolled(ca: CertificateAuthority, status=None) -> list:
     """The CA's requests that clients sent (server-setup's TLS, SCEP RA and OCSP certificates are on record too)."""
     return [request for request in ca.requests(status) if request.source != "server-setup"]
+
+
+def exchange(client: Client, data: bytes, *, tls: bool, wait: float = 20) -> bytes:
+    """Send bytes as they are; read until the server closes (a TLS close must be a clean close_notify)."""
+    port = client.running.https_port if tls else client.running.http_port
+    sock = socket.create_connection(("127.0.0.1", port), timeout=wait)
+    if tls:
+        sock = client.context.wrap_socket(sock, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
+    with sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):  # SSLEOFError here would mean no close_notify
+            chunks.append(chunk)
+    return b"".join(chunks)

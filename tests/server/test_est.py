@@ -9,8 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 
-from tests.server.support import assert_plain_line, b64, enrolled, make_csr, serving
-from tests.server.test_protocol import exchange
+from tests.server.support import assert_plain_line, b64, enrolled, exchange, make_csr, serving
 from tui_ca.engine import RequestStatus, RevocationReason
 from tui_ca.server.users import set_user
 

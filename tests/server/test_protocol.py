@@ -12,24 +12,9 @@ import time
 
 import pytest
 
-from tests.server.support import Client, b64, enrolled, make_csr, serving
+from tests.server.support import b64, enrolled, exchange, make_csr, serving
 from tui_ca.server.http import json_line, plain_address
 from tui_ca.server.listener import unbracketed
-
-
-def exchange(client: Client, data: bytes, *, tls: bool, wait: float = 20) -> bytes:
-    """Send bytes as they are; read until the server closes (a TLS close must be a clean close_notify)."""
-    port = client.running.https_port if tls else client.running.http_port
-    sock = socket.create_connection(("127.0.0.1", port), timeout=wait)
-    if tls:
-        sock = client.context.wrap_socket(sock, server_hostname="127.0.0.1", suppress_ragged_eofs=False)
-    with sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):  # SSLEOFError here would mean no close_notify
-            chunks.append(chunk)
-    return b"".join(chunks)
-
 
 SMUGGLING = [
     (b"POST /ocsp HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\n0000", "two Content-Lengths"),
